@@ -1,0 +1,228 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/triage"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// Detect records the alert and its run, runs the detect stage, and records it.
+func (a *Activities) Detect(ctx context.Context, in workflows.DetectInput) (workflows.DetectOutput, error) {
+	det, attacks := a.Attack.Detect(&in.Alert)
+	alert := in.Alert
+	alert.Attacks = attacks
+	raw := string(alert.Raw)
+	alert.Raw = nil
+	dedup := in.DedupUntil
+	row := &store.Alert{
+		ID:            in.Ref.AlertID,
+		WorkflowID:    in.Ref.WorkflowID,
+		Fingerprint:   alert.Fingerprint(),
+		Source:        alert.Source,
+		FindingUID:    alert.Finding.UID,
+		Title:         alert.Finding.Title,
+		RuleUID:       firstNonEmpty(alert.Rule.UID, alert.Rule.Name),
+		SeverityID:    alert.SeverityID,
+		Severity:      alert.Severity,
+		Confidence:    alert.Confidence,
+		Status:        store.AlertProcessing,
+		EventTime:     alert.Time,
+		ReceivedAt:    in.ReceivedAt,
+		LastSeenAt:    in.ReceivedAt,
+		AlertJSON:     jsonText(alert),
+		RawJSON:       raw,
+		DetectionJSON: jsonText(det),
+	}
+	run := &store.Run{
+		ID:           in.Ref.RunID,
+		WorkflowID:   in.Ref.WorkflowID,
+		WorkflowType: workflows.AlertWorkflowName,
+		AlertID:      in.Ref.AlertID,
+		Status:       store.StatusRunning,
+		Stage:        workflows.StageDetect,
+		StartedAt:    in.StartedAt,
+		DedupUntil:   &dedup,
+	}
+	if err := a.Store.RecordAlert(ctx, row, alert.Entities(), run); err != nil {
+		return workflows.DetectOutput{}, err
+	}
+	now := time.Now()
+	summary := map[string]any{"source": alert.Source, "rule": row.RuleUID, "techniques": det.Techniques}
+	if err := a.saveStep(ctx, in.Ref, workflows.StageDetect, store.StatusSucceeded, in.StartedAt, &now, summary, det, ""); err != nil {
+		return workflows.DetectOutput{}, err
+	}
+	return workflows.DetectOutput{Detection: det, Attacks: attacks}, nil
+}
+
+// LookupAsset finds the alert's device in the inventory. Not being there is an
+// answer (found: false), not an error.
+func (a *Activities) LookupAsset(ctx context.Context, in workflows.EnrichInput) (triage.Asset, error) {
+	d := in.Alert.Device
+	asset, err := a.Store.FindAsset(ctx, d.ID, d.Hostname, d.IP)
+	if errors.Is(err, store.ErrNotFound) {
+		return triage.Asset{Found: false}, nil
+	}
+	if err != nil {
+		return triage.Asset{}, err
+	}
+	return triage.Asset{
+		Found:       true,
+		DeviceID:    asset.DeviceID,
+		Hostname:    asset.Hostname,
+		IP:          asset.IP,
+		Criticality: asset.Criticality,
+		Owner:       asset.Owner,
+		Protected:   asset.Protected,
+		Tags:        asset.Tags(),
+	}, nil
+}
+
+// MatchIOCs looks the alert's indicators up on the local IOC list.
+func (a *Activities) MatchIOCs(ctx context.Context, in workflows.EnrichInput) ([]triage.IOCMatch, error) {
+	rows, err := a.Store.MatchIOCs(ctx, in.Alert.Entities())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]triage.IOCMatch, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, triage.IOCMatch{Type: r.Type, Value: r.Value, Source: r.Source, Confidence: r.Confidence})
+	}
+	return out, nil
+}
+
+// PriorAlertsWindow is how far back prior alerts count, in event time.
+const PriorAlertsWindow = 24 * time.Hour
+
+// CountPriorAlerts counts other alerts about the same entities in the 24 hours of
+// event time before this one. Event time, not arrival time, so a replay of last
+// week's alerts sees what it saw live.
+func (a *Activities) CountPriorAlerts(ctx context.Context, in workflows.EnrichInput) (int, error) {
+	t := in.Alert.Time
+	return a.Store.CountPriorAlerts(ctx, in.Alert.Entities(), t.Add(-PriorAlertsWindow), t, in.Ref.AlertID)
+}
+
+// Decide records the enrichment, evaluates the containment rule and records the
+// decision with the values that drove it.
+func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (policy.Verdict, error) {
+	enrichStatus, enrichErr := store.StatusSucceeded, ""
+	if !in.Enrichment.Complete {
+		enrichStatus, enrichErr = store.StatusFailed, fmt.Sprint(in.Enrichment.Errors)
+	}
+	finished := in.EnrichFinished
+	if err := a.saveStep(ctx, in.Ref, workflows.StageEnrich, enrichStatus, in.EnrichStarted, &finished, nil, in.Enrichment, enrichErr); err != nil {
+		return policy.Verdict{}, err
+	}
+	verdict, err := a.Decider.Evaluate(policy.Env{Alert: in.Alert, Detect: in.Detection, Enrich: in.Enrichment})
+	if err != nil {
+		// The rule itself cannot run on this alert: retrying will not help.
+		now := time.Now()
+		_ = a.saveStep(ctx, in.Ref, workflows.StageDecide, store.StatusFailed, in.DecideStarted, &now, nil, nil, err.Error())
+		return policy.Verdict{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeDecision, err)
+	}
+	if err := a.Store.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{
+		EnrichmentJSON: jsonText(in.Enrichment),
+		DecisionJSON:   jsonText(verdict),
+	}); err != nil {
+		return policy.Verdict{}, err
+	}
+	now := time.Now()
+	if err := a.saveStep(ctx, in.Ref, workflows.StageDecide, store.StatusSucceeded, in.DecideStarted, &now, map[string]any{"expression": verdict.Expression}, verdict, ""); err != nil {
+		return policy.Verdict{}, err
+	}
+	if err := a.Store.UpdateRun(ctx, in.Ref.RunID, store.RunUpdate{Stage: workflows.StageDecide}); err != nil {
+		return policy.Verdict{}, err
+	}
+	return verdict, nil
+}
+
+// RecordDuplicates records the duplicate count.
+func (a *Activities) RecordDuplicates(ctx context.Context, in workflows.DuplicatesInput) error {
+	return a.Store.SetDuplicates(ctx, in.AlertID, in.Count, in.LastSeen)
+}
+
+// Finish records the alert's outcome when its stages are done, and the run's close
+// when the dedup window ends.
+func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error {
+	if in.SkipContain != "" {
+		at := in.At
+		if err := a.saveStep(ctx, in.Ref, workflows.StageContain, store.StatusSkipped, in.At, &at, nil,
+			map[string]string{"reason": in.SkipContain}, ""); err != nil {
+			return err
+		}
+	}
+	if in.FailedStage != "" {
+		if err := a.markStepFailed(ctx, in); err != nil {
+			return err
+		}
+	}
+	if err := a.Store.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome)}); err != nil {
+		return err
+	}
+	if err := a.Store.SetDuplicates(ctx, in.Ref.AlertID, in.Duplicates, in.LastSeen); err != nil {
+		return err
+	}
+	at := in.At
+	u := store.RunUpdate{Stage: workflows.StageDone, Error: in.Error}
+	if in.Closed {
+		u.ClosedAt = &at
+	} else {
+		u.CompletedAt = &at
+		u.Status = store.StatusCompleted
+		if in.Outcome == workflows.OutcomeFailed {
+			u.Status = store.StatusFailed
+		}
+	}
+	return a.Store.UpdateRun(ctx, in.Ref.RunID, u)
+}
+
+// markStepFailed records the failed stage's step, keeping a start time recorded
+// earlier by the stage itself.
+func (a *Activities) markStepFailed(ctx context.Context, in workflows.FinishInput) error {
+	at := in.At
+	return a.Store.SaveStep(ctx, &store.Step{
+		RunID:      in.Ref.RunID,
+		Name:       in.FailedStage,
+		Seq:        stepSeq[in.FailedStage],
+		Status:     store.StatusFailed,
+		StartedAt:  a.stepStart(ctx, in.Ref.RunID, in.FailedStage, at),
+		FinishedAt: &at,
+		Error:      in.Error,
+	})
+}
+
+func (a *Activities) stepStart(ctx context.Context, runID, name string, fallback time.Time) time.Time {
+	if started, err := a.Store.StepStartedAt(ctx, runID, name); err == nil {
+		return started
+	}
+	return fallback
+}
+
+func alertStatus(outcome string) string {
+	switch outcome {
+	case workflows.OutcomeContained:
+		return store.AlertContained
+	case workflows.OutcomeNoAction:
+		return store.AlertNoAction
+	case workflows.OutcomeFailed:
+		return store.AlertFailed
+	default:
+		return store.AlertProcessing
+	}
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

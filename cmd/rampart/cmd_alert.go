@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+)
+
+func newAlertCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
+	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd())
+	return cmd
+}
+
+func urlFlag(cmd *cobra.Command, into *string) {
+	def := app.Env("RAMPART_URL", "http://"+app.Env("RAMPART_LISTEN", app.DefaultListen))
+	cmd.Flags().StringVar(into, "url", def, "Rampart base URL (env RAMPART_URL)")
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+func newAlertSendCmd() *cobra.Command {
+	var source, base, secret, sourcesFile string
+	cmd := &cobra.Command{
+		Use:   "send FILE",
+		Short: "Sign and post an alert payload to a webhook source",
+		Long: `send posts FILE (one JSON payload in the source's format; - reads stdin) to
+/api/v1/webhooks/SOURCE. Without --secret it signs with the secret the server uses:
+RAMPART_WEBHOOK_SECRET_<SOURCE> if set, else the source's entry in the sources file.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readPayload(args[0])
+			if err != nil {
+				return err
+			}
+			auth := ingest.AuthHMAC
+			if secret == "" {
+				sources, err := ingest.LoadSources(sourcesFile)
+				if err != nil {
+					return fmt.Errorf("no --secret given and %w", err)
+				}
+				src, ok := sources[source]
+				if !ok {
+					return fmt.Errorf("source %q is not in %s", source, sourcesFile)
+				}
+				secret, auth = src.Secret(), src.Auth
+			}
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost,
+				strings.TrimRight(base, "/")+"/api/v1/webhooks/"+url.PathEscape(source), bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if auth == ingest.AuthBearer {
+				req.Header.Set("Authorization", "Bearer "+secret)
+			} else {
+				req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(secret), time.Now(), body))
+			}
+			out, status, err := do(req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimSpace(string(out)))
+			if status != http.StatusAccepted {
+				return exitError(2)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&source, "source", "", "webhook source name, e.g. crowdstrike or ocsf (required)")
+	cmd.Flags().StringVar(&secret, "secret", "", "HMAC secret or bearer token (default: the server's, from the environment or the sources file)")
+	cmd.Flags().StringVar(&sourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", filepath.Join(app.ExamplesDir(), "sources.yaml")), "sources file to take the secret from")
+	_ = cmd.MarkFlagRequired("source")
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func readPayload(path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, 8<<20))
+	}
+	return os.ReadFile(path)
+}
+
+func newAlertListCmd() *cobra.Command {
+	var base, status, severity string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List alerts, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if status != "" {
+				q.Set("status", status)
+			}
+			if severity != "" {
+				q.Set("min_severity", severity)
+			}
+			var page server.AlertList
+			if err := getJSON(cmd, base, "/api/v1/alerts?"+q.Encode(), &page); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tTITLE")
+			for _, a := range page.Alerts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
+					a.Severity, a.Status, a.DuplicateCount, a.Source, a.Title)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&status, "status", "", "processing, contained, no_action or failed")
+	cmd.Flags().StringVar(&severity, "min-severity", "", "minimum severity: id (0-6) or name (low, high…)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func newAlertShowCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show an alert with its enrichment, decision, steps and actions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var detail json.RawMessage
+			if err := getJSON(cmd, base, "/api/v1/alerts/"+url.PathEscape(args[0]), &detail); err != nil {
+				return err
+			}
+			var pretty bytes.Buffer
+			if err := json.Indent(&pretty, detail, "", "  "); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), pretty.String())
+			return nil
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func getJSON(cmd *cobra.Command, base, path string, into any) error {
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(base, "/")+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	out, status, err := do(req)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", path, status, strings.TrimSpace(string(out)))
+	}
+	return json.Unmarshal(out, into)
+}
+
+func do(req *http.Request) ([]byte, int, error) {
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("is rampart running at %s? %w", req.URL.Host, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return out, resp.StatusCode, err
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/server/ingest"
+)
+
+func newServerCmd() *cobra.Command {
+	f := &configFlags{}
+	var migrate bool
+	examples := app.ExamplesDir()
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the HTTP side: webhook ingress, API and UI, against an external Temporal and database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load()
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := app.OpenStore(ctx, cfg.DatabaseDSN, migrate)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := app.PrepareTemporal(ctx, c, cfg); err != nil {
+				return err
+			}
+			sources, err := ingest.LoadSources(cfg.SourcesFile)
+			if err != nil {
+				return err
+			}
+			srv, err := app.NewHTTPServer(cfg, c, st, sources, log)
+			if err != nil {
+				return err
+			}
+			addr, err := srv.Listen(cfg.Listen)
+			if err != nil {
+				return err
+			}
+			log.Info("rampart server listening", "addr", addr.String(), "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace)
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve() }()
+			select {
+			case <-ctx.Done():
+			case err = <-errc:
+			}
+			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shutdown)
+			return err
+		},
+	}
+	f.common(cmd, "")
+	f.temporal(cmd, "127.0.0.1:7233")
+	f.database(cmd, "")
+	f.sources(cmd, filepath.Join(examples, "sources.yaml"))
+	cmd.Flags().StringVar(&f.cfg.Listen, "listen", app.Env("RAMPART_LISTEN", app.DefaultListen), "HTTP listen address (env RAMPART_LISTEN)")
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply the store schema before serving")
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	f := &configFlags{}
+	var migrate bool
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run a Temporal worker: the alert workflow and its activities, against an external Temporal and database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load()
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := app.OpenStore(ctx, cfg.DatabaseDSN, migrate)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if _, err := app.LoadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile); err != nil {
+				return err
+			}
+			edr, err := app.NewEDR(cfg.CrowdStrike)
+			if err != nil {
+				return err
+			}
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := app.PrepareTemporal(ctx, c, cfg); err != nil {
+				return err
+			}
+			acts, err := app.NewActivities(cfg, st, edr, log)
+			if err != nil {
+				return err
+			}
+			w, err := app.StartWorker(c, cfg.TaskQueue, acts, worker.Options{})
+			if err != nil {
+				return err
+			}
+			log.Info("rampart worker polling", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace)
+			<-ctx.Done()
+			w.Stop()
+			return nil
+		},
+	}
+	f.common(cmd, "")
+	f.temporal(cmd, "127.0.0.1:7233")
+	f.database(cmd, "")
+	f.reference(cmd, "", "")
+	f.edr(cmd)
+	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply the store schema before polling")
+	return cmd
+}
+
+func newMigrateCmd() *cobra.Command {
+	var dsn string
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the store schema to the database",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := app.OpenStore(cmd.Context(), dsn, true)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			cmd.Printf("store schema applied (%s)\n", st.Dialect())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dsn, "database", app.Env("RAMPART_DATABASE_DSN", ""), "database: postgres://… for PostgreSQL, else a SQLite file path (env RAMPART_DATABASE_DSN)")
+	return cmd
+}

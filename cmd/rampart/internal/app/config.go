@@ -1,0 +1,148 @@
+// Package app assembles Rampart's processes from its parts: configuration, the
+// store, the Temporal client and worker, the HTTP server, the CrowdStrike
+// simulator, and the example data `rampart dev` loads. cmd/rampart's commands and
+// the end-to-end tests call it; nothing else does.
+//
+// It may import every Rampart package and the embedded Temporal server.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// Config is everything a Rampart process is configured with. Process settings come
+// from flags and RAMPART_* variables; policy settings from the config file.
+type Config struct {
+	Listen          string
+	DataDir         string
+	TemporalAddress string
+	Namespace       string
+	TaskQueue       string
+	DatabaseDSN     string
+	SourcesFile     string
+	AssetsFile      string
+	IOCsFile        string
+	LogLevel        string
+
+	// Policy, from the config file.
+	ContainWhen string
+	DedupWindow time.Duration
+	Retention   time.Duration
+
+	CrowdStrike CrowdStrikeConfig
+}
+
+// CrowdStrikeConfig points the EDR integration at a Falcon cloud (or a simulator).
+type CrowdStrikeConfig struct {
+	BaseURL      string
+	ClientID     string
+	ClientSecret integrations.Secret
+}
+
+// Defaults.
+const (
+	DefaultListen    = "127.0.0.1:8080"
+	DefaultDataDir   = ".rampart"
+	DefaultNamespace = "default"
+	DefaultRetention = 7 * 24 * time.Hour
+)
+
+// Env returns the value of a RAMPART_ variable or def.
+func Env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// PolicyFile is the YAML config file's shape.
+type PolicyFile struct {
+	Decide struct {
+		ContainWhen string `yaml:"contain_when"`
+	} `yaml:"decide"`
+	DedupWindow string `yaml:"dedup_window"`
+	Retention   string `yaml:"retention"`
+}
+
+// LoadPolicy reads the config file into c; an empty path keeps the defaults.
+func (c *Config) LoadPolicy(path string) error {
+	if c.ContainWhen == "" {
+		c.ContainWhen = policy.DefaultContainWhen
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = workflows.DefaultDedupWindow
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var f PolicyFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if f.Decide.ContainWhen != "" {
+		c.ContainWhen = f.Decide.ContainWhen
+	}
+	for _, d := range []struct {
+		name, value string
+		into        *time.Duration
+	}{{"dedup_window", f.DedupWindow, &c.DedupWindow}, {"retention", f.Retention, &c.Retention}} {
+		if d.value == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.value)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("config %s: %s must be a positive duration like 10m, not %q", path, d.name, d.value)
+		}
+		*d.into = v
+	}
+	return nil
+}
+
+// Validate checks what every process needs.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Namespace == "" {
+		errs = append(errs, errors.New("temporal namespace is empty"))
+	}
+	if c.TaskQueue == "" {
+		errs = append(errs, errors.New("task queue is empty"))
+	}
+	if c.Retention < 24*time.Hour {
+		errs = append(errs, errors.New("retention must be at least 24h (Temporal's minimum)"))
+	}
+	if _, err := policy.CompileContainRule(c.ContainWhen); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ExamplesDir finds the examples directory: ./examples, or beside the binary.
+func ExamplesDir() string {
+	if st, err := os.Stat("examples"); err == nil && st.IsDir() {
+		return "examples"
+	}
+	if exe, err := os.Executable(); err == nil {
+		dir := filepath.Join(filepath.Dir(exe), "..", "examples")
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return dir
+		}
+	}
+	return "examples"
+}

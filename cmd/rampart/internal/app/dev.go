@@ -1,0 +1,204 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+)
+
+// DevOptions configure a one-process Rampart.
+type DevOptions struct {
+	Config Config
+	// TemporalPort is the embedded frontend's port; 0 picks a free one.
+	TemporalPort int
+	// SimulatorListen is where the CrowdStrike simulator serves (127.0.0.1:0).
+	SimulatorListen string
+	// ContainDelay is how long the simulator keeps a host containment_pending.
+	ContainDelay time.Duration
+	// PollInterval is how often containment is re-checked.
+	PollInterval time.Duration
+	Worker       worker.Options
+	Logger       *slog.Logger
+}
+
+// Dev is a running one-process Rampart: embedded Temporal (unless an address was
+// given), SQLite store, worker, HTTP server and CrowdStrike simulator.
+type Dev struct {
+	Config    Config
+	Temporal  *embedded.Server // nil with an external Temporal
+	Client    client.Client
+	Store     *store.Store
+	Simulator *crowdstrike.Simulator // nil with an external EDR
+	Worker    worker.Worker
+	HTTP      *server.Server
+	URL       string
+	Sources   map[string]*ingest.Source
+
+	serveErr chan error
+	log      *slog.Logger
+}
+
+// StartDev starts everything and returns once the HTTP server is listening. On
+// error, whatever was started is stopped again.
+func StartDev(ctx context.Context, opts DevOptions) (d *Dev, err error) {
+	cfg := opts.Config
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d = &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			d.Stop(context.Background())
+			d = nil
+		}
+	}()
+
+	if cfg.TemporalAddress == "" {
+		d.Temporal, err = embedded.Start(ctx, embedded.Options{
+			DataDir: cfg.DataDir, Namespace: cfg.Namespace, FrontendPort: opts.TemporalPort, LogLevel: temporalLogLevel(cfg.LogLevel),
+		})
+		if err != nil {
+			return nil, err
+		}
+		d.Config.TemporalAddress = d.Temporal.FrontendAddress()
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, log); err != nil {
+		return nil, err
+	}
+	if err := PrepareTemporal(ctx, d.Client, &d.Config); err != nil {
+		return nil, err
+	}
+
+	dsn := cfg.DatabaseDSN
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "rampart.db")
+	}
+	if d.Store, err = OpenStore(ctx, dsn, true); err != nil {
+		return nil, err
+	}
+	assets, err := LoadReferenceData(ctx, d.Store, cfg.AssetsFile, cfg.IOCsFile)
+	if err != nil {
+		return nil, err
+	}
+	if d.Sources, err = ingest.LoadSources(cfg.SourcesFile); err != nil {
+		return nil, err
+	}
+
+	if d.Config.CrowdStrike.BaseURL == "" {
+		if err := d.startSimulator(opts, assets); err != nil {
+			return nil, err
+		}
+	}
+	edr, err := NewEDR(d.Config.CrowdStrike)
+	if err != nil {
+		return nil, err
+	}
+	acts, err := NewActivities(&d.Config, d.Store, edr, log)
+	if err != nil {
+		return nil, err
+	}
+	acts.PollInterval = opts.PollInterval
+	if d.Worker, err = StartWorker(d.Client, cfg.TaskQueue, acts, opts.Worker); err != nil {
+		return nil, err
+	}
+
+	if d.HTTP, err = NewHTTPServer(&d.Config, d.Client, d.Store, d.Sources, log); err != nil {
+		return nil, err
+	}
+	addr, err := d.HTTP.Listen(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	d.URL = "http://" + addr.String()
+	go func() { d.serveErr <- d.HTTP.Serve() }()
+	return d, nil
+}
+
+// startSimulator runs the CrowdStrike simulator with one device per inventory asset
+// that has a device id, and points the EDR client at it with fresh credentials.
+func (d *Dev) startSimulator(opts DevOptions, assets []store.Asset) error {
+	id, secret := "rampart-dev-"+randomHex(4), randomHex(24)
+	d.Simulator = crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: id, ClientSecret: secret, ContainDelay: opts.ContainDelay})
+	for _, a := range assets {
+		if a.DeviceID != "" {
+			d.Simulator.AddHost(crowdstrike.SimHost{ID: a.DeviceID, Hostname: a.Hostname, IP: a.IP, Platform: "Windows"})
+		}
+	}
+	listen := opts.SimulatorListen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	if err := d.Simulator.Start(listen); err != nil {
+		return err
+	}
+	d.Config.CrowdStrike = CrowdStrikeConfig{BaseURL: d.Simulator.URL(), ClientID: id, ClientSecret: integrations.NewSecret(secret)}
+	return nil
+}
+
+// Done reports the HTTP server stopping on its own (a serve error).
+func (d *Dev) Done() <-chan error { return d.serveErr }
+
+// Stop shuts everything down in reverse order: no new webhooks, then the worker
+// finishes its current tasks, then Temporal and the store close.
+func (d *Dev) Stop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if d.HTTP != nil {
+		if err := d.HTTP.Shutdown(ctx); err != nil {
+			d.log.Warn("http shutdown", "error", err)
+		}
+	}
+	if d.Worker != nil {
+		d.Worker.Stop()
+	}
+	if d.Client != nil {
+		d.Client.Close()
+	}
+	if d.Simulator != nil {
+		_ = d.Simulator.Close()
+	}
+	if d.Temporal != nil {
+		if err := d.Temporal.Stop(); err != nil {
+			d.log.Warn("temporal shutdown", "error", err)
+		}
+	}
+	if d.Store != nil {
+		_ = d.Store.Close()
+	}
+}
+
+func temporalLogLevel(level string) string {
+	if level == "debug" {
+		return "info"
+	}
+	return "error"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(errors.New("crypto/rand failed"))
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,201 @@
+package app
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.temporal.io/sdk/client"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/triage"
+)
+
+// OpenStore opens the database; migrate applies the schema first.
+func OpenStore(ctx context.Context, dsn string, migrate bool) (*store.Store, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := st.Migrate(ctx); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// NewEDR builds the configured EDR client.
+func NewEDR(cfg CrowdStrikeConfig) (integrations.EDR, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("no EDR configured: set --crowdstrike-url and RAMPART_CROWDSTRIKE_CLIENT_ID/_SECRET")
+	}
+	reg := integrations.NewRegistry()
+	c, err := crowdstrike.New(crowdstrike.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret})
+	if err != nil {
+		return nil, err
+	}
+	reg.RegisterEDR(c)
+	return reg.EDR(crowdstrike.Name)
+}
+
+// NewActivities builds the activity implementations with their dependencies.
+func NewActivities(cfg *Config, st *store.Store, edr integrations.EDR, log *slog.Logger) (*activities.Activities, error) {
+	rule, err := policy.CompileContainRule(cfg.ContainWhen)
+	if err != nil {
+		return nil, err
+	}
+	return &activities.Activities{Store: st, EDR: edr, Decider: rule, Attack: triage.NewAttack(), Logger: log}, nil
+}
+
+// NewHTTPServer builds the HTTP server: webhooks into Temporal, reads from the store.
+func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[string]*ingest.Source, log *slog.Logger) (*server.Server, error) {
+	pipeline, err := ingest.NewPipeline(ingest.Options{
+		Sources: sources,
+		Starter: &server.TemporalStarter{
+			Client: c, Namespace: cfg.Namespace, TaskQueue: cfg.TaskQueue,
+			DataConverter: DataConverter(), Identity: server.NewIdentity("server"),
+		},
+		DedupWindow: cfg.DedupWindow,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return server.New(server.Options{
+		Pipeline: pipeline,
+		Alerts:   st,
+		Ready: []server.Check{
+			{Name: "database", Check: st.Ping},
+			{Name: "temporal", Check: func(ctx context.Context) error {
+				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			}},
+		},
+		Logger: log,
+	}), nil
+}
+
+// AssetsFile is the YAML shape of an asset inventory.
+type AssetsFile struct {
+	Assets []struct {
+		Hostname    string   `yaml:"hostname"`
+		DeviceID    string   `yaml:"device_id"`
+		IP          string   `yaml:"ip"`
+		Criticality string   `yaml:"criticality"`
+		Owner       string   `yaml:"owner"`
+		Protected   bool     `yaml:"protected"`
+		Tags        []string `yaml:"tags"`
+	} `yaml:"assets"`
+}
+
+// LoadAssets reads an inventory file.
+func LoadAssets(path string) ([]store.Asset, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("assets: %w", err)
+	}
+	var f AssetsFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("assets %s: %w", path, err)
+	}
+	out := make([]store.Asset, 0, len(f.Assets))
+	for i, a := range f.Assets {
+		if a.Hostname == "" {
+			return nil, fmt.Errorf("assets %s: entry %d has no hostname", path, i+1)
+		}
+		tags, _ := json.Marshal(a.Tags)
+		out = append(out, store.Asset{
+			Hostname: a.Hostname, DeviceID: a.DeviceID, IP: a.IP, Criticality: a.Criticality,
+			Owner: a.Owner, Protected: a.Protected, TagsJSON: string(tags),
+		})
+	}
+	return out, nil
+}
+
+// LoadIOCs reads a CSV IOC list with the header type,value,source,confidence
+// (and an optional description).
+func LoadIOCs(path string) ([]store.IOC, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("iocs: %w", err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("iocs %s: header: %w", path, err)
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(h))] = i
+	}
+	for _, need := range []string{"type", "value"} {
+		if _, ok := col[need]; !ok {
+			return nil, fmt.Errorf("iocs %s: header lacks %q", path, need)
+		}
+	}
+	get := func(rec []string, name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	var out []store.IOC
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("iocs %s: %w", path, err)
+		}
+		ioc := store.IOC{Type: strings.ToLower(get(rec, "type")), Value: get(rec, "value"), Source: get(rec, "source"), Description: get(rec, "description")}
+		if !store.ValidIOCType(ioc.Type) || ioc.Value == "" {
+			return nil, fmt.Errorf("iocs %s line %d: unknown type %q or empty value", path, line, ioc.Type)
+		}
+		if c := get(rec, "confidence"); c != "" {
+			if ioc.Confidence, err = strconv.Atoi(c); err != nil || ioc.Confidence < 0 || ioc.Confidence > 100 {
+				return nil, fmt.Errorf("iocs %s line %d: confidence must be 0-100", path, line)
+			}
+		}
+		out = append(out, ioc)
+	}
+}
+
+// LoadReferenceData upserts the inventory and the IOC list, whichever is given.
+func LoadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string) (assets []store.Asset, err error) {
+	if assetsFile != "" {
+		if assets, err = LoadAssets(assetsFile); err != nil {
+			return nil, err
+		}
+		if err := st.UpsertAssets(ctx, assets); err != nil {
+			return nil, err
+		}
+	}
+	if iocsFile != "" {
+		iocs, err := LoadIOCs(iocsFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.UpsertIOCs(ctx, iocs); err != nil {
+			return nil, err
+		}
+	}
+	return assets, nil
+}

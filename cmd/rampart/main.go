@@ -1,0 +1,126 @@
+// Command rampart is Rampart's one binary: `dev` runs everything in one process;
+// `server` and `worker` run the HTTP side and the Temporal worker side against an
+// external Temporal and PostgreSQL; `migrate` applies the store schema; `alert`
+// sends and inspects alerts.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/integrations"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		var exit exitError
+		if errors.As(err, &exit) {
+			return int(exit) // the command already said why
+		}
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// exitError carries a specific exit code.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "rampart",
+		Short:         "Rampart: durable SOAR workflows — detect, enrich, decide, contain",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newDevCmd(),
+		newServerCmd(),
+		newWorkerCmd(),
+		newMigrateCmd(),
+		newAlertCmd(),
+	)
+	return root
+}
+
+// newLogger writes structured logs to stderr at the given level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// configFlags registers the flags shared by dev, server and worker on cfg.
+type configFlags struct {
+	cfg        app.Config
+	configFile string
+}
+
+func (f *configFlags) temporal(cmd *cobra.Command, defAddress string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.TemporalAddress, "temporal-address", app.Env("RAMPART_TEMPORAL_ADDRESS", defAddress), "Temporal frontend host:port (env RAMPART_TEMPORAL_ADDRESS)")
+	fl.StringVar(&f.cfg.Namespace, "namespace", app.Env("RAMPART_TEMPORAL_NAMESPACE", app.DefaultNamespace), "Temporal namespace (env RAMPART_TEMPORAL_NAMESPACE)")
+	fl.StringVar(&f.cfg.TaskQueue, "task-queue", app.Env("RAMPART_TASK_QUEUE", "rampart"), "Temporal task queue (env RAMPART_TASK_QUEUE)")
+}
+
+func (f *configFlags) common(cmd *cobra.Command, defConfig string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.configFile, "config", app.Env("RAMPART_CONFIG", defConfig), "policy config file: decide.contain_when, dedup_window, retention (env RAMPART_CONFIG)")
+	fl.StringVar(&f.cfg.LogLevel, "log-level", app.Env("RAMPART_LOG_LEVEL", "info"), "debug, info, warn or error (env RAMPART_LOG_LEVEL)")
+}
+
+func (f *configFlags) database(cmd *cobra.Command, def string) {
+	cmd.Flags().StringVar(&f.cfg.DatabaseDSN, "database", app.Env("RAMPART_DATABASE_DSN", def), "database: postgres://… for PostgreSQL, else a SQLite file path (env RAMPART_DATABASE_DSN)")
+}
+
+func (f *configFlags) reference(cmd *cobra.Command, defAssets, defIOCs string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.AssetsFile, "assets", app.Env("RAMPART_ASSETS_FILE", defAssets), "asset inventory YAML loaded at boot (env RAMPART_ASSETS_FILE)")
+	fl.StringVar(&f.cfg.IOCsFile, "iocs", app.Env("RAMPART_IOCS_FILE", defIOCs), "IOC list CSV loaded at boot (env RAMPART_IOCS_FILE)")
+}
+
+func (f *configFlags) edr(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg.CrowdStrike.BaseURL, "crowdstrike-url", app.Env("RAMPART_CROWDSTRIKE_URL", ""), "CrowdStrike API base URL (env RAMPART_CROWDSTRIKE_URL)")
+	fl.StringVar(&f.cfg.CrowdStrike.ClientID, "crowdstrike-client-id", app.Env("RAMPART_CROWDSTRIKE_CLIENT_ID", ""), "CrowdStrike API client id (env RAMPART_CROWDSTRIKE_CLIENT_ID; the secret only from RAMPART_CROWDSTRIKE_CLIENT_SECRET)")
+}
+
+func (f *configFlags) sources(cmd *cobra.Command, def string) {
+	cmd.Flags().StringVar(&f.cfg.SourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", def), "webhook sources YAML (env RAMPART_SOURCES_FILE; secrets overridable with RAMPART_WEBHOOK_SECRET_<SOURCE>)")
+}
+
+// load finishes the config: policy file, then secrets from the environment.
+func (f *configFlags) load() (*app.Config, error) {
+	if err := f.cfg.LoadPolicy(f.configFile); err != nil {
+		return nil, err
+	}
+	if v := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_SECRET"); v != "" {
+		f.cfg.CrowdStrike.ClientSecret = integrations.NewSecret(v)
+	}
+	return &f.cfg, f.cfg.Validate()
+}

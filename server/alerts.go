@@ -1,0 +1,226 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/store"
+)
+
+// AlertSummary is an alert in a list.
+type AlertSummary struct {
+	ID             string    `json:"id"`
+	WorkflowID     string    `json:"workflow_id"`
+	Source         string    `json:"source"`
+	Title          string    `json:"title"`
+	FindingUID     string    `json:"finding_uid"`
+	Rule           string    `json:"rule,omitempty"`
+	SeverityID     int       `json:"severity_id"`
+	Severity       string    `json:"severity"`
+	Confidence     int       `json:"confidence"`
+	Status         string    `json:"status"`
+	Fingerprint    string    `json:"fingerprint"`
+	EventTime      time.Time `json:"event_time"`
+	ReceivedAt     time.Time `json:"received_at"`
+	LastSeenAt     time.Time `json:"last_seen_at"`
+	DuplicateCount int       `json:"duplicate_count"`
+}
+
+// AlertList is a page of alerts.
+type AlertList struct {
+	Alerts     []AlertSummary `json:"alerts"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// AlertDetail is one alert with everything recorded about its run.
+type AlertDetail struct {
+	AlertSummary
+	Alert      json.RawMessage `json:"alert"`
+	Raw        json.RawMessage `json:"raw,omitempty"`
+	Detection  json.RawMessage `json:"detection,omitempty"`
+	Enrichment json.RawMessage `json:"enrichment,omitempty"`
+	Decision   json.RawMessage `json:"decision,omitempty"`
+	Run        *RunView        `json:"run,omitempty"`
+	Steps      []StepView      `json:"steps"`
+	Actions    []ActionView    `json:"actions"`
+	Temporal   TemporalRef     `json:"temporal"`
+}
+
+// TemporalRef names the alert's workflow execution.
+type TemporalRef struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// RunView is a workflow run.
+type RunView struct {
+	Status      string     `json:"status"`
+	Stage       string     `json:"stage,omitempty"`
+	Error       string     `json:"error,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	CompletedAt *time.Time `json:"completed_at,omitempty"`
+	ClosedAt    *time.Time `json:"closed_at,omitempty"`
+	DedupUntil  *time.Time `json:"dedup_until,omitempty"`
+}
+
+// StepView is one stage of a run.
+type StepView struct {
+	Name       string          `json:"name"`
+	Status     string          `json:"status"`
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	DurationMS *int64          `json:"duration_ms,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+	Output     json.RawMessage `json:"output,omitempty"`
+	Error      string          `json:"error,omitempty"`
+}
+
+// ActionView is one integration action.
+type ActionView struct {
+	Integration    string    `json:"integration"`
+	Operation      string    `json:"operation"`
+	Target         string    `json:"target"`
+	Status         string    `json:"status"`
+	VendorID       string    `json:"vendor_id,omitempty"`
+	VendorStatus   string    `json:"vendor_status,omitempty"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	Attempts       int       `json:"attempts"`
+	VendorCalls    int       `json:"vendor_calls"`
+	Error          string    `json:"error,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertNoAction, store.AlertFailed}
+
+func (s *Server) listAlerts(c echo.Context) error {
+	f := store.AlertFilter{Status: c.QueryParam("status"), Source: c.QueryParam("source"), Cursor: c.QueryParam("cursor")}
+	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
+		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of processing, contained, no_action, failed")
+	}
+	var err error
+	if f.Limit, err = intParam(c, "limit", 50, 1, 200); err != nil {
+		return err
+	}
+	if v := c.QueryParam("severity"); v != "" {
+		id, err := severityParam("severity", v)
+		if err != nil {
+			return err
+		}
+		f.SeverityID = &id
+	}
+	if v := c.QueryParam("min_severity"); v != "" {
+		id, err := severityParam("min_severity", v)
+		if err != nil {
+			return err
+		}
+		f.MinSeverity = &id
+	}
+	rows, next, err := s.opts.Alerts.ListAlerts(c.Request().Context(), f)
+	if errors.Is(err, store.ErrBadCursor) {
+		return apiError(http.StatusBadRequest, "invalid_query", "cursor is not one this API issued")
+	}
+	if err != nil {
+		return err
+	}
+	out := AlertList{Alerts: make([]AlertSummary, 0, len(rows)), NextCursor: next}
+	for i := range rows {
+		out.Alerts = append(out.Alerts, summary(&rows[i]))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getAlert(c echo.Context) error {
+	id := c.Param("id")
+	if len(id) > 64 {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	d, err := s.opts.Alerts.GetAlert(c.Request().Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	if err != nil {
+		return err
+	}
+	a := &d.Alert
+	out := AlertDetail{
+		AlertSummary: summary(a),
+		Alert:        rawJSON(a.AlertJSON),
+		Raw:          rawJSON(a.RawJSON),
+		Detection:    rawJSON(a.DetectionJSON),
+		Enrichment:   rawJSON(a.EnrichmentJSON),
+		Decision:     rawJSON(a.DecisionJSON),
+		Steps:        make([]StepView, 0, len(d.Steps)),
+		Actions:      make([]ActionView, 0, len(d.Actions)),
+		Temporal:     TemporalRef{WorkflowID: a.WorkflowID, RunID: a.ID},
+	}
+	if r := d.Run; r != nil {
+		out.Run = &RunView{Status: r.Status, Stage: r.Stage, Error: r.Error, StartedAt: r.StartedAt,
+			CompletedAt: r.CompletedAt, ClosedAt: r.ClosedAt, DedupUntil: r.DedupUntil}
+	}
+	for _, st := range d.Steps {
+		v := StepView{Name: st.Name, Status: st.Status, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			Input: rawJSON(st.InputJSON), Output: rawJSON(st.OutputJSON), Error: st.Error}
+		if st.FinishedAt != nil {
+			ms := st.FinishedAt.Sub(st.StartedAt).Milliseconds()
+			v.DurationMS = &ms
+		}
+		out.Steps = append(out.Steps, v)
+	}
+	for _, ac := range d.Actions {
+		out.Actions = append(out.Actions, ActionView{
+			Integration: ac.Integration, Operation: ac.Operation, Target: ac.Target, Status: ac.Status,
+			VendorID: ac.VendorID, VendorStatus: ac.VendorStatus, IdempotencyKey: ac.IdempotencyKey,
+			Attempts: ac.Attempts, VendorCalls: ac.VendorCalls, Error: ac.Error,
+			CreatedAt: ac.CreatedAt, UpdatedAt: ac.UpdatedAt,
+		})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func summary(a *store.Alert) AlertSummary {
+	return AlertSummary{
+		ID: a.ID, WorkflowID: a.WorkflowID, Source: a.Source, Title: a.Title, FindingUID: a.FindingUID,
+		Rule: a.RuleUID, SeverityID: a.SeverityID, Severity: a.Severity, Confidence: a.Confidence,
+		Status: a.Status, Fingerprint: a.Fingerprint, EventTime: a.EventTime, ReceivedAt: a.ReceivedAt,
+		LastSeenAt: a.LastSeenAt, DuplicateCount: a.DuplicateCount,
+	}
+}
+
+func rawJSON(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	return json.RawMessage(s)
+}
+
+func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, apiError(http.StatusBadRequest, "invalid_query", name+" must be an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
+	}
+	return n, nil
+}
+
+// severityParam accepts an OCSF severity id or its name (high, Critical…).
+func severityParam(name, v string) (int, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		if n == 0 || schemas.SeverityName(n) != "Unknown" {
+			return n, nil
+		}
+	} else if id, ok := schemas.SeverityID(v); ok {
+		return id, nil
+	}
+	return 0, apiError(http.StatusBadRequest, "invalid_query", name+" must be an OCSF severity id (0-6, 99) or name (low, medium, high, critical…)")
+}

@@ -1,0 +1,309 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/xeipuuv/gojsonschema"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// SignatureWindow is how far a signature's timestamp may be from now.
+const SignatureWindow = 5 * time.Minute
+
+// Starter hands a normalized alert to Temporal: SignalWithStart of AlertWorkflow.
+// It returns only once Temporal has durably accepted the start or the signal.
+type Starter interface {
+	StartAlert(ctx context.Context, req StartRequest) (StartResult, error)
+}
+
+// StartRequest is one delivery for SignalWithStart.
+type StartRequest struct {
+	WorkflowID string
+	Input      workflows.AlertInput
+	Delivery   workflows.Delivery
+}
+
+// StartResult says which run holds the alert and whether this delivery started it.
+type StartResult struct {
+	RunID   string
+	Started bool
+}
+
+// Accepted is the answer to an accepted delivery.
+type Accepted struct {
+	AlertID     string `json:"alert_id"`
+	WorkflowID  string `json:"workflow_id"`
+	Duplicate   bool   `json:"duplicate"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// WorkflowID is the AlertWorkflow id for a fingerprint.
+func WorkflowID(fingerprint string) string { return "alert/" + fingerprint }
+
+// Options configure a Pipeline.
+type Options struct {
+	Sources     map[string]*Source
+	Starter     Starter
+	Limits      Limits
+	DedupWindow time.Duration
+	// Now is the clock, for tests; time.Now when nil.
+	Now func() time.Time
+}
+
+// Pipeline accepts webhook deliveries. It is safe for concurrent use.
+type Pipeline struct {
+	sources     map[string]*Source
+	schemas     map[string]*gojsonschema.Schema // by format
+	starter     Starter
+	limits      Limits
+	dedupWindow time.Duration
+	replays     *replayCache
+	now         func() time.Time
+}
+
+// NewPipeline compiles every format's schema once.
+func NewPipeline(opts Options) (*Pipeline, error) {
+	if len(opts.Sources) == 0 {
+		return nil, errors.New("ingest: no sources")
+	}
+	if opts.Starter == nil {
+		return nil, errors.New("ingest: no starter")
+	}
+	p := &Pipeline{
+		sources:     opts.Sources,
+		schemas:     map[string]*gojsonschema.Schema{},
+		starter:     opts.Starter,
+		limits:      opts.Limits,
+		dedupWindow: opts.DedupWindow,
+		replays:     newReplayCache(SignatureWindow, 100_000),
+		now:         opts.Now,
+	}
+	if p.limits.MaxBody <= 0 {
+		p.limits.MaxBody = DefaultLimits.MaxBody
+	}
+	if p.limits.MaxDepth <= 0 {
+		p.limits.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	for _, src := range p.sources {
+		if _, done := p.schemas[src.Format]; done {
+			continue
+		}
+		if _, ok := normalizers[src.Format]; !ok {
+			return nil, fmt.Errorf("ingest: no normalizer for format %q", src.Format)
+		}
+		raw, err := schemas.SourceSchema(src.Format)
+		if err != nil {
+			return nil, err
+		}
+		s, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("ingest: compile %s schema: %w", src.Format, err)
+		}
+		p.schemas[src.Format] = s
+	}
+	return p, nil
+}
+
+// Delivery is one webhook request as the pipeline sees it.
+type Delivery struct {
+	Source string
+	Header http.Header
+	Body   io.Reader
+	// ContentLength is the declared length, -1 when unknown.
+	ContentLength int64
+}
+
+// Accept authenticates, validates and normalizes a delivery and starts or signals
+// its AlertWorkflow. A refused delivery returns an *Error; a Temporal failure
+// returns an *Error with status 503, and the sender should retry.
+func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
+	src, ok := p.sources[d.Source]
+	if !ok {
+		return Accepted{}, &Error{Status: http.StatusNotFound, Code: "unknown_source", Message: fmt.Sprintf("no webhook source named %q", d.Source)}
+	}
+	if err := checkContentType(d.Header.Get("Content-Type")); err != nil {
+		return Accepted{}, err
+	}
+	if src.Auth == AuthBearer {
+		if err := verifyBearer(src.secret, d.Header.Get("Authorization")); err != nil {
+			return Accepted{}, err
+		}
+	} else if d.Header.Get(SignatureHeader) == "" {
+		return Accepted{}, errUnauthorized("missing_signature", "missing "+SignatureHeader+" header")
+	}
+	body, err := p.readBody(d)
+	if err != nil {
+		return Accepted{}, err
+	}
+	now := p.now()
+	replayKey := ""
+	if src.Auth == AuthHMAC {
+		key, err := verifyHMAC(src.secret, d.Header.Get(SignatureHeader), body, now, SignatureWindow)
+		if err != nil {
+			return Accepted{}, err
+		}
+		replayKey = src.Name + "/" + key
+		if !p.replays.reserve(replayKey, now) {
+			return Accepted{}, errUnauthorized("replayed_request", "this signature was already used for an accepted delivery")
+		}
+	}
+	accepted, err := p.accept(ctx, src, body, now)
+	if err != nil && replayKey != "" {
+		p.replays.release(replayKey)
+	}
+	return accepted, err
+}
+
+func (p *Pipeline) accept(ctx context.Context, src *Source, body []byte, now time.Time) (Accepted, error) {
+	alert, err := p.Normalize(src, body)
+	if err != nil {
+		return Accepted{}, err
+	}
+	fingerprint := alert.Fingerprint()
+	deliveryID := newID()
+	req := StartRequest{
+		WorkflowID: WorkflowID(fingerprint),
+		Input: workflows.AlertInput{
+			Alert:       alert,
+			DeliveryID:  deliveryID,
+			ReceivedAt:  now.UTC(),
+			DedupWindow: p.dedupWindow,
+		},
+		Delivery: workflows.Delivery{DeliveryID: deliveryID, ReceivedAt: now.UTC(), FindingUID: alert.Finding.UID},
+	}
+	res, err := p.starter.StartAlert(ctx, req)
+	if err != nil {
+		return Accepted{}, &Error{Status: http.StatusServiceUnavailable, Code: "workflow_unavailable",
+			Message: "the alert could not be handed to the workflow engine; retry the delivery"}
+	}
+	return Accepted{AlertID: res.RunID, WorkflowID: req.WorkflowID, Duplicate: !res.Started, Fingerprint: fingerprint}, nil
+}
+
+// Normalize validates a body against its source's schema and normalizes it.
+func (p *Pipeline) Normalize(src *Source, body []byte) (schemas.Alert, error) {
+	if err := checkDepth(body, p.limits.MaxDepth); err != nil {
+		return schemas.Alert{}, errBadRequest("too_deep", err.Error())
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return schemas.Alert{}, errBadRequest("invalid_json", "body must be a JSON object")
+	}
+	if !json.Valid(trimmed) {
+		return schemas.Alert{}, errBadRequest("invalid_json", describeJSONError(trimmed))
+	}
+	result, err := p.schemas[src.Format].Validate(gojsonschema.NewBytesLoader(trimmed))
+	if err != nil {
+		return schemas.Alert{}, errBadRequest("invalid_json", err.Error())
+	}
+	if !result.Valid() {
+		details := make([]FieldError, 0, len(result.Errors()))
+		for _, e := range result.Errors() {
+			details = append(details, FieldError{Field: fieldPath(e), Message: e.Description()})
+		}
+		return schemas.Alert{}, errBadRequest("schema_violation",
+			fmt.Sprintf("payload does not match the %s schema", src.Format), details...)
+	}
+	alert, fieldErrs := normalizers[src.Format](trimmed)
+	if len(fieldErrs) > 0 {
+		return schemas.Alert{}, errBadRequest("invalid_payload", "payload fields could not be normalized", fieldErrs...)
+	}
+	alert.Source = src.Name
+	alert.ClassUID = schemas.OCSFDetectionFindingClassUID
+	alert.Raw = json.RawMessage(trimmed)
+	return alert, nil
+}
+
+func (p *Pipeline) readBody(d Delivery) ([]byte, error) {
+	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+		Message: fmt.Sprintf("body exceeds %d bytes", p.limits.MaxBody)}
+	if d.ContentLength > p.limits.MaxBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(d.Body, p.limits.MaxBody+1))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, tooLarge
+		}
+		return nil, errBadRequest("unreadable_body", "the request body could not be read")
+	}
+	if int64(len(body)) > p.limits.MaxBody {
+		return nil, tooLarge
+	}
+	return body, nil
+}
+
+func checkContentType(header string) *Error {
+	unsupported := &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		Message: "Content-Type must be application/json"}
+	if header == "" {
+		return unsupported
+	}
+	mt, params, err := mime.ParseMediaType(header)
+	if err != nil {
+		return unsupported
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return unsupported
+	}
+	if mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return unsupported
+}
+
+// fieldPath renders a schema error's location; a missing property is named as the
+// field itself rather than its parent.
+func fieldPath(e gojsonschema.ResultError) string {
+	field := e.Field()
+	if field == "(root)" {
+		field = ""
+	}
+	if e.Type() == "required" {
+		if prop, ok := e.Details()["property"].(string); ok {
+			if field == "" {
+				return prop
+			}
+			return field + "." + prop
+		}
+	}
+	return field
+}
+
+// describeJSONError locates a syntax error for the sender.
+func describeJSONError(data []byte) string {
+	var v any
+	err := json.Unmarshal(data, &v)
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("invalid JSON at byte %d: %s", syn.Offset, syn.Error())
+	}
+	if err != nil {
+		return "invalid JSON: " + err.Error()
+	}
+	return "invalid JSON"
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(errors.New("crypto/rand failed")) // the OS has no entropy: nothing sensible to do
+	}
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,208 @@
+// Package ingest turns a webhook delivery into a started (or signalled) AlertWorkflow:
+// source lookup, authentication (HMAC signature with a timestamp window, or a bearer
+// token), size and nesting limits, JSON Schema validation, normalization into the
+// Alert model, fingerprinting, and SignalWithStart through a Starter. Every refusal
+// is an *Error with a 4xx status; nothing a sender can send makes it panic.
+//
+// It may import schemas, workflows (for the workflow's payload types), gojsonschema
+// and yaml; never store or integrations. The Temporal client sits behind Starter.
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-soar/rampart/schemas"
+)
+
+// Authentication schemes.
+const (
+	AuthHMAC   = "hmac"
+	AuthBearer = "bearer"
+)
+
+// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>".
+const SignatureHeader = "X-Rampart-Signature"
+
+// SecretEnvPrefix + the upper-cased source name overrides a source's secret.
+const SecretEnvPrefix = "RAMPART_WEBHOOK_SECRET_"
+
+// Source is a configured webhook source.
+type Source struct {
+	Name string
+	// Format selects the payload schema and normalizer: ocsf or crowdstrike.
+	Format string
+	Auth   string
+	secret []byte
+}
+
+// String never prints the secret.
+func (s *Source) String() string { return fmt.Sprintf("source %s (%s, %s)", s.Name, s.Format, s.Auth) }
+
+// Secret returns the source's secret, for signing in the CLI and tests.
+func (s *Source) Secret() string { return string(s.secret) }
+
+// sourcesFile is the YAML shape of sources.yaml.
+type sourcesFile struct {
+	Sources map[string]struct {
+		Auth   string `yaml:"auth"`
+		Format string `yaml:"format"`
+		Secret string `yaml:"secret"`
+	} `yaml:"sources"`
+}
+
+var sourceName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// LoadSources reads a sources file and applies RAMPART_WEBHOOK_SECRET_<SOURCE>
+// overrides from the environment.
+func LoadSources(path string) (map[string]*Source, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sources: %w", err)
+	}
+	return ParseSources(data, os.LookupEnv)
+}
+
+// ParseSources parses a sources document; lookupEnv supplies secret overrides.
+func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[string]*Source, error) {
+	var f sourcesFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("sources: %w", err)
+	}
+	if len(f.Sources) == 0 {
+		return nil, errors.New("sources: no sources configured")
+	}
+	formats := schemas.Sources()
+	out := make(map[string]*Source, len(f.Sources))
+	names := make([]string, 0, len(f.Sources))
+	for name := range f.Sources {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cfg := f.Sources[name]
+		if !sourceName.MatchString(name) {
+			return nil, fmt.Errorf("sources: %q is not a valid source name (lower-case letters, digits, - and _)", name)
+		}
+		s := &Source{Name: name, Format: cfg.Format, Auth: strings.ToLower(cfg.Auth), secret: []byte(cfg.Secret)}
+		if s.Format == "" {
+			s.Format = name
+		}
+		if !slices.Contains(formats, s.Format) {
+			return nil, fmt.Errorf("sources: %s: unknown format %q (have %s)", name, s.Format, strings.Join(formats, ", "))
+		}
+		if s.Auth == "" {
+			s.Auth = AuthHMAC
+		}
+		if s.Auth != AuthHMAC && s.Auth != AuthBearer {
+			return nil, fmt.Errorf("sources: %s: auth must be hmac or bearer, not %q", name, cfg.Auth)
+		}
+		if v, ok := lookupEnv(SecretEnv(name)); ok {
+			s.secret = []byte(v)
+		}
+		if len(s.secret) < 16 {
+			return nil, fmt.Errorf("sources: %s: secret must be at least 16 bytes (set it in the file or %s)", name, SecretEnv(name))
+		}
+		out[name] = s
+	}
+	return out, nil
+}
+
+// SecretEnv is the environment variable that overrides a source's secret.
+func SecretEnv(source string) string {
+	return SecretEnvPrefix + strings.ToUpper(strings.ReplaceAll(source, "-", "_"))
+}
+
+// Sign returns the X-Rampart-Signature value for body at time t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	return "t=" + strconv.FormatInt(t.Unix(), 10) + ",v1=" + hex.EncodeToString(mac(secret, t.Unix(), body))
+}
+
+func mac(secret []byte, ts int64, body []byte) []byte {
+	h := hmac.New(sha256.New, secret)
+	h.Write([]byte(strconv.FormatInt(ts, 10)))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// signature is a parsed X-Rampart-Signature header.
+type signature struct {
+	ts  int64
+	v1s [][]byte
+}
+
+func parseSignature(header string) (signature, bool) {
+	var sig signature
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return signature{}, false
+		}
+		switch k {
+		case "t":
+			ts, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || ts <= 0 {
+				return signature{}, false
+			}
+			sig.ts = ts
+		case "v1":
+			b, err := hex.DecodeString(v)
+			if err != nil || len(b) != sha256.Size {
+				return signature{}, false
+			}
+			sig.v1s = append(sig.v1s, b)
+		}
+		// Other schemes (v0, v2…) are ignored, so senders can add one during a
+		// migration without breaking verification.
+	}
+	return sig, sig.ts != 0 && len(sig.v1s) > 0
+}
+
+// verifyHMAC checks a signature header against the body. It returns the signature's
+// replay key on success.
+func verifyHMAC(secret []byte, header string, body []byte, now time.Time, window time.Duration) (string, *Error) {
+	if header == "" {
+		return "", errUnauthorized("missing_signature", "missing "+SignatureHeader+" header")
+	}
+	sig, ok := parseSignature(header)
+	if !ok {
+		return "", errUnauthorized("malformed_signature", SignatureHeader+" must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+	}
+	age := now.Sub(time.Unix(sig.ts, 0))
+	if age > window || age < -window {
+		return "", errUnauthorized("stale_signature", fmt.Sprintf("signature timestamp is outside the %s window", window))
+	}
+	want := mac(secret, sig.ts, body)
+	for _, v1 := range sig.v1s {
+		if hmac.Equal(v1, want) {
+			return strconv.FormatInt(sig.ts, 10) + ":" + hex.EncodeToString(v1), nil
+		}
+	}
+	return "", errUnauthorized("invalid_signature", "signature does not match the body")
+}
+
+// verifyBearer checks an Authorization: Bearer header in constant time.
+func verifyBearer(secret []byte, header string) *Error {
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if header == "" || !ok {
+		return errUnauthorized("missing_token", "missing Authorization: Bearer header")
+	}
+	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), secret) != 1 {
+		return errUnauthorized("invalid_token", "bearer token is not valid for this source")
+	}
+	return nil
+}

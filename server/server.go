@@ -1,0 +1,179 @@
+// Package server is Rampart's HTTP side: webhook ingress (through server/ingest),
+// the read API over the store, health checks, and the embedded web UI. It talks to
+// Temporal only through its client and never calls a vendor.
+//
+// It may import echo, the Temporal client, store (to read), ingest, ui and the pure
+// packages; never activities or integrations.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/ui"
+)
+
+// AlertReader is the part of the store the API reads.
+type AlertReader interface {
+	ListAlerts(ctx context.Context, f store.AlertFilter) ([]store.Alert, string, error)
+	GetAlert(ctx context.Context, id string) (*store.AlertDetail, error)
+}
+
+// Check is a readiness probe of one dependency.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Options configure the HTTP server.
+type Options struct {
+	Pipeline *ingest.Pipeline
+	Alerts   AlertReader
+	// Ready lists the dependencies /readyz checks.
+	Ready  []Check
+	Logger *slog.Logger
+}
+
+// Server is the HTTP server.
+type Server struct {
+	echo   *echo.Echo
+	opts   Options
+	log    *slog.Logger
+	srv    *http.Server
+	listen net.Listener
+}
+
+// New builds the routes.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{echo: e, opts: opts, log: opts.Logger}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover(), s.accessLog)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	api := e.Group("/api/v1")
+	api.POST("/webhooks/:source", s.webhook)
+	api.GET("/alerts", s.listAlerts)
+	api.GET("/alerts/:id", s.getAlert)
+	e.GET("/*", echo.WrapHandler(ui.Handler()))
+	return s
+}
+
+// Handler is the server's http.Handler, for tests.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Listen binds the address; Serve then serves on it. Split so a caller can print the
+// bound address (port 0) before serving.
+func (s *Server) Listen(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.listen = ln
+	s.srv = &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return ln.Addr(), nil
+}
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.srv.Serve(s.listen); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting and waits for in-flight requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				status = he.Code
+			}
+		}
+		// Headers and bodies are never logged: they carry signatures and tokens.
+		s.log.Debug("http", "method", c.Request().Method, "path", c.Path(), "status", status,
+			"duration_ms", time.Since(start).Milliseconds())
+		return err
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ready := true
+	for _, ch := range s.opts.Ready {
+		if err := ch.Check(ctx); err != nil {
+			checks[ch.Name] = "unavailable: " + err.Error()
+			ready = false
+		} else {
+			checks[ch.Name] = "ok"
+		}
+	}
+	status, code := "ready", http.StatusOK
+	if !ready {
+		status, code = "not_ready", http.StatusServiceUnavailable
+	}
+	return c.JSON(code, map[string]any{"status": status, "checks": checks})
+}
+
+func (s *Server) webhook(c echo.Context) error {
+	req := c.Request()
+	ctx, cancel := context.WithTimeout(req.Context(), 15*time.Second)
+	defer cancel()
+	accepted, err := s.opts.Pipeline.Accept(ctx, ingest.Delivery{
+		Source:        c.Param("source"),
+		Header:        req.Header,
+		Body:          req.Body,
+		ContentLength: req.ContentLength,
+	})
+	if err != nil {
+		var ie *ingest.Error
+		if errors.As(err, &ie) {
+			if ie.Status >= 500 {
+				s.log.Error("webhook not accepted", "source", c.Param("source"), "code", ie.Code)
+			}
+			return c.JSON(ie.Status, errorBody{Error: *ie})
+		}
+		return err
+	}
+	s.log.Info("alert accepted", "source", c.Param("source"), "alert_id", accepted.AlertID,
+		"workflow_id", accepted.WorkflowID, "duplicate", accepted.Duplicate)
+	return c.JSON(http.StatusAccepted, accepted)
+}

@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// TemporalStarter starts or signals AlertWorkflows with SignalWithStart.
+//
+// It calls the workflow service directly rather than client.SignalWithStartWorkflow
+// because only the raw response says whether this call started the run (Started),
+// which is how a webhook answer tells a new alert from a duplicate. Payloads go
+// through the same DataConverter the client and workers use.
+type TemporalStarter struct {
+	Client        client.Client
+	Namespace     string
+	TaskQueue     string
+	DataConverter converter.DataConverter
+	Identity      string
+}
+
+// StartAlert implements ingest.Starter. It returns once Temporal has persisted the
+// start or the signal.
+func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
+	dc := t.DataConverter
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	input, err := dc.ToPayloads(req.Input)
+	if err != nil {
+		return ingest.StartResult{}, fmt.Errorf("encode workflow input: %w", err)
+	}
+	signal, err := dc.ToPayloads(req.Delivery)
+	if err != nil {
+		return ingest.StartResult{}, fmt.Errorf("encode signal: %w", err)
+	}
+	resp, err := t.Client.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
+		Namespace:    t.Namespace,
+		WorkflowId:   req.WorkflowID,
+		WorkflowType: &commonpb.WorkflowType{Name: workflows.AlertWorkflowName},
+		TaskQueue:    &taskqueuepb.TaskQueue{Name: t.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		Input:        input,
+		SignalName:   workflows.DuplicateSignal,
+		SignalInput:  signal,
+		Identity:     t.Identity,
+		// The delivery id makes a retried RPC idempotent on the server.
+		RequestId:             req.Delivery.DeliveryID,
+		WorkflowIdReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	})
+	if err != nil {
+		return ingest.StartResult{}, fmt.Errorf("signal-with-start %s: %w", req.WorkflowID, err)
+	}
+	return ingest.StartResult{RunID: resp.GetRunId(), Started: resp.GetStarted()}, nil
+}
+
+// NewIdentity names this process to Temporal.
+func NewIdentity(role string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "rampart-" + role + "-" + hex.EncodeToString(b)
+}

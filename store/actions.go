@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// ClaimAction returns the action recorded under a.IdempotencyKey, inserting a first
+// if none exists. created says whether this call inserted it. Every call counts one
+// attempt, so the row shows how often the activity ran.
+func (s *Store) ClaimAction(ctx context.Context, a *Action) (Action, bool, error) {
+	db := s.db.WithContext(ctx)
+	if a.Status == "" {
+		a.Status = StatusPending
+	}
+	a.Attempts = 1
+	res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
+	if res.Error != nil {
+		return Action{}, false, fmt.Errorf("store: claim action: %w", res.Error)
+	}
+	created := res.RowsAffected == 1
+	if !created {
+		err := db.Model(&Action{}).Where("idempotency_key = ?", a.IdempotencyKey).
+			Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()}).Error
+		if err != nil {
+			return Action{}, false, fmt.Errorf("store: count attempt: %w", err)
+		}
+	}
+	got, err := s.GetAction(ctx, a.IdempotencyKey)
+	return got, created, err
+}
+
+// GetAction returns the action recorded under an idempotency key.
+func (s *Store) GetAction(ctx context.Context, key string) (Action, error) {
+	var a Action
+	if err := s.db.WithContext(ctx).Where("idempotency_key = ?", key).Take(&a).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return Action{}, ErrNotFound
+		}
+		return Action{}, fmt.Errorf("store: get action: %w", err)
+	}
+	return a, nil
+}
+
+// ActionUpdate carries the action columns an attempt sets; zero fields are unchanged.
+type ActionUpdate struct {
+	Status       string
+	VendorID     string
+	VendorStatus string
+	Error        string
+	// VendorCall counts one side-effecting call to the vendor.
+	VendorCall bool
+	// ClearError empties a previous attempt's error.
+	ClearError bool
+}
+
+// UpdateAction sets the non-zero fields of u on the action with key.
+func (s *Store) UpdateAction(ctx context.Context, key string, u ActionUpdate) error {
+	fields := map[string]any{"updated_at": time.Now().UTC()}
+	if u.Status != "" {
+		fields["status"] = u.Status
+	}
+	if u.VendorID != "" {
+		fields["vendor_id"] = u.VendorID
+	}
+	if u.VendorStatus != "" {
+		fields["vendor_status"] = u.VendorStatus
+	}
+	if u.Error != "" {
+		fields["error"] = u.Error
+	} else if u.ClearError {
+		fields["error"] = ""
+	}
+	if u.VendorCall {
+		fields["vendor_calls"] = gorm.Expr("vendor_calls + 1")
+	}
+	res := s.db.WithContext(ctx).Model(&Action{}).Where("idempotency_key = ?", key).Updates(fields)
+	if res.Error != nil {
+		return fmt.Errorf("store: update action: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: update action %s: %w", key, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/rampart-soar/rampart/schemas"
+)
+
+// RecordAlert upserts an alert, its entity index and its run in one transaction.
+// Replaying it with the same values changes nothing.
+func (s *Store) RecordAlert(ctx context.Context, a *Alert, entities []schemas.Entity, run *Run) error {
+	a.EventTime, a.ReceivedAt, a.LastSeenAt = a.EventTime.UTC(), a.ReceivedAt.UTC(), a.LastSeenAt.UTC()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns: []clause.Column{{Name: "id"}},
+			DoUpdates: clause.AssignmentColumns([]string{
+				"workflow_id", "fingerprint", "source", "finding_uid", "title", "rule_uid",
+				"severity_id", "severity", "confidence", "event_time", "received_at",
+				"alert_json", "raw_json", "detection_json", "updated_at",
+			}),
+		}).Create(a).Error
+		if err != nil {
+			return fmt.Errorf("store: upsert alert: %w", err)
+		}
+		if len(entities) > 0 {
+			rows := make([]AlertEntity, 0, len(entities))
+			for _, e := range entities {
+				rows = append(rows, AlertEntity{AlertID: a.ID, Kind: e.Kind, Value: e.Value, EventTime: a.EventTime})
+			}
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
+				return fmt.Errorf("store: alert entities: %w", err)
+			}
+		}
+		if run != nil {
+			if err := upsertRun(tx, run); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AlertUpdate carries the alert columns a later stage sets; empty fields are left
+// unchanged.
+type AlertUpdate struct {
+	Status         string
+	EnrichmentJSON string
+	DecisionJSON   string
+}
+
+// UpdateAlert sets the non-empty fields of u.
+func (s *Store) UpdateAlert(ctx context.Context, id string, u AlertUpdate) error {
+	fields := map[string]any{}
+	if u.Status != "" {
+		fields["status"] = u.Status
+	}
+	if u.EnrichmentJSON != "" {
+		fields["enrichment_json"] = u.EnrichmentJSON
+	}
+	if u.DecisionJSON != "" {
+		fields["decision_json"] = u.DecisionJSON
+	}
+	if len(fields) == 0 {
+		return nil
+	}
+	fields["updated_at"] = time.Now().UTC()
+	res := s.db.WithContext(ctx).Model(&Alert{}).Where("id = ?", id).Updates(fields)
+	if res.Error != nil {
+		return fmt.Errorf("store: update alert: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("store: update alert %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// SetDuplicates records how many duplicates an alert absorbed. The count only grows,
+// so a late retry of an older write cannot lower it.
+func (s *Store) SetDuplicates(ctx context.Context, id string, count int, lastSeen time.Time) error {
+	err := s.db.WithContext(ctx).Model(&Alert{}).
+		Where("id = ? AND duplicate_count <= ?", id, count).
+		Updates(map[string]any{"duplicate_count": count, "last_seen_at": lastSeen.UTC(), "updated_at": time.Now().UTC()}).Error
+	if err != nil {
+		return fmt.Errorf("store: set duplicates: %w", err)
+	}
+	return nil
+}
+
+// CountPriorAlerts counts alerts other than excludeID that name any of the entities
+// and whose event time lies in [since, until].
+func (s *Store) CountPriorAlerts(ctx context.Context, entities []schemas.Entity, since, until time.Time, excludeID string) (int, error) {
+	if len(entities) == 0 {
+		return 0, nil
+	}
+	var conds []string
+	var args []any
+	for _, e := range entities {
+		conds = append(conds, "(kind = ? AND value = ?)")
+		args = append(args, e.Kind, e.Value)
+	}
+	var n int64
+	err := s.db.WithContext(ctx).Model(&AlertEntity{}).
+		Where(strings.Join(conds, " OR "), args...).
+		Where("event_time >= ? AND event_time <= ? AND alert_id <> ?", since.UTC(), until.UTC(), excludeID).
+		Distinct("alert_id").Count(&n).Error
+	if err != nil {
+		return 0, fmt.Errorf("store: prior alerts: %w", err)
+	}
+	return int(n), nil
+}
+
+// AlertFilter selects alerts for listing.
+type AlertFilter struct {
+	Status      string
+	SeverityID  *int
+	MinSeverity *int
+	Source      string
+	Limit       int
+	Cursor      string
+}
+
+// ErrBadCursor is returned for a cursor this store did not issue.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// ListAlerts returns alerts newest first (by receive time) and the cursor of the next
+// page, empty on the last one.
+func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, string, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	q := s.db.WithContext(ctx).Model(&Alert{}).Omit("raw_json")
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	if f.SeverityID != nil {
+		q = q.Where("severity_id = ?", *f.SeverityID)
+	}
+	if f.MinSeverity != nil {
+		q = q.Where("severity_id >= ?", *f.MinSeverity)
+	}
+	if f.Source != "" {
+		q = q.Where("source = ?", f.Source)
+	}
+	if f.Cursor != "" {
+		t, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q = q.Where("received_at < ? OR (received_at = ? AND id < ?)", t, t, id)
+	}
+	var rows []Alert
+	if err := q.Order("received_at DESC, id DESC").Limit(f.Limit + 1).Find(&rows).Error; err != nil {
+		return nil, "", fmt.Errorf("store: list alerts: %w", err)
+	}
+	next := ""
+	if len(rows) > f.Limit {
+		rows = rows[:f.Limit]
+		last := rows[len(rows)-1]
+		next = encodeCursor(last.ReceivedAt, last.ID)
+	}
+	return rows, next, nil
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(t.UTC().Format(time.RFC3339Nano) + "|" + id))
+}
+
+func decodeCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok || id == "" {
+		return time.Time{}, "", ErrBadCursor
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return t.UTC(), id, nil
+}
+
+// AlertDetail is an alert with everything recorded about its run.
+type AlertDetail struct {
+	Alert   Alert
+	Run     *Run
+	Steps   []Step
+	Actions []Action
+}
+
+// GetAlert returns an alert with its run, steps (in stage order) and actions.
+func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
+	db := s.db.WithContext(ctx)
+	d := &AlertDetail{}
+	if err := db.Where("id = ?", id).Take(&d.Alert).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("store: get alert: %w", err)
+	}
+	var run Run
+	switch err := db.Where("id = ?", id).Take(&run).Error; {
+	case err == nil:
+		d.Run = &run
+	case !errors.Is(err, gorm.ErrRecordNotFound):
+		return nil, fmt.Errorf("store: get run: %w", err)
+	}
+	if err := db.Where("run_id = ?", id).Order("seq, id").Find(&d.Steps).Error; err != nil {
+		return nil, fmt.Errorf("store: get steps: %w", err)
+	}
+	if err := db.Where("alert_id = ?", id).Order("id").Find(&d.Actions).Error; err != nil {
+		return nil, fmt.Errorf("store: get actions: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,162 @@
+// Package store is Rampart's queryable projection of what Temporal executes: alerts,
+// runs, steps, actions, and the reference data enrichment reads (assets, IOCs).
+//
+// Temporal is the source of truth for execution; this store is written only by
+// activities, idempotently (upserts on natural keys), and read by the API. The same
+// code runs on SQLite (rampart dev) and PostgreSQL (production).
+//
+// It may import gorm, its drivers, schemas and triage; never workflows, server or
+// integrations.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sqlite "github.com/libtnb/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the app database.
+type Store struct {
+	db      *gorm.DB
+	dialect string
+}
+
+// Dialects.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// IsPostgresDSN reports whether dsn selects PostgreSQL (postgres:// or postgresql://).
+func IsPostgresDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database the DSN names: a postgres:// URL selects PostgreSQL,
+// anything else is a SQLite file path.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	if strings.TrimSpace(dsn) == "" {
+		return nil, errors.New("store: database DSN is empty")
+	}
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var (
+		dialector gorm.Dialector
+		dialect   string
+	)
+	if IsPostgresDSN(dsn) {
+		dialector, dialect = postgres.Open(dsn), DialectPostgres
+	} else {
+		path, err := sqliteDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		dialector, dialect = sqlite.Open(path), DialectSQLite
+	}
+	db, err := gorm.Open(dialector, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dialect, redactDSNError(err, dsn))
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if dialect == DialectSQLite {
+		// One writer at a time is all SQLite allows; a small pool of readers with WAL
+		// keeps the API responsive while activities write.
+		sqlDB.SetMaxOpenConns(4)
+	} else {
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{db: db, dialect: dialect}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN turns a file path into a modernc DSN with WAL, a busy timeout and
+// foreign keys on. A path already carrying a query string is used as given.
+func sqliteDSN(path string) (string, error) {
+	if strings.Contains(path, "?") {
+		return path, nil
+	}
+	if path != ":memory:" {
+		if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return "", fmt.Errorf("store: sqlite dir: %w", err)
+			}
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	return "file:" + path + "?" + q.Encode(), nil
+}
+
+// redactDSNError keeps a password in the DSN out of error messages and logs.
+func redactDSNError(err error, dsn string) error {
+	u, perr := url.Parse(dsn)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" && strings.Contains(err.Error(), pw) {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "***"))
+	}
+	return err
+}
+
+// Dialect is "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Migrate creates or updates the schema. It is safe to run on every boot.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.db.WithContext(ctx).AutoMigrate(allModels()...); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	slog.Debug("store migrated", "dialect", s.dialect)
+	return nil
+}

@@ -1,0 +1,318 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+var t0 = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+
+func alertRow(id string, received time.Time, sev int, status string) *store.Alert {
+	return &store.Alert{
+		ID: id, WorkflowID: "alert/fp-" + id, Fingerprint: "fp-" + id, Source: "crowdstrike",
+		FindingUID: "finding-" + id, Title: "title " + id, SeverityID: sev, Severity: schemas.SeverityName(sev),
+		Status: status, EventTime: received.Add(-time.Minute), ReceivedAt: received, LastSeenAt: received,
+		AlertJSON: `{"id":"` + id + `"}`,
+	}
+}
+
+func TestRecordAlertIsIdempotent(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		ents := []schemas.Entity{{Kind: "hostname", Value: "fin-ws-1"}, {Kind: "ip", Value: "10.0.0.1"}}
+		run := &store.Run{ID: "r1", WorkflowID: "alert/fp-r1", WorkflowType: "AlertWorkflow", AlertID: "r1", Status: store.StatusRunning, StartedAt: t0}
+		for range 3 {
+			if err := st.RecordAlert(ctx, alertRow("r1", t0, 4, store.AlertProcessing), ents, run); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.UpdateAlert(ctx, "r1", store.AlertUpdate{Status: store.AlertContained, DecisionJSON: `{"contain":true}`}); err != nil {
+			t.Fatal(err)
+		}
+		// A late replay of the first write must not undo the later status.
+		if err := st.RecordAlert(ctx, alertRow("r1", t0, 4, store.AlertProcessing), ents, run); err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.GetAlert(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Alert.Status != store.AlertContained || d.Alert.DecisionJSON != `{"contain":true}` {
+			t.Fatalf("status/decision overwritten: %+v", d.Alert)
+		}
+		if d.Run == nil || d.Run.WorkflowID != "alert/fp-r1" {
+			t.Fatalf("run not recorded: %+v", d.Run)
+		}
+		n, err := st.CountPriorAlerts(ctx, ents, t0.Add(-time.Hour), t0, "other")
+		if err != nil || n != 1 {
+			t.Fatalf("entity index: got %d, %v; want 1 alert", n, err)
+		}
+		if err := st.UpdateAlert(ctx, "missing", store.AlertUpdate{Status: store.AlertFailed}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("update of a missing alert: %v", err)
+		}
+	})
+}
+
+func TestDuplicatesOnlyGrow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		if err := st.RecordAlert(ctx, alertRow("a", t0, 3, store.AlertProcessing), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []int{3, 7, 5} { // 5 arrives late, from an older write
+			if err := st.SetDuplicates(ctx, "a", n, t0.Add(time.Duration(n)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, _ := st.GetAlert(ctx, "a")
+		if d.Alert.DuplicateCount != 7 || !d.Alert.LastSeenAt.Equal(t0.Add(7*time.Second)) {
+			t.Fatalf("duplicates = %d last seen %v, want 7 at +7s", d.Alert.DuplicateCount, d.Alert.LastSeenAt)
+		}
+	})
+}
+
+func TestCountPriorAlertsWindow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		host := []schemas.Entity{{Kind: "hostname", Value: "h1"}}
+		for i, age := range []time.Duration{time.Hour, 23 * time.Hour, 25 * time.Hour} {
+			a := alertRow(fmt.Sprintf("p%d", i), t0, 3, store.AlertNoAction)
+			a.EventTime = t0.Add(-age)
+			if err := st.RecordAlert(ctx, a, host, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		other := alertRow("other", t0, 3, store.AlertNoAction)
+		if err := st.RecordAlert(ctx, other, []schemas.Entity{{Kind: "hostname", Value: "h2"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.CountPriorAlerts(ctx, append(host, schemas.Entity{Kind: "user", Value: "nobody"}), t0.Add(-24*time.Hour), t0, "p0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 { // p1 only: p0 is excluded, p2 is too old, other is another host
+			t.Fatalf("prior alerts = %d, want 1", n)
+		}
+		if n, _ := st.CountPriorAlerts(ctx, nil, t0.Add(-24*time.Hour), t0, ""); n != 0 {
+			t.Fatalf("no entities should count nothing, got %d", n)
+		}
+	})
+}
+
+func TestListAlertsNewestFirstWithFilters(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		for i := range 7 {
+			status := store.AlertNoAction
+			if i%3 == 0 {
+				status = store.AlertContained
+			}
+			// i=5 and 6 share a receive time: the id breaks the tie.
+			at := t0.Add(time.Duration(min(i, 5)) * time.Minute)
+			if err := st.RecordAlert(ctx, alertRow(fmt.Sprintf("a%d", i), at, 2+i%4, store.AlertProcessing), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.UpdateAlert(ctx, fmt.Sprintf("a%d", i), store.AlertUpdate{Status: status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var ids []string
+		cursor := ""
+		for page := 0; ; page++ {
+			rows, next, err := st.ListAlerts(ctx, store.AlertFilter{Limit: 3, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				ids = append(ids, r.ID)
+				if r.RawJSON != "" {
+					t.Fatal("list must not load raw payloads")
+				}
+			}
+			if next == "" {
+				break
+			}
+			if page > 5 {
+				t.Fatal("pagination does not end")
+			}
+			cursor = next
+		}
+		want := []string{"a6", "a5", "a4", "a3", "a2", "a1", "a0"}
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Fatalf("order = %v, want %v", ids, want)
+		}
+		rows, _, err := st.ListAlerts(ctx, store.AlertFilter{Status: store.AlertContained})
+		if err != nil || len(rows) != 3 {
+			t.Fatalf("status filter: %d rows, %v", len(rows), err)
+		}
+		minSev := 4
+		rows, _, _ = st.ListAlerts(ctx, store.AlertFilter{MinSeverity: &minSev})
+		for _, r := range rows {
+			if r.SeverityID < 4 {
+				t.Fatalf("min severity filter let %d through", r.SeverityID)
+			}
+		}
+		if len(rows) == 0 {
+			t.Fatal("min severity filter returned nothing")
+		}
+		if _, _, err := st.ListAlerts(ctx, store.AlertFilter{Cursor: "not-a-cursor!"}); !errors.Is(err, store.ErrBadCursor) {
+			t.Fatalf("bad cursor: %v", err)
+		}
+	})
+}
+
+func TestStepsUpsertByRunAndName(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		if err := st.RecordAlert(ctx, alertRow("s", t0, 3, store.AlertProcessing), nil,
+			&store.Run{ID: "s", WorkflowID: "alert/fp-s", WorkflowType: "AlertWorkflow", AlertID: "s", Status: store.StatusRunning, StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		start := &store.Step{RunID: "s", Name: "contain", Seq: 4, Status: store.StatusRunning, StartedAt: t0, InputJSON: `{"target":"x"}`}
+		if err := st.SaveStep(ctx, start); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveStep(ctx, &store.Step{RunID: "s", Name: "detect", Seq: 1, Status: store.StatusSucceeded, StartedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		done := t0.Add(2 * time.Second)
+		if err := st.SaveStep(ctx, &store.Step{RunID: "s", Name: "contain", Seq: 4, Status: store.StatusSucceeded, StartedAt: t0, FinishedAt: &done, OutputJSON: `{"status":"contained"}`}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.GetAlert(ctx, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Steps) != 2 || d.Steps[0].Name != "detect" || d.Steps[1].Name != "contain" {
+			t.Fatalf("steps = %+v", d.Steps)
+		}
+		c := d.Steps[1]
+		if c.Status != store.StatusSucceeded || c.InputJSON != `{"target":"x"}` || c.OutputJSON != `{"status":"contained"}` || c.FinishedAt == nil {
+			t.Fatalf("contain step after upsert = %+v", c)
+		}
+		if started, err := st.StepStartedAt(ctx, "s", "contain"); err != nil || !started.Equal(t0) {
+			t.Fatalf("StepStartedAt = %v, %v", started, err)
+		}
+		done2 := t0.Add(time.Hour)
+		if err := st.UpdateRun(ctx, "s", store.RunUpdate{Status: store.StatusCompleted, ClosedAt: &done2}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ = st.GetAlert(ctx, "s")
+		if d.Run.Status != store.StatusCompleted || d.Run.ClosedAt == nil || !d.Run.ClosedAt.Equal(done2) {
+			t.Fatalf("run = %+v", d.Run)
+		}
+	})
+}
+
+func TestClaimActionOncePerKey(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		claim := func() (store.Action, bool) {
+			a, created, err := st.ClaimAction(ctx, &store.Action{IdempotencyKey: "alert/x/run/contain", AlertID: "run", RunID: "run",
+				Integration: "crowdstrike", Operation: "isolate_host", Target: "dev1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a, created
+		}
+		first, created := claim()
+		if !created || first.Status != store.StatusPending || first.Attempts != 1 {
+			t.Fatalf("first claim = %+v created=%v", first, created)
+		}
+		if err := st.UpdateAction(ctx, "alert/x/run/contain", store.ActionUpdate{Status: store.StatusRunning, VendorID: "v-1", VendorCall: true}); err != nil {
+			t.Fatal(err)
+		}
+		again, created := claim()
+		if created || again.VendorID != "v-1" || again.VendorCalls != 1 || again.Attempts != 2 || again.ID != first.ID {
+			t.Fatalf("second claim = %+v created=%v", again, created)
+		}
+		if err := st.UpdateAction(ctx, "alert/x/run/contain", store.ActionUpdate{Error: "boom"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpdateAction(ctx, "alert/x/run/contain", store.ActionUpdate{Status: store.StatusSucceeded, ClearError: true}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetAction(ctx, "alert/x/run/contain")
+		if err != nil || got.Error != "" || got.Status != store.StatusSucceeded || got.VendorID != "v-1" {
+			t.Fatalf("final action = %+v, %v", got, err)
+		}
+		if _, err := st.GetAction(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing action: %v", err)
+		}
+	})
+}
+
+func TestAssetsAndIOCs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		assets := []store.Asset{
+			{Hostname: "FIN-WS-1", DeviceID: "AAA", IP: "10.0.0.1", Criticality: "low", TagsJSON: `["ws"]`},
+			{Hostname: "dc-01", DeviceID: "bbb", IP: "10.0.0.2", Criticality: "critical", Protected: true},
+		}
+		if err := st.UpsertAssets(ctx, assets); err != nil {
+			t.Fatal(err)
+		}
+		// Upsert by hostname: the second load changes, not duplicates.
+		if err := st.UpsertAssets(ctx, []store.Asset{{Hostname: "fin-ws-1", DeviceID: "aaa", IP: "10.0.0.9", Criticality: "high"}}); err != nil {
+			t.Fatal(err)
+		}
+		a, err := st.FindAsset(ctx, "", "Fin-WS-1", "")
+		if err != nil || a.Criticality != "high" || a.IP != "10.0.0.9" {
+			t.Fatalf("asset by hostname = %+v, %v", a, err)
+		}
+		if a, err := st.FindAsset(ctx, "BBB", "fin-ws-1", ""); err != nil || a.Hostname != "dc-01" || !a.Protected {
+			t.Fatalf("device id must win over hostname: %+v, %v", a, err)
+		}
+		if a, err := st.FindAsset(ctx, "", "", "10.0.0.2"); err != nil || a.Hostname != "dc-01" {
+			t.Fatalf("asset by ip = %+v, %v", a, err)
+		}
+		if _, err := st.FindAsset(ctx, "zzz", "nope", "1.2.3.4"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown asset: %v", err)
+		}
+		if err := st.UpsertIOCs(ctx, []store.IOC{
+			{Type: "sha256", Value: "ABCDEF", Source: "feed", Confidence: 90},
+			{Type: "ipv4", Value: "203.0.113.66", Source: "feed", Confidence: 70},
+			{Type: "domain", Value: "evil.example", Source: "feed"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpsertIOCs(ctx, []store.IOC{{Type: "ipv4", Value: "203.0.113.66", Source: "feed2", Confidence: 75}}); err != nil {
+			t.Fatal(err)
+		}
+		hits, err := st.MatchIOCs(ctx, []schemas.Entity{
+			{Kind: schemas.EntityHash, Value: "abcdef"},
+			{Kind: schemas.EntityIP, Value: "203.0.113.66"},
+			{Kind: schemas.EntityHostname, Value: "evil.example"}, // a hostname is not a domain IOC hit
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits) != 2 || hits[0].Type != "ipv4" || hits[0].Source != "feed2" || hits[1].Type != "sha256" {
+			t.Fatalf("hits = %+v", hits)
+		}
+		if err := st.UpsertIOCs(ctx, []store.IOC{{Type: "bogus", Value: "x"}}); err == nil {
+			t.Fatal("unknown IOC type accepted")
+		}
+	})
+}
+
+func TestOpenRejectsBadDSNWithoutLeakingPassword(t *testing.T) {
+	_, err := store.Open(context.Background(), "postgres://u:s3cr3t-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
+	if err == nil {
+		t.Fatal("expected an error for an unreachable database")
+	}
+	if strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Fatalf("password leaked into the error: %v", err)
+	}
+	if _, err := store.Open(context.Background(), " "); err == nil {
+		t.Fatal("empty DSN accepted")
+	}
+}

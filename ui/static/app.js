@@ -1,0 +1,81 @@
+// Rampart UI: an alert list and an alert detail view over /api/v1.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+let cursor = "";
+
+function text(tag, value, cls) {
+  const el = document.createElement(tag);
+  el.textContent = value == null ? "" : String(value);
+  if (cls) el.className = cls;
+  return el;
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error ? body.error.message : res.statusText);
+  return body;
+}
+
+async function loadAlerts(append) {
+  const params = new URLSearchParams(new FormData($("#filters")));
+  for (const [k, v] of [...params]) if (!v) params.delete(k);
+  if (append && cursor) params.set("cursor", cursor);
+  const page = await api("/api/v1/alerts?" + params);
+  const tbody = $("#alerts");
+  if (!append) tbody.replaceChildren();
+  for (const a of page.alerts) {
+    const tr = document.createElement("tr");
+    tr.append(
+      text("td", new Date(a.received_at).toLocaleString()),
+      text("td", a.severity, "sev-" + a.severity_id),
+      text("td", a.title),
+      text("td", a.source),
+      text("td", a.status, "status-" + a.status),
+      text("td", a.duplicate_count),
+    );
+    tr.addEventListener("click", () => { location.hash = a.id; });
+    tbody.append(tr);
+  }
+  cursor = page.next_cursor || "";
+  $("#more").hidden = !cursor;
+}
+
+async function showAlert(id) {
+  const d = await api("/api/v1/alerts/" + encodeURIComponent(id));
+  const view = $("#detail");
+  view.replaceChildren(
+    text("h2", d.title),
+    text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
+    text("h3", "Steps"),
+  );
+  const steps = document.createElement("table");
+  for (const s of d.steps) {
+    const tr = document.createElement("tr");
+    tr.append(text("td", s.name), text("td", s.status), text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || ""));
+    steps.append(tr);
+  }
+  view.append(steps, text("h3", "Decision"), text("pre", JSON.stringify(d.decision, null, 2)),
+    text("h3", "Actions"), text("pre", JSON.stringify(d.actions, null, 2)),
+    text("h3", "Enrichment"), text("pre", JSON.stringify(d.enrichment, null, 2)),
+    text("h3", "Alert"), text("pre", JSON.stringify(d.alert, null, 2)));
+  view.hidden = false;
+  $("#list").hidden = true;
+}
+
+function route() {
+  const id = location.hash.slice(1);
+  if (id) {
+    showAlert(id).catch((e) => alert(e.message));
+  } else {
+    $("#detail").hidden = true;
+    $("#list").hidden = false;
+    loadAlerts(false).catch((e) => alert(e.message));
+  }
+}
+
+$("#filters").addEventListener("change", () => loadAlerts(false));
+$("#more").addEventListener("click", () => loadAlerts(true));
+window.addEventListener("hashchange", route);
+route();

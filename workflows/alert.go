@@ -1,0 +1,339 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/triage"
+)
+
+// Activity options per kind. Store writes retry for a long time: the alert is safe
+// in history meanwhile, and giving up would drop its projection. Enrichment lookups
+// give up fast: a missing lookup makes the picture incomplete, which policy refuses
+// to act on. Vendor calls retry with backoff; HTTP 4xx (but 408/429) is final and
+// 429 waits for the vendor's reset hint (the activity sets NextRetryDelay).
+var (
+	storeOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	}
+	enrichOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout:    10 * time.Second,
+		ScheduleToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Second,
+			MaximumAttempts:    3,
+		},
+	}
+	containOptions = workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		HeartbeatTimeout:       30 * time.Second,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{ErrTypeHTTP4xx, ErrTypeConfig},
+		},
+	}
+)
+
+// Error types activities return; NonRetryableErrorTypes names the final ones.
+const (
+	ErrTypeHTTP4xx  = "HTTP4xx"
+	ErrTypeHTTP429  = "HTTP429"
+	ErrTypeHTTP5xx  = "HTTP5xx"
+	ErrTypeConfig   = "ConfigError"
+	ErrTypeDecision = "DecisionError"
+)
+
+// AlertWorkflow takes one alert through detect → enrich → decide → contain, then
+// stays open for the dedup window absorbing deliveries of the same fingerprint.
+func AlertWorkflow(ctx workflow.Context, in AlertInput) (AlertResult, error) {
+	w := &alertWorkflow{in: in}
+	if err := w.setup(ctx); err != nil {
+		return AlertResult{}, err
+	}
+	return w.run(ctx)
+}
+
+type alertWorkflow struct {
+	in    AlertInput
+	ref   AlertRef
+	alert schemas.Alert // the alert without its raw payload, passed to activities
+	state AlertState
+
+	detection  triage.Detection
+	enrichment triage.Enrichment
+
+	recordedDuplicates int
+}
+
+func (w *alertWorkflow) setup(ctx workflow.Context) error {
+	if w.in.Alert.Source == "" {
+		return temporal.NewNonRetryableApplicationError("alert input has no source", "InvalidInput", nil)
+	}
+	exec := workflow.GetInfo(ctx).WorkflowExecution
+	w.ref = AlertRef{AlertID: exec.RunID, WorkflowID: exec.ID, RunID: exec.RunID}
+	if w.in.DedupWindow <= 0 {
+		w.in.DedupWindow = DefaultDedupWindow
+	}
+	w.alert = w.in.Alert
+	w.alert.Raw = nil // recorded once by detect; kept out of every later activity input
+	w.state = AlertState{
+		Stage:      StageReceived,
+		Outcome:    OutcomeProcessing,
+		LastSeen:   w.in.ReceivedAt,
+		DedupUntil: workflow.Now(ctx).Add(w.in.DedupWindow),
+	}
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (AlertState, error) {
+		return w.state, nil
+	}); err != nil {
+		return err
+	}
+	deliveries := workflow.GetSignalChannel(ctx, DuplicateSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var d Delivery
+			if !deliveries.Receive(ctx, &d) {
+				return
+			}
+			w.onDelivery(d)
+		}
+	})
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SearchSource.ValueSet(w.in.Alert.Source),
+		SearchSeverity.ValueSet(int64(w.in.Alert.SeverityID)),
+		SearchStage.ValueSet(StageReceived),
+		SearchOutcome.ValueSet(OutcomeProcessing),
+	)
+}
+
+// onDelivery counts a delivery; the one that started the run is not a duplicate.
+func (w *alertWorkflow) onDelivery(d Delivery) {
+	if d.DeliveryID != "" && d.DeliveryID == w.in.DeliveryID {
+		return
+	}
+	w.state.Duplicates++
+	if d.ReceivedAt.After(w.state.LastSeen) {
+		w.state.LastSeen = d.ReceivedAt
+	}
+}
+
+func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
+	stage, skip, err := w.pipeline(ctx)
+	finish := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, SkipContain: skip}
+	if err != nil {
+		w.state.Outcome = OutcomeFailed
+		w.state.Error = err.Error()
+		finish.Outcome, finish.Error, finish.FailedStage = OutcomeFailed, err.Error(), stage
+	}
+	w.setStage(ctx, StageDone)
+	w.record(ctx, &finish)
+
+	w.absorbDuplicates(ctx)
+
+	closing := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, Error: w.state.Error, Closed: true}
+	w.record(ctx, &closing)
+
+	result := AlertResult{AlertID: w.ref.AlertID, Outcome: w.state.Outcome, Action: w.state.Action, Duplicates: w.state.Duplicates}
+	if err != nil {
+		return result, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("alert %s failed at %s", w.ref.AlertID, stage), "AlertFailed", err)
+	}
+	return result, nil
+}
+
+// pipeline runs the four stages. It returns the stage it stopped in and, when
+// containment was not attempted, why.
+func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain string, err error) {
+	w.setStage(ctx, StageDetect)
+	if err := w.detect(ctx); err != nil {
+		return StageDetect, "", err
+	}
+	w.setStage(ctx, StageEnrich)
+	enrichStarted := workflow.Now(ctx)
+	w.enrich(ctx)
+	w.setStage(ctx, StageDecide)
+	verdict, err := w.decide(ctx, enrichStarted)
+	if err != nil {
+		return StageDecide, "", err
+	}
+	if !verdict.Contain {
+		w.state.Outcome = OutcomeNoAction
+		return StageDecide, verdict.Reason, nil
+	}
+	w.setStage(ctx, StageContain)
+	if err := w.contain(ctx, verdict); err != nil {
+		return StageContain, "", err
+	}
+	w.state.Outcome = OutcomeContained
+	return StageContain, "", nil
+}
+
+func (w *alertWorkflow) detect(ctx workflow.Context) error {
+	var out DetectOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDetect, DetectInput{
+		Ref:        w.ref,
+		Alert:      w.in.Alert,
+		ReceivedAt: w.in.ReceivedAt,
+		StartedAt:  workflow.Now(ctx),
+		DedupUntil: w.state.DedupUntil,
+	}).Get(ctx, &out)
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
+	}
+	w.detection = out.Detection
+	w.alert.Attacks = out.Attacks
+	return nil
+}
+
+// enrich runs the lookups in parallel. A failed lookup leaves the enrichment
+// incomplete rather than failing the alert: the decision is still recorded, and
+// policy refuses to act on a partial picture.
+func (w *alertWorkflow) enrich(ctx workflow.Context) {
+	lctx := workflow.WithLocalActivityOptions(ctx, enrichOptions)
+	in := EnrichInput{Ref: w.ref, Alert: w.alert}
+	asset := workflow.ExecuteLocalActivity(lctx, ActivityLookupAsset, in)
+	iocs := workflow.ExecuteLocalActivity(lctx, ActivityMatchIOCs, in)
+	prior := workflow.ExecuteLocalActivity(lctx, ActivityCountPriorAlerts, in)
+
+	e := triage.Enrichment{Complete: true}
+	fail := func(what string, err error) {
+		e.Complete = false
+		e.Errors = append(e.Errors, what+": "+rootMessage(err))
+	}
+	if err := asset.Get(ctx, &e.Asset); err != nil {
+		fail("asset", err)
+	}
+	if err := iocs.Get(ctx, &e.IOCs); err != nil {
+		fail("iocs", err)
+	}
+	e.IOCHits = len(e.IOCs)
+	if err := prior.Get(ctx, &e.PriorAlerts); err != nil {
+		fail("prior_alerts", err)
+	}
+	w.enrichment = e
+}
+
+func (w *alertWorkflow) decide(ctx workflow.Context, enrichStarted time.Time) (policy.Verdict, error) {
+	now := workflow.Now(ctx)
+	var v policy.Verdict
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecide, DecideInput{
+		Ref:            w.ref,
+		Alert:          w.alert,
+		Detection:      w.detection,
+		Enrichment:     w.enrichment,
+		EnrichStarted:  enrichStarted,
+		EnrichFinished: now,
+		DecideStarted:  now,
+	}).Get(ctx, &v)
+	if err != nil {
+		return policy.Verdict{}, fmt.Errorf("decide: %w", err)
+	}
+	w.state.Decision = &v
+	return v, nil
+}
+
+func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {
+	var out ContainOutput
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, containOptions), ActivityIsolateHost, ContainInput{
+		Ref:            w.ref,
+		DeviceID:       policy.ContainTarget(w.alert, w.enrichment),
+		Hostname:       w.alert.Device.Hostname,
+		IdempotencyKey: IdempotencyKey(w.ref, StageContain),
+		StartedAt:      workflow.Now(ctx),
+	}).Get(ctx, &out)
+	if err != nil {
+		return fmt.Errorf("contain: %w", err)
+	}
+	w.state.Action = &out
+	return nil
+}
+
+// absorbDuplicates keeps the run open until the dedup window ends, recording the
+// duplicate count whenever it changes. It stops early when Temporal suggests
+// continue-as-new (a flood of duplicates): later deliveries then start a new alert,
+// which is better than an unbounded history.
+func (w *alertWorkflow) absorbDuplicates(ctx workflow.Context) {
+	for {
+		w.flushDuplicates(ctx)
+		remaining := w.state.DedupUntil.Sub(workflow.Now(ctx))
+		if remaining <= 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			break
+		}
+		_, _ = workflow.AwaitWithTimeout(ctx, remaining, func() bool {
+			return w.state.Duplicates != w.recordedDuplicates
+		})
+	}
+	// Deliveries already in the channel but not yet seen by the receiving coroutine.
+	deliveries := workflow.GetSignalChannel(ctx, DuplicateSignal)
+	for {
+		var d Delivery
+		if !deliveries.ReceiveAsync(&d) {
+			break
+		}
+		w.onDelivery(d)
+	}
+}
+
+func (w *alertWorkflow) flushDuplicates(ctx workflow.Context) {
+	if w.state.Duplicates == w.recordedDuplicates {
+		return
+	}
+	count := w.state.Duplicates
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityRecordDuplicates, DuplicatesInput{
+		AlertID: w.ref.AlertID, Count: count, LastSeen: w.state.LastSeen,
+	}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("recording duplicates failed", "alert_id", w.ref.AlertID, "error", err)
+	}
+	w.recordedDuplicates = count
+}
+
+// record writes the alert's outcome. A failure here is logged, not fatal: the
+// outcome is in the workflow's own history and result either way.
+func (w *alertWorkflow) record(ctx workflow.Context, in *FinishInput) {
+	in.At = workflow.Now(ctx)
+	in.Duplicates = w.state.Duplicates
+	in.LastSeen = w.state.LastSeen
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityFinish, *in).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("recording the outcome failed", "alert_id", w.ref.AlertID, "error", err)
+		return
+	}
+	w.recordedDuplicates = in.Duplicates
+}
+
+func (w *alertWorkflow) setStage(ctx workflow.Context, stage string) {
+	w.state.Stage = stage
+	err := workflow.UpsertTypedSearchAttributes(ctx, SearchStage.ValueSet(stage), SearchOutcome.ValueSet(w.state.Outcome))
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
+	}
+}
+
+// rootMessage is the innermost error's message: the activity's own words rather
+// than Temporal's wrapping.
+func rootMessage(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
+}

@@ -1,0 +1,217 @@
+// Package workflows holds Rampart's Temporal workflow code and nothing else: the
+// AlertWorkflow that takes an alert through detect → enrich → decide → contain, and
+// the names and payload types its activities, signals and queries use.
+//
+// Workflow code is deterministic: no time.Now, rand, map ranging, goroutines or I/O.
+// It may import the Temporal workflow SDK and the pure packages (schemas, triage,
+// policy); never store, integrations, server or activities, which implement the
+// activities named here.
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/triage"
+)
+
+// TaskQueue is the queue Rampart's workers poll.
+const TaskQueue = "rampart"
+
+// AlertWorkflowName is the registered workflow type.
+const AlertWorkflowName = "AlertWorkflow"
+
+// Message names.
+const (
+	// DuplicateSignal delivers each webhook delivery of the alert's fingerprint,
+	// including the one that started the run (SignalWithStart).
+	DuplicateSignal = "alert.delivery"
+	// StateQuery returns AlertState.
+	StateQuery = "state"
+)
+
+// Activity names. The activities package registers its methods under these.
+const (
+	ActivityDetect           = "alert.detect"
+	ActivityLookupAsset      = "enrich.asset"
+	ActivityMatchIOCs        = "enrich.iocs"
+	ActivityCountPriorAlerts = "enrich.prior_alerts"
+	ActivityDecide           = "alert.decide"
+	ActivityIsolateHost      = "edr.isolate_host"
+	ActivityRecordDuplicates = "alert.record_duplicates"
+	ActivityFinish           = "alert.finish"
+)
+
+// Stage names, recorded as steps in the store.
+const (
+	StageReceived = "received"
+	StageDetect   = "detect"
+	StageEnrich   = "enrich"
+	StageDecide   = "decide"
+	StageContain  = "contain"
+	StageDone     = "done"
+)
+
+// Outcomes of an alert.
+const (
+	OutcomeProcessing = "processing"
+	OutcomeContained  = "contained"
+	OutcomeNoAction   = "no_action"
+	OutcomeFailed     = "failed"
+)
+
+// DefaultDedupWindow is how long a run stays open absorbing duplicates.
+const DefaultDedupWindow = 10 * time.Minute
+
+// Search attributes the workflow keeps current, registered at every boot.
+var (
+	SearchSource   = temporal.NewSearchAttributeKeyKeyword("RampartSource")
+	SearchSeverity = temporal.NewSearchAttributeKeyInt64("RampartSeverity")
+	SearchStage    = temporal.NewSearchAttributeKeyKeyword("RampartStage")
+	SearchOutcome  = temporal.NewSearchAttributeKeyKeyword("RampartOutcome")
+)
+
+// SearchAttributeKeys lists the keys above, for registration.
+func SearchAttributeKeys() []temporal.SearchAttributeKey {
+	return []temporal.SearchAttributeKey{SearchSource, SearchSeverity, SearchStage, SearchOutcome}
+}
+
+// AlertInput starts an AlertWorkflow.
+type AlertInput struct {
+	Alert schemas.Alert `json:"alert"`
+	// DeliveryID identifies the webhook delivery that started the run; its own
+	// signal carries the same id and is not counted as a duplicate.
+	DeliveryID  string        `json:"delivery_id"`
+	ReceivedAt  time.Time     `json:"received_at"`
+	DedupWindow time.Duration `json:"dedup_window"`
+}
+
+// Delivery is the signal payload of one webhook delivery of the alert.
+type Delivery struct {
+	DeliveryID string    `json:"delivery_id"`
+	ReceivedAt time.Time `json:"received_at"`
+	FindingUID string    `json:"finding_uid,omitempty"`
+}
+
+// AlertRef names the alert and its run. The alert id is the run id.
+type AlertRef struct {
+	AlertID    string `json:"alert_id"`
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+}
+
+// DetectInput records the alert and runs the detect stage.
+type DetectInput struct {
+	Ref        AlertRef      `json:"ref"`
+	Alert      schemas.Alert `json:"alert"`
+	ReceivedAt time.Time     `json:"received_at"`
+	StartedAt  time.Time     `json:"started_at"`
+	DedupUntil time.Time     `json:"dedup_until"`
+}
+
+// DetectOutput is the detect stage's result.
+type DetectOutput struct {
+	Detection triage.Detection `json:"detection"`
+	Attacks   []schemas.Attack `json:"attacks"`
+}
+
+// EnrichInput is what each enrichment lookup reads.
+type EnrichInput struct {
+	Ref   AlertRef      `json:"ref"`
+	Alert schemas.Alert `json:"alert"`
+}
+
+// DecideInput records the enrichment and decides.
+type DecideInput struct {
+	Ref            AlertRef          `json:"ref"`
+	Alert          schemas.Alert     `json:"alert"`
+	Detection      triage.Detection  `json:"detection"`
+	Enrichment     triage.Enrichment `json:"enrichment"`
+	EnrichStarted  time.Time         `json:"enrich_started"`
+	EnrichFinished time.Time         `json:"enrich_finished"`
+	DecideStarted  time.Time         `json:"decide_started"`
+}
+
+// ContainInput asks the EDR to isolate a host.
+type ContainInput struct {
+	Ref      AlertRef `json:"ref"`
+	DeviceID string   `json:"device_id"`
+	Hostname string   `json:"hostname,omitempty"`
+	// IdempotencyKey is workflow id + run id + step: one decision, one action.
+	IdempotencyKey string    `json:"idempotency_key"`
+	StartedAt      time.Time `json:"started_at"`
+}
+
+// ContainOutput is the recorded result of the isolate action.
+type ContainOutput struct {
+	Integration    string `json:"integration"`
+	Operation      string `json:"operation"`
+	Target         string `json:"target"`
+	VendorActionID string `json:"vendor_action_id,omitempty"`
+	// Status is the vendor's final host status ("contained").
+	Status string `json:"status"`
+	// AlreadyContained: the host was contained before this action asked.
+	AlreadyContained bool `json:"already_contained,omitempty"`
+}
+
+// DuplicatesInput records the duplicate count.
+type DuplicatesInput struct {
+	AlertID  string    `json:"alert_id"`
+	Count    int       `json:"count"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// FinishInput records an alert's outcome, and later its close.
+type FinishInput struct {
+	Ref     AlertRef `json:"ref"`
+	Outcome string   `json:"outcome"`
+	Error   string   `json:"error,omitempty"`
+	// FailedStage is the stage whose step failed, if any.
+	FailedStage string `json:"failed_stage,omitempty"`
+	// SkipContain records the contain step as skipped, with this reason.
+	SkipContain string    `json:"skip_contain,omitempty"`
+	At          time.Time `json:"at"`
+	// Closed marks the end of the dedup window: the workflow is about to close.
+	Closed     bool      `json:"closed,omitempty"`
+	Duplicates int       `json:"duplicates"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+// AlertState is what the state query returns.
+type AlertState struct {
+	Stage      string          `json:"stage"`
+	Outcome    string          `json:"outcome"`
+	Decision   *policy.Verdict `json:"decision,omitempty"`
+	Action     *ContainOutput  `json:"action,omitempty"`
+	Duplicates int             `json:"duplicates"`
+	LastSeen   time.Time       `json:"last_seen"`
+	DedupUntil time.Time       `json:"dedup_until"`
+	Error      string          `json:"error,omitempty"`
+}
+
+// AlertResult is the workflow's result.
+type AlertResult struct {
+	AlertID    string         `json:"alert_id"`
+	Outcome    string         `json:"outcome"`
+	Action     *ContainOutput `json:"action,omitempty"`
+	Duplicates int            `json:"duplicates"`
+}
+
+// Registry is the part of a Temporal worker workflows register with.
+type Registry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// Register registers Rampart's workflows under their stable names.
+func Register(r Registry) {
+	r.RegisterWorkflowWithOptions(AlertWorkflow, workflow.RegisterOptions{Name: AlertWorkflowName})
+}
+
+// IdempotencyKey is the key of a run's action at one step.
+func IdempotencyKey(ref AlertRef, step string) string {
+	return ref.WorkflowID + "/" + ref.RunID + "/" + step
+}
