@@ -26,8 +26,8 @@ type Detection struct {
 	UnknownTechniques []string `json:"unknown_techniques,omitempty" expr:"unknown_techniques"`
 	// Stage is the kill-chain ordinal of the furthest tactic (1 reconnaissance … 14
 	// impact), 0 when no tactic is known.
-	Stage     int    `json:"stage" expr:"stage"`
-	StageName string `json:"stage_name,omitempty" expr:"stage_name"`
+	Stage     int      `json:"stage" expr:"stage"`
+	StageName string   `json:"stage_name,omitempty" expr:"stage_name"`
 	Features  Features `json:"features" expr:"features"`
 }
 
