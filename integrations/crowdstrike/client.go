@@ -262,7 +262,7 @@ func (c *Client) apiError(op string, resp *http.Response, data []byte) error {
 			msgs = append(msgs, er.Message)
 		}
 		e.Message = strings.Join(msgs, "; ")
-		if body.Errors[0].Code != 0 {
+		if c := body.Errors[0].Code; c != 0 && c != resp.StatusCode {
 			e.Code = strconv.Itoa(body.Errors[0].Code)
 		}
 	} else if len(data) > 0 && len(data) < 512 {

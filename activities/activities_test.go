@@ -1,0 +1,315 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/triage"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+const hostID = "6a1f0c2e9b7d4e35a8c0f1d2e3b4a5c6"
+
+type fixture struct {
+	acts  *activities.Activities
+	store *store.Store
+	sim   *crowdstrike.Simulator
+	env   *testsuite.TestActivityEnvironment
+	ref   workflows.AlertRef
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	st := storetest.SQLite(t)
+	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "id", ClientSecret: "secret-0123456789", ContainDelay: 30 * time.Millisecond})
+	sim.AddHost(crowdstrike.SimHost{ID: hostID, Hostname: "fin-ws-0142"})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	edr, err := crowdstrike.New(crowdstrike.Config{BaseURL: sim.URL(), ClientID: "id", ClientSecret: integrations.NewSecret("secret-0123456789")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := policy.CompileContainRule(policy.DefaultContainWhen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := &activities.Activities{Store: st, EDR: edr, Decider: rule, Attack: triage.NewAttack(), PollInterval: 10 * time.Millisecond}
+	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
+	acts.Register(env)
+	f := &fixture{acts: acts, store: st, sim: sim, env: env,
+		ref: workflows.AlertRef{AlertID: "run-1", WorkflowID: "alert/fp", RunID: "run-1"}}
+	f.detect(t)
+	return f
+}
+
+func testAlert() schemas.Alert {
+	return schemas.Alert{
+		ClassUID: 2004, Source: "crowdstrike", Time: time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC),
+		Finding: schemas.Finding{UID: "f-1", Title: "MassFileEncryption"}, SeverityID: 5, Severity: "Critical",
+		Attacks: []schemas.Attack{{Technique: schemas.Ref{UID: "T1486"}}},
+		Device:  schemas.Device{ID: hostID, Hostname: "fin-ws-0142"},
+		File:    schemas.File{SHA256: "4be1f82c6c5e0d3a9b7f2e1d0c8a6b4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b"},
+		Raw:     json.RawMessage(`{"event":{}}`),
+	}
+}
+
+func (f *fixture) detect(t *testing.T) workflows.DetectOutput {
+	t.Helper()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	v, err := f.env.ExecuteActivity(workflows.ActivityDetect, workflows.DetectInput{
+		Ref: f.ref, Alert: testAlert(), ReceivedAt: at, StartedAt: at, DedupUntil: at.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out workflows.DetectOutput
+	if err := v.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (f *fixture) isolate(t *testing.T) (workflows.ContainOutput, error) {
+	t.Helper()
+	v, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, workflows.ContainInput{
+		Ref: f.ref, DeviceID: hostID, Hostname: "fin-ws-0142",
+		IdempotencyKey: workflows.IdempotencyKey(f.ref, workflows.StageContain), StartedAt: time.Now(),
+	})
+	var out workflows.ContainOutput
+	if err == nil {
+		err = v.Get(&out)
+	}
+	return out, err
+}
+
+func TestDetectRecordsTheAlert(t *testing.T) {
+	f := newFixture(t)
+	out := f.detect(t) // a retry of the same activity changes nothing
+	if out.Detection.StageName != "Impact" || out.Attacks[0].Tactic.Name != "Impact" {
+		t.Fatalf("detect = %+v", out)
+	}
+	d, err := f.store.GetAlert(context.Background(), "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := testAlert()
+	if d.Alert.RawJSON != `{"event":{}}` || d.Alert.Fingerprint != want.Fingerprint() || d.Alert.Status != store.AlertProcessing {
+		t.Fatalf("alert row = %+v", d.Alert)
+	}
+	var stored schemas.Alert
+	if err := json.Unmarshal([]byte(d.Alert.AlertJSON), &stored); err != nil || stored.Raw != nil || stored.Attacks[0].Tactic.UID != "TA0040" {
+		t.Fatalf("stored alert = %+v, %v (raw must be kept apart)", stored, err)
+	}
+	if len(d.Steps) != 1 || d.Steps[0].Name != "detect" || d.Steps[0].Status != store.StatusSucceeded {
+		t.Fatalf("steps = %+v", d.Steps)
+	}
+}
+
+func TestEnrichmentLookups(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.store.UpsertAssets(ctx, []store.Asset{{Hostname: "fin-ws-0142", DeviceID: hostID, Criticality: "medium", TagsJSON: `["finance"]`}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.UpsertIOCs(ctx, []store.IOC{{Type: "sha256", Value: testAlert().File.SHA256, Source: "intel", Confidence: 95}}); err != nil {
+		t.Fatal(err)
+	}
+	in := workflows.EnrichInput{Ref: workflows.AlertRef{AlertID: "run-2", RunID: "run-2"}, Alert: testAlert()}
+	var asset triage.Asset
+	get(t, f.env, workflows.ActivityLookupAsset, in, &asset)
+	if !asset.Found || asset.Criticality != "medium" || asset.Tags[0] != "finance" {
+		t.Fatalf("asset = %+v", asset)
+	}
+	var iocs []triage.IOCMatch
+	get(t, f.env, workflows.ActivityMatchIOCs, in, &iocs)
+	if len(iocs) != 1 || iocs[0].Confidence != 95 {
+		t.Fatalf("iocs = %+v", iocs)
+	}
+	var prior int
+	get(t, f.env, workflows.ActivityCountPriorAlerts, in, &prior)
+	if prior != 1 { // run-1, recorded by the fixture
+		t.Fatalf("prior alerts = %d, want 1", prior)
+	}
+	unknown := in
+	unknown.Alert.Device = schemas.Device{Hostname: "nowhere"}
+	get(t, f.env, workflows.ActivityLookupAsset, unknown, &asset)
+	if asset.Found {
+		t.Fatalf("unknown host found: %+v", asset)
+	}
+}
+
+func get(t *testing.T, env *testsuite.TestActivityEnvironment, name string, in, out any) {
+	t.Helper()
+	v, err := env.ExecuteActivity(name, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out == nil {
+		return
+	}
+	if err := v.Get(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDecideRecordsEnrichmentAndDecision(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	var v policy.Verdict
+	get(t, f.env, workflows.ActivityDecide, workflows.DecideInput{
+		Ref: f.ref, Alert: testAlert(),
+		Enrichment:    triage.Enrichment{Complete: true, IOCHits: 1, Asset: triage.Asset{Found: true}},
+		EnrichStarted: now, EnrichFinished: now, DecideStarted: now,
+	}, &v)
+	if !v.Contain || v.Inputs["enrich.ioc_hits"] != float64(1) {
+		t.Fatalf("verdict = %+v", v)
+	}
+	d, _ := f.store.GetAlert(context.Background(), "run-1")
+	if d.Alert.DecisionJSON == "" || d.Alert.EnrichmentJSON == "" || len(d.Steps) != 3 || d.Steps[2].Name != "decide" {
+		t.Fatalf("recorded = %+v steps %+v", d.Alert, d.Steps)
+	}
+	// A runtime error in the rule is final, not retried forever.
+	bad, _ := policy.CompileContainRule(`alert.attacks[5].technique.uid == "T1"`)
+	f.acts.Decider = bad
+	_, err := f.env.ExecuteActivity(workflows.ActivityDecide, workflows.DecideInput{Ref: f.ref, Alert: testAlert()})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || appErr.Type() != workflows.ErrTypeDecision {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestIsolateHostActsOncePerDecision(t *testing.T) {
+	f := newFixture(t)
+	out, err := f.isolate(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Status != integrations.HostContained || out.VendorActionID == "" || out.AlreadyContained {
+		t.Fatalf("out = %+v", out)
+	}
+	// A retry (or a replayed activity) after success returns the recorded result.
+	again, err := f.isolate(t)
+	if err != nil || again.VendorActionID != out.VendorActionID {
+		t.Fatalf("retry = %+v, %v", again, err)
+	}
+	if n := f.sim.ContainCalls(hostID); n != 1 {
+		t.Fatalf("vendor contain calls = %d, want 1", n)
+	}
+	a, _ := f.store.GetAction(context.Background(), workflows.IdempotencyKey(f.ref, workflows.StageContain))
+	if a.Status != store.StatusSucceeded || a.Attempts != 2 || a.VendorCalls != 1 || a.VendorStatus != integrations.HostContained {
+		t.Fatalf("action = %+v", a)
+	}
+	d, _ := f.store.GetAlert(context.Background(), "run-1")
+	last := d.Steps[len(d.Steps)-1]
+	if last.Name != "contain" || last.Status != store.StatusSucceeded || last.FinishedAt == nil {
+		t.Fatalf("contain step = %+v", last)
+	}
+}
+
+func TestIsolateHostAfterACrashBetweenRequestAndRecord(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// The earlier attempt claimed the action and the vendor accepted its request,
+	// but the worker died before recording it.
+	if _, _, err := f.store.ClaimAction(ctx, &store.Action{IdempotencyKey: workflows.IdempotencyKey(f.ref, workflows.StageContain),
+		AlertID: "run-1", RunID: "run-1", Integration: "crowdstrike", Operation: "isolate_host", Target: hostID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.acts.EDR.ContainHost(ctx, hostID); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.isolate(t)
+	if err != nil || out.Status != integrations.HostContained {
+		t.Fatalf("out = %+v, %v", out, err)
+	}
+	if n := f.sim.ContainCalls(hostID); n != 1 {
+		t.Fatalf("vendor contain calls = %d, want 1: the retry must not ask again", n)
+	}
+}
+
+func TestIsolateHostErrorClasses(t *testing.T) {
+	cases := []struct {
+		name         string
+		fault        crowdstrike.Fault
+		device       string
+		errType      string
+		nonRetryable bool
+		minDelay     time.Duration
+	}{
+		{"throttled: retry after the vendor's hint", crowdstrike.Fault{Status: 429, RetryAfter: 4 * time.Second}, hostID, workflows.ErrTypeHTTP429, false, 2 * time.Second},
+		{"server error: retry with backoff", crowdstrike.Fault{Status: 502}, hostID, workflows.ErrTypeHTTP5xx, false, 0},
+		{"forbidden: final", crowdstrike.Fault{Status: 403}, hostID, workflows.ErrTypeHTTP4xx, true, 0},
+		{"unknown device: final", crowdstrike.Fault{}, "ffffffffffffffffffffffffffffffff", workflows.ErrTypeHTTP4xx, true, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			if c.fault.Status != 0 {
+				f.sim.InjectFault(c.fault)
+			}
+			_, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, workflows.ContainInput{
+				Ref: f.ref, DeviceID: c.device, IdempotencyKey: "k-" + c.name, StartedAt: time.Now()})
+			var appErr *temporal.ApplicationError
+			if !errors.As(err, &appErr) {
+				t.Fatalf("err = %v", err)
+			}
+			if appErr.Type() != c.errType || appErr.NonRetryable() != c.nonRetryable {
+				t.Fatalf("type %s nonretryable %v, want %s %v (%v)", appErr.Type(), appErr.NonRetryable(), c.errType, c.nonRetryable, err)
+			}
+			if c.minDelay > 0 && appErr.NextRetryDelay() < c.minDelay {
+				t.Fatalf("next retry delay = %v, want at least %v", appErr.NextRetryDelay(), c.minDelay)
+			}
+			if a, err := f.store.GetAction(context.Background(), "k-"+c.name); err != nil || a.Error == "" || a.Status == store.StatusSucceeded {
+				t.Fatalf("action after failure = %+v, %v", a, err)
+			}
+		})
+	}
+}
+
+func TestIsolateHostAlreadyContained(t *testing.T) {
+	f := newFixture(t)
+	f.sim.AddHost(crowdstrike.SimHost{ID: hostID, Hostname: "fin-ws-0142", Status: integrations.HostContained})
+	out, err := f.isolate(t)
+	if err != nil || !out.AlreadyContained || out.Status != integrations.HostContained || f.sim.ContainCalls(hostID) != 0 {
+		t.Fatalf("out = %+v, %v, calls %d", out, err, f.sim.ContainCalls(hostID))
+	}
+}
+
+func TestFinishRecordsOutcomeAndClose(t *testing.T) {
+	f := newFixture(t)
+	at := time.Now()
+	get(t, f.env, workflows.ActivityFinish, workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeNoAction,
+		SkipContain: "contain_when did not match", At: at, Duplicates: 2, LastSeen: at}, nil)
+	d, _ := f.store.GetAlert(context.Background(), "run-1")
+	if d.Alert.Status != store.AlertNoAction || d.Alert.DuplicateCount != 2 || d.Run.Status != store.StatusCompleted || d.Run.CompletedAt == nil || d.Run.ClosedAt != nil {
+		t.Fatalf("after finish: %+v run %+v", d.Alert, d.Run)
+	}
+	if last := d.Steps[len(d.Steps)-1]; last.Name != "contain" || last.Status != store.StatusSkipped {
+		t.Fatalf("contain step = %+v", last)
+	}
+	get(t, f.env, workflows.ActivityFinish, workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeNoAction, Closed: true, At: at.Add(time.Minute), Duplicates: 5, LastSeen: at}, nil)
+	d, _ = f.store.GetAlert(context.Background(), "run-1")
+	if d.Run.ClosedAt == nil || d.Alert.DuplicateCount != 5 {
+		t.Fatalf("after close: %+v run %+v", d.Alert, d.Run)
+	}
+	// A failed stage is recorded as such.
+	get(t, f.env, workflows.ActivityFinish, workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeFailed, FailedStage: workflows.StageContain, Error: "contain: HTTP 403", At: at}, nil)
+	d, _ = f.store.GetAlert(context.Background(), "run-1")
+	if d.Alert.Status != store.AlertFailed || d.Run.Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Error != "contain: HTTP 403" {
+		t.Fatalf("after failure: %+v run %+v steps %+v", d.Alert, d.Run, d.Steps)
+	}
+}

@@ -1,0 +1,291 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/triage"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// stubs are activity implementations that record what the workflow asked for.
+type stubs struct {
+	mu         sync.Mutex
+	verdict    policy.Verdict
+	enrichErr  error
+	isolate    func(ctx context.Context, attempt int32) (workflows.ContainOutput, error)
+	attempts   []time.Time
+	contains   []workflows.ContainInput
+	decides    []workflows.DecideInput
+	finishes   []workflows.FinishInput
+	duplicates []workflows.DuplicatesInput
+	now        func() time.Time
+}
+
+func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
+	reg := func(name string, fn any) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
+	reg(workflows.ActivityDetect, func(_ context.Context, in workflows.DetectInput) (workflows.DetectOutput, error) {
+		d, attacks := triage.NewAttack().Detect(&in.Alert)
+		return workflows.DetectOutput{Detection: d, Attacks: attacks}, nil
+	})
+	reg(workflows.ActivityLookupAsset, func(_ context.Context, in workflows.EnrichInput) (triage.Asset, error) {
+		if s.enrichErr != nil {
+			return triage.Asset{}, s.enrichErr
+		}
+		return triage.Asset{Found: true, DeviceID: in.Alert.Device.ID}, nil
+	})
+	reg(workflows.ActivityMatchIOCs, func(context.Context, workflows.EnrichInput) ([]triage.IOCMatch, error) {
+		return []triage.IOCMatch{{Type: "sha256", Value: "abc", Confidence: 90}}, nil
+	})
+	reg(workflows.ActivityCountPriorAlerts, func(context.Context, workflows.EnrichInput) (int, error) { return 3, nil })
+	reg(workflows.ActivityDecide, func(_ context.Context, in workflows.DecideInput) (policy.Verdict, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.decides = append(s.decides, in)
+		return s.verdict, nil
+	})
+	reg(workflows.ActivityIsolateHost, func(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
+		s.mu.Lock()
+		s.contains = append(s.contains, in)
+		s.attempts = append(s.attempts, s.now())
+		s.mu.Unlock()
+		if s.isolate != nil {
+			return s.isolate(ctx, activity.GetInfo(ctx).Attempt)
+		}
+		return workflows.ContainOutput{Integration: "crowdstrike", Operation: "isolate_host", Target: in.DeviceID, VendorActionID: "v-1", Status: "contained"}, nil
+	})
+	reg(workflows.ActivityRecordDuplicates, func(_ context.Context, in workflows.DuplicatesInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.duplicates = append(s.duplicates, in)
+		return nil
+	})
+	reg(workflows.ActivityFinish, func(_ context.Context, in workflows.FinishInput) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.finishes = append(s.finishes, in)
+		return nil
+	})
+}
+
+var received = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+func input() workflows.AlertInput {
+	return workflows.AlertInput{
+		Alert: schemas.Alert{
+			ClassUID: 2004, Source: "crowdstrike", Time: received.Add(-time.Minute),
+			Finding: schemas.Finding{UID: "f-1", Title: "MassFileEncryption"}, SeverityID: 5,
+			Attacks: []schemas.Attack{{Technique: schemas.Ref{UID: "T1486"}}},
+			Device:  schemas.Device{ID: "dev-1", Hostname: "fin-ws-0142"},
+			Raw:     []byte(`{"big":"payload"}`),
+		},
+		DeliveryID:  "delivery-0",
+		ReceivedAt:  received,
+		DedupWindow: 10 * time.Minute,
+	}
+}
+
+func setup(t *testing.T, s *stubs) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+	env.SetStartTime(received)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "alert/fp-test"})
+	s.now = env.Now
+	workflows.Register(env)
+	s.register(env)
+	// The start's own delivery arrives with it, as SignalWithStart delivers it.
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(workflows.DuplicateSignal, workflows.Delivery{DeliveryID: "delivery-0", ReceivedAt: received})
+	}, 0)
+	return env
+}
+
+func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.AlertResult {
+	t.Helper()
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var r workflows.AlertResult
+	if err := env.GetWorkflowResult(&r); err != nil {
+		t.Fatalf("workflow failed: %v", err)
+	}
+	return r
+}
+
+func TestContainPath(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true, Reason: "contain_when matched"}}
+	env := setup(t, s)
+	var state workflows.AlertState
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.StateQuery)
+		if err != nil {
+			t.Errorf("query: %v", err)
+			return
+		}
+		_ = v.Get(&state)
+	}, time.Minute)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeContained || r.Action == nil || r.Action.VendorActionID != "v-1" || r.Duplicates != 0 {
+		t.Fatalf("result = %+v", r)
+	}
+	if len(s.contains) != 1 {
+		t.Fatalf("isolate called %d times", len(s.contains))
+	}
+	c := s.contains[0]
+	if c.DeviceID != "dev-1" || c.Ref.WorkflowID != "alert/fp-test" || c.Ref.RunID == "" || c.Ref.AlertID != c.Ref.RunID ||
+		c.IdempotencyKey != "alert/fp-test/"+c.Ref.RunID+"/contain" {
+		t.Fatalf("contain input = %+v", c)
+	}
+	d := s.decides[0]
+	if !d.Enrichment.Complete || d.Enrichment.IOCHits != 1 || d.Enrichment.PriorAlerts != 3 || d.Detection.StageName != "Impact" {
+		t.Fatalf("decide input = %+v", d)
+	}
+	if d.Alert.Raw != nil {
+		t.Fatal("the raw payload travelled past the detect stage")
+	}
+	if len(s.finishes) != 2 || s.finishes[0].Outcome != workflows.OutcomeContained || s.finishes[0].Closed || !s.finishes[1].Closed {
+		t.Fatalf("finishes = %+v", s.finishes)
+	}
+	// The run stays open for the dedup window.
+	if closed := s.finishes[1].At; closed.Sub(received) < 10*time.Minute {
+		t.Fatalf("closed at %v, before the dedup window ended", closed)
+	}
+	if state.Stage != workflows.StageDone || state.Outcome != workflows.OutcomeContained || state.Decision == nil || !state.Decision.Contain {
+		t.Fatalf("queried state = %+v", state)
+	}
+}
+
+func TestNoContainPath(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: false, Reason: "contain_when did not match"}}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeNoAction || r.Action != nil || len(s.contains) != 0 {
+		t.Fatalf("result = %+v, isolate calls %d", r, len(s.contains))
+	}
+	if s.finishes[0].SkipContain != "contain_when did not match" || s.finishes[0].Outcome != workflows.OutcomeNoAction {
+		t.Fatalf("finish = %+v", s.finishes[0])
+	}
+}
+
+func TestDuplicatesAreCountedNotRestarted(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true}}
+	env := setup(t, s)
+	for i, at := range []time.Duration{30 * time.Second, 31 * time.Second, 2 * time.Minute, 9 * time.Minute} {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflows.DuplicateSignal, workflows.Delivery{DeliveryID: "dup-" + string(rune('a'+i)), ReceivedAt: received.Add(at)})
+		}, at)
+	}
+	var mid workflows.AlertState
+	env.RegisterDelayedCallback(func() {
+		v, _ := env.QueryWorkflow(workflows.StateQuery)
+		_ = v.Get(&mid)
+	}, 5*time.Minute)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Duplicates != 4 || len(s.contains) != 1 {
+		t.Fatalf("duplicates = %d, isolate calls = %d; want 4 and 1", r.Duplicates, len(s.contains))
+	}
+	if mid.Duplicates != 3 || !mid.LastSeen.Equal(received.Add(2*time.Minute)) {
+		t.Fatalf("state at 5m = %+v", mid)
+	}
+	last := s.finishes[len(s.finishes)-1]
+	if !last.Closed || last.Duplicates != 4 || !last.LastSeen.Equal(received.Add(9*time.Minute)) {
+		t.Fatalf("close = %+v", last)
+	}
+	if len(s.duplicates) == 0 || s.duplicates[len(s.duplicates)-1].Count > 4 {
+		t.Fatalf("duplicate writes = %+v", s.duplicates)
+	}
+}
+
+func TestEnrichmentFailureIsRecordedNotFatal(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: false, Guardrail: "enrichment_incomplete"}, enrichErr: errors.New("inventory down")}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	d := s.decides[0]
+	if d.Enrichment.Complete || len(d.Enrichment.Errors) != 1 || d.Enrichment.IOCHits != 1 {
+		t.Fatalf("enrichment = %+v", d.Enrichment)
+	}
+	if r.Outcome != workflows.OutcomeNoAction {
+		t.Fatalf("outcome = %s", r.Outcome)
+	}
+}
+
+func TestContainFailureClasses(t *testing.T) {
+	t.Run("HTTP 4xx is final: one attempt, the alert fails", func(t *testing.T) {
+		s := &stubs{verdict: policy.Verdict{Contain: true}, isolate: func(context.Context, int32) (workflows.ContainOutput, error) {
+			return workflows.ContainOutput{}, temporal.NewNonRetryableApplicationError("crowdstrike contain: HTTP 403", workflows.ErrTypeHTTP4xx, nil)
+		}}
+		env := setup(t, s)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		if !env.IsWorkflowCompleted() {
+			t.Fatal("not completed")
+		}
+		err := env.GetWorkflowError()
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != "AlertFailed" {
+			t.Fatalf("workflow error = %v", err)
+		}
+		if len(s.attempts) != 1 {
+			t.Fatalf("attempts = %d, want 1", len(s.attempts))
+		}
+		f := s.finishes[0]
+		if f.Outcome != workflows.OutcomeFailed || f.FailedStage != workflows.StageContain || f.Error == "" {
+			t.Fatalf("finish = %+v", f)
+		}
+		if len(s.finishes) != 2 || !s.finishes[1].Closed {
+			t.Fatal("a failed alert still holds its dedup window")
+		}
+	})
+	t.Run("HTTP 429 waits for the vendor's reset hint", func(t *testing.T) {
+		s := &stubs{verdict: policy.Verdict{Contain: true}}
+		s.isolate = func(_ context.Context, attempt int32) (workflows.ContainOutput, error) {
+			if attempt == 1 {
+				return workflows.ContainOutput{}, temporal.NewApplicationErrorWithOptions("throttled", workflows.ErrTypeHTTP429,
+					temporal.ApplicationErrorOptions{NextRetryDelay: 45 * time.Second})
+			}
+			return workflows.ContainOutput{Status: "contained"}, nil
+		}
+		env := setup(t, s)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		r := result(t, env)
+		if r.Outcome != workflows.OutcomeContained || len(s.attempts) != 2 {
+			t.Fatalf("outcome %s after %d attempts", r.Outcome, len(s.attempts))
+		}
+		if gap := s.attempts[1].Sub(s.attempts[0]); gap < 45*time.Second {
+			t.Fatalf("retried after %v, before the 45s reset hint", gap)
+		}
+	})
+	t.Run("HTTP 5xx retries with backoff until it succeeds", func(t *testing.T) {
+		s := &stubs{verdict: policy.Verdict{Contain: true}}
+		s.isolate = func(_ context.Context, attempt int32) (workflows.ContainOutput, error) {
+			if attempt <= 3 {
+				return workflows.ContainOutput{}, temporal.NewApplicationError("HTTP 503", workflows.ErrTypeHTTP5xx)
+			}
+			return workflows.ContainOutput{Status: "contained"}, nil
+		}
+		env := setup(t, s)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		r := result(t, env)
+		if r.Outcome != workflows.OutcomeContained || len(s.attempts) != 4 {
+			t.Fatalf("outcome %s after %d attempts", r.Outcome, len(s.attempts))
+		}
+		for i := 2; i < len(s.attempts); i++ {
+			if s.attempts[i].Sub(s.attempts[i-1]) <= s.attempts[i-1].Sub(s.attempts[i-2]) {
+				t.Fatalf("no backoff between attempts: %v", s.attempts)
+			}
+		}
+	})
+}
