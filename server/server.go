@@ -69,7 +69,9 @@ func New(opts Options) *Server {
 	api.POST("/webhooks/:source", s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
-	e.GET("/*", echo.WrapHandler(ui.Handler()))
+	page := echo.WrapHandler(ui.Handler())
+	e.GET("/", page)
+	e.GET(ui.Prefix+"*", page)
 	return s
 }
 

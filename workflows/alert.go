@@ -40,7 +40,7 @@ var (
 	}
 	containOptions = workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
-		HeartbeatTimeout:       30 * time.Second,
+		HeartbeatTimeout:       15 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,

@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+)
+
+// The test binary doubles as the rampart binary, so the crash test can run
+// `rampart dev` as a child process and kill it.
+const childEnv = "RAMPART_E2E_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+const (
+	examples    = "../../examples"
+	ransomware  = examples + "/alerts/crowdstrike-ransomware.json"
+	ransomHost  = "6a1f0c2e9b7d4e35a8c0f1d2e3b4a5c6"
+	updateEnv   = "RAMPART_UPDATE_HISTORY"
+	historyDir  = "../../workflows/testdata"
+	waitTimeout = 90 * time.Second
+)
+
+func devConfig(t testing.TB, dedup time.Duration) app.Config {
+	cfg := app.Config{
+		Listen:      "127.0.0.1:0",
+		DataDir:     t.TempDir(),
+		Namespace:   "default",
+		TaskQueue:   "rampart-e2e",
+		SourcesFile: examples + "/sources.yaml",
+		AssetsFile:  examples + "/assets.yaml",
+		IOCsFile:    examples + "/iocs.csv",
+		DedupWindow: dedup,
+		LogLevel:    "warn",
+	}
+	if err := cfg.LoadPolicy(""); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func startDev(t testing.TB, cfg app.Config) *app.Dev {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	d, err := app.StartDev(context.Background(), app.DevOptions{
+		Config:       cfg,
+		ContainDelay: 100 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond,
+		Worker:       worker.Options{WorkflowPanicPolicy: worker.FailWorkflow},
+		Logger:       log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d
+}
+
+// post signs body for source as of at and posts it.
+func post(t testing.TB, baseURL string, sources map[string]*ingest.Source, source string, body []byte, at time.Time) (int, ingest.Accepted) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, baseURL+"/api/v1/webhooks/"+source, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(sources[source].Secret()), at, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out ingest.Accepted
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusAccepted {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		t.Logf("POST %s: %d %s", source, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func getAlert(t testing.TB, baseURL, id string) (server.AlertDetail, bool) {
+	t.Helper()
+	resp, err := http.Get(baseURL + "/api/v1/alerts/" + id)
+	if err != nil {
+		return server.AlertDetail{}, false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return server.AlertDetail{}, false
+	}
+	var d server.AlertDetail
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d, true
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEndToEndContainment(t *testing.T) {
+	d := startDev(t, devConfig(t, 3*time.Second))
+	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted || acc.Duplicate || acc.AlertID == "" {
+		t.Fatalf("webhook answered %d %+v", status, acc)
+	}
+	waitFor(t, "the simulator to report the host contained", waitTimeout, func() bool {
+		h, _ := d.Simulator.Host(ransomHost)
+		return h.Status == integrations.HostContained
+	})
+	var detail server.AlertDetail
+	waitFor(t, "the API to show the run complete and closed", waitTimeout, func() bool {
+		var ok bool
+		detail, ok = getAlert(t, d.URL, acc.AlertID)
+		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	})
+	if detail.Status != "contained" || detail.Run.Status != "completed" || detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
+		t.Fatalf("alert = %+v run %+v", detail.AlertSummary, detail.Run)
+	}
+	var names []string
+	for _, s := range detail.Steps {
+		names = append(names, s.Name+":"+s.Status)
+	}
+	if fmt.Sprint(names) != "[detect:succeeded enrich:succeeded decide:succeeded contain:succeeded]" {
+		t.Fatalf("steps = %v", names)
+	}
+	var verdict policy.Verdict
+	if err := json.Unmarshal(detail.Decision, &verdict); err != nil || !verdict.Contain || verdict.Inputs["enrich.ioc_hits"] != float64(1) {
+		t.Fatalf("decision = %s", detail.Decision)
+	}
+	if len(detail.Actions) != 1 || detail.Actions[0].VendorCalls != 1 || detail.Actions[0].Status != "succeeded" || detail.Actions[0].VendorID == "" {
+		t.Fatalf("actions = %+v", detail.Actions)
+	}
+	if n := d.Simulator.ContainCalls(ransomHost); n != 1 {
+		t.Fatalf("contain calls = %d", n)
+	}
+	// The other examples: no containment, each recorded with the reason.
+	var noAction []ingest.Accepted
+	for file, reason := range map[string]string{
+		"crowdstrike-pup.json":            "contain_when did not match",
+		"ocsf-dc-credential-dumping.json": "contain_when did not match", // the rule itself spares protected assets
+		"ocsf-password-spray.json":        "contain_when did not match",
+	} {
+		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[file[:3] == "cro"]
+		status, acc := post(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)), time.Now())
+		if status != http.StatusAccepted {
+			t.Fatalf("%s: %d", file, status)
+		}
+		waitFor(t, file+" to be decided", waitTimeout, func() bool {
+			a, ok := getAlert(t, d.URL, acc.AlertID)
+			return ok && a.Status == "no_action"
+		})
+		a, _ := getAlert(t, d.URL, acc.AlertID)
+		if !bytes.Contains(a.Steps[len(a.Steps)-1].Output, []byte(reason)) {
+			t.Fatalf("%s: contain step = %+v", file, a.Steps[len(a.Steps)-1])
+		}
+		noAction = append(noAction, acc)
+	}
+	waitFor(t, "the no-action runs to close", waitTimeout, func() bool {
+		a, ok := getAlert(t, d.URL, noAction[0].AlertID)
+		return ok && a.Run.ClosedAt != nil
+	})
+	saveHistory(t, d.Client, noAction[0].WorkflowID, "alert_no_action.json")
+	saveHistory(t, d.Client, detail.WorkflowID, "alert_contained.json")
+}
+
+func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
+	d := startDev(t, devConfig(t, 6*time.Second))
+	body := readFile(t, ransomware)
+	const dups = 50
+	start := time.Now()
+	status, first := post(t, d.URL, d.Sources, "crowdstrike", body, start)
+	if status != http.StatusAccepted {
+		t.Fatalf("first delivery: %d", status)
+	}
+	var wg sync.WaitGroup
+	results := make(chan ingest.Accepted, dups)
+	for i := range dups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A sender re-signs each delivery; identical signatures would be replays.
+			status, acc := post(t, d.URL, d.Sources, "crowdstrike", body, start.Add(-time.Duration(i+1)*time.Second))
+			if status != http.StatusAccepted {
+				t.Errorf("duplicate %d: HTTP %d", i, status)
+			}
+			results <- acc
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for acc := range results {
+		if !acc.Duplicate || acc.AlertID != first.AlertID || acc.WorkflowID != first.WorkflowID {
+			t.Fatalf("duplicate answered %+v, first was %+v", acc, first)
+		}
+	}
+	var detail server.AlertDetail
+	waitFor(t, "the run to close", waitTimeout, func() bool {
+		var ok bool
+		detail, ok = getAlert(t, d.URL, first.AlertID)
+		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	})
+	if detail.DuplicateCount != dups {
+		t.Fatalf("duplicate count = %d, want %d", detail.DuplicateCount, dups)
+	}
+	if n := d.Simulator.ContainCalls(ransomHost); n != 1 {
+		t.Fatalf("contain calls = %d, want exactly 1", n)
+	}
+	waitFor(t, "visibility to list the workflow", 30*time.Second, func() bool {
+		resp, err := d.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = %q", first.WorkflowID),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Executions) > 1 {
+			t.Fatalf("%d executions for %s, want 1", len(resp.Executions), first.WorkflowID)
+		}
+		return len(resp.Executions) == 1 && resp.Executions[0].GetStatus().String() == "Completed"
+	})
+	// Search attributes reach visibility.
+	resp, err := d.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
+		Query: `RampartSource = "crowdstrike" AND RampartOutcome = "contained"`,
+	})
+	if err != nil || len(resp.Executions) != 1 {
+		t.Fatalf("search attribute query: %v, %d executions", err, len(resp.GetExecutions()))
+	}
+	saveHistory(t, d.Client, first.WorkflowID, "alert_duplicates.json")
+}
+
+// saveHistory writes a workflow's history to workflows/testdata for the replay
+// test, when RAMPART_UPDATE_HISTORY=1.
+func saveHistory(t *testing.T, c client.Client, workflowID, name string) {
+	t.Helper()
+	if os.Getenv(updateEnv) != "1" {
+		return
+	}
+	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	hist := &historyEvents{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist.Events = append(hist.Events, raw)
+	}
+	out, err := json.MarshalIndent(hist, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(historyDir, name), append(out, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events)", name, len(hist.Events))
+}
+
+type historyEvents struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+// TestCrashAndRestartResumes kills `rampart dev` with SIGKILL twice — once while
+// the isolate activity is in flight, once while the workflow waits out its dedup
+// window — and restarts it on the same data dir each time. The run must complete
+// with exactly one containment call at the vendor.
+func TestCrashAndRestartResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "crash-test", ClientSecret: "crash-test-secret-0123456789", ContainDelay: 4 * time.Second})
+	sim.AddHost(crowdstrike.SimHost{ID: ransomHost, Hostname: "fin-ws-0142"})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+
+	dir := t.TempDir()
+	config := filepath.Join(dir, "rampart.yaml")
+	if err := os.WriteFile(config, []byte("dedup_window: 25s\nretention: 24h\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	baseURL := "http://" + listen
+	args := []string{"dev", "--data-dir", filepath.Join(dir, "data"), "--listen", listen,
+		"--temporal-port", strconv.Itoa(freePort(t)), "--config", config,
+		"--sources", examples + "/sources.yaml", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "crash-test", "--log-level", "warn"}
+	env := []string{childEnv + "=1", "RAMPART_CROWDSTRIKE_CLIENT_SECRET=crash-test-secret-0123456789"}
+
+	child := startChild(t, dir, "run1", args, env)
+	waitReady(t, baseURL)
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, acc := post(t, baseURL, sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook: %d", status)
+	}
+	// The vendor accepted the request and the activity is polling: kill it now.
+	waitFor(t, "the contain request to reach the vendor", waitTimeout, func() bool { return sim.ContainCalls(ransomHost) == 1 })
+	child.kill(t)
+
+	child = startChild(t, dir, "run2", args, env)
+	waitReady(t, baseURL)
+	waitFor(t, "containment to complete after the restart", 2*waitTimeout, func() bool {
+		a, ok := getAlert(t, baseURL, acc.AlertID)
+		return ok && a.Status == "contained"
+	})
+	// Now the workflow waits out its dedup window: kill it again.
+	child.kill(t)
+
+	startChild(t, dir, "run3", args, env)
+	waitReady(t, baseURL)
+	var detail server.AlertDetail
+	waitFor(t, "the run to close after the second restart", 2*waitTimeout, func() bool {
+		var ok bool
+		detail, ok = getAlert(t, baseURL, acc.AlertID)
+		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	})
+	if n := sim.ContainCalls(ransomHost); n != 1 {
+		t.Fatalf("contain calls at the vendor = %d, want exactly 1", n)
+	}
+	if h, _ := sim.Host(ransomHost); h.Status != integrations.HostContained {
+		t.Fatalf("host status = %s", h.Status)
+	}
+	if a := detail.Actions; len(a) != 1 || a[0].VendorCalls != 1 || a[0].Attempts < 2 {
+		t.Fatalf("actions = %+v (want one vendor call over at least two attempts)", a)
+	}
+}
+
+type childProc struct {
+	proc *os.Process
+	done chan struct{}
+}
+
+func startChild(t *testing.T, dir, name string, args, env []string) *childProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attr := &os.ProcAttr{Env: append(os.Environ(), env...), Files: []*os.File{nil, logf, logf}}
+	proc, err := os.StartProcess(exe, append([]string{exe}, args...), attr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &childProc{proc: proc, done: make(chan struct{})}
+	go func() { _, _ = proc.Wait(); close(c.done); _ = logf.Close() }()
+	t.Cleanup(func() {
+		c.kill(t)
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s output:\n%s", name, b)
+		}
+	})
+	return c
+}
+
+func (c *childProc) kill(t *testing.T) {
+	_ = c.proc.Kill() // SIGKILL: no shutdown path runs
+	select {
+	case <-c.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child did not die")
+	}
+}
+
+func waitReady(t *testing.T, baseURL string) {
+	t.Helper()
+	waitFor(t, "rampart dev to be ready", waitTimeout, func() bool {
+		resp, err := http.Get(baseURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

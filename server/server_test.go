@@ -1,0 +1,216 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+const secret = "server-test-secret-0123456789"
+
+type starter struct{ err error }
+
+func (s starter) StartAlert(_ context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
+	return ingest.StartResult{RunID: "run-" + req.WorkflowID[len("alert/"):][:8], Started: true}, s.err
+}
+
+func newServer(t *testing.T, st *store.Store, start ingest.Starter, ready ...server.Check) http.Handler {
+	t.Helper()
+	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}, ocsf: {secret: %q}}", secret, secret)),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return server.New(server.Options{Pipeline: p, Alerts: st, Ready: ready}).Handler()
+}
+
+func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	if ct := rec.Header().Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %s: body is not JSON: %q", method, path, rec.Body.String())
+		}
+	}
+	return rec.Code, out
+}
+
+func errCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestWebhookStatusCodesAndErrorShape(t *testing.T) {
+	h := newServer(t, storetest.SQLite(t), starter{})
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(b []byte) map[string]string {
+		return map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(secret), time.Now(), b)}
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, sign(body))
+	if code != http.StatusAccepted || out["alert_id"] == "" || out["workflow_id"] == "" || out["duplicate"] != false {
+		t.Fatalf("accepted: %d %v", code, out)
+	}
+	bad := []byte(`{"metadata":{},"event":{}}`)
+	cases := []struct {
+		name   string
+		path   string
+		body   []byte
+		header map[string]string
+		status int
+		code   string
+	}{
+		{"unknown source", "/api/v1/webhooks/nope", body, sign(body), 404, "unknown_source"},
+		{"no signature", "/api/v1/webhooks/crowdstrike", body, map[string]string{"Content-Type": "application/json"}, 401, "missing_signature"},
+		{"wrong media type", "/api/v1/webhooks/crowdstrike", body, map[string]string{"Content-Type": "text/plain", ingest.SignatureHeader: "t=1,v1=00"}, 415, "unsupported_media_type"},
+		{"schema violation", "/api/v1/webhooks/crowdstrike", bad, sign(bad), 400, "schema_violation"},
+		{"too large", "/api/v1/webhooks/ocsf", bytes.Repeat([]byte(" "), 1<<20+1), map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: "t=1,v1=00"}, 413, "body_too_large"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := do(t, h, http.MethodPost, c.path, c.body, c.header)
+			if code != c.status || errCode(out) != c.code {
+				t.Fatalf("got %d %v, want %d %s", code, out, c.status, c.code)
+			}
+			if msg, _ := out["error"].(map[string]any)["message"].(string); msg == "" {
+				t.Fatal("error without a message")
+			}
+		})
+	}
+	code, out = do(t, h, http.MethodPost, "/api/v1/webhooks/crowdstrike", bad, sign(bad))
+	details, _ := out["error"].(map[string]any)["details"].([]any)
+	if code != 400 || len(details) < 2 {
+		t.Fatalf("schema errors must list each field: %v", out)
+	}
+
+	down := newServer(t, storetest.SQLite(t), starter{err: errors.New("unavailable")})
+	code, out = do(t, down, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, sign(body))
+	if code != http.StatusServiceUnavailable || errCode(out) != "workflow_unavailable" {
+		t.Fatalf("temporal down: %d %v", code, out)
+	}
+}
+
+func TestRoutingErrorsUseTheErrorShape(t *testing.T) {
+	h := newServer(t, storetest.SQLite(t), starter{})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{http.MethodGet, "/api/v1/nothing", 404, "not_found"},
+		{http.MethodDelete, "/api/v1/alerts", 405, "method_not_allowed"},
+		{http.MethodGet, "/api/v1/webhooks/crowdstrike", 405, "method_not_allowed"},
+		{http.MethodGet, "/api/v1/alerts/does-not-exist", 404, "not_found"},
+		{http.MethodGet, "/api/v1/alerts/" + strings.Repeat("x", 100), 404, "not_found"},
+		{http.MethodGet, "/api/v1/alerts?limit=0", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?limit=abc", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?status=weird", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?severity=9", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?min_severity=extreme", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?cursor=%25%25", 400, "invalid_query"},
+	} {
+		code, out := do(t, h, c.method, c.path, nil, nil)
+		if code != c.status || errCode(out) != c.code {
+			t.Errorf("%s %s: %d %v, want %d %s", c.method, c.path, code, out, c.status, c.code)
+		}
+	}
+}
+
+func TestAlertsAPI(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for i, sev := range []int{2, 5, 4} {
+		id := fmt.Sprintf("alert-%d", i)
+		a := &store.Alert{ID: id, WorkflowID: "alert/fp" + id, Fingerprint: "fp" + id, Source: "crowdstrike", Title: "t" + id,
+			SeverityID: sev, Severity: schemas.SeverityName(sev), Status: store.AlertProcessing,
+			EventTime: t0, ReceivedAt: t0.Add(time.Duration(i) * time.Minute), LastSeenAt: t0, AlertJSON: `{"source":"crowdstrike"}`, RawJSON: `{"raw":true}`}
+		run := &store.Run{ID: id, WorkflowID: a.WorkflowID, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: t0}
+		if err := st.RecordAlert(ctx, a, nil, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := t0.Add(time.Second)
+	_ = st.SaveStep(ctx, &store.Step{RunID: "alert-1", Name: "detect", Seq: 1, Status: store.StatusSucceeded, StartedAt: t0, FinishedAt: &done, OutputJSON: `{"stage":14}`})
+	_, _, _ = st.ClaimAction(ctx, &store.Action{IdempotencyKey: "k", AlertID: "alert-1", RunID: "alert-1", Integration: "crowdstrike", Operation: "isolate_host", Target: "dev"})
+	_ = st.UpdateAlert(ctx, "alert-1", store.AlertUpdate{Status: store.AlertContained, DecisionJSON: `{"contain":true,"inputs":{"enrich.ioc_hits":1}}`})
+
+	h := newServer(t, st, starter{})
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts?limit=2", nil, nil)
+	alerts, _ := out["alerts"].([]any)
+	if code != 200 || len(alerts) != 2 || alerts[0].(map[string]any)["id"] != "alert-2" || out["next_cursor"] == nil {
+		t.Fatalf("list: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?cursor="+out["next_cursor"].(string), nil, nil)
+	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 1 || alerts[0].(map[string]any)["id"] != "alert-0" {
+		t.Fatalf("second page: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?min_severity=high&status=contained", nil, nil)
+	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 1 || alerts[0].(map[string]any)["id"] != "alert-1" {
+		t.Fatalf("filtered: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	if code != 200 {
+		t.Fatalf("detail: %d %v", code, out)
+	}
+	steps, _ := out["steps"].([]any)
+	actions, _ := out["actions"].([]any)
+	decision, _ := out["decision"].(map[string]any)
+	temporal, _ := out["temporal"].(map[string]any)
+	if len(steps) != 1 || steps[0].(map[string]any)["duration_ms"] != float64(1000) || len(actions) != 1 ||
+		decision["contain"] != true || temporal["workflow_id"] != "alert/fpalert-1" || temporal["run_id"] != "alert-1" ||
+		out["raw"].(map[string]any)["raw"] != true || out["run"].(map[string]any)["status"] != "running" {
+		t.Fatalf("detail = %v", out)
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	st := storetest.SQLite(t)
+	ok := newServer(t, st, starter{}, server.Check{Name: "database", Check: st.Ping})
+	if code, out := do(t, ok, http.MethodGet, "/readyz", nil, nil); code != 200 || out["status"] != "ready" {
+		t.Fatalf("readyz: %d %v", code, out)
+	}
+	broken := newServer(t, st, starter{}, server.Check{Name: "temporal", Check: func(context.Context) error { return errors.New("connection refused") }})
+	code, out := do(t, broken, http.MethodGet, "/readyz", nil, nil)
+	if code != http.StatusServiceUnavailable || out["checks"].(map[string]any)["temporal"] == "ok" {
+		t.Fatalf("readyz with temporal down: %d %v", code, out)
+	}
+	if code, _ := do(t, broken, http.MethodGet, "/healthz", nil, nil); code != 200 {
+		t.Fatalf("healthz: %d", code)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	rec := httptest.NewRecorder()
+	ok.ServeHTTP(rec, req)
+	page, _ := io.ReadAll(rec.Body)
+	if rec.Code != 200 || !bytes.Contains(page, []byte("<title>Rampart</title>")) {
+		t.Fatalf("ui: %d", rec.Code)
+	}
+}
