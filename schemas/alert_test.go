@@ -197,10 +197,10 @@ func scenarioAlert(t *testing.T, source string, payload json.RawMessage) schemas
 			FindingInfo struct {
 				Analytic struct{ UID string } `json:"analytic"`
 			} `json:"finding_info"`
-			Device      struct{ UID string } `json:"device"`
+			Device      struct{ UID string }                `json:"device"`
 			Actor       struct{ User struct{ UID string } } `json:"actor"`
-			SrcEndpoint struct{ IP string } `json:"src_endpoint"`
-			DstEndpoint struct{ IP string } `json:"dst_endpoint"`
+			SrcEndpoint struct{ IP string }                 `json:"src_endpoint"`
+			DstEndpoint struct{ IP string }                 `json:"dst_endpoint"`
 		}
 		if err := json.Unmarshal(payload, &p); err != nil {
 			t.Fatal(err)
