@@ -88,9 +88,24 @@ func EnsureNamespace(ctx context.Context, c client.Client, namespace string, ret
 // namespace lacks. Safe to run on every boot and from many processes.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	op := c.OperatorService()
-	have, err := op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
+	var have *operatorservice.ListSearchAttributesResponse
+	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+		var err error
+		have, err = op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+		var notFound *serviceerror.NamespaceNotFound
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &notFound) {
+			return fmt.Errorf("list search attributes: %w", err)
+		}
+		// A namespace registered a moment ago reaches every service's cache
+		// within seconds.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("list search attributes: %w", err)
+		case <-time.After(delay):
+		}
 	}
 	missing := map[string]enumspb.IndexedValueType{}
 	for _, key := range workflows.SearchAttributeKeys() {
@@ -101,7 +116,7 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	if len(missing) == 0 {
 		return nil
 	}
-	_, err = op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	_, err := op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
 	var exists *serviceerror.AlreadyExists
 	if err != nil && !errors.As(err, &exists) {
 		return fmt.Errorf("add search attributes: %w", err)

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+type cliStarter struct{}
+
+func (cliStarter) StartAlert(_ context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
+	return ingest.StartResult{RunID: "run-1", Started: true}, nil
+}
+
+// apiServer serves the real HTTP API over the example sources, with the secrets the
+// environment sets when the server starts.
+func apiServer(t *testing.T, st *store.Store) string {
+	t.Helper()
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: cliStarter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st}).Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func TestAlertSendSignsWithTheServersSecret(t *testing.T) {
+	url := apiServer(t, storetest.SQLite(t))
+	code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--sources", examples+"/sources.yaml")
+	if code != 0 || !strings.Contains(out, `"alert_id":"run-1"`) {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--secret", "not-the-secret-at-all")
+	if code != 2 || !strings.Contains(out, "invalid_signature") {
+		t.Fatalf("wrong secret: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "send", ransomware, "--source", "splunk", "--url", url, "--sources", examples+"/sources.yaml")
+	if code != 1 || !strings.Contains(out, `"splunk" is not in`) {
+		t.Fatalf("unknown source: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "send", "no-such-file.json", "--source", "crowdstrike", "--url", url)
+	if code != 1 || !strings.Contains(out, "no-such-file.json") {
+		t.Fatalf("missing file: exit %d: %s", code, out)
+	}
+}
+
+func TestAlertSendUsesTheEnvironmentOverride(t *testing.T) {
+	t.Setenv(ingest.SecretEnv("crowdstrike"), "rotated-secret-from-the-environment")
+	url := apiServer(t, storetest.SQLite(t)) // the server reads the override too
+	code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--sources", examples+"/sources.yaml")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+func TestAlertListAndShow(t *testing.T) {
+	st := storetest.SQLite(t)
+	at := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "a-1", WorkflowID: "alert/x", Fingerprint: "x", Source: "ocsf",
+		Title: "Password spray against SSO", SeverityID: 3, Severity: schemas.SeverityName(3), Status: store.AlertNoAction,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at, AlertJSON: `{}`}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	url := apiServer(t, st)
+	code, out := runCLI(t, "alert", "list", "--url", url)
+	if code != 0 || !strings.Contains(out, "a-1") || !strings.Contains(out, "Password spray against SSO") || !strings.Contains(out, "no_action") {
+		t.Fatalf("list: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
+	if code != 0 || !strings.Contains(out, `"workflow_id": "alert/x"`) {
+		t.Fatalf("show: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "show", "missing", "--url", url)
+	if code != 1 || !strings.Contains(out, "404") {
+		t.Fatalf("show missing: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "list", "--url", "http://127.0.0.1:1")
+	if code != 1 || !strings.Contains(out, "is rampart running") {
+		t.Fatalf("no server: exit %d: %s", code, out)
+	}
+}

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+func TestPrepareTemporalIsIdempotent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := &Config{Namespace: "default", Retention: 72 * time.Hour}
+	for range 2 { // every boot runs it
+		if err := PrepareTemporal(ctx, c, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration(); got != 72*time.Hour {
+		t.Fatalf("retention = %v, want 72h (the SQLite default is 24h)", got)
+	}
+	sas, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range workflows.SearchAttributeKeys() {
+		if typ, ok := sas.GetCustomAttributes()[key.GetName()]; !ok || typ != key.GetValueType() {
+			t.Errorf("search attribute %s: %v %v", key.GetName(), typ, ok)
+		}
+	}
+	// A namespace that does not exist yet is registered with the retention.
+	cfg.Namespace = "rampart-new"
+	if err := PrepareTemporal(ctx, c, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "rampart-new"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadPolicy(t *testing.T) {
+	var c Config
+	if err := c.LoadPolicy(filepath.Join("..", "..", "..", "..", "examples", "rampart.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	c.Namespace, c.TaskQueue = "default", "rampart"
+	if c.DedupWindow != 10*time.Minute || c.Retention != 168*time.Hour || !strings.Contains(c.ContainWhen, "enrich.ioc_hits") {
+		t.Fatalf("config = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"dedup_window: soon\n":                        "dedup_window",
+		"retention: -1h\n":                            "retention",
+		"decide: {contain_when: 'enrich.nope > 1'}\n": "nope",
+		"retention: 1h\n":                             "at least 24h",
+		"decide: [\n":                                 "config",
+	} {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := Config{Namespace: "default", TaskQueue: "q"}
+		err := c.LoadPolicy(path)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
+}
+
+func TestLoadReferenceFiles(t *testing.T) {
+	assets, err := LoadAssets(filepath.Join("..", "..", "..", "..", "examples", "assets.yaml"))
+	if err != nil || len(assets) < 4 {
+		t.Fatalf("assets: %d, %v", len(assets), err)
+	}
+	iocs, err := LoadIOCs(filepath.Join("..", "..", "..", "..", "examples", "iocs.csv"))
+	if err != nil || len(iocs) < 4 {
+		t.Fatalf("iocs: %d, %v", len(iocs), err)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		_ = os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	if _, err := LoadAssets(write("a.yaml", "assets: [{ip: 10.0.0.1}]\n")); err == nil {
+		t.Error("asset without hostname accepted")
+	}
+	if _, err := LoadIOCs(write("i.csv", "type,value\nbitcoin,abc\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("unknown IOC type: %v", err)
+	}
+	if _, err := LoadIOCs(write("j.csv", "kind,value\n")); err == nil {
+		t.Error("IOC file without a type column accepted")
+	}
+	if _, err := LoadIOCs(write("k.csv", "type,value,confidence\nipv4,1.2.3.4,900\n")); err == nil {
+		t.Error("confidence 900 accepted")
+	}
+}
