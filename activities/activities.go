@@ -78,8 +78,9 @@ var stepSeq = map[string]int{
 	workflows.StageContain: 4,
 }
 
-func (a *Activities) saveStep(ctx context.Context, ref workflows.AlertRef, name, status string, started time.Time, finished *time.Time, input, output any, stepErr string) error {
-	return a.Store.SaveStep(ctx, &store.Step{
+// saveStep records one stage of a run; st may be a transaction.
+func saveStep(ctx context.Context, st *store.Store, ref workflows.AlertRef, name, status string, started time.Time, finished *time.Time, input, output any, stepErr string) error {
+	return st.SaveStep(ctx, &store.Step{
 		RunID:      ref.RunID,
 		Name:       name,
 		Seq:        stepSeq[name],

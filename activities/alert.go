@@ -51,12 +51,15 @@ func (a *Activities) Detect(ctx context.Context, in workflows.DetectInput) (work
 		StartedAt:    in.StartedAt,
 		DedupUntil:   &dedup,
 	}
-	if err := a.Store.RecordAlert(ctx, row, alert.Entities(), run); err != nil {
-		return workflows.DetectOutput{}, err
-	}
 	now := time.Now()
 	summary := map[string]any{"source": alert.Source, "rule": row.RuleUID, "techniques": det.Techniques}
-	if err := a.saveStep(ctx, in.Ref, workflows.StageDetect, store.StatusSucceeded, in.StartedAt, &now, summary, det, ""); err != nil {
+	err := a.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.RecordAlert(ctx, row, alert.Entities(), run); err != nil {
+			return err
+		}
+		return saveStep(ctx, tx, in.Ref, workflows.StageDetect, store.StatusSucceeded, in.StartedAt, &now, summary, det, "")
+	})
+	if err != nil {
 		return workflows.DetectOutput{}, err
 	}
 	return workflows.DetectOutput{Detection: det, Attacks: attacks}, nil
@@ -117,27 +120,35 @@ func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (poli
 		enrichStatus, enrichErr = store.StatusFailed, fmt.Sprint(in.Enrichment.Errors)
 	}
 	finished := in.EnrichFinished
-	if err := a.saveStep(ctx, in.Ref, workflows.StageEnrich, enrichStatus, in.EnrichStarted, &finished, nil, in.Enrichment, enrichErr); err != nil {
-		return policy.Verdict{}, err
+	recordEnrich := func(tx *store.Store) error {
+		return saveStep(ctx, tx, in.Ref, workflows.StageEnrich, enrichStatus, in.EnrichStarted, &finished, nil, in.Enrichment, enrichErr)
 	}
 	verdict, err := a.Decider.Evaluate(policy.Env{Alert: in.Alert, Detect: in.Detection, Enrich: in.Enrichment})
+	now := time.Now()
 	if err != nil {
 		// The rule itself cannot run on this alert: retrying will not help.
-		now := time.Now()
-		_ = a.saveStep(ctx, in.Ref, workflows.StageDecide, store.StatusFailed, in.DecideStarted, &now, nil, nil, err.Error())
+		_ = a.Store.InTx(ctx, func(tx *store.Store) error {
+			if err := recordEnrich(tx); err != nil {
+				return err
+			}
+			return saveStep(ctx, tx, in.Ref, workflows.StageDecide, store.StatusFailed, in.DecideStarted, &now, nil, nil, err.Error())
+		})
 		return policy.Verdict{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeDecision, err)
 	}
-	if err := a.Store.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{
-		EnrichmentJSON: jsonText(in.Enrichment),
-		DecisionJSON:   jsonText(verdict),
-	}); err != nil {
-		return policy.Verdict{}, err
-	}
-	now := time.Now()
-	if err := a.saveStep(ctx, in.Ref, workflows.StageDecide, store.StatusSucceeded, in.DecideStarted, &now, map[string]any{"expression": verdict.Expression}, verdict, ""); err != nil {
-		return policy.Verdict{}, err
-	}
-	if err := a.Store.UpdateRun(ctx, in.Ref.RunID, store.RunUpdate{Stage: workflows.StageDecide}); err != nil {
+	err = a.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := recordEnrich(tx); err != nil {
+			return err
+		}
+		if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{
+			EnrichmentJSON: jsonText(in.Enrichment),
+			DecisionJSON:   jsonText(verdict),
+		}); err != nil {
+			return err
+		}
+		return saveStep(ctx, tx, in.Ref, workflows.StageDecide, store.StatusSucceeded, in.DecideStarted, &now,
+			map[string]any{"expression": verdict.Expression}, verdict, "")
+	})
+	if err != nil {
 		return policy.Verdict{}, err
 	}
 	return verdict, nil
@@ -151,24 +162,6 @@ func (a *Activities) RecordDuplicates(ctx context.Context, in workflows.Duplicat
 // Finish records the alert's outcome when its stages are done, and the run's close
 // when the dedup window ends.
 func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error {
-	if in.SkipContain != "" {
-		at := in.At
-		if err := a.saveStep(ctx, in.Ref, workflows.StageContain, store.StatusSkipped, in.At, &at, nil,
-			map[string]string{"reason": in.SkipContain}, ""); err != nil {
-			return err
-		}
-	}
-	if in.FailedStage != "" {
-		if err := a.markStepFailed(ctx, in); err != nil {
-			return err
-		}
-	}
-	if err := a.Store.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome)}); err != nil {
-		return err
-	}
-	if err := a.Store.SetDuplicates(ctx, in.Ref.AlertID, in.Duplicates, in.LastSeen); err != nil {
-		return err
-	}
 	at := in.At
 	u := store.RunUpdate{Stage: workflows.StageDone, Error: in.Error}
 	if in.Closed {
@@ -180,29 +173,49 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 			u.Status = store.StatusFailed
 		}
 	}
-	return a.Store.UpdateRun(ctx, in.Ref.RunID, u)
+	return a.Store.InTx(ctx, func(tx *store.Store) error {
+		if in.SkipContain != "" {
+			if err := saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSkipped, at, &at, nil,
+				map[string]string{"reason": in.SkipContain}, ""); err != nil {
+				return err
+			}
+		}
+		if in.FailedStage != "" {
+			if err := markStepFailed(ctx, tx, in); err != nil {
+				return err
+			}
+		}
+		if !in.Closed { // the close repeats the outcome recorded when the stages ended
+			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome)}); err != nil {
+				return err
+			}
+		}
+		if in.Duplicates > 0 {
+			if err := tx.SetDuplicates(ctx, in.Ref.AlertID, in.Duplicates, in.LastSeen); err != nil {
+				return err
+			}
+		}
+		return tx.UpdateRun(ctx, in.Ref.RunID, u)
+	})
 }
 
 // markStepFailed records the failed stage's step, keeping a start time recorded
 // earlier by the stage itself.
-func (a *Activities) markStepFailed(ctx context.Context, in workflows.FinishInput) error {
+func markStepFailed(ctx context.Context, tx *store.Store, in workflows.FinishInput) error {
 	at := in.At
-	return a.Store.SaveStep(ctx, &store.Step{
+	started, err := tx.StepStartedAt(ctx, in.Ref.RunID, in.FailedStage)
+	if err != nil {
+		started = at
+	}
+	return tx.SaveStep(ctx, &store.Step{
 		RunID:      in.Ref.RunID,
 		Name:       in.FailedStage,
 		Seq:        stepSeq[in.FailedStage],
 		Status:     store.StatusFailed,
-		StartedAt:  a.stepStart(ctx, in.Ref.RunID, in.FailedStage, at),
+		StartedAt:  started,
 		FinishedAt: &at,
 		Error:      in.Error,
 	})
-}
-
-func (a *Activities) stepStart(ctx context.Context, runID, name string, fallback time.Time) time.Time {
-	if started, err := a.Store.StepStartedAt(ctx, runID, name); err == nil {
-		return started
-	}
-	return fallback
 }
 
 func alertStatus(outcome string) string {

@@ -19,10 +19,11 @@ const operationIsolateHost = "isolate_host"
 // IsolateHost network-contains a host through the EDR, at most once per decision.
 //
 // The action row under in.IdempotencyKey remembers the decision's action across
-// retries and replays. Before asking the vendor, the host's state is read: a host
-// already contained or pending is not asked again, so an attempt that crashed after
-// the vendor accepted the request does not send a second one. Containment is
-// asynchronous; the activity polls (heartbeating) until the vendor reports it done.
+// retries and replays. A first attempt asks the vendor straight away; a retry reads
+// the host's state first, so an attempt that crashed after the vendor accepted its
+// request does not send a second one, and a host already contained or pending is not
+// asked again. Containment is asynchronous; the activity polls (heartbeating) until
+// the vendor reports it done.
 func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
 	if a.EDR == nil {
 		return workflows.ContainOutput{}, temporal.NewNonRetryableApplicationError("no EDR integration is configured", workflows.ErrTypeConfig, nil)
@@ -31,15 +32,27 @@ func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput)
 	if in.DeviceID == "" {
 		return out, temporal.NewNonRetryableApplicationError("no device id to contain", workflows.ErrTypeConfig, nil)
 	}
-	action, _, err := a.Store.ClaimAction(ctx, &store.Action{
-		IdempotencyKey: in.IdempotencyKey,
-		AlertID:        in.Ref.AlertID,
-		RunID:          in.Ref.RunID,
-		WorkflowID:     in.Ref.WorkflowID,
-		Step:           workflows.StageContain,
-		Integration:    out.Integration,
-		Operation:      out.Operation,
-		Target:         in.DeviceID,
+	var (
+		action  store.Action
+		created bool
+	)
+	err := a.Store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		action, created, err = tx.ClaimAction(ctx, &store.Action{
+			IdempotencyKey: in.IdempotencyKey,
+			AlertID:        in.Ref.AlertID,
+			RunID:          in.Ref.RunID,
+			WorkflowID:     in.Ref.WorkflowID,
+			Step:           workflows.StageContain,
+			Integration:    out.Integration,
+			Operation:      out.Operation,
+			Target:         in.DeviceID,
+		})
+		if err != nil || action.Status == store.StatusSucceeded {
+			return err
+		}
+		return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusRunning, in.StartedAt, nil,
+			map[string]string{"integration": out.Integration, "operation": out.Operation, "target": in.DeviceID, "hostname": in.Hostname}, nil, "")
 	})
 	if err != nil {
 		return out, err
@@ -49,50 +62,55 @@ func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput)
 		out.Status = action.VendorStatus
 		return out, nil
 	}
-	if err := a.saveStep(ctx, in.Ref, workflows.StageContain, store.StatusRunning, in.StartedAt, nil,
-		map[string]string{"integration": out.Integration, "operation": out.Operation, "target": in.DeviceID, "hostname": in.Hostname}, nil, ""); err != nil {
-		return out, err
-	}
 
-	out, err = a.isolate(ctx, in, out, action.VendorCalls > 0, 0)
+	out, err = a.isolate(ctx, in, out, !created, action.VendorCalls > 0)
 	if err != nil {
 		_ = a.Store.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{Error: err.Error()})
 		return out, classify(err)
 	}
-	if err := a.Store.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{
-		Status: store.StatusSucceeded, VendorStatus: out.Status, ClearError: true,
-	}); err != nil {
-		return out, err
-	}
 	now := time.Now()
-	if err := a.saveStep(ctx, in.Ref, workflows.StageContain, store.StatusSucceeded, in.StartedAt, &now, nil, out, ""); err != nil {
-		return out, err
-	}
-	return out, nil
+	err = a.Store.InTx(ctx, func(tx *store.Store) error {
+		if err := tx.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{
+			Status: store.StatusSucceeded, VendorStatus: out.Status, ClearError: true,
+		}); err != nil {
+			return err
+		}
+		return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSucceeded, in.StartedAt, &now, nil, out, "")
+	})
+	return out, err
 }
 
 // maxConflicts bounds how often a 409 sends isolate back to re-read the host.
 const maxConflicts = 3
 
-func (a *Activities) isolate(ctx context.Context, in workflows.ContainInput, out workflows.ContainOutput, askedBefore bool, conflicts int) (workflows.ContainOutput, error) {
-	host, err := a.EDR.GetHost(ctx, in.DeviceID)
-	if err != nil {
-		return out, fmt.Errorf("read host state: %w", err)
-	}
-	switch host.Status {
-	case integrations.HostContained:
-		out.Status = host.Status
-		out.AlreadyContained = !askedBefore
-		return out, nil
-	case integrations.HostContainmentPending:
-		out.AlreadyContained = !askedBefore
-	default:
+// isolate asks for containment unless the host's state says it is done or under
+// way. checkFirst reads the state before asking (a retry); askedBefore says an
+// earlier attempt's request was accepted, so a contained host is not "already"
+// contained but contained by this decision.
+func (a *Activities) isolate(ctx context.Context, in workflows.ContainInput, out workflows.ContainOutput, checkFirst, askedBefore bool) (workflows.ContainOutput, error) {
+	for conflicts := 0; ; conflicts++ {
+		if checkFirst {
+			host, err := a.EDR.GetHost(ctx, in.DeviceID)
+			if err != nil {
+				return out, fmt.Errorf("read host state: %w", err)
+			}
+			switch host.Status {
+			case integrations.HostContained:
+				out.Status = host.Status
+				out.AlreadyContained = !askedBefore
+				return out, nil
+			case integrations.HostContainmentPending:
+				out.AlreadyContained = !askedBefore
+				return a.awaitContained(ctx, in, out)
+			}
+		}
 		receipt, err := a.EDR.ContainHost(ctx, in.DeviceID)
 		var apiErr *integrations.APIError
 		if errors.As(err, &apiErr) && apiErr.StatusCode == 409 && conflicts < maxConflicts {
-			// The vendor says the host's state changed under us: read it again
+			// The vendor says the host's state does not allow the action: read it
 			// rather than trust either answer.
-			return a.isolate(ctx, in, out, askedBefore, conflicts+1)
+			checkFirst = true
+			continue
 		}
 		if err != nil {
 			return out, err
@@ -103,8 +121,8 @@ func (a *Activities) isolate(ctx context.Context, in workflows.ContainInput, out
 		}); err != nil {
 			return out, err
 		}
+		return a.awaitContained(ctx, in, out)
 	}
-	return a.awaitContained(ctx, in, out)
 }
 
 // awaitContained polls the host until the vendor reports it contained. If the

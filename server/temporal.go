@@ -46,6 +46,13 @@ func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartReques
 	if err != nil {
 		return ingest.StartResult{}, fmt.Errorf("encode signal: %w", err)
 	}
+	search, err := searchAttributes(
+		typedValue{workflows.SearchSource.GetName(), "Keyword", req.Input.Alert.Source},
+		typedValue{workflows.SearchSeverity.GetName(), "Int", int64(req.Input.Alert.SeverityID)},
+	)
+	if err != nil {
+		return ingest.StartResult{}, err
+	}
 	resp, err := t.Client.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
 		Namespace:    t.Namespace,
 		WorkflowId:   req.WorkflowID,
@@ -55,6 +62,8 @@ func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartReques
 		SignalName:   workflows.DuplicateSignal,
 		SignalInput:  signal,
 		Identity:     t.Identity,
+		// Set with the start, not upserted by the workflow: no extra visibility write.
+		SearchAttributes: search,
 		// The delivery id makes a retried RPC idempotent on the server.
 		RequestId:             req.Delivery.DeliveryID,
 		WorkflowIdReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -63,6 +72,26 @@ func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartReques
 		return ingest.StartResult{}, fmt.Errorf("signal-with-start %s: %w", req.WorkflowID, err)
 	}
 	return ingest.StartResult{RunID: resp.GetRunId(), Started: resp.GetStarted()}, nil
+}
+
+type typedValue struct {
+	name, typ string
+	value     any
+}
+
+// searchAttributes encodes values the way the SDK does for typed search attributes
+// (JSON payloads tagged with their type); the raw request has no typed helper.
+func searchAttributes(values ...typedValue) (*commonpb.SearchAttributes, error) {
+	fields := make(map[string]*commonpb.Payload, len(values))
+	for _, v := range values {
+		p, err := converter.GetDefaultDataConverter().ToPayload(v.value)
+		if err != nil {
+			return nil, fmt.Errorf("encode search attribute %s: %w", v.name, err)
+		}
+		p.Metadata["type"] = []byte(v.typ)
+		fields[v.name] = p
+	}
+	return &commonpb.SearchAttributes{IndexedFields: fields}, nil
 }
 
 // NewIdentity names this process to Temporal.

@@ -18,7 +18,7 @@ import (
 // Replaying it with the same values changes nothing.
 func (s *Store) RecordAlert(ctx context.Context, a *Alert, entities []schemas.Entity, run *Run) error {
 	a.EventTime, a.ReceivedAt, a.LastSeenAt = a.EventTime.UTC(), a.ReceivedAt.UTC(), a.LastSeenAt.UTC()
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.atomically(ctx, func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.OnConflict{
 			Columns: []clause.Column{{Name: "id"}},
 			DoUpdates: clause.AssignmentColumns([]string{
@@ -94,8 +94,12 @@ func (s *Store) SetDuplicates(ctx context.Context, id string, count int, lastSee
 	return nil
 }
 
+// MaxPriorAlerts caps CountPriorAlerts: a hash seen on every host of a fleet should
+// cost a bounded lookup, and "1000 or more" says all a decision needs.
+const MaxPriorAlerts = 1000
+
 // CountPriorAlerts counts alerts other than excludeID that name any of the entities
-// and whose event time lies in [since, until].
+// and whose event time lies in [since, until], up to MaxPriorAlerts.
 func (s *Store) CountPriorAlerts(ctx context.Context, entities []schemas.Entity, since, until time.Time, excludeID string) (int, error) {
 	if len(entities) == 0 {
 		return 0, nil
@@ -106,11 +110,14 @@ func (s *Store) CountPriorAlerts(ctx context.Context, entities []schemas.Entity,
 		conds = append(conds, "(kind = ? AND value = ?)")
 		args = append(args, e.Kind, e.Value)
 	}
-	var n int64
-	err := s.db.WithContext(ctx).Model(&AlertEntity{}).
+	db := s.db.WithContext(ctx)
+	matching := db.Model(&AlertEntity{}).
+		Distinct("alert_id").
 		Where(strings.Join(conds, " OR "), args...).
 		Where("event_time >= ? AND event_time <= ? AND alert_id <> ?", since.UTC(), until.UTC(), excludeID).
-		Distinct("alert_id").Count(&n).Error
+		Limit(MaxPriorAlerts)
+	var n int64
+	err := db.Table("(?) AS prior", matching).Count(&n).Error
 	if err != nil {
 		return 0, fmt.Errorf("store: prior alerts: %w", err)
 	}

@@ -23,19 +23,22 @@ const (
 // Alert is one alert occurrence: the first delivery of a fingerprint that started a
 // workflow run. Its ID is that run's Temporal run id, so a duplicate delivered while
 // the run is open resolves to the same alert.
+//
+// Indexes are few on purpose: every one is another b-tree page written per alert.
+// The list reads newest first by received_at and filters the pages it walks.
 type Alert struct {
 	ID             string    `gorm:"primaryKey;size:64"`
-	WorkflowID     string    `gorm:"size:128;not null;index"`
-	Fingerprint    string    `gorm:"size:64;not null;index"`
-	Source         string    `gorm:"size:64;not null;index"`
+	WorkflowID     string    `gorm:"size:128;not null"`
+	Fingerprint    string    `gorm:"size:64;not null"`
+	Source         string    `gorm:"size:64;not null"`
 	FindingUID     string    `gorm:"size:512"`
 	Title          string    `gorm:"type:text"`
 	RuleUID        string    `gorm:"size:512"`
-	SeverityID     int       `gorm:"not null;index"`
+	SeverityID     int       `gorm:"not null"`
 	Severity       string    `gorm:"size:32"`
 	Confidence     int       `gorm:"not null"`
-	Status         string    `gorm:"size:32;not null;index"`
-	EventTime      time.Time `gorm:"not null;index"`
+	Status         string    `gorm:"size:32;not null"`
+	EventTime      time.Time `gorm:"not null"`
 	ReceivedAt     time.Time `gorm:"not null;index"`
 	DuplicateCount int       `gorm:"not null;default:0"`
 	LastSeenAt     time.Time `gorm:"not null"`
@@ -50,20 +53,21 @@ type Alert struct {
 }
 
 // AlertEntity indexes an alert by each entity it names, for "prior alerts about the
-// same host/user/IP" lookups.
+// same host/user/IP" lookups. Its one index is both the natural key and a covering
+// index for the lookup, so counting never visits the table.
 type AlertEntity struct {
-	AlertID   string    `gorm:"primaryKey;size:64"`
-	Kind      string    `gorm:"primaryKey;size:32;index:idx_entity_lookup,priority:1"`
-	Value     string    `gorm:"primaryKey;size:512;index:idx_entity_lookup,priority:2"`
-	EventTime time.Time `gorm:"not null;index:idx_entity_lookup,priority:3"`
+	Kind      string    `gorm:"size:32;not null;uniqueIndex:idx_entity_lookup,priority:1"`
+	Value     string    `gorm:"size:512;not null;uniqueIndex:idx_entity_lookup,priority:2"`
+	EventTime time.Time `gorm:"not null;uniqueIndex:idx_entity_lookup,priority:3"`
+	AlertID   string    `gorm:"size:64;not null;uniqueIndex:idx_entity_lookup,priority:4"`
 }
 
 // Run is one Temporal workflow run Rampart started.
 type Run struct {
 	ID           string `gorm:"primaryKey;size:64"` // Temporal run id
-	WorkflowID   string `gorm:"size:128;not null;index"`
+	WorkflowID   string `gorm:"size:128;not null"`
 	WorkflowType string `gorm:"size:64;not null"`
-	AlertID      string `gorm:"size:64;index"`
+	AlertID      string `gorm:"size:64"`
 	Status       string `gorm:"size:32;not null"`
 	Stage        string `gorm:"size:32"`
 	Error        string `gorm:"type:text"`
@@ -96,7 +100,7 @@ type Action struct {
 	ID             uint64 `gorm:"primaryKey;autoIncrement"`
 	IdempotencyKey string `gorm:"size:256;not null;uniqueIndex"`
 	AlertID        string `gorm:"size:64;index"`
-	RunID          string `gorm:"size:64;index"`
+	RunID          string `gorm:"size:64"`
 	WorkflowID     string `gorm:"size:128"`
 	Step           string `gorm:"size:64"`
 	Integration    string `gorm:"size:64;not null"`

@@ -316,3 +316,19 @@ func TestOpenRejectsBadDSNWithoutLeakingPassword(t *testing.T) {
 		t.Fatal("empty DSN accepted")
 	}
 }
+
+func TestCountPriorAlertsIsCapped(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		hash := []schemas.Entity{{Kind: schemas.EntityHash, Value: "feedface"}}
+		for i := range store.MaxPriorAlerts + 5 {
+			if err := st.RecordAlert(ctx, alertRow(fmt.Sprintf("m%04d", i), t0, 4, store.AlertProcessing), hash, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := st.CountPriorAlerts(ctx, hash, t0.Add(-24*time.Hour), t0, "none")
+		if err != nil || n != store.MaxPriorAlerts {
+			t.Fatalf("count = %d, %v; want the cap %d", n, err, store.MaxPriorAlerts)
+		}
+	})
+}

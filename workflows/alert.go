@@ -114,12 +114,7 @@ func (w *alertWorkflow) setup(ctx workflow.Context) error {
 			w.onDelivery(d)
 		}
 	})
-	return workflow.UpsertTypedSearchAttributes(ctx,
-		SearchSource.ValueSet(w.in.Alert.Source),
-		SearchSeverity.ValueSet(int64(w.in.Alert.SeverityID)),
-		SearchStage.ValueSet(StageReceived),
-		SearchOutcome.ValueSet(OutcomeProcessing),
-	)
+	return nil
 }
 
 // onDelivery counts a delivery; the one that started the run is not a duplicate.
@@ -141,7 +136,7 @@ func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 		w.state.Error = err.Error()
 		finish.Outcome, finish.Error, finish.FailedStage = OutcomeFailed, err.Error(), stage
 	}
-	w.setStage(ctx, StageDone)
+	w.state.Stage = StageDone
 	w.record(ctx, &finish)
 
 	w.absorbDuplicates(ctx)
@@ -157,17 +152,20 @@ func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 	return result, nil
 }
 
-// pipeline runs the four stages. It returns the stage it stopped in and, when
-// containment was not attempted, why.
+// pipeline runs the four stages. Detect and enrich run side by side: enrichment
+// reads only the alert's own fields, and decide needs both. It returns the stage it
+// stopped in and, when containment was not attempted, why.
 func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain string, err error) {
-	w.setStage(ctx, StageDetect)
-	if err := w.detect(ctx); err != nil {
+	w.state.Stage = StageDetect
+	detected := w.startDetect(ctx)
+	enrichStarted := workflow.Now(ctx)
+	enriched := w.startEnrich(ctx)
+	if err := w.finishDetect(ctx, detected); err != nil {
 		return StageDetect, "", err
 	}
-	w.setStage(ctx, StageEnrich)
-	enrichStarted := workflow.Now(ctx)
-	w.enrich(ctx)
-	w.setStage(ctx, StageDecide)
+	w.state.Stage = StageEnrich
+	w.finishEnrich(ctx, enriched)
+	w.state.Stage = StageDecide
 	verdict, err := w.decide(ctx, enrichStarted)
 	if err != nil {
 		return StageDecide, "", err
@@ -176,7 +174,7 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 		w.state.Outcome = OutcomeNoAction
 		return StageDecide, verdict.Reason, nil
 	}
-	w.setStage(ctx, StageContain)
+	w.state.Stage = StageContain
 	if err := w.contain(ctx, verdict); err != nil {
 		return StageContain, "", err
 	}
@@ -184,16 +182,19 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 	return StageContain, "", nil
 }
 
-func (w *alertWorkflow) detect(ctx workflow.Context) error {
-	var out DetectOutput
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDetect, DetectInput{
+func (w *alertWorkflow) startDetect(ctx workflow.Context) workflow.Future {
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDetect, DetectInput{
 		Ref:        w.ref,
 		Alert:      w.in.Alert,
 		ReceivedAt: w.in.ReceivedAt,
 		StartedAt:  workflow.Now(ctx),
 		DedupUntil: w.state.DedupUntil,
-	}).Get(ctx, &out)
-	if err != nil {
+	})
+}
+
+func (w *alertWorkflow) finishDetect(ctx workflow.Context, f workflow.Future) error {
+	var out DetectOutput
+	if err := f.Get(ctx, &out); err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
 	w.detection = out.Detection
@@ -201,29 +202,37 @@ func (w *alertWorkflow) detect(ctx workflow.Context) error {
 	return nil
 }
 
-// enrich runs the lookups in parallel. A failed lookup leaves the enrichment
-// incomplete rather than failing the alert: the decision is still recorded, and
-// policy refuses to act on a partial picture.
-func (w *alertWorkflow) enrich(ctx workflow.Context) {
+// enrichment is the three lookups in flight.
+type enrichment struct{ asset, iocs, prior workflow.Future }
+
+// startEnrich starts the lookups in parallel.
+func (w *alertWorkflow) startEnrich(ctx workflow.Context) enrichment {
 	lctx := workflow.WithLocalActivityOptions(ctx, enrichOptions)
 	in := EnrichInput{Ref: w.ref, Alert: w.alert}
-	asset := workflow.ExecuteLocalActivity(lctx, ActivityLookupAsset, in)
-	iocs := workflow.ExecuteLocalActivity(lctx, ActivityMatchIOCs, in)
-	prior := workflow.ExecuteLocalActivity(lctx, ActivityCountPriorAlerts, in)
+	return enrichment{
+		asset: workflow.ExecuteLocalActivity(lctx, ActivityLookupAsset, in),
+		iocs:  workflow.ExecuteLocalActivity(lctx, ActivityMatchIOCs, in),
+		prior: workflow.ExecuteLocalActivity(lctx, ActivityCountPriorAlerts, in),
+	}
+}
 
+// finishEnrich collects the lookups. A failed lookup leaves the enrichment
+// incomplete rather than failing the alert: the decision is still recorded, and
+// policy refuses to act on a partial picture.
+func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 	e := triage.Enrichment{Complete: true}
 	fail := func(what string, err error) {
 		e.Complete = false
 		e.Errors = append(e.Errors, what+": "+rootMessage(err))
 	}
-	if err := asset.Get(ctx, &e.Asset); err != nil {
+	if err := f.asset.Get(ctx, &e.Asset); err != nil {
 		fail("asset", err)
 	}
-	if err := iocs.Get(ctx, &e.IOCs); err != nil {
+	if err := f.iocs.Get(ctx, &e.IOCs); err != nil {
 		fail("iocs", err)
 	}
 	e.IOCHits = len(e.IOCs)
-	if err := prior.Get(ctx, &e.PriorAlerts); err != nil {
+	if err := f.prior.Get(ctx, &e.PriorAlerts); err != nil {
 		fail("prior_alerts", err)
 	}
 	w.enrichment = e
@@ -316,14 +325,6 @@ func (w *alertWorkflow) record(ctx workflow.Context, in *FinishInput) {
 		return
 	}
 	w.recordedDuplicates = in.Duplicates
-}
-
-func (w *alertWorkflow) setStage(ctx workflow.Context, stage string) {
-	w.state.Stage = stage
-	err := workflow.UpsertTypedSearchAttributes(ctx, SearchStage.ValueSet(stage), SearchOutcome.ValueSet(w.state.Outcome))
-	if err != nil {
-		workflow.GetLogger(ctx).Warn("search attribute upsert failed", "error", err)
-	}
 }
 
 // rootMessage is the innermost error's message: the activity's own words rather

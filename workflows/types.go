@@ -67,17 +67,18 @@ const (
 // DefaultDedupWindow is how long a run stays open absorbing duplicates.
 const DefaultDedupWindow = 10 * time.Minute
 
-// Search attributes the workflow keeps current, registered at every boot.
+// Search attributes of an AlertWorkflow, registered at every boot and set by the
+// webhook's start request. The workflow upserts none: on SQLite a visibility write
+// costs more than any of its stages, and the store answers "which alerts were
+// contained".
 var (
 	SearchSource   = temporal.NewSearchAttributeKeyKeyword("RampartSource")
 	SearchSeverity = temporal.NewSearchAttributeKeyInt64("RampartSeverity")
-	SearchStage    = temporal.NewSearchAttributeKeyKeyword("RampartStage")
-	SearchOutcome  = temporal.NewSearchAttributeKeyKeyword("RampartOutcome")
 )
 
 // SearchAttributeKeys lists the keys above, for registration.
 func SearchAttributeKeys() []temporal.SearchAttributeKey {
-	return []temporal.SearchAttributeKey{SearchSource, SearchSeverity, SearchStage, SearchOutcome}
+	return []temporal.SearchAttributeKey{SearchSource, SearchSeverity}
 }
 
 // AlertInput starts an AlertWorkflow.

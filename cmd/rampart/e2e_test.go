@@ -273,7 +273,7 @@ func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 	})
 	// Search attributes reach visibility.
 	resp, err := d.Client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-		Query: `RampartSource = "crowdstrike" AND RampartOutcome = "contained"`,
+		Query: `RampartSource = "crowdstrike" AND RampartSeverity = 5`,
 	})
 	if err != nil || len(resp.Executions) != 1 {
 		t.Fatalf("search attribute query: %v, %d executions", err, len(resp.GetExecutions()))
