@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations"
@@ -67,13 +68,18 @@ func devConfig(t testing.TB, dedup time.Duration) app.Config {
 	return cfg
 }
 
-func startDev(t testing.TB, cfg app.Config) *app.Dev {
+// startDev runs a one-process Rampart; its logs go to logs at debug level when
+// given, else nowhere (to stderr at warn with -v).
+func startDev(t testing.TB, cfg app.Config, logs ...io.Writer) *app.Dev {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case len(logs) > 0:
+		log = slog.New(slog.NewTextHandler(logs[0], &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	d, err := app.StartDev(context.Background(), app.DevOptions{
@@ -152,7 +158,9 @@ func readFile(t testing.TB, path string) []byte {
 }
 
 func TestEndToEndContainment(t *testing.T) {
-	d := startDev(t, devConfig(t, 3*time.Second))
+	var logs syncBuffer
+	cfg := devConfig(t, 3*time.Second)
+	d := startDev(t, cfg, &logs)
 	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
 	if status != http.StatusAccepted || acc.Duplicate || acc.AlertID == "" {
 		t.Fatalf("webhook answered %d %+v", status, acc)
@@ -215,6 +223,46 @@ func TestEndToEndContainment(t *testing.T) {
 	})
 	saveHistory(t, d.Client, noAction[0].WorkflowID, "alert_no_action.json")
 	saveHistory(t, d.Client, detail.WorkflowID, "alert_contained.json")
+
+	// No secret in the logs, the workflow history or the app database's file.
+	secrets := []string{d.Config.CrowdStrike.ClientSecret.Reveal()}
+	for _, src := range d.Sources {
+		secrets = append(secrets, src.Secret())
+	}
+	history := historyPayloads(t, d.Client, detail.WorkflowID)
+	db, err := os.ReadFile(filepath.Join(cfg.DataDir, "rampart.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wal, _ := os.ReadFile(filepath.Join(cfg.DataDir, "rampart.db-wal"))
+	if !bytes.Contains(logs.Bytes(), []byte("alert accepted")) || !bytes.Contains(history, []byte("fin-ws-0142")) {
+		t.Fatal("nothing to search: the logs or history are empty")
+	}
+	for _, secret := range secrets {
+		for where, blob := range map[string][]byte{"logs": logs.Bytes(), "history": history, "database": db, "database WAL": wal} {
+			if bytes.Contains(blob, []byte(secret)) {
+				t.Errorf("a secret appears in the %s", where)
+			}
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
@@ -288,6 +336,35 @@ func saveHistory(t *testing.T, c client.Client, workflowID, name string) {
 	if os.Getenv(updateEnv) != "1" {
 		return
 	}
+	if err := os.WriteFile(filepath.Join(historyDir, name), append(historyJSON(t, c, workflowID), '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s", name)
+}
+
+// historyPayloads is a workflow's history in proto wire form, where payloads are
+// plain bytes (the JSON form base64-encodes them, which would hide a secret).
+func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
+	t.Helper()
+	var out []byte
+	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+// historyJSON is a workflow's history in the JSON `temporal workflow show` writes.
+func historyJSON(t *testing.T, c client.Client, workflowID string) []byte {
+	t.Helper()
 	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	hist := &historyEvents{}
 	for iter.HasNext() {
@@ -305,10 +382,7 @@ func saveHistory(t *testing.T, c client.Client, workflowID, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(historyDir, name), append(out, '\n'), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s (%d events)", name, len(hist.Events))
+	return out
 }
 
 type historyEvents struct {

@@ -62,6 +62,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newWorkerCmd(),
 		newMigrateCmd(),
 		newAlertCmd(),
+		newSimCmd(),
 	)
 	return root
 }
