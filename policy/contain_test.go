@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/expr-lang/expr"
+
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/triage"
@@ -122,6 +124,23 @@ func BenchmarkContainRule(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := rule.Evaluate(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkExprBaseline runs the same compiled expression with expr alone: no
+// explanation of its inputs, no guardrails. BenchmarkContainRule is reported
+// against it.
+func BenchmarkExprBaseline(b *testing.B) {
+	program, err := expr.Compile(policy.DefaultContainWhen, expr.Env(policy.Env{}), expr.AsBool())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := env(1, 5, false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := expr.Run(program, e); err != nil {
 			b.Fatal(err)
 		}
 	}

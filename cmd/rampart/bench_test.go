@@ -28,21 +28,18 @@ import (
 // and through the same pipeline shape written as a plain Temporal workflow (the
 // same seven activities: one detect, three parallel enrichments, one decide, one
 // isolate over HTTP to the same simulator, one finish, then the dedup window —
-// with no store, no signals and no ingress), in the same process and run. Latency ends when the simulator receives
-// the contain request. Run with: make bench (RAMPART_BENCH_E2E=1, -benchtime 1x).
+// with no store, no signals and no ingress), in the same process and run. Latency
+// ends when the simulator receives the contain request. Senders are closed-loop:
+// one alert at a time each, with 1 sender (latency) and 8 (saturated, throughput).
+// Run with: make bench (RAMPART_BENCH_E2E=1, -benchtime 1x).
 func BenchmarkPipeline(b *testing.B) {
 	if os.Getenv("RAMPART_BENCH_E2E") != "1" {
 		b.Skip("set RAMPART_BENCH_E2E=1 (make bench) to run the end-to-end benchmark")
 	}
 	const alerts = 500
-	concurrency := 8
-	if v, err := strconv.Atoi(os.Getenv("RAMPART_BENCH_CONCURRENCY")); err == nil && v > 0 {
-		concurrency = v
-	}
 	cfg := devConfig(b, rawDedupWindow)
 	cfg.TaskQueue = "rampart-bench"
 	d := startDev(b, cfg)
-	d.Simulator.SetLatency(0)
 	template, err := os.ReadFile(ransomware)
 	if err != nil {
 		b.Fatal(err)
@@ -52,17 +49,18 @@ func BenchmarkPipeline(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw := worker.New(d.Client, "raw-bench", worker.Options{})
-	shape := &rawShape{edr: edr, poll: 50 * time.Millisecond}
-	shape.register(raw)
+	(&rawShape{edr: edr, poll: 50 * time.Millisecond}).register(raw)
 	if err := raw.Start(); err != nil {
 		b.Fatal(err)
 	}
 	defer raw.Stop()
 
-	hosts := func(round string, n int) []string {
+	round := 0
+	hosts := func(n int) []string { // every alert gets a host of its own
+		round++
 		ids := make([]string, n)
 		for i := range ids {
-			ids[i] = fmt.Sprintf("%s%031x", round, i)
+			ids[i] = fmt.Sprintf("%02x%030x", round, i)
 			d.Simulator.AddHost(crowdstrike.SimHost{ID: ids[i], Hostname: "bench-" + ids[i][:12]})
 		}
 		return ids
@@ -79,41 +77,52 @@ func BenchmarkPipeline(b *testing.B) {
 		_, err := d.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "raw/" + id, TaskQueue: "raw-bench"}, rawWorkflow, id)
 		return err
 	}
+	measure(b, d.Simulator, hosts(20), 4, viaRawShape) // warm both paths up
+	measure(b, d.Simulator, hosts(20), 4, viaRampart)
 
-	b.ResetTimer()
-	for range b.N {
-		// Warm both paths up, then measure in the order raw, rampart, rampart, raw
-		// (half the alerts each time) so drift over the run — a growing database,
-		// a noisy neighbour — weighs on both alike. Every alert has its own host.
-		measure(b, d.Simulator, hosts("a", 20), 4, viaRawShape)
-		measure(b, d.Simulator, hosts("b", 20), 4, viaRampart)
-		half := alerts / 2
-		if only := os.Getenv("RAMPART_BENCH_ONLY"); only != "" { // profiling one side alone
-			send := map[string]func(string) error{"raw": viaRawShape, "rampart": viaRampart}[only]
-			r := summarize(measure(b, d.Simulator, hosts("c", alerts), concurrency, send))
-			b.Logf("%s only: %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert", only, r.throughput, r.p50, r.p99, r.cpuPerAlert)
-			continue
-		}
-		raw1 := measure(b, d.Simulator, hosts("c", half), concurrency, viaRawShape)
-		rampart1 := measure(b, d.Simulator, hosts("d", half), concurrency, viaRampart)
-		rampart2 := measure(b, d.Simulator, hosts("e", half), concurrency, viaRampart)
-		raw2 := measure(b, d.Simulator, hosts("f", half), concurrency, viaRawShape)
-		rawRes, rampartRes := summarize(raw1, raw2), summarize(rampart1, rampart2)
-		b.ReportMetric(rampartRes.throughput, "rampart_alerts/s")
-		b.ReportMetric(rampartRes.p50.Seconds()*1000, "rampart_p50_ms")
-		b.ReportMetric(rampartRes.p99.Seconds()*1000, "rampart_p99_ms")
-		b.ReportMetric(rawRes.throughput, "raw_alerts/s")
-		b.ReportMetric(rawRes.p50.Seconds()*1000, "raw_p50_ms")
-		b.ReportMetric(rawRes.p99.Seconds()*1000, "raw_p99_ms")
-		b.ReportMetric(rampartRes.p50.Seconds()/rawRes.p50.Seconds(), "p50_ratio")
-		b.ReportMetric(rampartRes.p99.Seconds()/rawRes.p99.Seconds(), "p99_ratio")
-		b.ReportMetric(rampartRes.cpuPerAlert.Seconds()*1000, "rampart_cpu_ms/alert")
-		b.ReportMetric(rawRes.cpuPerAlert.Seconds()*1000, "raw_cpu_ms/alert")
-		b.Logf("%d alerts each, %d concurrent senders\n  raw shape: %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert\n  rampart:   %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert\n  ratio p50 %.2f×, p99 %.2f×",
-			alerts, concurrency, rawRes.throughput, rawRes.p50, rawRes.p99, rawRes.cpuPerAlert,
-			rampartRes.throughput, rampartRes.p50, rampartRes.p99, rampartRes.cpuPerAlert,
-			rampartRes.p50.Seconds()/rawRes.p50.Seconds(), rampartRes.p99.Seconds()/rawRes.p99.Seconds())
+	senders := []int{1, 8}
+	if v, err := strconv.Atoi(os.Getenv("RAMPART_BENCH_CONCURRENCY")); err == nil && v > 0 {
+		senders = []int{v}
 	}
+	for _, concurrency := range senders {
+		b.Run(fmt.Sprintf("senders=%d", concurrency), func(b *testing.B) {
+			for range b.N {
+				if only := os.Getenv("RAMPART_BENCH_ONLY"); only != "" { // profiling one side alone
+					send := map[string]func(string) error{"raw": viaRawShape, "rampart": viaRampart}[only]
+					r := summarize(measure(b, d.Simulator, hosts(alerts), concurrency, send))
+					b.Logf("%s only: %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert", only, r.throughput, r.p50, r.p99, r.cpuPerAlert)
+					continue
+				}
+				// Raw, rampart, rampart, raw, half the alerts each time, so drift
+				// over the run (a growing database, a noisy neighbour) weighs on
+				// both alike.
+				half := alerts / 2
+				raw1 := measure(b, d.Simulator, hosts(half), concurrency, viaRawShape)
+				rampart1 := measure(b, d.Simulator, hosts(half), concurrency, viaRampart)
+				rampart2 := measure(b, d.Simulator, hosts(half), concurrency, viaRampart)
+				raw2 := measure(b, d.Simulator, hosts(half), concurrency, viaRawShape)
+				report(b, concurrency, alerts, summarize(raw1, raw2), summarize(rampart1, rampart2))
+			}
+		})
+	}
+}
+
+func report(b *testing.B, concurrency, alerts int, rawRes, rampartRes benchResult) {
+	b.ReportMetric(rampartRes.throughput, "rampart_alerts/s")
+	b.ReportMetric(rampartRes.p50.Seconds()*1000, "rampart_p50_ms")
+	b.ReportMetric(rampartRes.p99.Seconds()*1000, "rampart_p99_ms")
+	b.ReportMetric(rawRes.throughput, "raw_alerts/s")
+	b.ReportMetric(rawRes.p50.Seconds()*1000, "raw_p50_ms")
+	b.ReportMetric(rawRes.p99.Seconds()*1000, "raw_p99_ms")
+	b.ReportMetric(rampartRes.p50.Seconds()/rawRes.p50.Seconds(), "p50_ratio")
+	b.ReportMetric(rampartRes.p99.Seconds()/rawRes.p99.Seconds(), "p99_ratio")
+	b.ReportMetric(rampartRes.cpuPerAlert.Seconds()*1000, "rampart_cpu_ms/alert")
+	b.ReportMetric(rawRes.cpuPerAlert.Seconds()*1000, "raw_cpu_ms/alert")
+	b.Logf("%d alerts each, %d concurrent senders\n  raw shape: %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert\n  rampart:   %.1f alerts/s, p50 %v, p99 %v, CPU %v/alert\n  ratio p50 %.2f×, p99 %.2f×, CPU %.2f×",
+		alerts, concurrency, rawRes.throughput, rawRes.p50, rawRes.p99, rawRes.cpuPerAlert,
+		rampartRes.throughput, rampartRes.p50, rampartRes.p99, rampartRes.cpuPerAlert,
+		rampartRes.p50.Seconds()/rawRes.p50.Seconds(), rampartRes.p99.Seconds()/rawRes.p99.Seconds(),
+		rampartRes.cpuPerAlert.Seconds()/rawRes.cpuPerAlert.Seconds())
 }
 
 // sample is one measured batch of alerts.

@@ -15,6 +15,7 @@ import (
 func newDevCmd() *cobra.Command {
 	f := &configFlags{}
 	var temporalPort int
+	var simListen string
 	examples := app.ExamplesDir()
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -34,7 +35,7 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				return err
 			}
 			ctx := cmd.Context()
-			d, err := app.StartDev(ctx, app.DevOptions{Config: *cfg, TemporalPort: temporalPort, Logger: log})
+			d, err := app.StartDev(ctx, app.DevOptions{Config: *cfg, TemporalPort: temporalPort, SimulatorListen: simListen, Logger: log})
 			if err != nil {
 				return err
 			}
@@ -58,6 +59,7 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 	fl.StringVar(&f.cfg.Listen, "listen", app.Env("RAMPART_LISTEN", app.DefaultListen), "HTTP listen address (env RAMPART_LISTEN)")
 	fl.StringVar(&f.cfg.DataDir, "data-dir", app.Env("RAMPART_DATA_DIR", app.DefaultDataDir), "where the Temporal and app SQLite files live (env RAMPART_DATA_DIR)")
 	fl.IntVar(&temporalPort, "temporal-port", 7233, "embedded Temporal frontend port (0 picks a free one)")
+	fl.StringVar(&simListen, "crowdstrike-sim-listen", "127.0.0.1:9010", "where the built-in CrowdStrike simulator serves (unless --crowdstrike-url points elsewhere)")
 	return cmd
 }
 

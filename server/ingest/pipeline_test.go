@@ -569,3 +569,22 @@ type benchStarter struct{}
 func (benchStarter) StartAlert(context.Context, StartRequest) (StartResult, error) {
 	return StartResult{RunID: "run", Started: true}, nil
 }
+
+// BenchmarkBaselineDecodeAndSign is the floor any signed JSON webhook pays: the
+// HMAC check and one decode of the body into a generic document. BenchmarkAccept
+// is reported against it (docs/BENCHMARKS.md).
+func BenchmarkBaselineDecodeAndSign(b *testing.B) {
+	body := example(b, "crowdstrike-ransomware.json")
+	sig := Sign([]byte(hmacSecret), now, body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := verifyHMAC([]byte(hmacSecret), sig, body, now, SignatureWindow); err != nil {
+			b.Fatal(err)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(body, &doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
