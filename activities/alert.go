@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ func (a *Activities) Detect(ctx context.Context, in workflows.DetectInput) (work
 		Source:        alert.Source,
 		FindingUID:    alert.Finding.UID,
 		Title:         alert.Finding.Title,
-		RuleUID:       firstNonEmpty(alert.Rule.UID, alert.Rule.Name),
+		RuleUID:       cmp.Or(alert.Rule.UID, alert.Rule.Name),
 		SeverityID:    alert.SeverityID,
 		Severity:      alert.Severity,
 		Confidence:    alert.Confidence,
@@ -229,13 +230,4 @@ func alertStatus(outcome string) string {
 	default:
 		return store.AlertProcessing
 	}
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

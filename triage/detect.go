@@ -6,6 +6,7 @@
 package triage
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func (a *Attack) Detect(alert *schemas.Alert) (Detection, []schemas.Attack) {
 	for _, at := range alert.Attacks {
 		out := at
 		if at.Tactic.UID != "" || at.Tactic.Name != "" {
-			if t, ok := a.Tactic(firstNonEmpty(at.Tactic.UID, at.Tactic.Name)); ok {
+			if t, ok := a.Tactic(cmp.Or(at.Tactic.UID, at.Tactic.Name)); ok {
 				out.Tactic = schemas.Ref{UID: t.ID, Name: t.Name}
 				addTactic(t)
 			}
@@ -119,7 +120,7 @@ func (a *Attack) Detect(alert *schemas.Alert) (Detection, []schemas.Attack) {
 	cmd := strings.ToLower(alert.Process.CmdLine)
 	f.EncodedCommand = strings.Contains(cmd, "powershell") &&
 		(strings.Contains(cmd, " -enc") || strings.Contains(cmd, " -e ") || strings.Contains(cmd, "frombase64string"))
-	f.LOLBin = slices.Contains(lolbins, strings.ToLower(firstNonEmpty(alert.Process.Name, alert.File.Name)))
+	f.LOLBin = slices.Contains(lolbins, strings.ToLower(cmp.Or(alert.Process.Name, alert.File.Name)))
 	f.HasFileHash = alert.FileHash() != ""
 	f.HasDevice = alert.Device != (schemas.Device{})
 	f.HighImpact = slices.Contains(d.TacticIDs, "TA0040") || slices.Contains(d.TacticIDs, "TA0010")
@@ -135,13 +136,4 @@ func isPublicIP(s string) bool {
 		return false
 	}
 	return ip.IsGlobalUnicast() && !ip.IsPrivate()
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

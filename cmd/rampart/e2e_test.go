@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -342,17 +343,27 @@ func saveHistory(t *testing.T, c client.Client, workflowID, name string) {
 	t.Logf("recorded %s", name)
 }
 
-// historyPayloads is a workflow's history in proto wire form, where payloads are
-// plain bytes (the JSON form base64-encodes them, which would hide a secret).
-func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
+// history fetches a workflow's events.
+func history(t *testing.T, c client.Client, workflowID string) []*historypb.HistoryEvent {
 	t.Helper()
-	var out []byte
+	var events []*historypb.HistoryEvent
 	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	for iter.HasNext() {
 		ev, err := iter.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// historyPayloads is a workflow's history in proto wire form, where payloads are
+// plain bytes (the JSON form base64-encodes them, which would hide a secret).
+func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
+	t.Helper()
+	var out []byte
+	for _, ev := range history(t, c, workflowID) {
 		b, err := proto.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -365,13 +376,8 @@ func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
 // historyJSON is a workflow's history in the JSON `temporal workflow show` writes.
 func historyJSON(t *testing.T, c client.Client, workflowID string) []byte {
 	t.Helper()
-	iter := c.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	hist := &historyEvents{}
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range history(t, c, workflowID) {
 		raw, err := protojson.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -184,7 +185,7 @@ func normalizeOCSF(body []byte) (schemas.Alert, []FieldError) {
 		Product:    schemas.Product{Name: f.Metadata.Product.Name, Vendor: f.Metadata.Product.VendorName},
 		Device: schemas.Device{
 			ID:       strings.ToLower(f.Device.UID),
-			Hostname: firstNonEmpty(f.Device.Hostname, f.Device.Name),
+			Hostname: cmp.Or(f.Device.Hostname, f.Device.Name),
 			IP:       ip(&errs, "device.ip", f.Device.IP),
 		},
 		User: schemas.User{Name: f.Actor.User.Name, UID: f.Actor.User.UID, Email: f.Actor.User.Email},
@@ -299,11 +300,11 @@ func normalizeCrowdStrike(body []byte) (schemas.Alert, []FieldError) {
 	}
 	e := f.Event
 	a := schemas.Alert{
-		Finding:    schemas.Finding{UID: e.CompositeID, Title: firstNonEmpty(e.Name, e.Description)},
-		Rule:       schemas.Rule{UID: firstNonEmpty(rawScalar(e.PatternID), e.Name), Name: e.Name},
+		Finding:    schemas.Finding{UID: e.CompositeID, Title: cmp.Or(e.Name, e.Description)},
+		Rule:       schemas.Rule{UID: cmp.Or(rawScalar(e.PatternID), e.Name), Name: e.Name},
 		SeverityID: falconSeverity(e.SeverityName, e.Severity),
 		Confidence: e.Confidence,
-		Product:    schemas.Product{Name: firstNonEmpty(e.SourceProducts, "Falcon"), Vendor: "CrowdStrike"},
+		Product:    schemas.Product{Name: cmp.Or(e.SourceProducts, "Falcon"), Vendor: "CrowdStrike"},
 		Device: schemas.Device{
 			ID:       strings.ToLower(e.AgentID),
 			Hostname: e.Hostname,
@@ -381,13 +382,4 @@ func rawScalar(raw json.RawMessage) string {
 		return s
 	}
 	return strings.TrimSpace(string(raw))
-}
-
-func firstNonEmpty(values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
