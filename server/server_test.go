@@ -213,4 +213,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	if rec.Code != 200 || !bytes.Contains(page, []byte("<title>Rampart</title>")) {
 		t.Fatalf("ui: %d", rec.Code)
 	}
+	rec = httptest.NewRecorder()
+	ok.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/app.js", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "/api/v1/alerts") {
+		t.Fatalf("ui script: %d", rec.Code)
+	}
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -125,5 +126,25 @@ func TestLoadReferenceFiles(t *testing.T) {
 	}
 	if _, err := LoadIOCs(write("k.csv", "type,value,confidence\nipv4,1.2.3.4,900\n")); err == nil {
 		t.Error("confidence 900 accepted")
+	}
+}
+
+func TestStartDevOnALockedDataDirFailsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	dir := t.TempDir()
+	srv, err := embedded.Start(context.Background(), embedded.Options{DataDir: dir, Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	cfg := Config{DataDir: dir, Namespace: "default", TaskQueue: "q", Listen: "127.0.0.1:0"}
+	if err := cfg.LoadPolicy(""); err != nil {
+		t.Fatal(err)
+	}
+	d, err := StartDev(context.Background(), DevOptions{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if !errors.Is(err, embedded.ErrDataDirLocked) || d != nil {
+		t.Fatalf("StartDev = %v, %v; want ErrDataDirLocked", d, err)
 	}
 }

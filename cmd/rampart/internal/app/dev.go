@@ -55,7 +55,7 @@ type Dev struct {
 
 // StartDev starts everything and returns once the HTTP server is listening. On
 // error, whatever was started is stopped again.
-func StartDev(ctx context.Context, opts DevOptions) (d *Dev, err error) {
+func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	cfg := opts.Config
 	log := opts.Logger
 	if log == nil {
@@ -64,11 +64,10 @@ func StartDev(ctx context.Context, opts DevOptions) (d *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d = &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
+	d := &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
-			d = nil
 		}
 	}()
 
