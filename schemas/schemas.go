@@ -19,9 +19,6 @@ import (
 //go:embed alert.schema.json sources/*.schema.json
 var files embed.FS
 
-// FS returns the embedded schema files.
-func FS() fs.FS { return files }
-
 // AlertSchema returns alert.schema.json.
 func AlertSchema() []byte {
 	b, err := files.ReadFile("alert.schema.json")

@@ -102,7 +102,11 @@ func newWorkerCmd() *cobra.Command {
 			if _, err := app.LoadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile); err != nil {
 				return err
 			}
-			edr, err := app.NewEDR(cfg.CrowdStrike)
+			reg, err := app.NewIntegrations(cfg)
+			if err != nil {
+				return err
+			}
+			acts, err := app.NewActivities(cfg, st, reg, log)
 			if err != nil {
 				return err
 			}
@@ -112,10 +116,6 @@ func newWorkerCmd() *cobra.Command {
 			}
 			defer c.Close()
 			if err := app.PrepareTemporal(ctx, c, cfg); err != nil {
-				return err
-			}
-			acts, err := app.NewActivities(cfg, st, edr, log)
-			if err != nil {
 				return err
 			}
 			w, err := app.StartWorker(c, cfg.TaskQueue, acts, worker.Options{})

@@ -24,11 +24,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store/storetest"
 )
 
 // The test binary doubles as the rampart binary, so the crash test can run
@@ -466,8 +468,9 @@ func TestCrashAndRestartResumes(t *testing.T) {
 }
 
 type childProc struct {
-	proc *os.Process
-	done chan struct{}
+	proc  *os.Process
+	done  chan struct{}
+	state *os.ProcessState // set when done closes
 }
 
 func startChild(t *testing.T, dir, name string, args, env []string) *childProc {
@@ -486,7 +489,7 @@ func startChild(t *testing.T, dir, name string, args, env []string) *childProc {
 		t.Fatal(err)
 	}
 	c := &childProc{proc: proc, done: make(chan struct{})}
-	go func() { _, _ = proc.Wait(); close(c.done); _ = logf.Close() }()
+	go func() { c.state, _ = proc.Wait(); close(c.done); _ = logf.Close() }()
 	t.Cleanup(func() {
 		c.kill(t)
 		if t.Failed() {
@@ -531,4 +534,66 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestServerAndWorkerProcesses runs the production shape: `rampart migrate`,
+// `rampart server` and `rampart worker` as separate processes against a Temporal
+// they do not embed and PostgreSQL, and follows one alert to containment.
+func TestServerAndWorkerProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	dsn := storetest.PostgresDSN(t)
+	temporalSrv, err := embedded.Start(context.Background(), embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = temporalSrv.Stop() })
+	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "prod-shape", ClientSecret: "prod-shape-secret-0123456789", ContainDelay: 100 * time.Millisecond})
+	sim.AddHost(crowdstrike.SimHost{ID: ransomHost, Hostname: "fin-ws-0142"})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+
+	dir := t.TempDir()
+	env := []string{childEnv + "=1",
+		"RAMPART_DATABASE_DSN=" + dsn,
+		"RAMPART_TEMPORAL_ADDRESS=" + temporalSrv.FrontendAddress(),
+		"RAMPART_TASK_QUEUE=rampart-prod-shape",
+		"RAMPART_CONFIG=" + examples + "/rampart.yaml",
+		"RAMPART_LOG_LEVEL=warn",
+	}
+	migrate := startChild(t, dir, "migrate", []string{"migrate"}, env)
+	select {
+	case <-migrate.done:
+		if !migrate.state.Success() {
+			t.Fatalf("migrate: %v", migrate.state)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("migrate did not finish")
+	}
+	listen := freeAddr(t)
+	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"}, env)
+	startChild(t, dir, "worker", []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"},
+		append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789"))
+	baseURL := "http://" + listen
+	waitReady(t, baseURL)
+
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, acc := post(t, baseURL, sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook: %d", status)
+	}
+	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
+		a, ok := getAlert(t, baseURL, acc.AlertID)
+		return ok && a.Status == "contained"
+	})
+	if n := sim.ContainCalls(ransomHost); n != 1 {
+		t.Fatalf("contain calls = %d", n)
+	}
 }

@@ -31,6 +31,14 @@ func SQLite(t testing.TB) *store.Store {
 // RAMPART_TEST_POSTGRES_DSN it skips, or fails when RAMPART_REQUIRE_POSTGRES=1 (CI).
 func Postgres(t testing.TB) *store.Store {
 	t.Helper()
+	return open(t, PostgresDSN(t))
+}
+
+// PostgresDSN creates a fresh schema in the test database and returns a DSN whose
+// search_path selects it; the schema is dropped when the test ends. It skips like
+// Postgres does.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
 	dsn := os.Getenv(PostgresEnv)
 	if dsn == "" {
 		if os.Getenv("RAMPART_REQUIRE_POSTGRES") == "1" {
@@ -59,7 +67,7 @@ func Postgres(t testing.TB) *store.Store {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return open(t, u.String())
+	return u.String()
 }
 
 // Each runs fn once per dialect, as subtests named sqlite and postgres.

@@ -109,11 +109,11 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 			return nil, err
 		}
 	}
-	edr, err := NewEDR(d.Config.CrowdStrike)
+	reg, err := NewIntegrations(&d.Config)
 	if err != nil {
 		return nil, err
 	}
-	acts, err := NewActivities(&d.Config, d.Store, edr, log)
+	acts, err := NewActivities(&d.Config, d.Store, reg, log)
 	if err != nil {
 		return nil, err
 	}

@@ -40,25 +40,28 @@ func OpenStore(ctx context.Context, dsn string, migrate bool) (*store.Store, err
 	return st, nil
 }
 
-// NewEDR builds the configured EDR client.
-func NewEDR(cfg CrowdStrikeConfig) (integrations.EDR, error) {
-	if cfg.BaseURL == "" {
-		return nil, errors.New("no EDR configured: set --crowdstrike-url and RAMPART_CROWDSTRIKE_CLIENT_ID/_SECRET")
-	}
+// NewIntegrations builds a client for every vendor the config points at.
+func NewIntegrations(cfg *Config) (*integrations.Registry, error) {
 	reg := integrations.NewRegistry()
-	c, err := crowdstrike.New(crowdstrike.Config{BaseURL: cfg.BaseURL, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret})
-	if err != nil {
-		return nil, err
+	if cs := cfg.CrowdStrike; cs.BaseURL != "" {
+		c, err := crowdstrike.New(crowdstrike.Config{BaseURL: cs.BaseURL, ClientID: cs.ClientID, ClientSecret: cs.ClientSecret})
+		if err != nil {
+			return nil, err
+		}
+		reg.RegisterEDR(c)
 	}
-	reg.RegisterEDR(c)
-	return reg.EDR(crowdstrike.Name)
+	return reg, nil
 }
 
 // NewActivities builds the activity implementations with their dependencies.
-func NewActivities(cfg *Config, st *store.Store, edr integrations.EDR, log *slog.Logger) (*activities.Activities, error) {
+func NewActivities(cfg *Config, st *store.Store, reg *integrations.Registry, log *slog.Logger) (*activities.Activities, error) {
 	rule, err := policy.CompileContainRule(cfg.ContainWhen)
 	if err != nil {
 		return nil, err
+	}
+	edr, err := reg.EDR(crowdstrike.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: set --crowdstrike-url, RAMPART_CROWDSTRIKE_CLIENT_ID and RAMPART_CROWDSTRIKE_CLIENT_SECRET", err)
 	}
 	return &activities.Activities{Store: st, EDR: edr, Decider: rule, Attack: triage.NewAttack(), Logger: log}, nil
 }

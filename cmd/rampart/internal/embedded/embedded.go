@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -307,7 +306,3 @@ func waitForPort(ctx context.Context, addr string, timeout time.Duration) error 
 		}
 	}
 }
-
-// IndexedKeyword is re-exported so callers describing search attributes need not
-// import the API enums themselves.
-const IndexedKeyword = enumspb.INDEXED_VALUE_TYPE_KEYWORD
