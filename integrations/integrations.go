@@ -4,17 +4,21 @@
 // throttling, the shared vendor error type, and a registry. Each vendor lives in a
 // sub-package with a real HTTP client and a stateful simulator.
 //
-// It may import the standard library only; vendor packages add what their API needs.
+// It may import the standard library and schemas; vendor packages add what their
+// API needs.
 // Nothing here knows about Temporal: activities translate errors into retry policy.
 package integrations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/rampart-soar/rampart/schemas"
 )
 
 // Side-effect classes.
@@ -24,17 +28,23 @@ const (
 	SideEffectContain = "contain"
 )
 
-// Operation describes one integration operation.
+// Operation describes one integration operation, as declared in
+// schemas/integrations/<name>.json.
 type Operation struct {
 	// Name is integration.operation, as playbooks write it: edr.isolate_host.
-	Name       string
-	SideEffect string
+	Name       string `json:"name"`
+	SideEffect string `json:"side_effect"`
 	// Inverse is the operation that undoes this one, for reverts.
-	Inverse string
+	Inverse string `json:"inverse,omitempty"`
 	// Idempotency says how a retry is made safe.
-	Idempotency string
+	Idempotency string `json:"idempotency"`
 	// Throttling says how the vendor signals rate limits.
-	Throttling string
+	Throttling string `json:"throttling"`
+	// Input and Output are JSON Schemas (decoded).
+	Input  map[string]any `json:"input"`
+	Output map[string]any `json:"output"`
+	// SimulatedOutput is what a dry run returns instead of calling the vendor.
+	SimulatedOutput map[string]any `json:"simulated_output"`
 }
 
 // Host statuses an EDR reports, in CrowdStrike's words.
@@ -140,28 +150,18 @@ func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() +
 // MarshalText never writes the value.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Catalogue of the operations implemented so far.
-var operations = []Operation{
-	{
-		Name:        "edr.isolate_host",
-		SideEffect:  SideEffectContain,
-		Inverse:     "edr.release_host",
-		Idempotency: "keyed by workflow, run and step; the host's state is read before acting, and a host already contained or pending is not asked again",
-		Throttling:  "HTTP 429 with the vendor's reset hint (CrowdStrike X-RateLimit-RetryAfter)",
-	},
-	{
-		Name:        "edr.release_host",
-		SideEffect:  SideEffectContain,
-		Inverse:     "edr.isolate_host",
-		Idempotency: "the host's state is read before acting",
-		Throttling:  "HTTP 429 with the vendor's reset hint",
-	},
-	{
-		Name:       "edr.get_host",
-		SideEffect: SideEffectRead,
-		Throttling: "HTTP 429 with the vendor's reset hint",
-	},
-}
+// catalogue is the operation declarations, parsed once from the embedded files.
+var catalogue = sync.OnceValue(func() map[string]Operation {
+	out := map[string]Operation{}
+	for name, raw := range schemas.IntegrationOperations() {
+		var op Operation
+		if err := json.Unmarshal(raw, &op); err != nil || op.Name != name {
+			panic(fmt.Sprintf("integrations: declaration %s.json is broken (name %q): %v", name, op.Name, err)) // a build defect
+		}
+		out[name] = op
+	}
+	return out
+})
 
 // Registry holds the configured integrations by kind and name.
 type Registry struct {
@@ -192,17 +192,16 @@ func (r *Registry) EDR(name string) (EDR, error) {
 
 // Operations lists the operation catalogue, sorted by name.
 func Operations() []Operation {
-	out := append([]Operation(nil), operations...)
+	out := make([]Operation, 0, len(catalogue()))
+	for _, op := range catalogue() {
+		out = append(out, op)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // LookupOperation finds an operation by name.
 func LookupOperation(name string) (Operation, bool) {
-	for _, op := range operations {
-		if op.Name == name {
-			return op, true
-		}
-	}
-	return Operation{}, false
+	op, ok := catalogue()[name]
+	return op, ok
 }

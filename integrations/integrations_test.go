@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/xeipuuv/gojsonschema"
 
 	"github.com/rampart-soar/rampart/integrations"
 )
@@ -38,15 +41,40 @@ func TestAPIErrorClasses(t *testing.T) {
 	}
 }
 
+// TestCatalogue checks every operation declaration: a known side-effect class,
+// inverses that exist and point back, schemas that compile, and a simulated output
+// (what a dry run returns) that its own output schema accepts.
 func TestCatalogue(t *testing.T) {
+	ops := integrations.Operations()
+	if len(ops) < 10 {
+		t.Fatalf("%d operations declared", len(ops))
+	}
+	for _, op := range ops {
+		if !slices.Contains([]string{integrations.SideEffectRead, integrations.SideEffectNotify, integrations.SideEffectContain}, op.SideEffect) {
+			t.Errorf("%s: side effect %q", op.Name, op.SideEffect)
+		}
+		if op.Inverse != "" {
+			inv, ok := integrations.LookupOperation(op.Inverse)
+			if !ok || inv.Inverse != op.Name {
+				t.Errorf("%s: inverse %s does not exist or does not point back", op.Name, op.Inverse)
+			}
+		}
+		if op.Idempotency == "" || op.Throttling == "" {
+			t.Errorf("%s: idempotency and throttling must be documented", op.Name)
+		}
+		for what, schema := range map[string]map[string]any{"input": op.Input, "output": op.Output} {
+			if _, err := gojsonschema.NewSchema(gojsonschema.NewGoLoader(schema)); err != nil {
+				t.Errorf("%s %s schema: %v", op.Name, what, err)
+			}
+		}
+		out, _ := gojsonschema.NewSchema(gojsonschema.NewGoLoader(op.Output))
+		if res, err := out.Validate(gojsonschema.NewGoLoader(op.SimulatedOutput)); err != nil || !res.Valid() {
+			t.Errorf("%s: simulated output does not match the output schema: %v %v", op.Name, err, res.Errors())
+		}
+	}
 	op, ok := integrations.LookupOperation("edr.isolate_host")
 	if !ok || op.SideEffect != integrations.SideEffectContain || op.Inverse != "edr.release_host" {
 		t.Fatalf("isolate_host = %+v", op)
-	}
-	for _, op := range integrations.Operations() {
-		if op.SideEffect == integrations.SideEffectContain && op.Inverse == "" {
-			t.Errorf("%s contains but has no inverse", op.Name)
-		}
 	}
 	reg := integrations.NewRegistry()
 	if _, err := reg.EDR("crowdstrike"); err == nil {

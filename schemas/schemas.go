@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-//go:embed alert.schema.json sources/*.schema.json
+//go:embed alert.schema.json sources/*.schema.json integrations/*.json playbook.schema.json
 var files embed.FS
 
 // AlertSchema returns alert.schema.json.
@@ -35,6 +35,34 @@ func SourceSchema(source string) ([]byte, error) {
 		return nil, fmt.Errorf("schemas: no payload schema for source %q: %w", source, err)
 	}
 	return b, nil
+}
+
+// PlaybookSchema returns playbook.schema.json.
+func PlaybookSchema() []byte {
+	b, err := files.ReadFile("playbook.schema.json")
+	if err != nil {
+		panic(fmt.Sprintf("schemas: embedded playbook schema missing: %v", err)) // a build defect, not input
+	}
+	return b
+}
+
+// IntegrationOperations returns every integration operation's declaration
+// (integrations/<integration>.<operation>.json), by operation name.
+func IntegrationOperations() map[string][]byte {
+	entries, _ := fs.ReadDir(files, "integrations")
+	out := make(map[string][]byte, len(entries))
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		b, err := files.ReadFile(path.Join("integrations", e.Name()))
+		if err != nil {
+			panic(fmt.Sprintf("schemas: embedded %s unreadable: %v", e.Name(), err))
+		}
+		out[name] = b
+	}
+	return out
 }
 
 // Sources lists the sources that have a payload schema.

@@ -69,6 +69,7 @@ func New(opts Options) *Server {
 	api.POST("/webhooks/:source", s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
+	api.POST("/playbooks\\:lint", s.lintPlaybook)
 	page := echo.WrapHandler(ui.Handler())
 	e.GET("/", page)
 	e.GET(ui.Prefix+"*", page)

@@ -219,3 +219,31 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatalf("ui script: %d", rec.Code)
 	}
 }
+
+func TestLintEndpoint(t *testing.T) {
+	h := newServer(t, storetest.SQLite(t), starter{})
+	good, err := os.ReadFile("../examples/playbooks/malware-isolate-host.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/playbooks:lint?file=malware.yaml", good, map[string]string{"Content-Type": "application/yaml"})
+	if code != 200 || out["ok"] != true || out["name"] != "malware-isolate-host" {
+		t.Fatalf("lint of a good playbook: %d %v", code, out)
+	}
+	bad := bytes.Replace(good, []byte("alert.file.sha256 }}"), []byte("alert.file.sha265 }}"), 1)
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks:lint?file=malware.yaml", bad, map[string]string{"Content-Type": "application/yaml"})
+	diags, _ := out["diagnostics"].([]any)
+	if code != 200 || out["ok"] != false || len(diags) != 1 {
+		t.Fatalf("lint of a bad playbook: %d %v", code, out)
+	}
+	d := diags[0].(map[string]any)
+	if d["file"] != "malware.yaml" || d["line"] != float64(16) || d["column"] != float64(28) || !strings.Contains(d["message"].(string), "did you mean sha256") {
+		t.Fatalf("diagnostic = %v", d)
+	}
+	if code, out := do(t, h, http.MethodPost, "/api/v1/playbooks:lint", good, map[string]string{"Content-Type": "text/plain"}); code != 415 || errCode(out) != "unsupported_media_type" {
+		t.Fatalf("text/plain: %d %v", code, out)
+	}
+	if code, out := do(t, h, http.MethodPost, "/api/v1/playbooks:lint?file=../x", good, map[string]string{"Content-Type": "application/yaml"}); code != 400 {
+		t.Fatalf("file=../x: %d %v", code, out)
+	}
+}

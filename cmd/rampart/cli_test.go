@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +100,24 @@ func TestAlertListAndShow(t *testing.T) {
 	code, out = runCLI(t, "alert", "list", "--url", "http://127.0.0.1:1")
 	if code != 1 || !strings.Contains(out, "is rampart running") {
 		t.Fatalf("no server: exit %d: %s", code, out)
+	}
+}
+
+func TestPlaybookLint(t *testing.T) {
+	code, out := runCLI(t, "playbook", "lint", examples+"/playbooks")
+	if code != 0 || !strings.Contains(out, "0 problem(s)") {
+		t.Fatalf("examples: exit %d: %s", code, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("name: bad\ntrigger:\n  when: alert.severty_id > 3\nsteps:\n  - id: x\n    succeed: ok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCLI(t, "playbook", "lint", bad)
+	if code != 1 || !strings.Contains(out, bad+`:3:15: when: alert has no field "severty_id" (did you mean severity_id?)`) {
+		t.Fatalf("bad: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "lint", "--json", bad)
+	if code != 1 || !strings.Contains(out, `"line": 3`) {
+		t.Fatalf("json: exit %d: %s", code, out)
 	}
 }

@@ -63,6 +63,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newMigrateCmd(),
 		newAlertCmd(),
 		newSimCmd(),
+		newPlaybookCmd(),
 	)
 	return root
 }
