@@ -39,7 +39,9 @@ type Activities struct {
 	Attack  *triage.Attack
 	// PollInterval is how often containment is re-checked (default 1 s).
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Secrets resolves secrets.<name> in playbook actions (default EnvSecrets).
+	Secrets Secrets
+	Logger  *slog.Logger
 }
 
 // Registry is the part of a Temporal worker activities register with.
@@ -58,6 +60,8 @@ func (a *Activities) Register(r Registry) {
 		workflows.ActivityIsolateHost:      a.IsolateHost,
 		workflows.ActivityRecordDuplicates: a.RecordDuplicates,
 		workflows.ActivityFinish:           a.Finish,
+		workflows.ActivityPlaybookAction:   a.PlaybookAction,
+		workflows.ActivityPlaybookRecord:   a.PlaybookRecord,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

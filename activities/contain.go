@@ -14,23 +14,53 @@ import (
 	"github.com/rampart-soar/rampart/workflows"
 )
 
-const operationIsolateHost = "isolate_host"
+const (
+	operationIsolateHost = "isolate_host"
+	operationReleaseHost = "release_host"
+)
 
-// IsolateHost network-contains a host through the EDR, at most once per decision.
-//
-// The action row under in.IdempotencyKey remembers the decision's action across
-// retries and replays. A first attempt asks the vendor straight away; a retry reads
-// the host's state first, so an attempt that crashed after the vendor accepted its
-// request does not send a second one, and a host already contained or pending is not
-// asked again. Containment is asynchronous; the activity polls (heartbeating) until
-// the vendor reports it done.
+// IsolateHost network-contains the alert's host through the EDR, at most once per
+// decision, and records the alert's contain step.
 func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
+	summary := map[string]string{"operation": operationIsolateHost, "target": in.DeviceID, "hostname": in.Hostname}
+	return a.hostAction(ctx, hostAction{
+		operation: operationIsolateHost, key: in.IdempotencyKey, deviceID: in.DeviceID, step: workflows.StageContain,
+		alertID: in.Ref.AlertID, runID: in.Ref.RunID, workflowID: in.Ref.WorkflowID,
+		onClaim: func(tx *store.Store) error {
+			return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusRunning, in.StartedAt, nil, summary, nil, "")
+		},
+		onDone: func(tx *store.Store, out workflows.ContainOutput) error {
+			now := time.Now()
+			return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSucceeded, in.StartedAt, &now, nil, out, "")
+		},
+	})
+}
+
+// hostAction is one EDR action on one host, keyed for idempotency. onClaim and
+// onDone write the caller's own records in the same transactions as the action row.
+type hostAction struct {
+	operation                  string // isolate_host or release_host
+	key, deviceID, step        string
+	alertID, runID, workflowID string
+	onClaim                    func(tx *store.Store) error
+	onDone                     func(tx *store.Store, out workflows.ContainOutput) error
+}
+
+// hostAction runs an isolate or release at most once per key.
+//
+// The action row under the key remembers the action across retries and replays. A
+// first attempt asks the vendor straight away; a retry reads the host's state
+// first, so an attempt that crashed after the vendor accepted its request does not
+// send a second one, and a host already in (or moving to) the wanted state is not
+// asked again. The vendor's change is asynchronous; the activity polls
+// (heartbeating) until the vendor reports it done.
+func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.ContainOutput, error) {
 	if a.EDR == nil {
 		return workflows.ContainOutput{}, temporal.NewNonRetryableApplicationError("no EDR integration is configured", workflows.ErrTypeConfig, nil)
 	}
-	out := workflows.ContainOutput{Integration: a.EDR.Name(), Operation: operationIsolateHost, Target: in.DeviceID}
-	if in.DeviceID == "" {
-		return out, temporal.NewNonRetryableApplicationError("no device id to contain", workflows.ErrTypeConfig, nil)
+	out := workflows.ContainOutput{Integration: a.EDR.Name(), Operation: h.operation, Target: h.deviceID}
+	if h.deviceID == "" {
+		return out, temporal.NewNonRetryableApplicationError("no device id to act on", workflows.ErrTypeConfig, nil)
 	}
 	var (
 		action  store.Action
@@ -39,20 +69,13 @@ func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput)
 	err := a.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
 		action, created, err = tx.ClaimAction(ctx, &store.Action{
-			IdempotencyKey: in.IdempotencyKey,
-			AlertID:        in.Ref.AlertID,
-			RunID:          in.Ref.RunID,
-			WorkflowID:     in.Ref.WorkflowID,
-			Step:           workflows.StageContain,
-			Integration:    out.Integration,
-			Operation:      out.Operation,
-			Target:         in.DeviceID,
+			IdempotencyKey: h.key, AlertID: h.alertID, RunID: h.runID, WorkflowID: h.workflowID, Step: h.step,
+			Integration: out.Integration, Operation: out.Operation, Target: h.deviceID,
 		})
-		if err != nil || action.Status == store.StatusSucceeded {
+		if err != nil || action.Status == store.StatusSucceeded || h.onClaim == nil {
 			return err
 		}
-		return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusRunning, in.StartedAt, nil,
-			map[string]string{"integration": out.Integration, "operation": out.Operation, "target": in.DeviceID, "hostname": in.Hostname}, nil, "")
+		return h.onClaim(tx)
 	})
 	if err != nil {
 		return out, err
@@ -62,49 +85,62 @@ func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput)
 		out.Status = action.VendorStatus
 		return out, nil
 	}
-
-	out, err = a.isolate(ctx, in, out, !created, action.VendorCalls > 0)
+	out, err = a.changeHost(ctx, h, out, !created, action.VendorCalls > 0)
 	if err != nil {
-		_ = a.Store.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{Error: err.Error()})
+		_ = a.Store.UpdateAction(ctx, h.key, store.ActionUpdate{Error: err.Error()})
 		return out, classify(err)
 	}
-	now := time.Now()
 	err = a.Store.InTx(ctx, func(tx *store.Store) error {
-		if err := tx.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{
-			Status: store.StatusSucceeded, VendorStatus: out.Status, ClearError: true,
-		}); err != nil {
+		if err := tx.UpdateAction(ctx, h.key, store.ActionUpdate{Status: store.StatusSucceeded, VendorStatus: out.Status, ClearError: true}); err != nil {
 			return err
 		}
-		return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSucceeded, in.StartedAt, &now, nil, out, "")
+		if h.onDone == nil {
+			return nil
+		}
+		return h.onDone(tx, out)
 	})
 	return out, err
 }
 
-// maxConflicts bounds how often a 409 sends isolate back to re-read the host.
+// maxConflicts bounds how often a 409 sends changeHost back to re-read the host.
 const maxConflicts = 3
 
-// isolate asks for containment unless the host's state says it is done or under
+// hostChange is what an operation wants of a host.
+type hostChange struct {
+	want, pending string
+	ask           func(ctx context.Context, id string) (integrations.ActionReceipt, error)
+}
+
+func (a *Activities) change(operation string) hostChange {
+	if operation == operationReleaseHost {
+		return hostChange{integrations.HostNormal, integrations.HostLiftContainmentPending, a.EDR.LiftContainment}
+	}
+	return hostChange{integrations.HostContained, integrations.HostContainmentPending, a.EDR.ContainHost}
+}
+
+// changeHost asks for the change unless the host's state says it is done or under
 // way. checkFirst reads the state before asking (a retry); askedBefore says an
-// earlier attempt's request was accepted, so a contained host is not "already"
-// contained but contained by this decision.
-func (a *Activities) isolate(ctx context.Context, in workflows.ContainInput, out workflows.ContainOutput, checkFirst, askedBefore bool) (workflows.ContainOutput, error) {
+// earlier attempt's request was accepted, so a host in the wanted state got there
+// by this action, not before it.
+func (a *Activities) changeHost(ctx context.Context, h hostAction, out workflows.ContainOutput, checkFirst, askedBefore bool) (workflows.ContainOutput, error) {
+	c := a.change(h.operation)
 	for conflicts := 0; ; conflicts++ {
 		if checkFirst {
-			host, err := a.EDR.GetHost(ctx, in.DeviceID)
+			host, err := a.EDR.GetHost(ctx, h.deviceID)
 			if err != nil {
 				return out, fmt.Errorf("read host state: %w", err)
 			}
 			switch host.Status {
-			case integrations.HostContained:
+			case c.want:
 				out.Status = host.Status
 				out.AlreadyContained = !askedBefore
 				return out, nil
-			case integrations.HostContainmentPending:
+			case c.pending:
 				out.AlreadyContained = !askedBefore
-				return a.awaitContained(ctx, in, out)
+				return a.awaitHost(ctx, h.deviceID, c, out)
 			}
 		}
-		receipt, err := a.EDR.ContainHost(ctx, in.DeviceID)
+		receipt, err := c.ask(ctx, h.deviceID)
 		var apiErr *integrations.APIError
 		if errors.As(err, &apiErr) && apiErr.StatusCode == 409 && conflicts < maxConflicts {
 			// The vendor says the host's state does not allow the action: read it
@@ -116,40 +152,40 @@ func (a *Activities) isolate(ctx context.Context, in workflows.ContainInput, out
 			return out, err
 		}
 		out.VendorActionID = receipt.ActionID
-		if err := a.Store.UpdateAction(ctx, in.IdempotencyKey, store.ActionUpdate{
-			Status: store.StatusRunning, VendorID: receipt.ActionID, VendorStatus: integrations.HostContainmentPending, VendorCall: true,
+		if err := a.Store.UpdateAction(ctx, h.key, store.ActionUpdate{
+			Status: store.StatusRunning, VendorID: receipt.ActionID, VendorStatus: c.pending, VendorCall: true,
 		}); err != nil {
 			return out, err
 		}
-		return a.awaitContained(ctx, in, out)
+		return a.awaitHost(ctx, h.deviceID, c, out)
 	}
 }
 
-// awaitContained polls the host until the vendor reports it contained. If the
+// awaitHost polls the host until the vendor reports the wanted state. If the
 // activity's deadline comes first it returns a retryable error, and the retry goes
 // back to polling: the host's state, not a second request, decides.
-func (a *Activities) awaitContained(ctx context.Context, in workflows.ContainInput, out workflows.ContainOutput) (workflows.ContainOutput, error) {
+func (a *Activities) awaitHost(ctx context.Context, deviceID string, c hostChange, out workflows.ContainOutput) (workflows.ContainOutput, error) {
 	interval := a.PollInterval
 	if interval <= 0 {
 		interval = time.Second
 	}
 	for {
-		host, err := a.EDR.GetHost(ctx, in.DeviceID)
+		host, err := a.EDR.GetHost(ctx, deviceID)
 		if err != nil {
 			return out, fmt.Errorf("poll host state: %w", err)
 		}
 		activity.RecordHeartbeat(ctx, host.Status)
 		switch host.Status {
-		case integrations.HostContained:
+		case c.want:
 			out.Status = host.Status
 			return out, nil
-		case integrations.HostContainmentPending:
+		case c.pending:
 		default:
-			return out, fmt.Errorf("host %s went %s while containment was pending", in.DeviceID, host.Status)
+			return out, fmt.Errorf("host %s went %s while waiting for %s", deviceID, host.Status, c.want)
 		}
 		select {
 		case <-ctx.Done():
-			return out, fmt.Errorf("containment of %s not confirmed yet: %w", in.DeviceID, ctx.Err())
+			return out, fmt.Errorf("%s of %s not confirmed yet: %w", c.want, deviceID, ctx.Err())
 		case <-time.After(interval):
 		}
 	}

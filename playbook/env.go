@@ -20,6 +20,9 @@ type RunInfo struct {
 	Hash       string    `json:"hash" expr:"hash"`
 	StartedAt  time.Time `json:"started_at" expr:"started_at"`
 	DryRun     bool      `json:"dry_run" expr:"dry_run"`
+	// Events counts the events the run was told of (new deliveries of its alert);
+	// wait until conditions can watch it.
+	Events int `json:"events" expr:"events"`
 }
 
 // StepState is what expressions see as steps.<id>: the step's output, its status

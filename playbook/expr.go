@@ -88,7 +88,7 @@ func exactExpression(s string) (segment, bool) {
 // compileOptions are the options every expression compiles with in a scope.
 func compileOptions(sc scope, clock func() time.Time) []expr.Option {
 	env := reflect.New(sc.envType()).Elem().Interface()
-	return append([]expr.Option{expr.Env(env)}, functionOptions(clock)...)
+	return append([]expr.Option{expr.Env(env)}, libraryOptions(clock)...)
 }
 
 // noClock stands in for the run's clock when expressions are only type-checked.

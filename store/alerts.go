@@ -221,9 +221,11 @@ func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 	case !errors.Is(err, gorm.ErrRecordNotFound):
 		return nil, fmt.Errorf("store: get run: %w", err)
 	}
-	if err := db.Where("run_id = ?", id).Order("seq, id").Find(&d.Steps).Error; err != nil {
-		return nil, fmt.Errorf("store: get steps: %w", err)
+	steps, err := s.RunSteps(ctx, id)
+	if err != nil {
+		return nil, err
 	}
+	d.Steps = steps
 	if err := db.Where("alert_id = ?", id).Order("id").Find(&d.Actions).Error; err != nil {
 		return nil, fmt.Errorf("store: get actions: %w", err)
 	}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -98,4 +101,54 @@ func (s *Store) StepStartedAt(ctx context.Context, runID, name string) (time.Tim
 		return time.Time{}, fmt.Errorf("store: step: %w", err)
 	}
 	return st.StartedAt, nil
+}
+
+// SaveRun upserts a run by id; later calls change its status and times through
+// UpdateRun.
+func (s *Store) SaveRun(ctx context.Context, r *Run) error {
+	return upsertRun(s.db.WithContext(ctx), r)
+}
+
+// Blob is a large value kept out of the rows that refer to it, by content hash.
+type Blob struct {
+	ID        string `gorm:"primaryKey;size:64"` // hex SHA-256 of Content
+	Size      int    `gorm:"not null"`
+	Content   []byte `gorm:"not null"`
+	CreatedAt time.Time
+}
+
+// SaveBlob stores content once and returns its reference, "blob:<sha256>".
+func (s *Store) SaveBlob(ctx context.Context, content []byte) (string, error) {
+	sum := sha256.Sum256(content)
+	id := hex.EncodeToString(sum[:])
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&Blob{ID: id, Size: len(content), Content: content}).Error
+	if err != nil {
+		return "", fmt.Errorf("store: save blob: %w", err)
+	}
+	return "blob:" + id, nil
+}
+
+// GetBlob returns the content behind a "blob:<sha256>" reference.
+func (s *Store) GetBlob(ctx context.Context, ref string) ([]byte, error) {
+	id, ok := strings.CutPrefix(ref, "blob:")
+	if !ok {
+		return nil, fmt.Errorf("store: %q is not a blob reference", ref)
+	}
+	var b Blob
+	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&b).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("store: get blob: %w", err)
+	}
+	return b.Content, nil
+}
+
+// RunSteps returns a run's steps in order.
+func (s *Store) RunSteps(ctx context.Context, runID string) ([]Step, error) {
+	var steps []Step
+	if err := s.db.WithContext(ctx).Where("run_id = ?", runID).Order("seq, id").Find(&steps).Error; err != nil {
+		return nil, fmt.Errorf("store: run steps: %w", err)
+	}
+	return steps, nil
 }

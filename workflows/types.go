@@ -210,6 +210,8 @@ type Registry interface {
 // Register registers Rampart's workflows under their stable names.
 func Register(r Registry) {
 	r.RegisterWorkflowWithOptions(AlertWorkflow, workflow.RegisterOptions{Name: AlertWorkflowName})
+	r.RegisterWorkflowWithOptions(PlaybookWorkflow, workflow.RegisterOptions{Name: PlaybookWorkflowName})
+	r.RegisterWorkflowWithOptions(RevertWorkflow, workflow.RegisterOptions{Name: RevertWorkflowName})
 }
 
 // IdempotencyKey is the key of a run's action at one step.

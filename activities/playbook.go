@@ -1,0 +1,301 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// MaxInlineOutput is the largest step output kept in the steps table; a larger one
+// is stored once as a blob and referenced.
+const MaxInlineOutput = 128 << 10
+
+// Secrets resolves a secret by name; ok is false when it is not configured.
+type Secrets func(name string) (value string, ok bool)
+
+// EnvSecrets reads secrets from RAMPART_SECRET_<NAME> (upper-cased).
+func EnvSecrets(name string) (string, bool) {
+	return os.LookupEnv("RAMPART_SECRET_" + strings.ToUpper(name))
+}
+
+// operation runs one integration operation with rendered inputs.
+type operation func(ctx context.Context, in workflows.ActionInput, inputs map[string]any) (map[string]any, error)
+
+// operations are the integration operations this worker can run. An operation in
+// the catalogue but not here has no implementation configured.
+func (a *Activities) operations() map[string]operation {
+	ops := map[string]operation{}
+	if a.EDR != nil {
+		ops["edr.get_host"] = func(ctx context.Context, _ workflows.ActionInput, inputs map[string]any) (map[string]any, error) {
+			h, err := a.EDR.GetHost(ctx, str(inputs["host_id"]))
+			if err != nil {
+				return nil, classify(err)
+			}
+			return toMap(h)
+		}
+		host := func(op string) operation {
+			return func(ctx context.Context, in workflows.ActionInput, inputs map[string]any) (map[string]any, error) {
+				out, err := a.hostAction(ctx, hostAction{
+					operation: op, key: in.IdempotencyKey, deviceID: str(inputs["host_id"]), step: in.Step,
+					alertID: in.Ref.AlertID, runID: in.Ref.RunID, workflowID: in.Ref.WorkflowID,
+				})
+				if err != nil {
+					return nil, err
+				}
+				return map[string]any{"status": out.Status, "vendor_action_id": out.VendorActionID, "already_contained": out.AlreadyContained}, nil
+			}
+		}
+		ops["edr.isolate_host"] = host(operationIsolateHost)
+		ops["edr.release_host"] = host(operationReleaseHost)
+	}
+	return ops
+}
+
+// PlaybookAction runs one action of a playbook: it first writes the steps the run
+// finished since its last action, then runs the operation — or, in a dry run, an
+// operation with a side effect is recorded with the inputs it would have had and
+// answers with its declared simulated output. Read-only operations run either way.
+func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInput) (workflows.ActionOutput, error) {
+	if err := a.recordSteps(ctx, in.Ref, in.Record); err != nil {
+		return workflows.ActionOutput{}, err
+	}
+	name := in.Operation
+	op, ok := integrations.LookupOperation(name)
+	if !ok {
+		return workflows.ActionOutput{}, configError("unknown integration operation %q", name)
+	}
+	inputs := in.Inputs
+	if in.Revert {
+		if op.Inverse == "" {
+			return workflows.ActionOutput{}, configError("%s has no inverse to revert with", name)
+		}
+		name = op.Inverse
+		op, _ = integrations.LookupOperation(name)
+		inputs = declaredOnly(inputs, op.Input)
+	}
+	if in.DryRun && op.SideEffect != integrations.SideEffectRead {
+		return a.simulate(ctx, in, op, inputs)
+	}
+	run, ok := a.operations()[name]
+	if !ok {
+		return workflows.ActionOutput{}, configError("integration operation %s has no configured implementation on this worker", name)
+	}
+	resolved, err := a.resolveSecrets(inputs)
+	if err != nil {
+		return workflows.ActionOutput{}, err
+	}
+	out, err := run(ctx, in, resolved)
+	if err != nil {
+		return workflows.ActionOutput{}, err
+	}
+	return workflows.ActionOutput{Output: out}, nil
+}
+
+// simulate records what a dry run would have done.
+func (a *Activities) simulate(ctx context.Context, in workflows.ActionInput, op integrations.Operation, inputs map[string]any) (workflows.ActionOutput, error) {
+	_, _, err := a.Store.ClaimAction(ctx, &store.Action{
+		IdempotencyKey: in.IdempotencyKey, AlertID: in.Ref.AlertID, RunID: in.Ref.RunID, WorkflowID: in.Ref.WorkflowID,
+		Step: in.Step, Integration: integrationOf(op.Name), Operation: op.Name, Target: target(inputs),
+		Status: StatusSimulated, Error: "dry run: would call " + op.Name + " with " + jsonText(redact(inputs)),
+	})
+	if err != nil {
+		return workflows.ActionOutput{}, err
+	}
+	return workflows.ActionOutput{Output: op.SimulatedOutput, Simulated: true}, nil
+}
+
+// StatusSimulated marks an action a dry run recorded instead of running.
+const StatusSimulated = "simulated"
+
+// PlaybookRecord writes steps, and the run's start or result, to the store.
+func (a *Activities) PlaybookRecord(ctx context.Context, in workflows.RecordInput) error {
+	if in.Started != nil {
+		if err := a.Store.SaveRun(ctx, &store.Run{
+			ID: in.Ref.RunID, WorkflowID: in.Ref.WorkflowID, WorkflowType: workflows.PlaybookWorkflowName + ":" + in.Ref.Playbook,
+			AlertID: in.Ref.AlertID, Status: store.StatusRunning, StartedAt: *in.Started,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := a.recordSteps(ctx, in.Ref, in.Steps); err != nil {
+		return err
+	}
+	if r := in.Result; r != nil {
+		now := time.Now()
+		status := store.StatusCompleted
+		if r.Status == workflows.RunFailed {
+			status = store.StatusFailed
+		}
+		return a.Store.UpdateRun(ctx, in.Ref.RunID, store.RunUpdate{Status: status, Error: r.Message, CompletedAt: &now, ClosedAt: &now})
+	}
+	return nil
+}
+
+func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef, steps []workflows.StepRecord) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	return a.Store.InTx(ctx, func(tx *store.Store) error {
+		for _, r := range steps {
+			finished := r.FinishedAt
+			output, err := a.outputText(ctx, tx, r.Output)
+			if err != nil {
+				return err
+			}
+			if err := tx.SaveStep(ctx, &store.Step{
+				RunID: ref.RunID, Name: r.Name, Seq: r.Seq, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: &finished,
+				InputJSON: jsonText(redact(r.Input)), OutputJSON: output, Error: r.Error,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// outputText is a step output for the steps table, or a reference to it when it is
+// too large to keep inline.
+func (a *Activities) outputText(ctx context.Context, tx *store.Store, output any) (string, error) {
+	if output == nil {
+		return "", nil
+	}
+	text := jsonText(redact(output))
+	if len(text) <= MaxInlineOutput {
+		return text, nil
+	}
+	ref, err := tx.SaveBlob(ctx, []byte(text))
+	if err != nil {
+		return "", err
+	}
+	return jsonText(map[string]any{"$ref": ref, "size": len(text)}), nil
+}
+
+// resolveSecrets swaps secret placeholders for their values, in a copy.
+func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, error) {
+	secrets := a.Secrets
+	if secrets == nil {
+		secrets = EnvSecrets
+	}
+	var missing error
+	out := mapStrings(v, func(s string) string {
+		for {
+			i := strings.Index(s, secretOpen)
+			if i < 0 {
+				return s
+			}
+			j := strings.Index(s[i+len(secretOpen):], "\x00")
+			if j < 0 {
+				return s
+			}
+			name := s[i+len(secretOpen) : i+len(secretOpen)+j]
+			value, ok := secrets(name)
+			if !ok && missing == nil {
+				missing = configError("secret %q is not configured (set RAMPART_SECRET_%s)", name, strings.ToUpper(name))
+			}
+			s = s[:i] + value + s[i+len(secretOpen)+j+1:]
+		}
+	})
+	return out.(map[string]any), missing
+}
+
+var secretOpen = strings.TrimSuffix(workflows.SecretPlaceholder(""), "\x00")
+
+// redact shows secret placeholders as [secret name] in what the store keeps.
+func redact(v any) any {
+	if v == nil {
+		return nil
+	}
+	return mapStrings(v, func(s string) string {
+		for {
+			i := strings.Index(s, secretOpen)
+			if i < 0 {
+				return s
+			}
+			j := strings.Index(s[i+len(secretOpen):], "\x00")
+			if j < 0 {
+				return s
+			}
+			s = s[:i] + "[secret " + s[i+len(secretOpen):i+len(secretOpen)+j] + "]" + s[i+len(secretOpen)+j+1:]
+		}
+	})
+}
+
+// mapStrings applies fn to every string inside v, copying maps and lists.
+func mapStrings(v any, fn func(string) string) any {
+	switch v := v.(type) {
+	case string:
+		return fn(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = mapStrings(e, fn)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = mapStrings(e, fn)
+		}
+		return out
+	}
+	return v
+}
+
+// declaredOnly keeps the inputs an operation's schema declares.
+func declaredOnly(inputs, schema map[string]any) map[string]any {
+	props, _ := schema["properties"].(map[string]any)
+	out := map[string]any{}
+	for k, v := range inputs {
+		if _, ok := props[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func configError(format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), workflows.ErrTypeConfig, nil)
+}
+
+func integrationOf(op string) string {
+	i, _, _ := strings.Cut(op, ".")
+	return i
+}
+
+// target is the value an action acts on, for the actions table.
+func target(inputs map[string]any) string {
+	for _, k := range []string{"host_id", "user", "ip", "domain", "channel", "summary"} {
+		if v, ok := inputs[k]; ok {
+			return str(v)
+		}
+	}
+	return ""
+}
+
+func str(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func toMap(v any) (map[string]any, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	return out, json.Unmarshal(b, &out)
+}

@@ -1,0 +1,184 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+func (f *fixture) action(t *testing.T, in workflows.ActionInput) (workflows.ActionOutput, error) {
+	t.Helper()
+	if in.Ref.RunID == "" {
+		in.Ref = workflows.PlaybookRef{WorkflowID: "playbook/x", RunID: "pb-run-1", AlertID: "run-1", Playbook: "p", Version: 1}
+	}
+	if in.IdempotencyKey == "" {
+		in.IdempotencyKey = in.Ref.WorkflowID + "/" + in.Ref.RunID + "/" + in.Step
+	}
+	v, err := f.env.ExecuteActivity(workflows.ActivityPlaybookAction, in)
+	var out workflows.ActionOutput
+	if err == nil {
+		err = v.Get(&out)
+	}
+	return out, err
+}
+
+func TestPlaybookActionContainsOnceAndReleases(t *testing.T) {
+	f := newFixture(t)
+	in := workflows.ActionInput{Step: "isolate", Operation: "edr.isolate_host", Inputs: map[string]any{"host_id": hostID}}
+	out, err := f.action(t, in)
+	if err != nil || out.Output["status"] != integrations.HostContained || out.Simulated {
+		t.Fatalf("isolate = %+v, %v", out, err)
+	}
+	if _, err := f.action(t, in); err != nil || f.sim.ContainCalls(hostID) != 1 {
+		t.Fatalf("a retried action called the vendor again: %d calls, %v", f.sim.ContainCalls(hostID), err)
+	}
+	rel, err := f.action(t, workflows.ActionInput{Step: "isolate.revert", Operation: "edr.isolate_host", Revert: true,
+		Inputs: map[string]any{"host_id": hostID, "comment": "revert"}})
+	if err != nil || rel.Output["status"] != integrations.HostNormal {
+		t.Fatalf("revert = %+v, %v", rel, err)
+	}
+	if h, _ := f.sim.Host(hostID); h.Status != integrations.HostNormal || f.sim.ActionCalls("lift_containment", hostID) != 1 {
+		t.Fatalf("host after revert = %+v", h)
+	}
+}
+
+func TestDryRunNeverCallsAContainOrNotifyOperation(t *testing.T) {
+	f := newFixture(t)
+	for _, op := range []struct {
+		name   string
+		inputs map[string]any
+	}{
+		{"edr.isolate_host", map[string]any{"host_id": hostID}},
+		{"chat.post_message", map[string]any{"channel": "#soc", "text": "hi"}},
+		{"firewall.block_ip", map[string]any{"ip": "203.0.113.66"}},
+	} {
+		out, err := f.action(t, workflows.ActionInput{Step: "s-" + op.name, Operation: op.name, Inputs: op.inputs, DryRun: true})
+		if err != nil || !out.Simulated || len(out.Output) == 0 {
+			t.Fatalf("%s in a dry run = %+v, %v", op.name, out, err)
+		}
+	}
+	if n := len(f.sim.Audit()); n != 0 {
+		t.Fatalf("the EDR received %d calls during a dry run", n)
+	}
+	a, err := f.store.GetAction(context.Background(), "playbook/x/pb-run-1/s-edr.isolate_host")
+	if err != nil || a.Status != activities.StatusSimulated || !strings.Contains(a.Error, "would call edr.isolate_host") {
+		t.Fatalf("recorded = %+v, %v", a, err)
+	}
+	// Reads still run in a dry run.
+	out, err := f.action(t, workflows.ActionInput{Step: "read", Operation: "edr.get_host", Inputs: map[string]any{"host_id": hostID}, DryRun: true})
+	if err != nil || out.Simulated || out.Output["hostname"] != "fin-ws-0142" {
+		t.Fatalf("read in a dry run = %+v, %v", out, err)
+	}
+}
+
+func TestUnconfiguredOperationIsAFinalError(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.action(t, workflows.ActionInput{Step: "ti", Operation: "ti.lookup_hash", Inputs: map[string]any{"hash": "ab"}})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || !strings.Contains(err.Error(), "no configured implementation") {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = f.action(t, workflows.ActionInput{Step: "x", Operation: "nope.nothing"})
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() {
+		t.Fatalf("unknown operation: %v", err)
+	}
+}
+
+func TestSecretsAreResolvedInsideTheActivityOnly(t *testing.T) {
+	f := newFixture(t)
+	var seen string
+	f.acts.Secrets = func(name string) (string, bool) {
+		if name == "token" {
+			return "s3cr3t-value", true
+		}
+		return "", false
+	}
+	// A secret in an input reaches the operation...
+	f.acts.EDR = &recordingEDR{EDR: f.acts.EDR, onGet: func(id string) { seen = id }}
+	ph := workflows.SecretPlaceholder("token")
+	if _, err := f.action(t, workflows.ActionInput{Step: "get", Operation: "edr.get_host", Inputs: map[string]any{"host_id": hostID + ph}}); err == nil {
+		t.Fatal("expected the vendor to refuse the odd id")
+	}
+	if seen != hostID+"s3cr3t-value" {
+		t.Fatalf("the operation saw %q", seen)
+	}
+	// ...a missing one is a configuration error...
+	_, err := f.action(t, workflows.ActionInput{Step: "get2", Operation: "edr.get_host", Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("absent")}})
+	if err == nil || !strings.Contains(err.Error(), "RAMPART_SECRET_ABSENT") {
+		t.Fatalf("err = %v", err)
+	}
+	// ...and the store keeps only a redacted mention.
+	now := time.Now()
+	_, err = f.action(t, workflows.ActionInput{Step: "after", Operation: "edr.get_host", Inputs: map[string]any{"host_id": hostID},
+		Record: []workflows.StepRecord{{Name: "get", Seq: 1, Kind: "action", Status: "failed", StartedAt: now, FinishedAt: now,
+			Input: map[string]any{"host_id": hostID + ph}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := stepsOf(t, f, "pb-run-1")
+	if !strings.Contains(steps["get"], "[secret token]") || strings.Contains(steps["get"], "s3cr3t") || strings.Contains(steps["get"], "\\u0000") {
+		t.Fatalf("stored input = %s", steps["get"])
+	}
+}
+
+func TestLargeOutputsAreStoredByReference(t *testing.T) {
+	f := newFixture(t)
+	big := strings.Repeat("x", activities.MaxInlineOutput+10)
+	now := time.Now()
+	v, err := f.env.ExecuteActivity(workflows.ActivityPlaybookRecord, workflows.RecordInput{
+		Ref: workflows.PlaybookRef{WorkflowID: "playbook/x", RunID: "pb-run-2", AlertID: "run-1", Playbook: "p", Version: 1}, Started: &now,
+		Steps:  []workflows.StepRecord{{Name: "big", Seq: 1, Status: "succeeded", StartedAt: now, FinishedAt: now, Output: map[string]any{"blob": big}}},
+		Result: &workflows.PlaybookResult{Status: workflows.RunSucceeded, Steps: 1},
+	})
+	if err != nil || v == nil {
+		t.Fatal(err)
+	}
+	steps := stepsOf(t, f, "pb-run-2")
+	var ref struct {
+		Ref  string `json:"$ref"`
+		Size int    `json:"size"`
+	}
+	if err := json.Unmarshal([]byte(steps["big"]), &ref); err != nil || !strings.HasPrefix(ref.Ref, "blob:") {
+		t.Fatalf("stored output = %.200s", steps["big"])
+	}
+	content, err := f.store.GetBlob(context.Background(), ref.Ref)
+	if err != nil || len(content) != ref.Size || !strings.Contains(string(content), big) {
+		t.Fatalf("blob: %d bytes, %v", len(content), err)
+	}
+}
+
+// stepsOf reads a run's steps: name → output (or input when there is no output).
+func stepsOf(t *testing.T, f *fixture, runID string) map[string]string {
+	t.Helper()
+	rows, err := f.store.RunSteps(context.Background(), runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rows {
+		out[r.Name] = r.OutputJSON
+		if r.OutputJSON == "" {
+			out[r.Name] = r.InputJSON
+		}
+	}
+	return out
+}
+
+type recordingEDR struct {
+	integrations.EDR
+	onGet func(id string)
+}
+
+func (r *recordingEDR) GetHost(ctx context.Context, id string) (integrations.Host, error) {
+	r.onGet(id)
+	return r.EDR.GetHost(ctx, id)
+}

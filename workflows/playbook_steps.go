@@ -1,0 +1,335 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rampart-soar/rampart/playbook"
+)
+
+// action runs an integration operation, after its approval when it needs one.
+func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name string, env *playbook.Env) stepResult {
+	rendered, err := it.rt.Render(s.With, env)
+	if err != nil {
+		return stepResult{status: StepFailed, err: fmt.Errorf("with: %w", err)}
+	}
+	inputs, _ := rendered.(map[string]any)
+	if inputs == nil {
+		inputs = map[string]any{}
+	}
+	if s.Approval != nil {
+		if err := it.approve(ctx, s, name, inputs); err != nil {
+			return stepResult{status: StepFailed, err: err, input: inputs}
+		}
+	}
+	var out ActionOutput
+	batch := it.takePending()
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(s)), ActivityPlaybookAction, ActionInput{
+		Ref: it.ref, Step: name, Operation: s.Uses, Inputs: inputs, DryRun: it.dryRun,
+		IdempotencyKey: it.ref.WorkflowID + "/" + it.ref.RunID + "/" + name,
+		Record:         batch,
+	}).Get(ctx, &out)
+	if err == nil {
+		it.confirm(batch) // written by the activity
+	}
+	if err != nil {
+		return stepResult{status: StepFailed, err: fmt.Errorf("%s: %s", s.Uses, rootMessage(err)), input: inputs}
+	}
+	if s.RevertAfter != "" && !out.Simulated {
+		if err := it.scheduleRevert(ctx, s, name, inputs); err != nil {
+			return stepResult{status: StepFailed, err: err, input: inputs, output: out.Output}
+		}
+	}
+	return stepResult{output: out.Output, input: inputs}
+}
+
+// actionOptions are an action's timeout and bounded retries; a 4xx answer (but
+// 408/429) and a configuration error are final.
+func actionOptions(s *playbook.Step) workflow.ActivityOptions {
+	if s == nil {
+		s = &playbook.Step{}
+	}
+	timeout := defaultActionTimeout
+	if d, err := playbook.ParseDuration(s.Timeout); err == nil && s.Timeout != "" {
+		timeout = d
+	}
+	retry := &temporal.RetryPolicy{
+		InitialInterval:        time.Second,
+		BackoffCoefficient:     2,
+		MaximumInterval:        time.Minute,
+		MaximumAttempts:        defaultActionAttempts,
+		NonRetryableErrorTypes: []string{ErrTypeHTTP4xx, ErrTypeConfig},
+	}
+	if r := s.Retry; r != nil {
+		if r.MaxAttempts > 0 {
+			retry.MaximumAttempts = int32(r.MaxAttempts)
+		}
+		if d, err := playbook.ParseDuration(r.InitialInterval); err == nil && r.InitialInterval != "" {
+			retry.InitialInterval = d
+		}
+		if r.Backoff >= 1 {
+			retry.BackoffCoefficient = r.Backoff
+		}
+		if d, err := playbook.ParseDuration(r.MaxInterval); err == nil && r.MaxInterval != "" {
+			retry.MaximumInterval = d
+		}
+	}
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: timeout,
+		HeartbeatTimeout:    max(timeout/4, 15*time.Second),
+		RetryPolicy:         retry,
+	}
+}
+
+// approve waits for a human decision on an action: a decide Update naming the
+// step. On timeout the approval escalates once when the step says so, then fails.
+func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) error {
+	timeout := defaultApprovalTimeout
+	if d, err := playbook.ParseDuration(s.Approval.Timeout); err == nil && s.Approval.Timeout != "" {
+		timeout = d
+	}
+	now := workflow.Now(ctx)
+	it.approvals[name] = &PendingApproval{Step: name, Operation: s.Uses, Inputs: inputs,
+		Approvers: s.Approval.Approvers, Since: now, Deadline: now.Add(timeout)}
+	defer delete(it.approvals, name)
+	decided := func() bool { return it.decisions[name] != nil }
+	ok, err := workflow.AwaitWithTimeout(ctx, timeout, decided)
+	if err != nil {
+		return err
+	}
+	if !ok && s.Approval.OnTimeout == "escalate" {
+		now = workflow.Now(ctx)
+		it.approvals[name].Approvers = s.Approval.EscalateTo
+		it.approvals[name].Deadline = now.Add(timeout)
+		if ok, err = workflow.AwaitWithTimeout(ctx, timeout, decided); err != nil {
+			return err
+		}
+	}
+	if !ok {
+		return fmt.Errorf("approval timed out after %s", timeout)
+	}
+	d := it.decisions[name]
+	delete(it.decisions, name)
+	if !d.Approved {
+		return fmt.Errorf("denied by %s: %s", d.By, d.Reason)
+	}
+	return nil
+}
+
+// scheduleRevert starts the durable revert of an action as its own workflow, so
+// this run can finish: after the delay it calls the operation's inverse, unless
+// a KeepSignal reaches it first.
+func (it *interpreter) scheduleRevert(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) error {
+	after, err := playbook.ParseDuration(s.RevertAfter)
+	if err != nil {
+		return err
+	}
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID:        RevertWorkflowID(it.ref.WorkflowID, name),
+		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON, // the revert outlives this run
+	})
+	child := workflow.ExecuteChildWorkflow(cctx, RevertWorkflowName, RevertInput{
+		Ref: it.ref, Step: name, Operation: s.Uses, Inputs: inputs, After: after, DryRun: it.dryRun,
+	})
+	// Wait only until the child has started: its start is what makes it durable.
+	return child.GetChildWorkflowExecution().Get(ctx, nil)
+}
+
+// wait pauses for a duration, or until a condition holds; the condition is
+// re-evaluated whenever the run's state changes (a signal, another branch's step).
+func (it *interpreter) wait(ctx workflow.Context, s *playbook.Step, local, items map[string]any) stepResult {
+	w := s.Wait
+	if w.Duration != "" {
+		d, err := playbook.ParseDuration(w.Duration)
+		if err != nil {
+			return stepResult{status: StepFailed, err: err}
+		}
+		if err := workflow.Sleep(ctx, d); err != nil {
+			return stepResult{status: StepFailed, err: err}
+		}
+		return stepResult{output: map[string]any{"waited": w.Duration}}
+	}
+	timeout, err := playbook.ParseDuration(w.Timeout)
+	if err != nil {
+		return stepResult{status: StepFailed, err: err}
+	}
+	var evalErr error
+	cond := func() bool {
+		it.rt.SetNow(workflow.Now(ctx))
+		ok, err := it.rt.EvalBool(w.Until, it.env(local, items))
+		evalErr = err
+		return ok || err != nil
+	}
+	ok, err := workflow.AwaitWithTimeout(ctx, timeout, cond)
+	switch {
+	case err != nil:
+		return stepResult{status: StepFailed, err: err}
+	case evalErr != nil:
+		return stepResult{status: StepFailed, err: evalErr}
+	case !ok:
+		return stepResult{status: StepFailed, err: fmt.Errorf("until did not hold within %s", w.Timeout)}
+	}
+	return stepResult{output: map[string]any{"until": true}}
+}
+
+// foreach runs its steps once per item, at most concurrency at a time, and
+// collects each iteration's step outputs in item order.
+func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name string, local, items map[string]any, suffix string) stepResult {
+	f := s.Foreach
+	src := f.Items
+	var value any
+	var err error
+	if playbook.HasExpression(src) {
+		value, err = it.rt.Render(src, it.env(local, items))
+	} else {
+		value, err = it.rt.Eval(src, it.env(local, items))
+	}
+	if err != nil {
+		return stepResult{status: StepFailed, err: fmt.Errorf("items: %w", err)}
+	}
+	list, err := toList(value)
+	if err != nil {
+		return stepResult{status: StepFailed, err: err}
+	}
+	limit := max(f.Concurrency, 1)
+	results := make([]any, len(list))
+	ends := make([]*runEnd, len(list))
+	running, done := 0, 0
+	for i, item := range list {
+		if err := workflow.Await(ctx, func() bool { return running < limit }); err != nil {
+			return stepResult{status: StepFailed, err: err}
+		}
+		running++
+		iterItems := map[string]any{}
+		for _, k := range sortedNames(items) {
+			iterItems[k] = items[k]
+		}
+		iterItems[f.ItemName()] = item
+		iterSuffix := fmt.Sprintf("%s[%d]", suffix, i)
+		workflow.Go(ctx, func(ctx workflow.Context) {
+			iterLocal := map[string]any{}
+			for _, k := range sortedNames(local) {
+				iterLocal[k] = local[k]
+			}
+			ends[i] = it.runList(ctx, f.Steps, iterLocal, iterItems, iterSuffix)
+			outputs := map[string]any{}
+			for _, st := range f.Steps {
+				if state, ok := iterLocal[st.ID].(map[string]any); ok {
+					outputs[st.ID] = state["output"]
+				}
+			}
+			results[i] = outputs
+			running--
+			done++
+		})
+	}
+	if err := workflow.Await(ctx, func() bool { return done == len(list) }); err != nil {
+		return stepResult{status: StepFailed, err: err}
+	}
+	for i, e := range ends {
+		if e != nil && e.status == RunFailed {
+			return stepResult{status: StepFailed, output: results, err: fmt.Errorf("item %d: %s", i, e.message)}
+		}
+	}
+	return stepResult{output: results}
+}
+
+// parallel runs its branches side by side. join all waits for every branch; join
+// any finishes with the first branch to succeed and cancels the rest. With
+// on_failure fail (the default) a failed branch fails the step.
+func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, items map[string]any, suffix string) stepResult {
+	p := s.Parallel
+	bctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	type branchEnd struct {
+		done bool
+		end  *runEnd
+	}
+	ends := make([]branchEnd, len(p.Branches))
+	finished, succeeded := 0, -1
+	for i, b := range p.Branches {
+		workflow.Go(bctx, func(ctx workflow.Context) {
+			end := it.runList(ctx, b.Steps, local, items, suffix)
+			ends[i] = branchEnd{done: true, end: end}
+			finished++
+			if (end == nil || end.status == RunSucceeded) && succeeded < 0 {
+				succeeded = i
+			}
+		})
+	}
+	anyJoin := p.Join == "any"
+	err := workflow.Await(ctx, func() bool {
+		return finished == len(p.Branches) || (anyJoin && succeeded >= 0)
+	})
+	if err != nil {
+		return stepResult{status: StepFailed, err: err}
+	}
+	cancel()
+	output := map[string]any{}
+	var failed []string
+	for i, b := range p.Branches {
+		e := ends[i]
+		st := map[string]any{"status": StepSucceeded}
+		switch {
+		case !e.done:
+			st["status"] = "cancelled"
+		case e.end != nil && e.end.status == RunFailed:
+			st["status"], st["error"] = StepFailed, e.end.message
+			failed = append(failed, b.Name+": "+e.end.message)
+		}
+		output[b.Name] = st
+	}
+	if anyJoin && succeeded < 0 {
+		return stepResult{status: StepFailed, output: output, err: fmt.Errorf("no branch succeeded: %v", failed)}
+	}
+	if !anyJoin && len(failed) > 0 && p.OnFailure != "continue" {
+		return stepResult{status: StepFailed, output: output, err: fmt.Errorf("branches failed: %v", failed)}
+	}
+	return stepResult{output: output}
+}
+
+// call runs another pinned playbook as a child workflow and returns its outputs.
+func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string, env *playbook.Env) stepResult {
+	callee, ok := it.in.Callees[s.Call.Playbook]
+	if !ok {
+		return stepResult{status: StepFailed, err: fmt.Errorf("playbook %q was not pinned for this run", s.Call.Playbook)}
+	}
+	with, err := it.rt.Render(s.Call.With, env)
+	if err != nil {
+		return stepResult{status: StepFailed, err: fmt.Errorf("with: %w", err)}
+	}
+	inputs, _ := with.(map[string]any)
+	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+		WorkflowID: it.ref.WorkflowID + "/call/" + name,
+	})
+	var res PlaybookResult
+	err = workflow.ExecuteChildWorkflow(cctx, PlaybookWorkflowName, PlaybookInput{
+		Playbook: callee, Callees: it.in.Callees, Alert: it.in.Alert, Detection: it.in.Detection,
+		Enrichment: it.in.Enrichment, Inputs: inputs, DryRun: it.dryRun,
+		StepBudget: it.budget - it.used, AlertID: it.in.AlertID,
+	}).Get(ctx, &res)
+	if err != nil {
+		return stepResult{status: StepFailed, err: fmt.Errorf("call %s: %s", s.Call.Playbook, rootMessage(err)), input: inputs}
+	}
+	if res.Status != RunSucceeded {
+		return stepResult{status: StepFailed, err: fmt.Errorf("call %s failed: %s", s.Call.Playbook, res.Message), input: inputs, output: res.Outputs}
+	}
+	it.used += res.Steps
+	return stepResult{output: res.Outputs, input: inputs}
+}
+
+// record writes finished steps (and the run's start or result) to the store.
+// Failing to record is logged, not fatal: the outcome is in this run's history.
+func (it *interpreter) record(ctx workflow.Context, in *RecordInput) {
+	in.Steps = it.takePending()
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityPlaybookRecord, *in).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("recording playbook steps failed", "playbook", it.pb.Name, "error", err)
+		return
+	}
+	it.confirm(in.Steps)
+}

@@ -1,0 +1,495 @@
+package workflows_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-soar/rampart/playbook"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// actions stubs the action activity: per operation a function, recording calls.
+type actions struct {
+	mu        sync.Mutex
+	calls     []workflows.ActionInput
+	fn        map[string]func(in workflows.ActionInput) (map[string]any, error)
+	records   []workflows.StepRecord
+	results   []workflows.PlaybookResult
+	running   atomic.Int32
+	maxAtOnce atomic.Int32
+	delay     time.Duration
+}
+
+func (a *actions) register(env *testsuite.TestWorkflowEnvironment) {
+	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.ActionInput) (workflows.ActionOutput, error) {
+		n := a.running.Add(1)
+		defer a.running.Add(-1)
+		for {
+			m := a.maxAtOnce.Load()
+			if n <= m || a.maxAtOnce.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if a.delay > 0 {
+			time.Sleep(a.delay)
+		}
+		a.mu.Lock()
+		a.calls = append(a.calls, in)
+		a.records = append(a.records, in.Record...)
+		fn := a.fn[in.Operation]
+		a.mu.Unlock()
+		if fn == nil {
+			return workflows.ActionOutput{Output: map[string]any{"ok": true}}, nil
+		}
+		out, err := fn(in)
+		return workflows.ActionOutput{Output: out}, err
+	}, activity.RegisterOptions{Name: workflows.ActivityPlaybookAction})
+	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.RecordInput) error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.records = append(a.records, in.Steps...)
+		if in.Result != nil {
+			a.results = append(a.results, *in.Result)
+		}
+		return nil
+	}, activity.RegisterOptions{Name: workflows.ActivityPlaybookRecord})
+}
+
+func (a *actions) ops() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, c := range a.calls {
+		out = append(out, c.Step+"="+c.Operation)
+	}
+	return out
+}
+
+func parsePlaybook(t *testing.T, src string) workflows.PinnedPlaybook {
+	t.Helper()
+	var pb playbook.Playbook
+	if err := yaml.Unmarshal([]byte(src), &pb); err != nil {
+		t.Fatal(err)
+	}
+	return workflows.PinnedPlaybook{Definition: pb, Version: 1, Hash: "h1"}
+}
+
+func runPlaybook(t *testing.T, a *actions, in workflows.PlaybookInput, setup ...func(env *testsuite.TestWorkflowEnvironment)) (*testsuite.TestWorkflowEnvironment, workflows.PlaybookResult) {
+	t.Helper()
+	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "playbook/test"})
+	workflows.Register(env)
+	a.register(env)
+	for _, s := range setup {
+		s(env)
+	}
+	if in.Alert.Source == "" {
+		in.Alert = schemas.Alert{Source: "crowdstrike", SeverityID: 5, Device: schemas.Device{ID: "dev-1", Hostname: "fin-ws-0142"},
+			Finding: schemas.Finding{Title: "MassFileEncryption", Desc: "c2 at 203.0.113.66 and 198.51.100.200, from 10.0.0.5"}}
+	}
+	env.ExecuteWorkflow(workflows.PlaybookWorkflowName, in)
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("playbook run did not complete")
+	}
+	var res workflows.PlaybookResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatalf("playbook run errored: %v", err)
+	}
+	return env, res
+}
+
+func TestSequenceSwitchSetAndOutputs(t *testing.T) {
+	a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){
+		"ti.lookup_hash": func(in workflows.ActionInput) (map[string]any, error) { return map[string]any{"malicious": 7.0}, nil },
+	}}
+	pb := parsePlaybook(t, `
+name: seq
+trigger: {when: "true"}
+vars: {verdict: unknown, hits: 0}
+steps:
+  - id: ti
+    uses: ti.lookup_hash
+    with: {hash: abc}
+  - id: route
+    switch:
+      - when: steps.ti.output.malicious >= 3
+        goto: bad
+      - default: fine
+  - id: fine
+    set: {verdict: fine}
+  - id: bad
+    set: {verdict: "bad (${{ steps.ti.output.malicious }} engines)", hits: "${{ steps.ti.output.malicious }}"}
+  - id: isolate
+    if: vars.hits > 5
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.playbook }} v${{ run.version }}"}
+  - id: skipped
+    if: vars.hits > 100
+    uses: chat.post_message
+    with: {channel: "#soc", text: nope}
+outputs:
+  verdict: ${{ vars.verdict }}
+  hits: ${{ vars.hits }}
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb, AlertID: "alert-1"})
+	if res.Status != workflows.RunSucceeded || res.Outputs["verdict"] != "bad (7 engines)" || res.Outputs["hits"] != 7.0 {
+		t.Fatalf("result = %+v", res)
+	}
+	if got := strings.Join(a.ops(), ","); got != "ti=ti.lookup_hash,isolate=edr.isolate_host" {
+		t.Fatalf("actions = %s", got)
+	}
+	isolate := a.calls[1]
+	if isolate.Inputs["host_id"] != "dev-1" || isolate.Inputs["comment"] != "rampart seq v1" ||
+		isolate.IdempotencyKey != "playbook/test/"+isolate.Ref.RunID+"/isolate" || isolate.Ref.AlertID != "alert-1" {
+		t.Fatalf("isolate input = %+v", isolate)
+	}
+	statuses := map[string]string{}
+	for _, r := range a.records {
+		statuses[r.Name] = r.Status
+	}
+	want := map[string]string{"ti": "succeeded", "route": "succeeded", "bad": "succeeded", "isolate": "succeeded", "skipped": "skipped"}
+	for k, v := range want {
+		if statuses[k] != v {
+			t.Fatalf("step statuses = %v, want %v", statuses, want)
+		}
+	}
+	if _, ran := statuses["fine"]; ran {
+		t.Fatal("the switch jumped over fine, yet it ran")
+	}
+}
+
+func TestGotoLoopsStopAtTheBudget(t *testing.T) {
+	a := &actions{}
+	pb := parsePlaybook(t, `
+name: loop
+trigger: {when: "true"}
+vars: {n: 0}
+steps:
+  - id: count
+    set: {n: "${{ vars.n + 1 }}"}
+  - id: again
+    switch:
+      - when: "true"
+        goto: count
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb, StepBudget: 50})
+	if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "step budget of 50 exceeded") || res.Steps != 51 {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestActionErrorsFollowOnError(t *testing.T) {
+	fail := func(workflows.ActionInput) (map[string]any, error) {
+		return nil, temporal.NewNonRetryableApplicationError("HTTP 403", workflows.ErrTypeHTTP4xx, nil)
+	}
+	a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){"edr.get_host": fail}}
+	pb := parsePlaybook(t, `
+name: errors
+trigger: {when: "true"}
+steps:
+  - id: tolerated
+    uses: edr.get_host
+    with: {host_id: x}
+    on_error: continue
+  - id: rerouted
+    uses: edr.get_host
+    with: {host_id: x}
+    on_error: goto:cleanup
+  - id: never
+    uses: chat.post_message
+    with: {channel: "#a", text: never}
+  - id: cleanup
+    uses: chat.post_message
+    with: {channel: "#a", text: "${{ steps.tolerated.status }}: ${{ steps.tolerated.error }}"}
+  - id: fatal
+    uses: edr.get_host
+    with: {host_id: x}
+  - id: after
+    uses: chat.post_message
+    with: {channel: "#a", text: unreachable}
+on_failure:
+  - id: page
+    uses: chat.post_message
+    with: {channel: "#oncall", text: "failed"}
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
+	if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "step fatal failed") {
+		t.Fatalf("result = %+v", res)
+	}
+	got := strings.Join(a.ops(), ",")
+	if got != "tolerated=edr.get_host,rerouted=edr.get_host,cleanup=chat.post_message,fatal=edr.get_host,page=chat.post_message" {
+		t.Fatalf("actions = %s", got)
+	}
+	if text := a.calls[2].Inputs["text"].(string); !strings.HasPrefix(text, "failed: edr.get_host: HTTP 403") {
+		t.Fatalf("cleanup saw %q", text)
+	}
+}
+
+func TestParallelJoinAllAndAny(t *testing.T) {
+	slowFail := func(in workflows.ActionInput) (map[string]any, error) {
+		return nil, temporal.NewNonRetryableApplicationError("down", workflows.ErrTypeHTTP4xx, nil)
+	}
+	src := `
+name: par
+trigger: {when: "true"}
+steps:
+  - id: both
+    parallel:
+      join: JOIN
+      branches:
+        - name: good
+          steps:
+            - id: ok
+              uses: chat.post_message
+              with: {channel: "#a", text: ok}
+        - name: bad
+          steps:
+            - id: broken
+              uses: edr.get_host
+              with: {host_id: x}
+  - id: after
+    uses: ticket.create
+    with: {summary: "${{ steps.both.output.good.status }}/${{ steps.both.output.bad.status }}"}
+`
+	t.Run("all: a failed branch fails the step", func(t *testing.T) {
+		a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){"edr.get_host": slowFail}}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, strings.Replace(src, "JOIN", "all", 1))})
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "branches failed") {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+	t.Run("all with on_failure continue", func(t *testing.T) {
+		a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){"edr.get_host": slowFail}}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, strings.Replace(src, "join: JOIN", "join: all\n      on_failure: continue", 1))})
+		if res.Status != workflows.RunSucceeded || a.calls[len(a.calls)-1].Inputs["summary"] != "succeeded/failed" {
+			t.Fatalf("result = %+v, last call %+v", res, a.calls[len(a.calls)-1])
+		}
+	})
+	t.Run("any: the first success is enough", func(t *testing.T) {
+		a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){"edr.get_host": slowFail}}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, strings.Replace(src, "JOIN", "any", 1))})
+		if res.Status != workflows.RunSucceeded {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+	t.Run("any: all failing fails", func(t *testing.T) {
+		a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){"edr.get_host": slowFail, "chat.post_message": slowFail}}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, strings.Replace(src, "JOIN", "any", 1))})
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "no branch succeeded") {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+}
+
+func TestForeachRespectsConcurrencyAndKeepsOrder(t *testing.T) {
+	a := &actions{delay: 30 * time.Millisecond, fn: map[string]func(workflows.ActionInput) (map[string]any, error){
+		"ti.lookup_ip": func(in workflows.ActionInput) (map[string]any, error) {
+			return map[string]any{"ip": in.Inputs["ip"]}, nil
+		},
+	}}
+	pb := parsePlaybook(t, `
+name: each
+trigger: {when: "true"}
+vars: {seen: ""}
+steps:
+  - id: ips
+    foreach:
+      items: ${{ extract_ips(alert.finding.desc) }}
+      as: ip
+      concurrency: 2
+      steps:
+        - id: lookup
+          uses: ti.lookup_ip
+          with: {ip: "${{ ip }}"}
+        - id: tag
+          uses: chat.post_message
+          with: {channel: "#a", text: "${{ ip }} is ${{ steps.lookup.output.ip }}"}
+  - id: summary
+    set: {seen: "${{ join(map(steps.ips.output, {#.lookup.ip}), ',') }}"}
+outputs: {seen: "${{ vars.seen }}"}
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
+	if res.Status != workflows.RunSucceeded || res.Outputs["seen"] != "203.0.113.66,198.51.100.200,10.0.0.5" {
+		t.Fatalf("result = %+v", res)
+	}
+	if m := a.maxAtOnce.Load(); m > 2 || m < 2 {
+		t.Fatalf("ran %d actions at once, want the bound of 2", m)
+	}
+	for _, c := range a.calls {
+		if c.Operation == "chat.post_message" {
+			if text := c.Inputs["text"].(string); !strings.HasPrefix(text, strings.Split(text, " ")[0]+" is "+strings.Split(text, " ")[0]) {
+				t.Fatalf("an iteration saw another's output: %q", text)
+			}
+		}
+	}
+	names := map[string]bool{}
+	for _, r := range a.records {
+		names[r.Name] = true
+	}
+	if !names["lookup[0]"] || !names["tag[2]"] || !names["ips"] {
+		t.Fatalf("recorded steps = %v", names)
+	}
+}
+
+func TestWaitUntilAndTimeout(t *testing.T) {
+	pb := parsePlaybook(t, `
+name: waits
+trigger: {when: "true"}
+steps:
+  - id: settle
+    wait: {duration: 10m}
+  - id: more
+    wait: {until: "run.events >= 2", timeout: 1h}
+  - id: done
+    succeed: "saw ${{ run.events }} events"
+`)
+	t.Run("until holds after signals", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+			for _, at := range []time.Duration{20 * time.Minute, 30 * time.Minute} {
+				env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.EventSignal, nil) }, at)
+			}
+		})
+		if res.Status != workflows.RunSucceeded || res.Message != "saw 2 events" {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+	t.Run("timeout fails the step", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "until did not hold within 1h") {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+}
+
+func TestCallRunsAChildPlaybook(t *testing.T) {
+	a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){
+		"edr.isolate_host": func(in workflows.ActionInput) (map[string]any, error) {
+			return map[string]any{"status": "contained", "vendor_action_id": "v-" + in.Inputs["host_id"].(string)}, nil
+		},
+	}}
+	child := parsePlaybook(t, `
+name: child
+trigger: {when: "false"}
+inputs: {host: {type: string, required: true}}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ inputs.host }}"}
+outputs:
+  action: ${{ steps.isolate.output.vendor_action_id }}
+`)
+	parent := parsePlaybook(t, `
+name: parent
+trigger: {when: "true"}
+steps:
+  - id: delegate
+    call: {playbook: child, with: {host: "${{ alert.device.id }}"}}
+outputs:
+  action: ${{ steps.delegate.output.action }}
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parent, Callees: map[string]workflows.PinnedPlaybook{"child": child}})
+	if res.Status != workflows.RunSucceeded || res.Outputs["action"] != "v-dev-1" || res.Steps != 2 {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestApprovalUpdate(t *testing.T) {
+	src := `
+name: approve
+trigger: {when: "true"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}"}
+    approval: {approvers: ["role:tier2"], timeout: 15m}
+`
+	decide := func(approved bool, by string) func(env *testsuite.TestWorkflowEnvironment) {
+		return func(env *testsuite.TestWorkflowEnvironment) {
+			env.RegisterDelayedCallback(func() {
+				// A decision for a step that is not waiting is rejected by the validator.
+				env.UpdateWorkflow(workflows.ApprovalUpdate, "u0", &testsuite.TestUpdateCallback{
+					OnReject: func(error) {}, OnAccept: func() { t.Error("update for the wrong step accepted") }, OnComplete: func(any, error) {},
+				}, workflows.Approval{Step: "other", Approved: true, By: "ann"})
+				env.UpdateWorkflow(workflows.ApprovalUpdate, "u1", &testsuite.TestUpdateCallback{
+					OnReject: func(err error) { t.Errorf("rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+				}, workflows.Approval{Step: "isolate", Approved: approved, By: by, Reason: "checked the host"})
+			}, 5*time.Minute)
+		}
+	}
+	t.Run("approved", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, src)}, decide(true, "ann"))
+		if res.Status != workflows.RunSucceeded || len(a.calls) != 1 {
+			t.Fatalf("result = %+v, calls %d", res, len(a.calls))
+		}
+	})
+	t.Run("denied", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, src)}, decide(false, "bob"))
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "denied by bob") || len(a.calls) != 0 {
+			t.Fatalf("result = %+v, calls %d", res, len(a.calls))
+		}
+	})
+	t.Run("timed out", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, src)})
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "approval timed out after 15m") || len(a.calls) != 0 {
+			t.Fatalf("result = %+v, calls %d", res, len(a.calls))
+		}
+	})
+}
+
+func TestSecretsStayPlaceholders(t *testing.T) {
+	a := &actions{}
+	pb := parsePlaybook(t, `
+name: secret
+trigger: {when: "true"}
+secrets: [api_token]
+steps:
+  - id: call
+    uses: ticket.create
+    with: {summary: "token ${{ secrets.api_token }}"}
+`)
+	runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
+	if got := a.calls[0].Inputs["summary"]; got != "token "+workflows.SecretPlaceholder("api_token") {
+		t.Fatalf("the workflow rendered %q", got)
+	}
+}
+
+func TestRevertIsScheduledAsItsOwnWorkflow(t *testing.T) {
+	a := &actions{}
+	pb := parsePlaybook(t, `
+name: revert
+trigger: {when: "true"}
+steps:
+  - id: block
+    uses: firewall.block_ip
+    with: {ip: 203.0.113.66, duration: 1h}
+    revert_after: 1h
+`)
+	var started []string
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnWorkflow(workflows.RevertWorkflowName, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in workflows.RevertInput) (string, error) {
+			started = append(started, in.Step+":"+in.Operation+":"+in.After.String())
+			return workflows.RevertDone, nil
+		})
+	})
+	if res.Status != workflows.RunSucceeded || len(started) != 1 || started[0] != "block:firewall.block_ip:1h0m0s" {
+		t.Fatalf("result = %+v, reverts %v", res, started)
+	}
+}

@@ -1,0 +1,77 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+)
+
+// RevertWorkflowName is the registered type of a timed revert.
+const RevertWorkflowName = "RevertWorkflow"
+
+// RevertWorkflowID names the revert of one playbook step.
+func RevertWorkflowID(playbookWorkflowID, step string) string {
+	return "revert/" + playbookWorkflowID + "/" + step
+}
+
+// RevertInput schedules the inverse of an action.
+type RevertInput struct {
+	Ref       PlaybookRef    `json:"ref"`
+	Step      string         `json:"step"`
+	Operation string         `json:"operation"`
+	Inputs    map[string]any `json:"inputs"`
+	After     time.Duration  `json:"after"`
+	DryRun    bool           `json:"dry_run,omitempty"`
+}
+
+// Revert outcomes.
+const (
+	RevertDone = "reverted"
+	RevertKept = "kept"
+)
+
+// RevertWorkflow waits out an action's revert_after on a durable timer, then runs
+// the operation's inverse, unless a KeepSignal (an analyst keeping the action)
+// arrives first. It is its own workflow so the playbook run need not stay open.
+func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
+	kept := false
+	keep := workflow.GetSignalChannel(ctx, KeepSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		keep.Receive(ctx, nil)
+		kept = true
+	})
+	started := workflow.Now(ctx)
+	if _, err := workflow.AwaitWithTimeout(ctx, in.After, func() bool { return kept }); err != nil {
+		return "", err
+	}
+	name := in.Step + ".revert"
+	rec := StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", StartedAt: started, FinishedAt: workflow.Now(ctx)}
+	if kept {
+		rec.Status, rec.Output = StepSkipped, map[string]any{"reason": "kept by an analyst"}
+		recordRevert(ctx, in.Ref, rec)
+		return RevertKept, nil
+	}
+	var out ActionOutput
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(nil)), ActivityPlaybookAction, ActionInput{
+		Ref: in.Ref, Step: name, Operation: in.Operation, Inputs: in.Inputs, DryRun: in.DryRun, Revert: true,
+		IdempotencyKey: in.Ref.WorkflowID + "/" + in.Ref.RunID + "/" + name,
+	}).Get(ctx, &out)
+	rec.FinishedAt, rec.Input, rec.Output = workflow.Now(ctx), in.Inputs, out.Output
+	if err != nil {
+		rec.Status, rec.Error = StepFailed, rootMessage(err)
+		recordRevert(ctx, in.Ref, rec)
+		return "", fmt.Errorf("revert of %s: %w", in.Step, err)
+	}
+	rec.Status = StepSucceeded
+	recordRevert(ctx, in.Ref, rec)
+	return RevertDone, nil
+}
+
+func recordRevert(ctx workflow.Context, ref PlaybookRef, rec StepRecord) {
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityPlaybookRecord,
+		RecordInput{Ref: ref, Steps: []StepRecord{rec}}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("recording the revert failed", "step", rec.Name, "error", err)
+	}
+}
