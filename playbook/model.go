@@ -9,8 +9,12 @@
 package playbook
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,4 +244,40 @@ func ParseDuration(s string) (time.Duration, error) {
 		total += time.Duration(n) * durationUnits[m[2]]
 	}
 	return total, nil
+}
+
+// Canonical is the definition as JSON with a fixed field and key order, and its
+// SHA-256: the same playbook written differently (comments, key order, quoting)
+// has the same hash, so applying it again makes no new version.
+func Canonical(pb *Playbook) ([]byte, string, error) {
+	b, err := json.Marshal(pb)
+	if err != nil {
+		return nil, "", fmt.Errorf("playbook %s: %w", pb.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	return b, hex.EncodeToString(sum[:]), nil
+}
+
+// Callees lists the playbooks a definition's call steps name, in order, once each.
+func (p *Playbook) Callees() []string {
+	var out []string
+	var walk func([]Step)
+	walk = func(steps []Step) {
+		for _, s := range steps {
+			if s.Call != nil && !slices.Contains(out, s.Call.Playbook) {
+				out = append(out, s.Call.Playbook)
+			}
+			if s.Parallel != nil {
+				for _, b := range s.Parallel.Branches {
+					walk(b.Steps)
+				}
+			}
+			if s.Foreach != nil {
+				walk(s.Foreach.Steps)
+			}
+		}
+	}
+	walk(p.Steps)
+	walk(p.OnFailure)
+	return out
 }

@@ -38,6 +38,8 @@ type Check struct {
 type Options struct {
 	Pipeline *ingest.Pipeline
 	Alerts   AlertReader
+	// Playbooks stores playbook versions.
+	Playbooks PlaybookStore
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -70,6 +72,11 @@ func New(opts Options) *Server {
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
 	api.POST("/playbooks\\:lint", s.lintPlaybook)
+	api.GET("/playbooks", s.listPlaybooks)
+	api.POST("/playbooks", s.applyPlaybook)
+	api.GET("/playbooks/:name", s.getPlaybook)
+	api.GET("/playbooks/:name/versions/:version", s.getPlaybookVersion)
+	api.POST("/playbooks/:target", s.playbookAction)
 	page := echo.WrapHandler(ui.Handler())
 	e.GET("/", page)
 	e.GET(ui.Prefix+"*", page)

@@ -40,7 +40,7 @@ func newServer(t *testing.T, st *store.Store, start ingest.Starter, ready ...ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	return server.New(server.Options{Pipeline: p, Alerts: st, Ready: ready}).Handler()
+	return server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Ready: ready}).Handler()
 }
 
 func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {
@@ -245,5 +245,72 @@ func TestLintEndpoint(t *testing.T) {
 	}
 	if code, out := do(t, h, http.MethodPost, "/api/v1/playbooks:lint?file=../x", good, map[string]string{"Content-Type": "application/yaml"}); code != 400 {
 		t.Fatalf("file=../x: %d %v", code, out)
+	}
+}
+
+func TestPlaybookLifecycle(t *testing.T) {
+	st := storetest.SQLite(t)
+	h := newServer(t, st, starter{})
+	yaml := map[string]string{"Content-Type": "application/yaml"}
+	src, err := os.ReadFile("../examples/playbooks/bruteforce-block-ip.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/playbooks?file=bf.yaml", src, yaml)
+	if code != http.StatusCreated || out["name"] != "bruteforce-block-ip" || out["version"] != float64(1) || out["created"] != true {
+		t.Fatalf("apply: %d %v", code, out)
+	}
+	// Only comments differ: the same definition, no new version.
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks", append([]byte("# a comment\n"), src...), yaml)
+	if code != http.StatusOK || out["version"] != float64(1) || out["created"] != false {
+		t.Fatalf("re-apply: %d %v", code, out)
+	}
+	changed := bytes.Replace(src, []byte("duration: 24h"), []byte("duration: 12h"), 1)
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks", changed, yaml)
+	if code != http.StatusCreated || out["version"] != float64(2) {
+		t.Fatalf("change: %d %v", code, out)
+	}
+	broken := bytes.Replace(src, []byte("alert.src_ip }}"), []byte("alert.src_addr }}"), 1)
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks?file=bf.yaml", broken, yaml)
+	details, _ := out["error"].(map[string]any)["details"].([]any)
+	if code != http.StatusUnprocessableEntity || errCode(out) != "invalid_playbook" || len(details) == 0 {
+		t.Fatalf("broken: %d %v", code, out)
+	}
+	if d := details[0].(map[string]any); d["file"] != "bf.yaml" || !strings.Contains(d["message"].(string), "src_addr") {
+		t.Fatalf("diagnostic = %v", d)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/playbooks", nil, nil)
+	list, _ := out["playbooks"].([]any)
+	if code != 200 || len(list) != 1 || list[0].(map[string]any)["latest_version"] != float64(2) || list[0].(map[string]any)["enabled"] != true {
+		t.Fatalf("list: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/playbooks/bruteforce-block-ip", nil, nil)
+	if versions, _ := out["versions"].([]any); code != 200 || len(versions) != 2 {
+		t.Fatalf("get: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/playbooks/bruteforce-block-ip/versions/1", nil, nil)
+	if code != 200 || !strings.Contains(out["source"].(string), "duration: 24h") || out["definition"].(map[string]any)["name"] != "bruteforce-block-ip" {
+		t.Fatalf("version 1: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks/bruteforce-block-ip:disable", nil, nil)
+	if code != 200 || out["enabled"] != false {
+		t.Fatalf("disable: %d %v", code, out)
+	}
+	if enabled, _ := st.EnabledPlaybooks(context.Background()); len(enabled) != 0 {
+		t.Fatal("disabled playbook still enabled")
+	}
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/api/v1/playbooks/nope", 404},
+		{http.MethodGet, "/api/v1/playbooks/bruteforce-block-ip/versions/7", 404},
+		{http.MethodGet, "/api/v1/playbooks/bruteforce-block-ip/versions/x", 400},
+		{http.MethodPost, "/api/v1/playbooks/nope:enable", 404},
+		{http.MethodPost, "/api/v1/playbooks/bruteforce-block-ip:explode", 404},
+	} {
+		if code, out := do(t, h, c.method, c.path, nil, nil); code != c.status || errCode(out) == "" {
+			t.Errorf("%s %s: %d %v, want %d", c.method, c.path, code, out, c.status)
+		}
 	}
 }

@@ -145,5 +145,5 @@ type IOC struct {
 func (IOC) TableName() string { return "iocs" }
 
 func allModels() []any {
-	return []any{&Alert{}, &AlertEntity{}, &Run{}, &Step{}, &Action{}, &Asset{}, &IOC{}, &Blob{}}
+	return []any{&Alert{}, &AlertEntity{}, &Run{}, &Step{}, &Action{}, &Asset{}, &IOC{}, &Blob{}, &Playbook{}, &PlaybookVersion{}}
 }

@@ -332,3 +332,54 @@ func TestCountPriorAlertsIsCapped(t *testing.T) {
 		}
 	})
 }
+
+func TestPlaybookVersions(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		apply := func(hash string, enabled bool) store.ApplyResult {
+			r, err := st.ApplyPlaybook(ctx, "p", hash, "source "+hash, `{"name":"p"}`, 10, "desc", enabled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := apply("h1", false); r.Version != 1 || !r.Created {
+			t.Fatalf("first apply = %+v", r)
+		}
+		if r := apply("h1", true); r.Version != 1 || r.Created {
+			t.Fatalf("same definition again = %+v", r)
+		}
+		if r := apply("h2", true); r.Version != 2 || !r.Created {
+			t.Fatalf("changed definition = %+v", r)
+		}
+		pb, versions, err := st.GetPlaybook(ctx, "p")
+		if err != nil || pb.LatestVersion != 2 || pb.Enabled || len(versions) != 2 || versions[0].Version != 2 {
+			t.Fatalf("playbook = %+v versions %+v, %v (enabled comes from the first apply only)", pb, versions, err)
+		}
+		if v, err := st.GetPlaybookVersion(ctx, "p", 1); err != nil || v.Source != "source h1" {
+			t.Fatalf("v1 = %+v, %v", v, err)
+		}
+		if v, err := st.GetPlaybookVersion(ctx, "p", 0); err != nil || v.Version != 2 {
+			t.Fatalf("latest = %+v, %v", v, err)
+		}
+		if got, _ := st.EnabledPlaybooks(ctx); len(got) != 0 {
+			t.Fatalf("a disabled playbook is enabled: %+v", got)
+		}
+		if err := st.SetPlaybookEnabled(ctx, "p", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.ApplyPlaybook(ctx, "a-first", "x", "s", `{}`, 5, "", true); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.EnabledPlaybooks(ctx)
+		if err != nil || len(got) != 2 || got[0].Name != "a-first" || got[1].Name != "p" || got[1].Version != 2 {
+			t.Fatalf("enabled = %+v, %v (priority order, latest version)", got, err)
+		}
+		if err := st.SetPlaybookEnabled(ctx, "missing", true); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+		if _, err := st.GetPlaybookVersion(ctx, "p", 9); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("v9: %v", err)
+		}
+	})
+}

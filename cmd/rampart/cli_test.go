@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,7 @@ func apiServer(t *testing.T, st *store.Store) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st}).Handler())
+	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st}).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -119,5 +120,54 @@ func TestPlaybookLint(t *testing.T) {
 	code, out = runCLI(t, "playbook", "lint", "--json", bad)
 	if code != 1 || !strings.Contains(out, `"line": 3`) {
 		t.Fatalf("json: exit %d: %s", code, out)
+	}
+}
+
+func TestPlaybookApplyListShowDiff(t *testing.T) {
+	url := apiServer(t, storetest.SQLite(t))
+	code, out := runCLI(t, "playbook", "apply", examples+"/playbooks", "--url", url)
+	if code != 0 || strings.Count(out, "new version") != 6 {
+		t.Fatalf("apply: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "apply", examples+"/playbooks", "--url", url)
+	if code != 0 || strings.Count(out, "unchanged") != 6 {
+		t.Fatalf("re-apply: exit %d: %s", code, out)
+	}
+	dir := t.TempDir()
+	src, _ := os.ReadFile(examples + "/playbooks/bruteforce-block-ip.yaml")
+	changed := filepath.Join(dir, "bf.yaml")
+	_ = os.WriteFile(changed, bytes.Replace(src, []byte("duration: 24h"), []byte("duration: 12h"), 1), 0o600)
+	if code, out = runCLI(t, "playbook", "apply", changed, "--url", url); code != 0 || !regexp.MustCompile(`bruteforce-block-ip\s+2\s+new version`).MatchString(out) {
+		t.Fatalf("apply v2: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "list", "--url", url)
+	if code != 0 || !strings.Contains(out, "bruteforce-block-ip") || !strings.Contains(out, "ransomware-burst") {
+		t.Fatalf("list: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "diff", "bruteforce-block-ip", "1", "2", "--url", url)
+	if code != 0 || !strings.Contains(out, "-      duration: 24h") || !strings.Contains(out, "+      duration: 12h") || strings.Contains(out, "+name:") {
+		t.Fatalf("diff: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "show", "bruteforce-block-ip", "--version", "1", "--url", url)
+	if code != 0 || !strings.Contains(out, "# bruteforce-block-ip v1") || !strings.Contains(out, "duration: 24h") {
+		t.Fatalf("show: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "playbook", "export", "bruteforce-block-ip", "--url", url)
+	if code != 0 || !strings.Contains(out, "duration: 12h") || strings.HasPrefix(out, "#") && !strings.HasPrefix(out, "# yaml-language-server") {
+		t.Fatalf("export: exit %d: %s", code, out)
+	}
+	if code, out = runCLI(t, "playbook", "disable", "bruteforce-block-ip", "--url", url); code != 0 {
+		t.Fatalf("disable: exit %d: %s", code, out)
+	}
+	if _, out = runCLI(t, "playbook", "list", "--url", url); !regexp.MustCompile(`bruteforce-block-ip\s+2\s+false`).MatchString(out) {
+		t.Fatalf("list after disable: %s", out)
+	}
+	if code, out = runCLI(t, "playbook", "enable", "nope", "--url", url); code != 1 || !strings.Contains(out, "no such playbook") {
+		t.Fatalf("enable unknown: exit %d: %s", code, out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(bad, []byte("name: bad\ntrigger: {when: \"nope > 1\"}\nsteps:\n  - id: x\n    succeed: ok\n"), 0o600)
+	if code, out = runCLI(t, "playbook", "apply", bad, "--url", url); code != 1 || !strings.Contains(out, "nothing applied") {
+		t.Fatalf("apply bad: exit %d: %s", code, out)
 	}
 }

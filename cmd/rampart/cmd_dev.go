@@ -58,6 +58,7 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.cfg.Listen, "listen", app.Env("RAMPART_LISTEN", app.DefaultListen), "HTTP listen address (env RAMPART_LISTEN)")
 	fl.StringVar(&f.cfg.DataDir, "data-dir", app.Env("RAMPART_DATA_DIR", app.DefaultDataDir), "where the Temporal and app SQLite files live (env RAMPART_DATA_DIR)")
+	fl.StringVar(&f.cfg.PlaybooksDir, "playbooks", app.Env("RAMPART_PLAYBOOKS_DIR", filepath.Join(examples, "playbooks")), "playbooks applied at boot (env RAMPART_PLAYBOOKS_DIR; empty: none)")
 	fl.IntVar(&temporalPort, "temporal-port", 7233, "embedded Temporal frontend port (0 picks a free one)")
 	fl.StringVar(&simListen, "crowdstrike-sim-listen", "127.0.0.1:9010", "where the built-in CrowdStrike simulator serves (unless --crowdstrike-url points elsewhere)")
 	return cmd

@@ -17,8 +17,10 @@ import (
 )
 
 func newPlaybookCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "playbook", Short: "Author playbooks: lint them, list what they can use"}
-	cmd.AddCommand(newPlaybookLintCmd(), newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
+	cmd := &cobra.Command{Use: "playbook", Short: "Author and manage playbooks: lint, apply, versions, enable and disable"}
+	cmd.AddCommand(newPlaybookLintCmd(), newPlaybookApplyCmd(), newPlaybookListCmd(), newPlaybookShowCmd(),
+		newPlaybookDiffCmd(), newPlaybookEnableCmd(true), newPlaybookEnableCmd(false), newPlaybookExportCmd(),
+		newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
 	return cmd
 }
 

@@ -422,6 +422,7 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	args := []string{"dev", "--data-dir", filepath.Join(dir, "data"), "--listen", listen,
 		"--temporal-port", strconv.Itoa(freePort(t)), "--config", config,
 		"--sources", examples + "/sources.yaml", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+		"--playbooks", examples + "/playbooks",
 		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "crash-test", "--log-level", "warn"}
 	env := []string{childEnv + "=1", "RAMPART_CROWDSTRIKE_CLIENT_SECRET=crash-test-secret-0123456789"}
 

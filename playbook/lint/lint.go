@@ -104,6 +104,23 @@ func Source(file string, data []byte, playbooks func(string) (*playbook.Playbook
 // Files lints playbook files and directories (every .yaml, .yml and .json in
 // them, test files excepted). Calls between them are checked too.
 func Files(paths ...string) ([]*Result, error) {
+	files, err := PlaybookFiles(paths...)
+	if err != nil {
+		return nil, err
+	}
+	sources := make([]File, 0, len(files))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, File{Name: f, Data: data})
+	}
+	return Sources(sources, nil), nil
+}
+
+// PlaybookFiles expands directories into the playbook files in them, sorted.
+func PlaybookFiles(paths ...string) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -125,37 +142,51 @@ func Files(paths ...string) ([]*Result, error) {
 		}
 	}
 	sort.Strings(files)
-	// First pass: decode what decodes, so a call can be checked against its callee.
-	sources := make(map[string][]byte, len(files))
+	return files, nil
+}
+
+// File is a playbook file's name and content.
+type File struct {
+	Name string
+	Data []byte
+}
+
+// Sources lints playbooks held in memory. A call may name another of them, or a
+// playbook others finds (the ones already stored); nil others checks calls among
+// these only.
+func Sources(files []File, others func(string) (*playbook.Playbook, bool)) []*Result {
 	byName := map[string]*playbook.Playbook{}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		sources[f] = data
-		if doc, err := parseDocument(data); err == nil {
+		if doc, err := parseDocument(f.Data); err == nil {
 			var pb playbook.Playbook
 			if doc.root.Decode(&pb) == nil && pb.Name != "" {
 				byName[pb.Name] = &pb
 			}
 		}
 	}
-	lookup := func(name string) (*playbook.Playbook, bool) { pb, ok := byName[name]; return pb, ok }
+	lookup := func(name string) (*playbook.Playbook, bool) {
+		if pb, ok := byName[name]; ok {
+			return pb, true
+		}
+		if others != nil {
+			return others(name)
+		}
+		return nil, false
+	}
 	out := make([]*Result, 0, len(files))
 	seen := map[string]string{}
 	for _, f := range files {
-		r := Source(f, sources[f], lookup)
+		r := Source(f.Name, f.Data, lookup)
 		if r.Playbook != nil {
 			if other, dup := seen[r.Playbook.Name]; dup {
-				r.Problems = append(r.Problems, Diagnostic{File: f, Line: 1, Column: 1, Path: "name",
+				r.Problems = append(r.Problems, Diagnostic{File: f.Name, Line: 1, Column: 1, Path: "name",
 					Message: fmt.Sprintf("playbook name %q is also used by %s", r.Playbook.Name, other)})
 			}
-			seen[r.Playbook.Name] = f
+			seen[r.Playbook.Name] = f.Name
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
 }
 
 // IsPlaybookFile reports a playbook file name: YAML or JSON, not a test file.

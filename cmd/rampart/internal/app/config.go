@@ -32,7 +32,10 @@ type Config struct {
 	SourcesFile     string
 	AssetsFile      string
 	IOCsFile        string
-	LogLevel        string
+	// PlaybooksDir is applied at boot (rampart dev): every playbook in it becomes
+	// its next version when it changed.
+	PlaybooksDir string
+	LogLevel     string
 
 	// Policy, from the config file.
 	ContainWhen string

@@ -100,6 +100,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ApplyPlaybookDir(ctx, d.Store, cfg.PlaybooksDir, log); err != nil {
+		return nil, err
+	}
 	if d.Sources, err = ingest.LoadSources(cfg.SourcesFile); err != nil {
 		return nil, err
 	}

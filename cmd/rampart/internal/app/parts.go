@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/playbook/lint"
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
@@ -80,8 +81,9 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		return nil, err
 	}
 	return server.New(server.Options{
-		Pipeline: pipeline,
-		Alerts:   st,
+		Pipeline:  pipeline,
+		Alerts:    st,
+		Playbooks: st,
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {
@@ -201,4 +203,43 @@ func LoadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFil
 		}
 	}
 	return assets, nil
+}
+
+// ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
+// problem stops the boot with the diagnostics.
+func ApplyPlaybookDir(ctx context.Context, st *store.Store, dir string, log *slog.Logger) error {
+	if dir == "" {
+		return nil
+	}
+	paths, err := lint.PlaybookFiles(dir)
+	if err != nil {
+		return fmt.Errorf("playbooks: %w", err)
+	}
+	files := make([]lint.File, 0, len(paths))
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("playbooks: %w", err)
+		}
+		files = append(files, lint.File{Name: p, Data: data})
+	}
+	applied, err := server.ApplyPlaybooks(ctx, st, files)
+	if errors.Is(err, server.ErrLint) {
+		var lines []string
+		for _, a := range applied {
+			for _, d := range a.Diagnostics {
+				lines = append(lines, d.String())
+			}
+		}
+		return fmt.Errorf("playbooks in %s have problems:\n%s", dir, strings.Join(lines, "\n"))
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range applied {
+		if a.Created {
+			log.Info("playbook applied", "playbook", a.Name, "version", a.Version)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-soar/rampart/playbook/lint"
+	"github.com/rampart-soar/rampart/server"
+)
+
+// The commands below talk to a running Rampart through its API.
+
+func newPlaybookApplyCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "apply FILE|DIR...",
+		Short: "Lint playbooks, then store each changed one as its next version",
+		Long: `apply lints every playbook given (a directory means the playbooks in it) and,
+when all are clean, sends each to the server, which stores it as version n+1 when
+its definition changed. Playbooks another one calls are applied first.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			results, err := lint.Files(args...)
+			if err != nil {
+				return err
+			}
+			problems := 0
+			for _, r := range results {
+				for _, p := range r.Problems {
+					fmt.Fprintln(cmd.ErrOrStderr(), p)
+					problems++
+				}
+			}
+			if problems > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s): nothing applied\n", problems)
+				return exitError(1)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PLAYBOOK\tVERSION\tCHANGE\tFILE")
+			for _, r := range calleesFirst(results) {
+				data, err := os.ReadFile(r.File)
+				if err != nil {
+					return err
+				}
+				var applied server.Applied
+				ctype := "application/yaml"
+				if strings.EqualFold(filepath.Ext(r.File), ".json") {
+					ctype = "application/json"
+				}
+				if err := call(cmd, http.MethodPost, base, "/api/v1/playbooks?file="+url.QueryEscape(filepath.Base(r.File)), ctype, data, &applied); err != nil {
+					return fmt.Errorf("%s: %w", r.File, err)
+				}
+				change := "unchanged"
+				if applied.Created {
+					change = "new version"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", applied.Name, applied.Version, change, r.File)
+			}
+			return tw.Flush()
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+// calleesFirst orders playbooks so that each comes after those it calls.
+func calleesFirst(results []*lint.Result) []*lint.Result {
+	byName := map[string]*lint.Result{}
+	for _, r := range results {
+		byName[r.Playbook.Name] = r
+	}
+	var out []*lint.Result
+	done := map[string]bool{}
+	var visit func(r *lint.Result)
+	visit = func(r *lint.Result) {
+		if done[r.Playbook.Name] {
+			return
+		}
+		done[r.Playbook.Name] = true
+		for _, callee := range r.Playbook.Callees() {
+			if c, ok := byName[callee]; ok {
+				visit(c)
+			}
+		}
+		out = append(out, r)
+	}
+	for _, r := range results {
+		visit(r)
+	}
+	return out
+}
+
+func newPlaybookListCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List stored playbooks",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out struct {
+				Playbooks []server.PlaybookView `json:"playbooks"`
+			}
+			if err := call(cmd, http.MethodGet, base, "/api/v1/playbooks", "", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PLAYBOOK\tVERSION\tENABLED\tPRIORITY\tDESCRIPTION")
+			for _, p := range out.Playbooks {
+				desc, _, _ := strings.Cut(strings.TrimSpace(p.Description), "\n")
+				fmt.Fprintf(tw, "%s\t%d\t%v\t%d\t%s\n", p.Name, p.LatestVersion, p.Enabled, p.Priority, desc)
+			}
+			return tw.Flush()
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func newPlaybookShowCmd() *cobra.Command {
+	var base string
+	var version int
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a playbook version's source (the latest unless --version)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := fetchVersion(cmd, base, args[0], version)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s v%d (%s)\n%s", args[0], v.Version, v.Hash[:12], v.Source)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "version to show (default: the latest)")
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func newPlaybookExportCmd() *cobra.Command {
+	var base string
+	var version int
+	cmd := &cobra.Command{
+		Use:   "export NAME",
+		Short: "Print a playbook version's source exactly as applied, to save or re-apply",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := fetchVersion(cmd, base, args[0], version)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(cmd.OutOrStdout(), v.Source)
+			return err
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "version to export (default: the latest)")
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func newPlaybookDiffCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "diff NAME A B",
+		Short: "Show what changed from version A to version B of a playbook",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := strconv.Atoi(args[1])
+			if err != nil {
+				return fmt.Errorf("version %q is not a number", args[1])
+			}
+			b, err := strconv.Atoi(args[2])
+			if err != nil {
+				return fmt.Errorf("version %q is not a number", args[2])
+			}
+			va, err := fetchVersion(cmd, base, args[0], a)
+			if err != nil {
+				return err
+			}
+			vb, err := fetchVersion(cmd, base, args[0], b)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), unifiedDiff(fmt.Sprintf("%s v%d", args[0], a), fmt.Sprintf("%s v%d", args[0], b), va.Source, vb.Source))
+			return nil
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func newPlaybookEnableCmd(enable bool) *cobra.Command {
+	var base string
+	use, short := "enable NAME", "Let a playbook run on matching alerts"
+	if !enable {
+		use, short = "disable NAME", "Stop a playbook from starting new runs (runs in flight continue)"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			action := "disable"
+			if enable {
+				action = "enable"
+			}
+			var out map[string]any
+			if err := call(cmd, http.MethodPost, base, "/api/v1/playbooks/"+url.PathEscape(args[0])+":"+action, "", nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %sd\n", args[0], action)
+			return nil
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func fetchVersion(cmd *cobra.Command, base, name string, version int) (server.VersionView, error) {
+	if version == 0 {
+		var pb server.PlaybookView
+		if err := call(cmd, http.MethodGet, base, "/api/v1/playbooks/"+url.PathEscape(name), "", nil, &pb); err != nil {
+			return server.VersionView{}, err
+		}
+		version = pb.LatestVersion
+	}
+	var v server.VersionView
+	err := call(cmd, http.MethodGet, base, fmt.Sprintf("/api/v1/playbooks/%s/versions/%d", url.PathEscape(name), version), "", nil, &v)
+	return v, err
+}
+
+// call makes one API request and decodes a 2xx answer; any other answer is an
+// error carrying the API's message.
+func call(cmd *cobra.Command, method, base, path, contentType string, body []byte, into any) error {
+	req, err := http.NewRequestWithContext(cmd.Context(), method, strings.TrimRight(base, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	out, status, err := do(req)
+	if err != nil {
+		return err
+	}
+	if status < 200 || status > 299 {
+		var e struct {
+			Error struct {
+				Message string            `json:"message"`
+				Details []json.RawMessage `json:"details"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("HTTP %d: %s", status, e.Error.Message)
+		}
+		return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(out)))
+	}
+	if into == nil {
+		return nil
+	}
+	return json.Unmarshal(out, into)
+}
+
+// unifiedDiff is a line diff of a and b: "-" removed, "+" added, "␠" context, three
+// lines of context around each change; empty when they are the same.
+func unifiedDiff(nameA, nameB, a, b string) string {
+	la, lb := strings.SplitAfter(a, "\n"), strings.SplitAfter(b, "\n")
+	// Longest common subsequence table, from the end.
+	lcs := make([][]int, len(la)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(lb)+1)
+	}
+	for i := len(la) - 1; i >= 0; i-- {
+		for j := len(lb) - 1; j >= 0; j-- {
+			if la[i] == lb[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	type line struct {
+		op   byte
+		text string
+	}
+	var lines []line
+	i, j := 0, 0
+	for i < len(la) || j < len(lb) {
+		switch {
+		case i < len(la) && j < len(lb) && la[i] == lb[j]:
+			lines = append(lines, line{' ', la[i]})
+			i, j = i+1, j+1
+		case j < len(lb) && (i == len(la) || lcs[i][j+1] >= lcs[i+1][j]):
+			lines = append(lines, line{'+', lb[j]})
+			j++
+		default:
+			lines = append(lines, line{'-', la[i]})
+			i++
+		}
+	}
+	var out strings.Builder
+	changed := false
+	for k, l := range lines {
+		if l.op == ' ' {
+			near := false
+			for d := -3; d <= 3; d++ {
+				if k+d >= 0 && k+d < len(lines) && lines[k+d].op != ' ' {
+					near = true
+				}
+			}
+			if !near {
+				continue
+			}
+		} else {
+			changed = true
+		}
+		text := l.text
+		if !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		out.WriteByte(l.op)
+		out.WriteString(text)
+	}
+	if !changed {
+		return ""
+	}
+	return "--- " + nameA + "\n+++ " + nameB + "\n" + out.String()
+}
