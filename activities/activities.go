@@ -60,6 +60,7 @@ func (a *Activities) Register(r Registry) {
 		workflows.ActivityIsolateHost:      a.IsolateHost,
 		workflows.ActivityRecordDuplicates: a.RecordDuplicates,
 		workflows.ActivityFinish:           a.Finish,
+		workflows.ActivitySelectPlaybooks:  a.SelectPlaybooks,
 		workflows.ActivityPlaybookAction:   a.PlaybookAction,
 		workflows.ActivityPlaybookRecord:   a.PlaybookRecord,
 	} {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -116,13 +115,8 @@ func (a *Activities) CountPriorAlerts(ctx context.Context, in workflows.EnrichIn
 // Decide records the enrichment, evaluates the containment rule and records the
 // decision with the values that drove it.
 func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (policy.Verdict, error) {
-	enrichStatus, enrichErr := store.StatusSucceeded, ""
-	if !in.Enrichment.Complete {
-		enrichStatus, enrichErr = store.StatusFailed, fmt.Sprint(in.Enrichment.Errors)
-	}
-	finished := in.EnrichFinished
 	recordEnrich := func(tx *store.Store) error {
-		return saveStep(ctx, tx, in.Ref, workflows.StageEnrich, enrichStatus, in.EnrichStarted, &finished, nil, in.Enrichment, enrichErr)
+		return a.recordEnrich(ctx, tx, in.Ref, in.Enrichment, in.EnrichStarted, in.EnrichFinished)
 	}
 	verdict, err := a.Decider.Evaluate(policy.Env{Alert: in.Alert, Detect: in.Detection, Enrich: in.Enrichment})
 	now := time.Now()
@@ -181,7 +175,11 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 				return err
 			}
 		}
-		if in.FailedStage != "" {
+		if len(in.Playbooks) > 0 {
+			if err := recordResponse(ctx, tx, in); err != nil {
+				return err
+			}
+		} else if in.FailedStage != "" {
 			if err := markStepFailed(ctx, tx, in); err != nil {
 				return err
 			}
@@ -198,6 +196,17 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 		}
 		return tx.UpdateRun(ctx, in.Ref.RunID, u)
 	})
+}
+
+// recordResponse records the playbook runs as the contain step.
+func recordResponse(ctx context.Context, tx *store.Store, in workflows.FinishInput) error {
+	at := in.At
+	status := store.StatusSucceeded
+	if in.FailedStage == workflows.StageContain {
+		status = store.StatusFailed
+	}
+	return saveStep(ctx, tx, in.Ref, workflows.StageContain, status, in.RespondStarted, &at,
+		nil, map[string]any{"playbooks": in.Playbooks}, in.Error)
 }
 
 // markStepFailed records the failed stage's step, keeping a start time recorded
@@ -223,6 +232,8 @@ func alertStatus(outcome string) string {
 	switch outcome {
 	case workflows.OutcomeContained:
 		return store.AlertContained
+	case workflows.OutcomeResponded:
+		return store.AlertResponded
 	case workflows.OutcomeNoAction:
 		return store.AlertNoAction
 	case workflows.OutcomeFailed:

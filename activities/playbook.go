@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/playbook"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -82,6 +84,9 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 		op, _ = integrations.LookupOperation(name)
 		inputs = declaredOnly(inputs, op.Input)
 	}
+	if err := a.guard(ctx, in, op, inputs); err != nil {
+		return workflows.ActionOutput{}, err
+	}
 	if in.DryRun && op.SideEffect != integrations.SideEffectRead {
 		return a.simulate(ctx, in, op, inputs)
 	}
@@ -97,7 +102,33 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 	if err != nil {
 		return workflows.ActionOutput{}, err
 	}
-	return workflows.ActionOutput{Output: out}, nil
+	return workflows.ActionOutput{Output: playbook.Conform(out, op.Output), SideEffect: op.SideEffect}, nil
+}
+
+// guard applies the guardrails no playbook can lift: a protected asset of the
+// inventory is never contained without a human's approval. Reverts (releasing a
+// host) are not containment and pass.
+func (a *Activities) guard(ctx context.Context, in workflows.ActionInput, op integrations.Operation, inputs map[string]any) error {
+	if op.SideEffect != integrations.SideEffectContain || in.Revert || in.ApprovedBy != "" {
+		return nil
+	}
+	host := str(inputs["host_id"])
+	if host == "" {
+		return nil
+	}
+	asset, err := a.Store.FindAsset(ctx, host, "", "")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if asset.Protected {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"guardrail: %s (%s) is a protected asset: %s needs an approval step", asset.Hostname, host, op.Name),
+			workflows.ErrTypeGuardrail, nil)
+	}
+	return nil
 }
 
 // simulate records what a dry run would have done.
@@ -110,7 +141,7 @@ func (a *Activities) simulate(ctx context.Context, in workflows.ActionInput, op 
 	if err != nil {
 		return workflows.ActionOutput{}, err
 	}
-	return workflows.ActionOutput{Output: op.SimulatedOutput, Simulated: true}, nil
+	return workflows.ActionOutput{Output: playbook.Conform(op.SimulatedOutput, op.Output), Simulated: true, SideEffect: op.SideEffect}, nil
 }
 
 // StatusSimulated marks an action a dry run recorded instead of running.
@@ -120,8 +151,9 @@ const StatusSimulated = "simulated"
 func (a *Activities) PlaybookRecord(ctx context.Context, in workflows.RecordInput) error {
 	if in.Started != nil {
 		if err := a.Store.SaveRun(ctx, &store.Run{
-			ID: in.Ref.RunID, WorkflowID: in.Ref.WorkflowID, WorkflowType: workflows.PlaybookWorkflowName + ":" + in.Ref.Playbook,
+			ID: in.Ref.RunID, WorkflowID: in.Ref.WorkflowID, WorkflowType: workflows.PlaybookWorkflowName,
 			AlertID: in.Ref.AlertID, Status: store.StatusRunning, StartedAt: *in.Started,
+			Playbook: in.Ref.Playbook, PlaybookVersion: in.Ref.Version, DryRun: in.DryRun,
 		}); err != nil {
 			return err
 		}
@@ -129,15 +161,41 @@ func (a *Activities) PlaybookRecord(ctx context.Context, in workflows.RecordInpu
 	if err := a.recordSteps(ctx, in.Ref, in.Steps); err != nil {
 		return err
 	}
-	if r := in.Result; r != nil {
-		now := time.Now()
-		status := store.StatusCompleted
-		if r.Status == workflows.RunFailed {
-			status = store.StatusFailed
+	if p := in.Approval; p != nil {
+		if err := a.Store.SaveApproval(ctx, approvalRow(in.Ref, p)); err != nil {
+			return err
 		}
-		return a.Store.UpdateRun(ctx, in.Ref.RunID, store.RunUpdate{Status: status, Error: r.Message, CompletedAt: &now, ClosedAt: &now})
+	}
+	if r := in.Result; r != nil {
+		result, err := toMap(r)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		status, runErr := store.StatusCompleted, ""
+		if r.Status == workflows.RunFailed {
+			status, runErr = store.StatusFailed, r.Message
+		}
+		return a.Store.UpdateRun(ctx, in.Ref.RunID, store.RunUpdate{Status: status, Error: runErr, CompletedAt: &now, ClosedAt: &now,
+			ResultJSON: jsonText(redact(result))})
 	}
 	return nil
+}
+
+func approvalRow(ref workflows.PlaybookRef, p *workflows.PendingApproval) *store.Approval {
+	row := &store.Approval{
+		ID: p.ID, AlertID: ref.AlertID, WorkflowID: ref.WorkflowID, RunID: ref.RunID, Playbook: ref.Playbook,
+		Step: p.Step, Operation: p.Operation, InputsJSON: jsonText(redact(p.Inputs)), ArgsHash: p.ArgsHash,
+		ApproversJSON: jsonText(p.Approvers), Status: p.Status, RequestedAt: p.Since,
+		DecidedBy: p.DecidedBy, Reason: p.Reason,
+	}
+	if !p.Deadline.IsZero() {
+		row.Deadline = &p.Deadline
+	}
+	if !p.DecidedAt.IsZero() {
+		row.DecidedAt = &p.DecidedAt
+	}
+	return row
 }
 
 func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef, steps []workflows.StepRecord) error {
@@ -146,13 +204,16 @@ func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef,
 	}
 	return a.Store.InTx(ctx, func(tx *store.Store) error {
 		for _, r := range steps {
-			finished := r.FinishedAt
+			var finished *time.Time
+			if !r.FinishedAt.IsZero() {
+				finished = &r.FinishedAt
+			}
 			output, err := a.outputText(ctx, tx, r.Output)
 			if err != nil {
 				return err
 			}
 			if err := tx.SaveStep(ctx, &store.Step{
-				RunID: ref.RunID, Name: r.Name, Seq: r.Seq, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: &finished,
+				RunID: ref.RunID, Name: r.Name, Seq: r.Seq, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: finished,
 				InputJSON: jsonText(redact(r.Input)), OutputJSON: output, Error: r.Error,
 			}); err != nil {
 				return err

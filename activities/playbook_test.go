@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -181,4 +183,33 @@ type recordingEDR struct {
 func (r *recordingEDR) GetHost(ctx context.Context, id string) (integrations.Host, error) {
 	r.onGet(id)
 	return r.EDR.GetHost(ctx, id)
+}
+
+func TestProtectedAssetsAreNeverContainedWithoutApproval(t *testing.T) {
+	f := newFixture(t)
+	if err := f.store.UpsertAssets(context.Background(), []store.Asset{{Hostname: "fin-ws-0142", DeviceID: hostID, Protected: true}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dryRun := range []bool{false, true} {
+		_, err := f.action(t, workflows.ActionInput{Step: fmt.Sprint("isolate-", dryRun), Operation: "edr.isolate_host",
+			Inputs: map[string]any{"host_id": hostID}, DryRun: dryRun})
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeGuardrail || !appErr.NonRetryable() ||
+			!strings.Contains(err.Error(), "protected asset") {
+			t.Fatalf("dry run %v: err = %v", dryRun, err)
+		}
+	}
+	if n := f.sim.ContainCalls(hostID); n != 0 {
+		t.Fatalf("the guardrail let %d calls through", n)
+	}
+	out, err := f.action(t, workflows.ActionInput{Step: "isolate-approved", Operation: "edr.isolate_host",
+		Inputs: map[string]any{"host_id": hostID}, ApprovedBy: "ana"})
+	if err != nil || out.Output["status"] != integrations.HostContained {
+		t.Fatalf("approved: %+v, %v", out, err)
+	}
+	// Releasing is not containment: a revert passes without approval.
+	if _, err := f.action(t, workflows.ActionInput{Step: "isolate-approved.revert", Operation: "edr.isolate_host", Revert: true,
+		Inputs: map[string]any{"host_id": hostID}}); err != nil {
+		t.Fatalf("revert: %v", err)
+	}
 }

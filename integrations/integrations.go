@@ -23,9 +23,9 @@ import (
 
 // Side-effect classes.
 const (
-	SideEffectRead    = "read"
-	SideEffectNotify  = "notify"
-	SideEffectContain = "contain"
+	SideEffectRead    = schemas.SideEffectRead
+	SideEffectNotify  = schemas.SideEffectNotify
+	SideEffectContain = schemas.SideEffectContain
 )
 
 // Operation describes one integration operation, as declared in

@@ -119,6 +119,50 @@ func SchemaType(s map[string]any) reflect.Type {
 	return anyType
 }
 
+// SchemaZero is the zero value of what a JSON Schema describes, as JSON decodes it:
+// an object with every declared property at its zero, an empty list, "", 0, false.
+func SchemaZero(s map[string]any) any {
+	switch t, _ := s["type"].(string); t {
+	case "string":
+		return ""
+	case "integer", "number":
+		return 0.0
+	case "boolean":
+		return false
+	case "array":
+		return []any{}
+	case "object":
+		return Conform(map[string]any{}, s)
+	}
+	return nil
+}
+
+// Conform returns v with the properties an object schema declares but v lacks
+// filled with their zero values, recursively, so a vendor that omits a field does
+// not turn a typed expression into a runtime error. v itself is not changed.
+func Conform(v map[string]any, s map[string]any) map[string]any {
+	props, _ := s["properties"].(map[string]any)
+	if len(props) == 0 {
+		return v
+	}
+	out := make(map[string]any, len(v)+len(props))
+	for k, x := range v {
+		out[k] = x
+	}
+	for name, p := range props {
+		ps, _ := p.(map[string]any)
+		switch cur := out[name]; cur := cur.(type) {
+		case nil:
+			if z := SchemaZero(ps); z != nil {
+				out[name] = z
+			}
+		case map[string]any:
+			out[name] = Conform(cur, ps)
+		}
+	}
+	return out
+}
+
 // inputType is the Go type of a declared input.
 func inputType(typ string) reflect.Type {
 	switch typ {

@@ -258,15 +258,14 @@ func Canonical(pb *Playbook) ([]byte, string, error) {
 	return b, hex.EncodeToString(sum[:]), nil
 }
 
-// Callees lists the playbooks a definition's call steps name, in order, once each.
-func (p *Playbook) Callees() []string {
-	var out []string
+// Walk calls fn for every step, nested ones (parallel branches, foreach bodies) and
+// on_failure steps included, in file order.
+func (p *Playbook) Walk(fn func(s *Step)) {
 	var walk func([]Step)
 	walk = func(steps []Step) {
-		for _, s := range steps {
-			if s.Call != nil && !slices.Contains(out, s.Call.Playbook) {
-				out = append(out, s.Call.Playbook)
-			}
+		for i := range steps {
+			s := &steps[i]
+			fn(s)
 			if s.Parallel != nil {
 				for _, b := range s.Parallel.Branches {
 					walk(b.Steps)
@@ -279,5 +278,37 @@ func (p *Playbook) Callees() []string {
 	}
 	walk(p.Steps)
 	walk(p.OnFailure)
+}
+
+// Callees lists the playbooks a definition's call steps name, in order, once each.
+func (p *Playbook) Callees() []string {
+	var out []string
+	p.Walk(func(s *Step) {
+		if s.Call != nil && !slices.Contains(out, s.Call.Playbook) {
+			out = append(out, s.Call.Playbook)
+		}
+	})
+	return out
+}
+
+// ZeroOutputs maps each action step whose operation declares an output schema to
+// that schema's zero value: what steps.<id>.output holds when the step failed or
+// was skipped, so `steps.ti.output.malicious >= 3` is false rather than an error
+// after a lookup failed with on_error: continue.
+func (p *Playbook) ZeroOutputs(ops Operations) map[string]any {
+	var out map[string]any
+	p.Walk(func(s *Step) {
+		if s.Kind() != KindAction {
+			return
+		}
+		op, ok := ops(s.Uses)
+		if !ok || op.Output == nil {
+			return
+		}
+		if out == nil {
+			out = map[string]any{}
+		}
+		out[s.ID] = SchemaZero(op.Output)
+	})
 	return out
 }

@@ -192,3 +192,38 @@ func TestStepKinds(t *testing.T) {
 		t.Error("GotoTarget")
 	}
 }
+
+func TestZeroOutputsAndConform(t *testing.T) {
+	schema := map[string]any{"type": "object", "properties": map[string]any{
+		"malicious": map[string]any{"type": "integer"},
+		"names":     map[string]any{"type": "array"},
+		"verdict":   map[string]any{"type": "string"},
+		"details":   map[string]any{"type": "object", "properties": map[string]any{"ok": map[string]any{"type": "boolean"}}},
+	}}
+	ops := func(name string) (Operation, bool) {
+		return Operation{Output: schema}, name == "ti.lookup_hash"
+	}
+	pb := &Playbook{Steps: []Step{
+		{ID: "ti", Uses: "ti.lookup_hash"},
+		{ID: "p", Parallel: &Parallel{Branches: []Branch{{Name: "b", Steps: []Step{{ID: "inner", Uses: "ti.lookup_hash"}}}}}},
+		{ID: "other", Uses: "x.unknown"},
+	}}
+	zero := pb.ZeroOutputs(ops)
+	want := map[string]any{"malicious": 0.0, "names": []any{}, "verdict": "", "details": map[string]any{"ok": false}}
+	if len(zero) != 2 || !reflect.DeepEqual(zero["ti"], want) || !reflect.DeepEqual(zero["inner"], want) {
+		t.Fatalf("zero outputs = %#v", zero)
+	}
+	in := map[string]any{"malicious": 4.0, "details": map[string]any{}, "extra": "kept"}
+	got := Conform(in, schema)
+	if got["malicious"] != 4.0 || got["verdict"] != "" || got["extra"] != "kept" || got["details"].(map[string]any)["ok"] != false {
+		t.Fatalf("conformed = %#v", got)
+	}
+	if _, changed := in["verdict"]; changed || len(in["details"].(map[string]any)) != 0 {
+		t.Fatal("Conform changed its argument")
+	}
+	rt := NewRuntime()
+	ok, err := rt.EvalBool("steps.ti.output.malicious >= 3", &Env{Steps: map[string]any{"ti": map[string]any{"output": zero["ti"]}}})
+	if err != nil || ok {
+		t.Fatalf("a failed lookup's zero output: %v, %v", ok, err)
+	}
+}

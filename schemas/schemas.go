@@ -77,3 +77,12 @@ func Sources() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Side-effect classes of integration operations, as schemas/integrations/*.json
+// declare them: dry runs skip notify and contain, and an alert counts as contained
+// when a contain operation ran.
+const (
+	SideEffectRead    = "read"
+	SideEffectNotify  = "notify"
+	SideEffectContain = "contain"
+)

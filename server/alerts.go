@@ -50,7 +50,21 @@ type AlertDetail struct {
 	Run        *RunView        `json:"run,omitempty"`
 	Steps      []StepView      `json:"steps"`
 	Actions    []ActionView    `json:"actions"`
-	Temporal   TemporalRef     `json:"temporal"`
+	// Playbooks are the playbook runs the alert started, with their steps.
+	Playbooks []PlaybookRunView `json:"playbooks"`
+	Temporal  TemporalRef       `json:"temporal"`
+}
+
+// PlaybookRunView is one playbook run of an alert.
+type PlaybookRunView struct {
+	Playbook   string          `json:"playbook"`
+	Version    int             `json:"version"`
+	DryRun     bool            `json:"dry_run,omitempty"`
+	WorkflowID string          `json:"workflow_id"`
+	RunID      string          `json:"run_id"`
+	Run        RunView         `json:"run"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Steps      []StepView      `json:"steps"`
 }
 
 // TemporalRef names the alert's workflow execution.
@@ -98,7 +112,7 @@ type ActionView struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertNoAction, store.AlertFailed}
+var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertResponded, store.AlertNoAction, store.AlertFailed}
 
 func (s *Server) listAlerts(c echo.Context) error {
 	f := store.AlertFilter{Status: c.QueryParam("status"), Source: c.QueryParam("source"), Cursor: c.QueryParam("cursor")}
@@ -157,22 +171,21 @@ func (s *Server) getAlert(c echo.Context) error {
 		Detection:    rawJSON(a.DetectionJSON),
 		Enrichment:   rawJSON(a.EnrichmentJSON),
 		Decision:     rawJSON(a.DecisionJSON),
-		Steps:        make([]StepView, 0, len(d.Steps)),
 		Actions:      make([]ActionView, 0, len(d.Actions)),
 		Temporal:     TemporalRef{WorkflowID: a.WorkflowID, RunID: a.ID},
 	}
 	if r := d.Run; r != nil {
-		out.Run = &RunView{Status: r.Status, Stage: r.Stage, Error: r.Error, StartedAt: r.StartedAt,
-			CompletedAt: r.CompletedAt, ClosedAt: r.ClosedAt, DedupUntil: r.DedupUntil}
+		v := runView(r)
+		out.Run = &v
 	}
-	for _, st := range d.Steps {
-		v := StepView{Name: st.Name, Status: st.Status, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
-			Input: rawJSON(st.InputJSON), Output: rawJSON(st.OutputJSON), Error: st.Error}
-		if st.FinishedAt != nil {
-			ms := st.FinishedAt.Sub(st.StartedAt).Milliseconds()
-			v.DurationMS = &ms
-		}
-		out.Steps = append(out.Steps, v)
+	out.Steps = stepViews(d.Steps)
+	out.Playbooks = make([]PlaybookRunView, 0, len(d.Playbooks))
+	for _, p := range d.Playbooks {
+		out.Playbooks = append(out.Playbooks, PlaybookRunView{
+			Playbook: p.Run.Playbook, Version: p.Run.PlaybookVersion, DryRun: p.Run.DryRun,
+			WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID, Run: runView(&p.Run),
+			Result: rawJSON(p.Run.ResultJSON), Steps: stepViews(p.Steps),
+		})
 	}
 	for _, ac := range d.Actions {
 		out.Actions = append(out.Actions, ActionView{
@@ -183,6 +196,25 @@ func (s *Server) getAlert(c echo.Context) error {
 		})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+func runView(r *store.Run) RunView {
+	return RunView{Status: r.Status, Stage: r.Stage, Error: r.Error, StartedAt: r.StartedAt,
+		CompletedAt: r.CompletedAt, ClosedAt: r.ClosedAt, DedupUntil: r.DedupUntil}
+}
+
+func stepViews(steps []store.Step) []StepView {
+	out := make([]StepView, 0, len(steps))
+	for _, st := range steps {
+		v := StepView{Name: st.Name, Status: st.Status, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			Input: rawJSON(st.InputJSON), Output: rawJSON(st.OutputJSON), Error: st.Error}
+		if st.FinishedAt != nil {
+			ms := st.FinishedAt.Sub(st.StartedAt).Milliseconds()
+			v.DurationMS = &ms
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func summary(a *store.Alert) AlertSummary {

@@ -40,6 +40,9 @@ type Options struct {
 	Alerts   AlertReader
 	// Playbooks stores playbook versions.
 	Playbooks PlaybookStore
+	// Approvals is the approval inbox; Control delivers decisions and keeps.
+	Approvals ApprovalStore
+	Control   WorkflowControl
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -71,6 +74,10 @@ func New(opts Options) *Server {
 	api.POST("/webhooks/:source", s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
+	api.POST("/alerts/:target", s.keepAlert)
+	api.GET("/approvals", s.listApprovals)
+	api.GET("/approvals/:id", s.getApproval)
+	api.POST("/approvals/:target", s.decideApproval)
 	api.POST("/playbooks\\:lint", s.lintPlaybook)
 	api.GET("/playbooks", s.listPlaybooks)
 	api.POST("/playbooks", s.applyPlaybook)

@@ -30,6 +30,10 @@ func (s starter) StartAlert(_ context.Context, req ingest.StartRequest) (ingest.
 }
 
 func newServer(t *testing.T, st *store.Store, start ingest.Starter, ready ...server.Check) http.Handler {
+	return newServerWith(t, st, start, nil, ready...)
+}
+
+func newServerWith(t *testing.T, st *store.Store, start ingest.Starter, control server.WorkflowControl, ready ...server.Check) http.Handler {
 	t.Helper()
 	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}, ocsf: {secret: %q}}", secret, secret)),
 		func(string) (string, bool) { return "", false })
@@ -40,7 +44,7 @@ func newServer(t *testing.T, st *store.Store, start ingest.Starter, ready ...ser
 	if err != nil {
 		t.Fatal(err)
 	}
-	return server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Ready: ready}).Handler()
+	return server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: control, Ready: ready}).Handler()
 }
 
 func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {
@@ -281,8 +285,13 @@ func TestPlaybookLifecycle(t *testing.T) {
 	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/playbooks", nil, nil)
 	list, _ := out["playbooks"].([]any)
-	if code != 200 || len(list) != 1 || list[0].(map[string]any)["latest_version"] != float64(2) || list[0].(map[string]any)["enabled"] != true {
+	// The example ships disabled (its integrations are not configured yet).
+	if code != 200 || len(list) != 1 || list[0].(map[string]any)["latest_version"] != float64(2) || list[0].(map[string]any)["enabled"] != false {
 		t.Fatalf("list: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks/bruteforce-block-ip:enable", nil, nil)
+	if enabled, _ := st.EnabledPlaybooks(context.Background()); code != 200 || out["enabled"] != true || len(enabled) != 1 || enabled[0].Version != 2 {
+		t.Fatalf("enable: %d %v; enabled %+v", code, out, enabled)
 	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/playbooks/bruteforce-block-ip", nil, nil)
 	if versions, _ := out["versions"].([]any); code != 200 || len(versions) != 2 {

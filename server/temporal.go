@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/workflows"
@@ -99,4 +102,49 @@ func NewIdentity(role string) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "rampart-" + role + "-" + hex.EncodeToString(b)
+}
+
+// TemporalControl delivers the API's requests to running workflows.
+type TemporalControl struct {
+	Client client.Client
+}
+
+// DecideApproval sends the decide Update and waits until the run has applied it.
+// A refusal by the run's validator, or a run that has ended, is ErrRejected.
+func (t *TemporalControl) DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error {
+	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflowID,
+		RunID:        runID,
+		UpdateName:   workflows.ApprovalUpdate,
+		Args:         []any{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	return rejection(err)
+}
+
+// KeepAction signals a timed revert to stand down.
+func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string) error {
+	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, nil))
+}
+
+// rejection sorts an error from a workflow request: the run said no or is gone
+// (ErrRejected, with the run's words), or the request itself failed.
+func rejection(err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		appErr   *temporal.ApplicationError
+		notFound *serviceerror.NotFound
+	)
+	switch {
+	case errors.As(err, &appErr):
+		return fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
+	case errors.As(err, &notFound):
+		return fmt.Errorf("%w: the run is no longer waiting", ErrRejected)
+	}
+	return err
 }

@@ -202,9 +202,12 @@ type AlertDetail struct {
 	Run     *Run
 	Steps   []Step
 	Actions []Action
+	// Playbooks are the playbook runs the alert started.
+	Playbooks []PlaybookRun
 }
 
-// GetAlert returns an alert with its run, steps (in stage order) and actions.
+// GetAlert returns an alert with its run, steps (in stage order), actions and
+// playbook runs.
 func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 	db := s.db.WithContext(ctx)
 	d := &AlertDetail{}
@@ -228,6 +231,9 @@ func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 	d.Steps = steps
 	if err := db.Where("alert_id = ?", id).Order("id").Find(&d.Actions).Error; err != nil {
 		return nil, fmt.Errorf("store: get actions: %w", err)
+	}
+	if d.Playbooks, err = s.AlertPlaybookRuns(ctx, id); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

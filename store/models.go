@@ -6,6 +6,7 @@ import "time"
 const (
 	AlertProcessing = "processing"
 	AlertContained  = "contained"
+	AlertResponded  = "responded" // playbooks notified without containing anything
 	AlertNoAction   = "no_action"
 	AlertFailed     = "failed"
 )
@@ -75,7 +76,13 @@ type Run struct {
 	CompletedAt  *time.Time // the stages finished
 	ClosedAt     *time.Time // the workflow closed (after its dedup window)
 	DedupUntil   *time.Time
-	UpdatedAt    time.Time
+	// Playbook runs: the playbook and version the run is pinned to, whether it was
+	// a dry run, and its result (status, message, outputs, actions) as JSON.
+	Playbook        string `gorm:"size:64;index"`
+	PlaybookVersion int
+	DryRun          bool
+	ResultJSON      string `gorm:"type:text"`
+	UpdatedAt       time.Time
 }
 
 // Step is one named stage of a run. (run_id, name) is its natural key.
@@ -145,5 +152,5 @@ type IOC struct {
 func (IOC) TableName() string { return "iocs" }
 
 func allModels() []any {
-	return []any{&Alert{}, &AlertEntity{}, &Run{}, &Step{}, &Action{}, &Asset{}, &IOC{}, &Blob{}, &Playbook{}, &PlaybookVersion{}}
+	return []any{&Alert{}, &AlertEntity{}, &Run{}, &Step{}, &Action{}, &Asset{}, &IOC{}, &Blob{}, &Playbook{}, &PlaybookVersion{}, &Approval{}}
 }

@@ -16,8 +16,9 @@ import (
 func upsertRun(tx *gorm.DB, r *Run) error {
 	r.StartedAt = r.StartedAt.UTC()
 	err := tx.Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"workflow_id", "workflow_type", "alert_id", "started_at", "dedup_until", "updated_at"}),
+		Columns: []clause.Column{{Name: "id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"workflow_id", "workflow_type", "alert_id", "started_at", "dedup_until",
+			"playbook", "playbook_version", "dry_run", "updated_at"}),
 	}).Create(r).Error
 	if err != nil {
 		return fmt.Errorf("store: upsert run: %w", err)
@@ -32,6 +33,7 @@ type RunUpdate struct {
 	Error       string
 	CompletedAt *time.Time
 	ClosedAt    *time.Time
+	ResultJSON  string
 }
 
 // UpdateRun sets the non-zero fields of u.
@@ -51,6 +53,9 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u RunUpdate) error {
 	}
 	if u.ClosedAt != nil {
 		fields["closed_at"] = u.ClosedAt.UTC()
+	}
+	if u.ResultJSON != "" {
+		fields["result_json"] = u.ResultJSON
 	}
 	res := s.db.WithContext(ctx).Model(&Run{}).Where("id = ?", id).Updates(fields)
 	if res.Error != nil {
@@ -151,4 +156,29 @@ func (s *Store) RunSteps(ctx context.Context, runID string) ([]Step, error) {
 		return nil, fmt.Errorf("store: run steps: %w", err)
 	}
 	return steps, nil
+}
+
+// PlaybookRun is a playbook run with its steps.
+type PlaybookRun struct {
+	Run   Run
+	Steps []Step
+}
+
+// AlertPlaybookRuns returns the playbook runs an alert started, in start order,
+// with their steps.
+func (s *Store) AlertPlaybookRuns(ctx context.Context, alertID string) ([]PlaybookRun, error) {
+	var runs []Run
+	err := s.db.WithContext(ctx).Where("alert_id = ? AND playbook <> ''", alertID).Order("started_at, id").Find(&runs).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: playbook runs: %w", err)
+	}
+	out := make([]PlaybookRun, len(runs))
+	for i, r := range runs {
+		steps, err := s.RunSteps(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = PlaybookRun{Run: r, Steps: steps}
+	}
+	return out, nil
 }

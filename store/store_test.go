@@ -383,3 +383,83 @@ func TestPlaybookVersions(t *testing.T) {
 		}
 	})
 }
+
+func TestApprovalsMirror(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+		row := func(status string) *store.Approval {
+			return &store.Approval{ID: "ap-1", AlertID: "a1", WorkflowID: "playbook/a1/p", RunID: "r1", Playbook: "p", Step: "isolate",
+				Operation: "edr.isolate_host", ArgsHash: "h", ApproversJSON: `["role:tier2"]`, Status: status, RequestedAt: at}
+		}
+		if err := st.SaveApproval(ctx, row(store.ApprovalPending)); err != nil {
+			t.Fatal(err)
+		}
+		// Escalation rewrites the approvers; the request time stays.
+		esc := row(store.ApprovalPending)
+		esc.ApproversJSON, esc.RequestedAt = `["role:soc-lead"]`, at.Add(15*time.Minute)
+		if err := st.SaveApproval(ctx, esc); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.GetApproval(ctx, "ap-1")
+		if err != nil || got.ApproversJSON != `["role:soc-lead"]` || !got.RequestedAt.Equal(at) {
+			t.Fatalf("after escalation: %+v, %v", got, err)
+		}
+		decided := row(store.ApprovalDenied)
+		decided.DecidedBy, decided.Reason = "ana", "no"
+		if err := st.SaveApproval(ctx, decided); err != nil {
+			t.Fatal(err)
+		}
+		// A late pending write (a retried activity) does not reopen it.
+		if err := st.SaveApproval(ctx, row(store.ApprovalPending)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = st.GetApproval(ctx, "ap-1")
+		if got.Status != store.ApprovalDenied || got.DecidedBy != "ana" {
+			t.Fatalf("decided approval = %+v", got)
+		}
+		if pending, _ := st.ListApprovals(ctx, store.ApprovalPending, 10); len(pending) != 0 {
+			t.Fatalf("pending = %+v", pending)
+		}
+		if all, _ := st.ListApprovals(ctx, "", 10); len(all) != 1 {
+			t.Fatalf("all = %+v", all)
+		}
+		if _, err := st.GetApproval(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	})
+}
+
+func TestAlertPlaybookRuns(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+		if err := st.RecordAlert(ctx, alertRow("a1", at, 5, store.AlertProcessing), nil,
+			&store.Run{ID: "a1", WorkflowID: "alert/fp", WorkflowType: "AlertWorkflow", AlertID: "a1", Status: store.StatusRunning, StartedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		for i, name := range []string{"second", "first"} {
+			if err := st.SaveRun(ctx, &store.Run{ID: "pb-" + name, WorkflowID: "playbook/a1/" + name, WorkflowType: "PlaybookWorkflow",
+				AlertID: "a1", Status: store.StatusRunning, StartedAt: at.Add(time.Duration(1-i) * time.Second), Playbook: name, PlaybookVersion: 3}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.SaveStep(ctx, &store.Step{RunID: "pb-first", Name: "s1", Seq: 1, Status: store.StatusSucceeded, StartedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpdateRun(ctx, "pb-first", store.RunUpdate{Status: store.StatusCompleted, ResultJSON: `{"status":"succeeded"}`}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.GetAlert(ctx, "a1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Playbooks) != 2 || d.Playbooks[0].Run.Playbook != "first" || len(d.Playbooks[0].Steps) != 1 ||
+			d.Playbooks[0].Run.ResultJSON != `{"status":"succeeded"}` || d.Playbooks[1].Run.PlaybookVersion != 3 {
+			t.Fatalf("playbook runs = %+v", d.Playbooks)
+		}
+		if d.Run == nil || d.Run.Playbook != "" {
+			t.Fatalf("the alert's own run = %+v", d.Run)
+		}
+	})
+}

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -53,11 +54,13 @@ var (
 
 // Error types activities return; NonRetryableErrorTypes names the final ones.
 const (
-	ErrTypeHTTP4xx  = "HTTP4xx"
-	ErrTypeHTTP429  = "HTTP429"
-	ErrTypeHTTP5xx  = "HTTP5xx"
-	ErrTypeConfig   = "ConfigError"
-	ErrTypeDecision = "DecisionError"
+	ErrTypeHTTP4xx = "HTTP4xx"
+	ErrTypeHTTP429 = "HTTP429"
+	ErrTypeHTTP5xx = "HTTP5xx"
+	ErrTypeConfig  = "ConfigError"
+	// ErrTypeGuardrail: a guardrail refused the action (final).
+	ErrTypeGuardrail = "GuardrailError"
+	ErrTypeDecision  = "DecisionError"
 )
 
 // AlertWorkflow takes one alert through detect → enrich → decide → contain, then
@@ -80,6 +83,8 @@ type alertWorkflow struct {
 	enrichment triage.Enrichment
 
 	recordedDuplicates int
+	runs               []workflow.ChildWorkflowFuture // playbook runs in flight
+	respondStarted     time.Time
 }
 
 func (w *alertWorkflow) setup(ctx workflow.Context) error {
@@ -111,26 +116,33 @@ func (w *alertWorkflow) setup(ctx workflow.Context) error {
 			if !deliveries.Receive(ctx, &d) {
 				return
 			}
-			w.onDelivery(d)
+			if w.onDelivery(d) {
+				for _, run := range w.runs {
+					run.SignalChildWorkflow(ctx, EventSignal, nil)
+				}
+			}
 		}
 	})
 	return nil
 }
 
 // onDelivery counts a delivery; the one that started the run is not a duplicate.
-func (w *alertWorkflow) onDelivery(d Delivery) {
+// It reports whether the delivery counted.
+func (w *alertWorkflow) onDelivery(d Delivery) bool {
 	if d.DeliveryID != "" && d.DeliveryID == w.in.DeliveryID {
-		return
+		return false
 	}
 	w.state.Duplicates++
 	if d.ReceivedAt.After(w.state.LastSeen) {
 		w.state.LastSeen = d.ReceivedAt
 	}
+	return true
 }
 
 func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 	stage, skip, err := w.pipeline(ctx)
-	finish := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, SkipContain: skip}
+	finish := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, SkipContain: skip,
+		Playbooks: w.state.Playbooks, RespondStarted: w.respondStarted}
 	if err != nil {
 		w.state.Outcome = OutcomeFailed
 		w.state.Error = err.Error()
@@ -166,6 +178,15 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 	w.state.Stage = StageEnrich
 	w.finishEnrich(ctx, enriched)
 	w.state.Stage = StageDecide
+	if workflow.GetVersion(ctx, versionPlaybooks, workflow.DefaultVersion, 1) >= 1 {
+		sel, err := w.selectPlaybooks(ctx, enrichStarted)
+		if err != nil {
+			return StageDecide, "", err
+		}
+		if sel.Configured {
+			return w.respond(ctx, sel)
+		}
+	}
 	verdict, err := w.decide(ctx, enrichStarted)
 	if err != nil {
 		return StageDecide, "", err
@@ -255,6 +276,91 @@ func (w *alertWorkflow) decide(ctx workflow.Context, enrichStarted time.Time) (p
 	}
 	w.state.Decision = &v
 	return v, nil
+}
+
+// versionPlaybooks marks runs that respond through playbooks: histories recorded
+// before it decide by decide.contain_when alone.
+const versionPlaybooks = "playbooks"
+
+func (w *alertWorkflow) selectPlaybooks(ctx workflow.Context, enrichStarted time.Time) (SelectOutput, error) {
+	var sel SelectOutput
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks, SelectInput{
+		Ref:            w.ref,
+		Alert:          w.alert,
+		Detection:      w.detection,
+		Enrichment:     w.enrichment,
+		EnrichStarted:  enrichStarted,
+		EnrichFinished: workflow.Now(ctx),
+	}).Get(ctx, &sel)
+	if err != nil {
+		return SelectOutput{}, fmt.Errorf("select playbooks: %w", err)
+	}
+	return sel, nil
+}
+
+// PlaybookRunID is the workflow ID of the run of a playbook responding to an alert.
+func PlaybookRunID(alertID, name string) string { return "playbook/" + alertID + "/" + name }
+
+// respond runs the selected playbooks side by side, each as a child workflow, and
+// waits for them all. Deliveries of the same alert meanwhile reach the runs as
+// events (a wait-until step re-evaluates).
+func (w *alertWorkflow) respond(ctx workflow.Context, sel SelectOutput) (stage, skipContain string, err error) {
+	if len(sel.Playbooks) == 0 {
+		w.state.Outcome = OutcomeNoAction
+		return StageDecide, "no playbook trigger matched", nil
+	}
+	w.state.Stage = StageContain
+	w.respondStarted = workflow.Now(ctx)
+	runs := make([]workflow.ChildWorkflowFuture, len(sel.Playbooks))
+	for i, p := range sel.Playbooks {
+		id := PlaybookRunID(w.ref.AlertID, p.Definition.Name)
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id})
+		runs[i] = workflow.ExecuteChildWorkflow(cctx, PlaybookWorkflowName, PlaybookInput{
+			Playbook: p, Callees: sel.Callees, Alert: w.alert, Detection: w.detection,
+			Enrichment: w.enrichment, AlertID: w.ref.AlertID,
+		})
+		w.state.Playbooks = append(w.state.Playbooks, PlaybookRunState{
+			Playbook: p.Definition.Name, Version: p.Version, WorkflowID: id, Status: RunRunning,
+		})
+	}
+	w.runs = runs
+	var failed []string
+	for i, f := range runs {
+		st := &w.state.Playbooks[i]
+		var res PlaybookResult
+		if err := f.Get(ctx, &res); err != nil {
+			res = PlaybookResult{Status: RunFailed, Message: rootMessage(err)}
+		}
+		st.Status, st.Message, st.Actions = res.Status, res.Message, res.Actions
+		if res.Status != RunSucceeded {
+			failed = append(failed, fmt.Sprintf("%s: %s", st.Playbook, res.Message))
+		}
+	}
+	w.runs = nil
+	w.state.Outcome = responseOutcome(w.state.Playbooks)
+	if len(failed) > 0 {
+		return StageContain, "", fmt.Errorf("playbooks failed: %s", strings.Join(failed, "; "))
+	}
+	return StageContain, "", nil
+}
+
+// responseOutcome is contained when a run contained something, responded when
+// runs only notified, and no_action when they acted on nothing (closed as noise,
+// dry runs).
+func responseOutcome(runs []PlaybookRunState) string {
+	outcome := OutcomeNoAction
+	for _, p := range runs {
+		for _, a := range p.Actions {
+			switch {
+			case a.Simulated:
+			case a.SideEffect == schemas.SideEffectContain:
+				return OutcomeContained
+			case a.SideEffect == schemas.SideEffectNotify:
+				outcome = OutcomeResponded
+			}
+		}
+	}
+	return outcome
 }
 
 func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {

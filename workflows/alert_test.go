@@ -1,8 +1,12 @@
 package workflows_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +33,10 @@ type stubs struct {
 	decides    []workflows.DecideInput
 	finishes   []workflows.FinishInput
 	duplicates []workflows.DuplicatesInput
-	now        func() time.Time
+	// selection answers alert.select_playbooks; nil means no playbook is enabled.
+	selection *workflows.SelectOutput
+	selects   []workflows.SelectInput
+	now       func() time.Time
 }
 
 func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
@@ -53,6 +60,15 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		defer s.mu.Unlock()
 		s.decides = append(s.decides, in)
 		return s.verdict, nil
+	})
+	reg(workflows.ActivitySelectPlaybooks, func(_ context.Context, in workflows.SelectInput) (workflows.SelectOutput, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.selects = append(s.selects, in)
+		if s.selection == nil {
+			return workflows.SelectOutput{}, nil
+		}
+		return *s.selection, nil
 	})
 	reg(workflows.ActivityIsolateHost, func(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
 		s.mu.Lock()
@@ -156,6 +172,9 @@ func TestContainPath(t *testing.T) {
 	}
 	if len(s.finishes) != 2 || s.finishes[0].Outcome != workflows.OutcomeContained || s.finishes[0].Closed || !s.finishes[1].Closed {
 		t.Fatalf("finishes = %+v", s.finishes)
+	}
+	if len(s.selects) != 1 || len(s.finishes[0].Playbooks) != 0 {
+		t.Fatalf("with no playbook enabled: selects %d, playbooks %+v", len(s.selects), s.finishes[0].Playbooks)
 	}
 	// The run stays open for the dedup window.
 	if closed := s.finishes[1].At; closed.Sub(received) < 10*time.Minute {
@@ -288,4 +307,160 @@ func TestContainFailureClasses(t *testing.T) {
 			}
 		}
 	})
+}
+
+// sideEffects classes the operations the playbook-path tests use, as the catalogue
+// does.
+var sideEffects = map[string]string{
+	"edr.isolate_host":  schemas.SideEffectContain,
+	"chat.post_message": schemas.SideEffectNotify,
+}
+
+func withSideEffects(a *actions) *actions {
+	a.sideEffect = func(op string) string { return cmp.Or(sideEffects[op], schemas.SideEffectRead) }
+	return a
+}
+
+func TestPlaybookPathContainsThroughChildRuns(t *testing.T) {
+	isolate := parsePlaybook(t, `
+name: isolate
+trigger: {when: "true"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}"}
+`)
+	notify := parsePlaybook(t, `
+name: notify
+trigger: {when: "true"}
+steps:
+  - id: tell
+    uses: chat.post_message
+    with: {channel: "#soc", text: "${{ alert.finding.title }}"}
+`)
+	s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: []workflows.PinnedPlaybook{isolate, notify}}}
+	a := withSideEffects(&actions{})
+	env := setup(t, s)
+	a.register(env)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeContained || len(s.decides) != 0 || len(s.contains) != 0 {
+		t.Fatalf("outcome %s; contain_when consulted %d times, built-in contain %d times", r.Outcome, len(s.decides), len(s.contains))
+	}
+	calls := a.ops()
+	slices.Sort(calls)
+	if !slices.Equal(calls, []string{"isolate=edr.isolate_host", "tell=chat.post_message"}) {
+		t.Fatalf("actions = %v", calls)
+	}
+	for _, c := range a.calls {
+		if !strings.HasPrefix(c.Ref.WorkflowID, "playbook/"+c.Ref.AlertID+"/") || c.Ref.AlertID == "" {
+			t.Fatalf("child run ref = %+v", c.Ref)
+		}
+	}
+	f := s.finishes[0]
+	if len(f.Playbooks) != 2 || f.Playbooks[0].Status != workflows.RunSucceeded || f.Playbooks[0].Actions[0].SideEffect != schemas.SideEffectContain ||
+		f.Playbooks[1].Actions[0].Operation != "chat.post_message" || f.RespondStarted.IsZero() {
+		t.Fatalf("finish = %+v", f)
+	}
+}
+
+func TestPlaybookPathOutcomes(t *testing.T) {
+	notify := parsePlaybook(t, `
+name: notify
+trigger: {when: "true"}
+steps:
+  - id: tell
+    uses: chat.post_message
+    with: {channel: "#soc", text: hi}
+`)
+	failing := parsePlaybook(t, `
+name: failing
+trigger: {when: "true"}
+steps:
+  - id: stop
+    fail: "no can do"
+`)
+	closer := parsePlaybook(t, `
+name: closer
+trigger: {when: "true"}
+steps:
+  - id: close
+    succeed: "auto-closed"
+`)
+	dryRun := parsePlaybook(t, `
+name: dry
+mode: dry_run
+trigger: {when: "true"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: x}
+`)
+	for _, tc := range []struct {
+		name      string
+		playbooks []workflows.PinnedPlaybook
+		outcome   string
+		failed    bool
+		skip      string
+	}{
+		{"no trigger matched: no action", nil, workflows.OutcomeNoAction, false, "no playbook trigger matched"},
+		{"only a notification: responded", []workflows.PinnedPlaybook{notify}, workflows.OutcomeResponded, false, ""},
+		{"a dry run contains nothing", []workflows.PinnedPlaybook{dryRun}, workflows.OutcomeNoAction, false, ""},
+		{"a playbook that closes as noise takes no action", []workflows.PinnedPlaybook{closer}, workflows.OutcomeNoAction, false, ""},
+		{"a failed playbook fails the alert", []workflows.PinnedPlaybook{notify, failing}, workflows.OutcomeFailed, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: tc.playbooks}}
+			a := withSideEffects(&actions{})
+			a.simulate = true
+			env := setup(t, s)
+			a.register(env)
+			env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+			if !env.IsWorkflowCompleted() {
+				t.Fatal("not completed")
+			}
+			f := s.finishes[0]
+			if f.Outcome != tc.outcome || f.SkipContain != tc.skip || (f.FailedStage != "") != tc.failed {
+				t.Fatalf("finish = %+v", f)
+			}
+			if tc.failed && !strings.Contains(f.Error, "failing: no can do") {
+				t.Fatalf("error = %q", f.Error)
+			}
+			if len(s.decides) != 0 {
+				t.Fatal("contain_when consulted although playbooks are configured")
+			}
+		})
+	}
+}
+
+func TestDuplicatesReachWaitingPlaybooks(t *testing.T) {
+	waiter := parsePlaybook(t, `
+name: waiter
+trigger: {when: "true"}
+steps:
+  - id: more
+    wait:
+      until: run.events >= 2
+      timeout: 30m
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}"}
+`)
+	s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: []workflows.PinnedPlaybook{waiter}}}
+	a := withSideEffects(&actions{})
+	env := setup(t, s)
+	a.register(env)
+	for i, at := range []time.Duration{time.Minute, 2 * time.Minute} {
+		env.RegisterDelayedCallback(func() {
+			env.SignalWorkflow(workflows.DuplicateSignal, workflows.Delivery{DeliveryID: fmt.Sprint("dup-", i), ReceivedAt: received.Add(at)})
+		}, at)
+	}
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeContained || r.Duplicates != 2 {
+		t.Fatalf("result = %+v", r)
+	}
+	if rec := a.records; len(rec) == 0 || rec[0].Name != "more" || rec[0].FinishedAt.Sub(rec[0].StartedAt) >= 30*time.Minute {
+		t.Fatalf("the wait step did not end on the second duplicate: %+v", rec)
+	}
 }

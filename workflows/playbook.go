@@ -55,6 +55,7 @@ type interpreter struct {
 	status    string
 
 	pending []StepRecord // finished steps the store has not confirmed yet
+	actions []PerformedAction
 }
 
 // takePending copies the steps to write; confirm drops them once written. Steps
@@ -122,8 +123,12 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 			return "denied", nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, a Approval) error {
-			if _, waiting := it.approvals[a.Step]; !waiting {
+			p, waiting := it.approvals[a.Step]
+			if !waiting || it.decisions[a.Step] != nil {
 				return fmt.Errorf("step %q is not waiting for an approval", a.Step)
+			}
+			if a.ArgsHash != "" && a.ArgsHash != p.ArgsHash {
+				return errors.New("the action's arguments changed since this approval was requested")
 			}
 			if strings.TrimSpace(a.By) == "" {
 				return errors.New("an approval must say who decided")
@@ -194,7 +199,7 @@ func (it *interpreter) inputs() map[string]any {
 
 func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 	started := workflow.Now(ctx)
-	it.record(ctx, &RecordInput{Ref: it.ref, Started: &started})
+	it.record(ctx, &RecordInput{Ref: it.ref, Started: &started, DryRun: it.dryRun})
 	end := it.runList(ctx, it.pb.Steps, nil, nil, "")
 	result := PlaybookResult{Status: RunSucceeded}
 	if end != nil {
@@ -215,7 +220,7 @@ func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 			result.Outputs[name] = v
 		}
 	}
-	result.Steps = it.used
+	result.Steps, result.Actions = it.used, it.actions
 	it.status = result.Status
 	it.record(ctx, &RecordInput{Ref: it.ref, Result: &result})
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
@@ -290,6 +295,9 @@ func (it *interpreter) runStep(ctx workflow.Context, s *playbook.Step, local, it
 	if res.status == "" {
 		res.status = StepSucceeded
 	}
+	if res.output == nil && res.status != StepSucceeded && s.Kind() == playbook.KindAction {
+		res.output = it.in.Playbook.ZeroOutputs[s.ID]
+	}
 	state := map[string]any{"output": res.output, "status": res.status, "error": ""}
 	if res.err != nil {
 		state["error"] = res.err.Error()
@@ -307,7 +315,7 @@ func (it *interpreter) runStep(ctx workflow.Context, s *playbook.Step, local, it
 	}
 	it.pending = append(it.pending, rec)
 
-	if res.status != StepFailed {
+	if res.status != StepFailed || res.flow.end != nil { // a fail step ends the run with its own message
 		return res.flow
 	}
 	// A failed action follows its on_error; any other failed step fails the run.
@@ -362,7 +370,11 @@ func (it *interpreter) execute(ctx workflow.Context, s *playbook.Step, name stri
 			return stepResult{status: StepFailed, err: err}
 		}
 		end := &runEnd{status, playbook.Text(text)}
-		return stepResult{status: stepStatus, output: map[string]any{"message": end.message}, flow: outcome{end: end}}
+		res := stepResult{status: stepStatus, output: map[string]any{"message": end.message}, flow: outcome{end: end}}
+		if status == RunFailed {
+			res.err = errors.New(end.message)
+		}
+		return res
 	case playbook.KindWait:
 		return it.wait(ctx, s, local, items)
 	case playbook.KindForeach:

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rampart-soar/rampart/playbook"
+	"github.com/rampart-soar/rampart/schemas"
 )
 
 // action runs an integration operation, after its approval when it needs one.
@@ -21,8 +22,9 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 	if inputs == nil {
 		inputs = map[string]any{}
 	}
+	var approvedBy string
 	if s.Approval != nil {
-		if err := it.approve(ctx, s, name, inputs); err != nil {
+		if approvedBy, err = it.approve(ctx, s, name, inputs); err != nil {
 			return stepResult{status: StepFailed, err: err, input: inputs}
 		}
 	}
@@ -31,6 +33,7 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(s)), ActivityPlaybookAction, ActionInput{
 		Ref: it.ref, Step: name, Operation: s.Uses, Inputs: inputs, DryRun: it.dryRun,
 		IdempotencyKey: it.ref.WorkflowID + "/" + it.ref.RunID + "/" + name,
+		ApprovedBy:     approvedBy,
 		Record:         batch,
 	}).Get(ctx, &out)
 	if err == nil {
@@ -38,6 +41,10 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 	}
 	if err != nil {
 		return stepResult{status: StepFailed, err: fmt.Errorf("%s: %s", s.Uses, rootMessage(err)), input: inputs}
+	}
+	if out.SideEffect == schemas.SideEffectContain || out.SideEffect == schemas.SideEffectNotify {
+		it.actions = append(it.actions, PerformedAction{Step: name, Operation: s.Uses, SideEffect: out.SideEffect,
+			Inputs: inputs, Simulated: out.Simulated})
 	}
 	if s.RevertAfter != "" && !out.Simulated {
 		if err := it.scheduleRevert(ctx, s, name, inputs); err != nil {
@@ -62,7 +69,7 @@ func actionOptions(s *playbook.Step) workflow.ActivityOptions {
 		BackoffCoefficient:     2,
 		MaximumInterval:        time.Minute,
 		MaximumAttempts:        defaultActionAttempts,
-		NonRetryableErrorTypes: []string{ErrTypeHTTP4xx, ErrTypeConfig},
+		NonRetryableErrorTypes: []string{ErrTypeHTTP4xx, ErrTypeConfig, ErrTypeGuardrail},
 	}
 	if r := s.Retry; r != nil {
 		if r.MaxAttempts > 0 {
@@ -86,38 +93,61 @@ func actionOptions(s *playbook.Step) workflow.ActivityOptions {
 }
 
 // approve waits for a human decision on an action: a decide Update naming the
-// step. On timeout the approval escalates once when the step says so, then fails.
-func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) error {
+// step. On timeout the approval escalates once when the step says so; then it
+// fails the step, or denies it with on_timeout: deny. Each change is mirrored to
+// the store for the inbox.
+func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) (approvedBy string, err error) {
 	timeout := defaultApprovalTimeout
 	if d, err := playbook.ParseDuration(s.Approval.Timeout); err == nil && s.Approval.Timeout != "" {
 		timeout = d
 	}
 	now := workflow.Now(ctx)
-	it.approvals[name] = &PendingApproval{Step: name, Operation: s.Uses, Inputs: inputs,
-		Approvers: s.Approval.Approvers, Since: now, Deadline: now.Add(timeout)}
+	p := &PendingApproval{ID: ApprovalID(it.ref.WorkflowID, it.ref.RunID, name), Step: name, Operation: s.Uses,
+		Inputs: inputs, ArgsHash: ArgsHash(s.Uses, inputs), Approvers: s.Approval.Approvers,
+		Since: now, Deadline: now.Add(timeout), Status: ApprovalPending}
+	it.approvals[name] = p
 	defer delete(it.approvals, name)
+	it.recordApproval(ctx, p)
 	decided := func() bool { return it.decisions[name] != nil }
 	ok, err := workflow.AwaitWithTimeout(ctx, timeout, decided)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !ok && s.Approval.OnTimeout == "escalate" {
-		now = workflow.Now(ctx)
-		it.approvals[name].Approvers = s.Approval.EscalateTo
-		it.approvals[name].Deadline = now.Add(timeout)
+		p.Approvers, p.Deadline = s.Approval.EscalateTo, workflow.Now(ctx).Add(timeout)
+		it.recordApproval(ctx, p)
 		if ok, err = workflow.AwaitWithTimeout(ctx, timeout, decided); err != nil {
-			return err
+			return "", err
 		}
 	}
+	p.DecidedAt = workflow.Now(ctx)
 	if !ok {
-		return fmt.Errorf("approval timed out after %s", timeout)
+		p.Status = ApprovalExpired
+		if s.Approval.OnTimeout == "deny" {
+			p.Status, p.DecidedBy, p.Reason = ApprovalDenied, "timeout", "no decision in time: denied by policy"
+		}
+		it.recordApproval(ctx, p)
+		if p.Status == ApprovalDenied {
+			return "", fmt.Errorf("denied: no decision within %s", timeout)
+		}
+		return "", fmt.Errorf("approval timed out after %s", timeout)
 	}
 	d := it.decisions[name]
 	delete(it.decisions, name)
+	p.Status, p.DecidedBy, p.Reason = ApprovalApproved, d.By, d.Reason
 	if !d.Approved {
-		return fmt.Errorf("denied by %s: %s", d.By, d.Reason)
+		p.Status = ApprovalDenied
 	}
-	return nil
+	it.recordApproval(ctx, p)
+	if !d.Approved {
+		return "", fmt.Errorf("denied by %s: %s", d.By, d.Reason)
+	}
+	return d.By, nil
+}
+
+func (it *interpreter) recordApproval(ctx workflow.Context, p *PendingApproval) {
+	snapshot := *p
+	it.record(ctx, &RecordInput{Ref: it.ref, Approval: &snapshot})
 }
 
 // scheduleRevert starts the durable revert of an action as its own workflow, so
@@ -315,10 +345,11 @@ func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string,
 	if err != nil {
 		return stepResult{status: StepFailed, err: fmt.Errorf("call %s: %s", s.Call.Playbook, rootMessage(err)), input: inputs}
 	}
+	it.used += res.Steps
+	it.actions = append(it.actions, res.Actions...)
 	if res.Status != RunSucceeded {
 		return stepResult{status: StepFailed, err: fmt.Errorf("call %s failed: %s", s.Call.Playbook, res.Message), input: inputs, output: res.Outputs}
 	}
-	it.used += res.Steps
 	return stepResult{output: res.Outputs, input: inputs}
 }
 

@@ -28,9 +28,14 @@ type actions struct {
 	fn        map[string]func(in workflows.ActionInput) (map[string]any, error)
 	records   []workflows.StepRecord
 	results   []workflows.PlaybookResult
+	approvals []workflows.PendingApproval
 	running   atomic.Int32
 	maxAtOnce atomic.Int32
 	delay     time.Duration
+	// sideEffect classes an operation (default: none declared); with simulate, a
+	// contain or notify operation is recorded as simulated, as a dry run does.
+	sideEffect func(op string) string
+	simulate   bool
 }
 
 func (a *actions) register(env *testsuite.TestWorkflowEnvironment) {
@@ -51,16 +56,24 @@ func (a *actions) register(env *testsuite.TestWorkflowEnvironment) {
 		a.records = append(a.records, in.Record...)
 		fn := a.fn[in.Operation]
 		a.mu.Unlock()
-		if fn == nil {
-			return workflows.ActionOutput{Output: map[string]any{"ok": true}}, nil
+		var class string
+		if a.sideEffect != nil {
+			class = a.sideEffect(in.Operation)
+		}
+		simulated := in.DryRun && a.simulate && class != schemas.SideEffectRead
+		if fn == nil || simulated {
+			return workflows.ActionOutput{Output: map[string]any{"ok": true}, SideEffect: class, Simulated: simulated}, nil
 		}
 		out, err := fn(in)
-		return workflows.ActionOutput{Output: out}, err
+		return workflows.ActionOutput{Output: out, SideEffect: class}, err
 	}, activity.RegisterOptions{Name: workflows.ActivityPlaybookAction})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.RecordInput) error {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.records = append(a.records, in.Steps...)
+		if in.Approval != nil {
+			a.approvals = append(a.approvals, *in.Approval)
+		}
 		if in.Result != nil {
 			a.results = append(a.results, *in.Result)
 		}
@@ -434,8 +447,45 @@ steps:
 	t.Run("approved", func(t *testing.T) {
 		a := &actions{}
 		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, src)}, decide(true, "ann"))
-		if res.Status != workflows.RunSucceeded || len(a.calls) != 1 {
-			t.Fatalf("result = %+v, calls %d", res, len(a.calls))
+		if res.Status != workflows.RunSucceeded || len(a.calls) != 1 || a.calls[0].ApprovedBy != "ann" {
+			t.Fatalf("result = %+v, calls %+v", res, a.calls)
+		}
+		// The store saw the request and the decision, bound to the arguments.
+		var seen []workflows.PendingApproval
+		for _, p := range a.approvals {
+			seen = append(seen, p)
+		}
+		if len(seen) != 2 || seen[0].Status != workflows.ApprovalPending || seen[1].Status != workflows.ApprovalApproved ||
+			seen[1].DecidedBy != "ann" || seen[0].ID == "" || seen[0].ArgsHash != workflows.ArgsHash("edr.isolate_host", map[string]any{"host_id": "dev-1"}) {
+			t.Fatalf("approval records = %+v", seen)
+		}
+	})
+	t.Run("a decision on other arguments is rejected", func(t *testing.T) {
+		a := &actions{}
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, src)}, func(env *testsuite.TestWorkflowEnvironment) {
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflow(workflows.ApprovalUpdate, "u0", &testsuite.TestUpdateCallback{
+					OnReject: func(error) {}, OnAccept: func() { t.Error("a decision on other arguments was accepted") }, OnComplete: func(any, error) {},
+				}, workflows.Approval{Step: "isolate", Approved: true, By: "ann", ArgsHash: "stale"})
+			}, time.Minute)
+		})
+		if res.Status != workflows.RunFailed || len(a.calls) != 0 {
+			t.Fatalf("result = %+v", res)
+		}
+	})
+	t.Run("escalated, then denied by policy on timeout", func(t *testing.T) {
+		a := &actions{}
+		esc := strings.Replace(src, "timeout: 15m}", "timeout: 15m, on_timeout: escalate, escalate_to: [\"role:lead\"]}", 1)
+		_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, esc)})
+		if res.Status != workflows.RunFailed || len(a.approvals) != 3 || a.approvals[1].Approvers[0] != "role:lead" ||
+			a.approvals[2].Status != workflows.ApprovalExpired {
+			t.Fatalf("result = %+v, approvals %+v", res, a.approvals)
+		}
+		deny := strings.Replace(src, "timeout: 15m}", "timeout: 15m, on_timeout: deny}", 1)
+		a = &actions{}
+		_, res = runPlaybook(t, a, workflows.PlaybookInput{Playbook: parsePlaybook(t, deny)})
+		if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "denied: no decision within 15m") || a.approvals[1].Status != workflows.ApprovalDenied {
+			t.Fatalf("result = %+v, approvals %+v", res, a.approvals)
 		}
 	})
 	t.Run("denied", func(t *testing.T) {

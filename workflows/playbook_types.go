@@ -1,6 +1,9 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"github.com/rampart-soar/rampart/playbook"
@@ -41,6 +44,7 @@ const (
 
 // Run statuses of a playbook run.
 const (
+	RunRunning   = "running"
 	RunSucceeded = "succeeded"
 	RunFailed    = "failed"
 )
@@ -51,6 +55,9 @@ type PinnedPlaybook struct {
 	Definition playbook.Playbook `json:"definition"`
 	Version    int               `json:"version"`
 	Hash       string            `json:"hash"`
+	// ZeroOutputs are, per action step id, the zero value of its operation's
+	// output: a failed or skipped action's output (see Playbook.ZeroOutputs).
+	ZeroOutputs map[string]any `json:"zero_outputs,omitempty"`
 }
 
 // PlaybookInput starts a PlaybookWorkflow.
@@ -107,6 +114,8 @@ type ActionInput struct {
 	IdempotencyKey string `json:"idempotency_key"`
 	// Revert runs the inverse of Operation with the same inputs (those it declares).
 	Revert bool `json:"revert,omitempty"`
+	// ApprovedBy names who approved the action, when its step asked.
+	ApprovedBy string `json:"approved_by,omitempty"`
 	// Record holds steps finished since the last action, written by this activity
 	// so control steps cost no round trip of their own.
 	Record []StepRecord `json:"record,omitempty"`
@@ -115,6 +124,8 @@ type ActionInput struct {
 // ActionOutput is an action's result.
 type ActionOutput struct {
 	Output map[string]any `json:"output"`
+	// SideEffect is the operation's class: read, notify or contain.
+	SideEffect string `json:"side_effect,omitempty"`
 	// Simulated: a dry run recorded the call instead of making it.
 	Simulated bool `json:"simulated,omitempty"`
 }
@@ -125,6 +136,9 @@ type RecordInput struct {
 	Steps   []StepRecord    `json:"steps,omitempty"`
 	Result  *PlaybookResult `json:"result,omitempty"`
 	Started *time.Time      `json:"started,omitempty"`
+	DryRun  bool            `json:"dry_run,omitempty"` // with Started
+	// Approval is an approval requested, escalated or decided.
+	Approval *PendingApproval `json:"approval,omitempty"`
 }
 
 // PlaybookResult is a finished run.
@@ -133,6 +147,18 @@ type PlaybookResult struct {
 	Message string         `json:"message,omitempty"`
 	Outputs map[string]any `json:"outputs,omitempty"`
 	Steps   int            `json:"steps"`
+	// Actions are the contain and notify operations the run called or, in a dry
+	// run, would have called, in order (a called playbook's included).
+	Actions []PerformedAction `json:"actions,omitempty"`
+}
+
+// PerformedAction is one side-effecting operation of a run.
+type PerformedAction struct {
+	Step       string         `json:"step"`
+	Operation  string         `json:"operation"`
+	SideEffect string         `json:"side_effect"` // contain or notify
+	Inputs     map[string]any `json:"inputs,omitempty"`
+	Simulated  bool           `json:"simulated,omitempty"`
 }
 
 // Approval is the argument of the decide Update.
@@ -141,16 +167,49 @@ type Approval struct {
 	Approved bool   `json:"approved"`
 	By       string `json:"by"`
 	Reason   string `json:"reason,omitempty"`
+	// ArgsHash, when set, must equal the pending approval's: a decision taken on
+	// other arguments than the step now has does not count.
+	ArgsHash string `json:"args_hash,omitempty"`
 }
 
-// PendingApproval is an approval a step waits for.
+// PendingApproval is an approval a step waits for, and, once decided, its outcome.
 type PendingApproval struct {
+	// ID names the approval in the store and the API (see ApprovalID).
+	ID        string         `json:"id"`
 	Step      string         `json:"step"`
 	Operation string         `json:"operation"`
 	Inputs    map[string]any `json:"inputs"`
-	Approvers []string       `json:"approvers"`
-	Since     time.Time      `json:"since"`
-	Deadline  time.Time      `json:"deadline,omitzero"`
+	// ArgsHash is the SHA-256 of the operation and its inputs.
+	ArgsHash  string    `json:"args_hash"`
+	Approvers []string  `json:"approvers"`
+	Since     time.Time `json:"since"`
+	Deadline  time.Time `json:"deadline,omitzero"`
+	// Status is pending, approved, denied or expired.
+	Status    string    `json:"status"`
+	DecidedBy string    `json:"decided_by,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalExpired  = "expired"
+)
+
+// ApprovalID names the approval of one step of one run.
+func ApprovalID(workflowID, runID, step string) string {
+	sum := sha256.Sum256([]byte(workflowID + "\x00" + runID + "\x00" + step))
+	return "ap-" + hex.EncodeToString(sum[:12])
+}
+
+// ArgsHash binds an approval to an operation and its exact inputs.
+func ArgsHash(operation string, inputs map[string]any) string {
+	b, _ := json.Marshal(map[string]any{"operation": operation, "inputs": inputs}) // maps marshal in key order
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // PlaybookState is what the state query returns.

@@ -1,19 +1,25 @@
 package workflows_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rampart-soar/rampart/workflows"
 )
 
 // TestReplayRecordedHistories replays histories recorded from real runs on the
-// embedded server (contained, no action, 50 duplicates) against today's workflow
-// code. A failure means a change is not deterministic for runs in flight: guard it
-// with workflow.GetVersion. Re-record with
-// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|Duplicates)'
+// embedded server (alerts contained, no action, 50 duplicates, through playbooks;
+// playbook runs with a parallel foreach, and with an approval and a revert)
+// against today's workflow code. A failure means a change is not deterministic for
+// runs in flight: guard it with workflow.GetVersion. Re-record with
+// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|Duplicates|Playbooks)$'
 // only when the old histories can no longer be running anywhere.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
@@ -22,9 +28,28 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Histories record the workflow id beside the events: child workflow ids
+			// derive from it, so replay runs under the original one.
+			var original struct {
+				WorkflowID string `json:"workflowId"`
+			}
+			if err := json.Unmarshal(data, &original); err != nil {
+				t.Fatal(err)
+			}
+			hist, err := client.HistoryFromJSON(bytes.NewReader(data), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
 			r := worker.NewWorkflowReplayer()
 			workflows.Register(r)
-			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
+			err = r.ReplayWorkflowHistoryWithOptions(nil, hist, worker.ReplayWorkflowHistoryOptions{
+				OriginalExecution: workflow.Execution{ID: original.WorkflowID},
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -25,6 +25,9 @@ type RevertInput struct {
 	DryRun    bool           `json:"dry_run,omitempty"`
 }
 
+// RevertStepSuffix names a revert's step: the action's step name plus this.
+const RevertStepSuffix = ".revert"
+
 // Revert outcomes.
 const (
 	RevertDone = "reverted"
@@ -42,10 +45,13 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 		kept = true
 	})
 	started := workflow.Now(ctx)
+	name := in.Step + RevertStepSuffix
+	// Recorded as pending first, so the alert shows the revert and an analyst can keep.
+	recordRevert(ctx, in.Ref, StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", Status: StepPending, StartedAt: started,
+		Input: in.Inputs, Output: map[string]any{"revert_at": started.Add(in.After), "operation": in.Operation}})
 	if _, err := workflow.AwaitWithTimeout(ctx, in.After, func() bool { return kept }); err != nil {
 		return "", err
 	}
-	name := in.Step + ".revert"
 	rec := StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", StartedAt: started, FinishedAt: workflow.Now(ctx)}
 	if kept {
 		rec.Status, rec.Output = StepSkipped, map[string]any{"reason": "kept by an analyst"}

@@ -44,6 +44,7 @@ const (
 	ActivityIsolateHost      = "edr.isolate_host"
 	ActivityRecordDuplicates = "alert.record_duplicates"
 	ActivityFinish           = "alert.finish"
+	ActivitySelectPlaybooks  = "alert.select_playbooks"
 )
 
 // Stage names, recorded as steps in the store.
@@ -60,6 +61,7 @@ const (
 const (
 	OutcomeProcessing = "processing"
 	OutcomeContained  = "contained"
+	OutcomeResponded  = "responded" // playbooks notified without containing anything
 	OutcomeNoAction   = "no_action"
 	OutcomeFailed     = "failed"
 )
@@ -166,6 +168,49 @@ type DuplicatesInput struct {
 	LastSeen time.Time `json:"last_seen"`
 }
 
+// SelectInput asks which playbooks respond to an alert; it also records the
+// enrichment and the selection as the enrich and decide steps.
+type SelectInput struct {
+	Ref            AlertRef          `json:"ref"`
+	Alert          schemas.Alert     `json:"alert"`
+	Detection      triage.Detection  `json:"detection"`
+	Enrichment     triage.Enrichment `json:"enrichment"`
+	EnrichStarted  time.Time         `json:"enrich_started"`
+	EnrichFinished time.Time         `json:"enrich_finished"`
+}
+
+// SelectOutput is the selection: the matching playbooks in priority order, pinned,
+// with every playbook their calls reach.
+type SelectOutput struct {
+	// Configured is false when no playbook is enabled at all: the alert is then
+	// decided by decide.contain_when.
+	Configured bool                      `json:"configured"`
+	Playbooks  []PinnedPlaybook          `json:"playbooks,omitempty"`
+	Callees    map[string]PinnedPlaybook `json:"callees,omitempty"`
+	// Triggers says, per enabled playbook considered, whether its trigger matched.
+	Triggers []TriggerResult `json:"triggers,omitempty"`
+}
+
+// TriggerResult is one playbook's trigger evaluated on the alert.
+type TriggerResult struct {
+	Playbook string `json:"playbook"`
+	Version  int    `json:"version"`
+	Matched  bool   `json:"matched"`
+	Error    string `json:"error,omitempty"`
+	// Stopped: an earlier playbook with stop_on_match matched first.
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// PlaybookRunState is one playbook run an alert started.
+type PlaybookRunState struct {
+	Playbook   string            `json:"playbook"`
+	Version    int               `json:"version"`
+	WorkflowID string            `json:"workflow_id"`
+	Status     string            `json:"status"` // running, succeeded, failed
+	Message    string            `json:"message,omitempty"`
+	Actions    []PerformedAction `json:"actions,omitempty"`
+}
+
 // FinishInput records an alert's outcome, and later its close.
 type FinishInput struct {
 	Ref     AlertRef `json:"ref"`
@@ -174,8 +219,12 @@ type FinishInput struct {
 	// FailedStage is the stage whose step failed, if any.
 	FailedStage string `json:"failed_stage,omitempty"`
 	// SkipContain records the contain step as skipped, with this reason.
-	SkipContain string    `json:"skip_contain,omitempty"`
-	At          time.Time `json:"at"`
+	SkipContain string `json:"skip_contain,omitempty"`
+	// Playbooks, when set, are recorded as the contain step's outcome; the step
+	// started at RespondStarted.
+	Playbooks      []PlaybookRunState `json:"playbooks,omitempty"`
+	RespondStarted time.Time          `json:"respond_started,omitzero"`
+	At             time.Time          `json:"at"`
 	// Closed marks the end of the dedup window: the workflow is about to close.
 	Closed     bool      `json:"closed,omitempty"`
 	Duplicates int       `json:"duplicates"`
@@ -184,14 +233,16 @@ type FinishInput struct {
 
 // AlertState is what the state query returns.
 type AlertState struct {
-	Stage      string          `json:"stage"`
-	Outcome    string          `json:"outcome"`
-	Decision   *policy.Verdict `json:"decision,omitempty"`
-	Action     *ContainOutput  `json:"action,omitempty"`
-	Duplicates int             `json:"duplicates"`
-	LastSeen   time.Time       `json:"last_seen"`
-	DedupUntil time.Time       `json:"dedup_until"`
-	Error      string          `json:"error,omitempty"`
+	Stage    string          `json:"stage"`
+	Outcome  string          `json:"outcome"`
+	Decision *policy.Verdict `json:"decision,omitempty"`
+	Action   *ContainOutput  `json:"action,omitempty"`
+	// Playbooks are the playbook runs the alert started.
+	Playbooks  []PlaybookRunState `json:"playbooks,omitempty"`
+	Duplicates int                `json:"duplicates"`
+	LastSeen   time.Time          `json:"last_seen"`
+	DedupUntil time.Time          `json:"dedup_until"`
+	Error      string             `json:"error,omitempty"`
 }
 
 // AlertResult is the workflow's result.

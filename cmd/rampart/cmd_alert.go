@@ -23,7 +23,7 @@ import (
 
 func newAlertCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
-	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd())
+	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertKeepCmd())
 	return cmd
 }
 
@@ -113,7 +113,7 @@ func newAlertListCmd() *cobra.Command {
 				q.Set("min_severity", severity)
 			}
 			var page server.AlertList
-			if err := getJSON(cmd, base, "/api/v1/alerts?"+q.Encode(), &page); err != nil {
+			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts?"+q.Encode(), "", nil, &page); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -125,7 +125,7 @@ func newAlertListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&status, "status", "", "processing, contained, no_action or failed")
+	cmd.Flags().StringVar(&status, "status", "", "processing, contained, responded, no_action or failed")
 	cmd.Flags().StringVar(&severity, "min-severity", "", "minimum severity: id (0-6) or name (low, high…)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
@@ -140,7 +140,7 @@ func newAlertShowCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var detail json.RawMessage
-			if err := getJSON(cmd, base, "/api/v1/alerts/"+url.PathEscape(args[0]), &detail); err != nil {
+			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0]), "", nil, &detail); err != nil {
 				return err
 			}
 			var pretty bytes.Buffer
@@ -153,22 +153,6 @@ func newAlertShowCmd() *cobra.Command {
 	}
 	urlFlag(cmd, &base)
 	return cmd
-}
-
-func getJSON(cmd *cobra.Command, base, path string, into any) error {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(base, "/")+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	out, status, err := do(req)
-	if err != nil {
-		return err
-	}
-	if status != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d: %s", path, status, strings.TrimSpace(string(out)))
-	}
-	return json.Unmarshal(out, into)
 }
 
 func do(req *http.Request) ([]byte, int, error) {

@@ -228,21 +228,40 @@ func TestEndToEndContainment(t *testing.T) {
 	saveHistory(t, d.Client, detail.WorkflowID, "alert_contained.json")
 
 	// No secret in the logs, the workflow history or the app database's file.
+	history := historyPayloads(t, d.Client, detail.WorkflowID)
+	if !bytes.Contains(logs.Bytes(), []byte("alert accepted")) || !bytes.Contains(history, []byte("fin-ws-0142")) {
+		t.Fatal("nothing to search: the logs or history are empty")
+	}
+	wantNoSecrets(t, configuredSecrets(d), withDatabase(t, cfg.DataDir, map[string][]byte{"logs": logs.Bytes(), "history": history}))
+}
+
+// configuredSecrets are the secrets a dev process holds: the EDR's and every
+// webhook source's.
+func configuredSecrets(d *app.Dev) []string {
 	secrets := []string{d.Config.CrowdStrike.ClientSecret.Reveal()}
 	for _, src := range d.Sources {
 		secrets = append(secrets, src.Secret())
 	}
-	history := historyPayloads(t, d.Client, detail.WorkflowID)
-	db, err := os.ReadFile(filepath.Join(cfg.DataDir, "rampart.db"))
+	return secrets
+}
+
+// withDatabase adds the app database's files to the places to search.
+func withDatabase(t *testing.T, dataDir string, places map[string][]byte) map[string][]byte {
+	t.Helper()
+	db, err := os.ReadFile(filepath.Join(dataDir, "rampart.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wal, _ := os.ReadFile(filepath.Join(cfg.DataDir, "rampart.db-wal"))
-	if !bytes.Contains(logs.Bytes(), []byte("alert accepted")) || !bytes.Contains(history, []byte("fin-ws-0142")) {
-		t.Fatal("nothing to search: the logs or history are empty")
-	}
+	places["database"] = db
+	places["database WAL"], _ = os.ReadFile(filepath.Join(dataDir, "rampart.db-wal"))
+	return places
+}
+
+// wantNoSecrets fails when any secret appears in any of the places.
+func wantNoSecrets(t *testing.T, secrets []string, places map[string][]byte) {
+	t.Helper()
 	for _, secret := range secrets {
-		for where, blob := range map[string][]byte{"logs": logs.Bytes(), "history": history, "database": db, "database WAL": wal} {
+		for where, blob := range places {
 			if bytes.Contains(blob, []byte(secret)) {
 				t.Errorf("a secret appears in the %s", where)
 			}
@@ -378,7 +397,9 @@ func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
 // historyJSON is a workflow's history in the JSON `temporal workflow show` writes.
 func historyJSON(t *testing.T, c client.Client, workflowID string) []byte {
 	t.Helper()
-	hist := &historyEvents{}
+	// The workflow id travels with the events: replay must run under it, since
+	// child workflow ids derive from it.
+	hist := &historyEvents{WorkflowID: workflowID}
 	for _, ev := range history(t, c, workflowID) {
 		raw, err := protojson.Marshal(ev)
 		if err != nil {
@@ -394,7 +415,8 @@ func historyJSON(t *testing.T, c client.Client, workflowID string) []byte {
 }
 
 type historyEvents struct {
-	Events []json.RawMessage `json:"events"`
+	WorkflowID string            `json:"workflowId,omitempty"`
+	Events     []json.RawMessage `json:"events"`
 }
 
 // TestCrashAndRestartResumes kills `rampart dev` with SIGKILL twice — once while

@@ -64,6 +64,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newAlertCmd(),
 		newSimCmd(),
 		newPlaybookCmd(),
+		newApprovalsCmd(),
 	)
 	return root
 }

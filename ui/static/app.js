@@ -42,6 +42,17 @@ async function loadAlerts(append) {
   $("#more").hidden = !cursor;
 }
 
+function stepTable(steps) {
+  const table = document.createElement("table");
+  for (const s of steps) {
+    const tr = document.createElement("tr");
+    tr.append(text("td", s.name), text("td", s.status, "status-" + s.status),
+      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || ""));
+    table.append(tr);
+  }
+  return table;
+}
+
 async function showAlert(id) {
   const d = await api("/api/v1/alerts/" + encodeURIComponent(id));
   const view = $("#detail");
@@ -50,13 +61,15 @@ async function showAlert(id) {
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
     text("h3", "Steps"),
   );
-  const steps = document.createElement("table");
-  for (const s of d.steps) {
-    const tr = document.createElement("tr");
-    tr.append(text("td", s.name), text("td", s.status), text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || ""));
-    steps.append(tr);
+  view.append(stepTable(d.steps));
+  for (const p of d.playbooks || []) {
+    view.append(
+      text("h3", `Playbook ${p.playbook} v${p.version}${p.dry_run ? " (dry run)" : ""}: ${p.run.status}`),
+      text("p", p.run.error || ""),
+      stepTable(p.steps),
+    );
   }
-  view.append(steps, text("h3", "Decision"), text("pre", JSON.stringify(d.decision, null, 2)),
+  view.append(text("h3", "Decision"), text("pre", JSON.stringify(d.decision, null, 2)),
     text("h3", "Actions"), text("pre", JSON.stringify(d.actions, null, 2)),
     text("h3", "Enrichment"), text("pre", JSON.stringify(d.enrichment, null, 2)),
     text("h3", "Alert"), text("pre", JSON.stringify(d.alert, null, 2)));

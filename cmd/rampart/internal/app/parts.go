@@ -84,6 +84,8 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Pipeline:  pipeline,
 		Alerts:    st,
 		Playbooks: st,
+		Approvals: st,
+		Control:   &server.TemporalControl{Client: c},
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {

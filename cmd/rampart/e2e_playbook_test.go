@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+const dcHost = "b7c4e2a9d1f3406e8a5b6c7d8e9f0a1b"
+
+// TestEndToEndPlaybooks runs the example playbooks, applied at boot as `rampart
+// dev` applies them, on the real embedded Temporal: ransomware is contained by its
+// playbook, noise is closed, an alert no trigger matches takes no action, and a
+// domain controller waits for an analyst, who denies through the CLI and then, for
+// a repeat, approves through the API.
+func TestEndToEndPlaybooks(t *testing.T) {
+	cfg := devConfig(t, 3*time.Second)
+	cfg.PlaybooksDir = filepath.Join(examples, "playbooks")
+	d := startDev(t, cfg)
+	send := func(file string) ingest.Accepted {
+		t.Helper()
+		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[strings.HasPrefix(file, "crowdstrike")]
+		status, acc := post(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)), time.Now())
+		if status != http.StatusAccepted {
+			t.Fatalf("%s: webhook answered %d", file, status)
+		}
+		return acc
+	}
+	settled := func(acc ingest.Accepted, status string) server.AlertDetail {
+		t.Helper()
+		var a server.AlertDetail
+		waitFor(t, acc.AlertID+" to be "+status, waitTimeout, func() bool {
+			var ok bool
+			a, ok = getAlert(t, d.URL, acc.AlertID)
+			return ok && a.Status == status && a.Run != nil && a.Run.CompletedAt != nil
+		})
+		return a
+	}
+
+	// Ransomware: ransomware-burst (stop_on_match) isolates the host; chat and
+	// ticketing are not configured, and the playbook carries on without them.
+	ransom := settled(send("crowdstrike-ransomware.json"), "contained")
+	if n := d.Simulator.ContainCalls(ransomHost); n != 1 {
+		t.Fatalf("contain calls = %d", n)
+	}
+	if len(ransom.Playbooks) != 1 || ransom.Playbooks[0].Playbook != "ransomware-burst" || ransom.Playbooks[0].Run.Status != "completed" {
+		t.Fatalf("playbook runs = %+v", ransom.Playbooks)
+	}
+	steps := map[string]string{}
+	for _, s := range ransom.Playbooks[0].Steps {
+		steps[s.Name] = s.Status
+	}
+	if steps["isolate[0]"] != "succeeded" || steps["page"] != "failed" || steps["done"] != "succeeded" || steps["isolate[0].revert"] != "" {
+		t.Fatalf("steps = %v", steps)
+	}
+	if len(ransom.Actions) != 1 || ransom.Actions[0].Operation != "isolate_host" || ransom.Actions[0].VendorCalls != 1 {
+		t.Fatalf("actions = %+v", ransom.Actions)
+	}
+	if !bytes.Contains(ransom.Decision, []byte(`"stopped":true`)) {
+		t.Fatalf("decision = %s", ransom.Decision)
+	}
+
+	// Noise is closed by benign-noise-autoclose; an alert no enabled trigger
+	// matches (the brute-force playbook ships disabled) takes no action.
+	pup := settled(send("crowdstrike-pup.json"), "no_action")
+	if len(pup.Playbooks) != 1 || pup.Playbooks[0].Playbook != "benign-noise-autoclose" || !bytes.Contains(pup.Playbooks[0].Result, []byte("auto-closed")) {
+		t.Fatalf("pup playbooks = %+v", pup.Playbooks)
+	}
+	spray := settled(send("ocsf-password-spray.json"), "no_action")
+	if last := spray.Steps[len(spray.Steps)-1]; len(spray.Playbooks) != 0 || !bytes.Contains(last.Output, []byte("no playbook trigger matched")) {
+		t.Fatalf("spray: playbooks %+v, last step %+v", spray.Playbooks, last)
+	}
+
+	// The domain controller is critical: the malware playbook asks tier 2 first.
+	dc := send("ocsf-dc-credential-dumping.json")
+	pending := waitApproval(t, d.URL, dc.AlertID)
+	if pending.Operation != "edr.isolate_host" || pending.Step != "isolate_with_approval" || !strings.Contains(string(pending.Inputs), dcHost) {
+		t.Fatalf("approval = %+v", pending)
+	}
+	a, _ := getAlert(t, d.URL, dc.AlertID)
+	if a.Status != "processing" || len(a.Playbooks) != 1 || len(a.Playbooks[0].Steps) < 3 {
+		t.Fatalf("while waiting, the steps so far are recorded: %+v", a.Playbooks)
+	}
+	// The run's validator refuses a decision bound to other arguments.
+	control := &server.TemporalControl{Client: d.Client}
+	err := control.DecideApproval(context.Background(), pending.WorkflowID, pending.RunID,
+		workflows.Approval{Step: pending.Step, Approved: true, By: "mallory", ArgsHash: "not-the-args"})
+	if !errors.Is(err, server.ErrRejected) || !strings.Contains(err.Error(), "arguments changed") {
+		t.Fatalf("a decision on other arguments: %v", err)
+	}
+	if code, out := runCLI(t, "approvals", "deny", pending.ID, "--url", d.URL, "--by", "ana", "--reason", "domain controller, call IT first"); code != 0 ||
+		!strings.Contains(out, "denied by ana") {
+		t.Fatalf("approvals deny: exit %d: %s", code, out)
+	}
+	denied := settled(dc, "no_action")
+	if n := d.Simulator.ContainCalls(dcHost); n != 0 {
+		t.Fatalf("a denied isolation reached the EDR %d times", n)
+	}
+	var result workflows.PlaybookResult
+	if err := json.Unmarshal(denied.Playbooks[0].Result, &result); err != nil || result.Status != workflows.RunSucceeded {
+		t.Fatalf("after the denial the playbook notifies and ends: %s", denied.Playbooks[0].Result)
+	}
+	if code, out := runCLI(t, "approvals", "list", "--status", "denied", "--url", d.URL); code != 0 || !strings.Contains(out, pending.ID) {
+		t.Fatalf("approvals list: exit %d: %s", code, out)
+	}
+	if code, out := runCLI(t, "approvals", "approve", pending.ID, "--url", d.URL, "--by", "bo"); code == 0 || !strings.Contains(out, "denied") {
+		t.Fatalf("deciding twice: exit %d: %s", code, out)
+	}
+
+	// The same alert after its dedup window: a new run, approved over the API.
+	waitFor(t, "the first domain controller alert to close", waitTimeout, func() bool {
+		a, _ := getAlert(t, d.URL, dc.AlertID)
+		return a.Run != nil && a.Run.ClosedAt != nil
+	})
+	again := send("ocsf-dc-credential-dumping.json")
+	if again.Duplicate || again.AlertID == dc.AlertID {
+		t.Fatalf("repeat = %+v", again)
+	}
+	next := waitApproval(t, d.URL, again.AlertID)
+	var decided server.ApprovalView
+	body := []byte(`{"decision":"approve","by":"bo","reason":"IT agrees"}`)
+	if code := postJSON(t, d.URL+"/api/v1/approvals/"+next.ID+":decide", body, &decided); code != 200 || decided.Status != "approved" {
+		t.Fatalf("approve: %d %+v", code, decided)
+	}
+	approved := settled(again, "contained")
+	if n := d.Simulator.ContainCalls(dcHost); n != 1 {
+		t.Fatalf("contain calls after approval = %d", n)
+	}
+	// The isolation lifts itself after 24h unless kept: the revert waits, and
+	// keeping the alert cancels it.
+	waitFor(t, "the revert to be scheduled", waitTimeout, func() bool {
+		a, _ := getAlert(t, d.URL, again.AlertID)
+		return hasStep(a, "isolate_with_approval.revert", "pending")
+	})
+	if code, out := runCLI(t, "alert", "keep", again.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "malware-isolate-host/isolate_with_approval") {
+		t.Fatalf("alert keep: exit %d: %s", code, out)
+	}
+	waitFor(t, "the revert to stand down", waitTimeout, func() bool {
+		a, _ := getAlert(t, d.URL, again.AlertID)
+		return hasStep(a, "isolate_with_approval.revert", "skipped")
+	})
+	if h, _ := d.Simulator.Host(dcHost); h.Status != integrations.HostContained {
+		t.Fatalf("host after keep = %+v", h)
+	}
+	_ = approved
+
+	saveHistory(t, d.Client, ransom.WorkflowID, "alert_playbooks.json")
+	saveHistory(t, d.Client, ransom.Playbooks[0].WorkflowID, "playbook_ransomware.json")
+	saveHistory(t, d.Client, approved.Playbooks[0].WorkflowID, "playbook_approval.json")
+}
+
+func hasStep(a server.AlertDetail, name, status string) bool {
+	for _, p := range a.Playbooks {
+		for _, s := range p.Steps {
+			if s.Name == name && s.Status == status {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitApproval waits for the alert's pending approval to reach the inbox.
+func waitApproval(t *testing.T, base, alertID string) server.ApprovalView {
+	t.Helper()
+	var found server.ApprovalView
+	waitFor(t, "an approval for "+alertID, waitTimeout, func() bool {
+		var out struct {
+			Approvals []server.ApprovalView `json:"approvals"`
+		}
+		resp, err := http.Get(base + "/api/v1/approvals?status=pending")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&out) != nil {
+			return false
+		}
+		for _, a := range out.Approvals {
+			if a.AlertID == alertID {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func postJSON(t *testing.T, url string, body []byte, into any) int {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestEndToEndPlaybookSecrets runs a playbook that reads a configured secret into
+// a variable and an action's inputs: the workflow history and the store hold the
+// placeholder and the redaction, never the value.
+func TestEndToEndPlaybookSecrets(t *testing.T) {
+	const token = "s3cr3t-soc-token-5f2c9a"
+	t.Setenv("RAMPART_SECRET_SOC_TOKEN", token)
+	dir := t.TempDir()
+	src := `name: secret-probe
+trigger: {when: "true"}
+secrets: [soc_token]
+vars:
+  auth: "Bearer ${{ secrets.soc_token }}"
+steps:
+  - id: host
+    uses: edr.get_host
+    with: {host_id: "${{ alert.device.id }}"}
+  - id: tell
+    uses: chat.post_message
+    with: {channel: "#soc", text: "${{ vars.auth }} for ${{ steps.host.output.hostname }}"}
+    on_error: continue
+`
+	if err := os.WriteFile(filepath.Join(dir, "secret-probe.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cfg := devConfig(t, 2*time.Second)
+	cfg.PlaybooksDir = dir
+	d := startDev(t, cfg, &logs)
+	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	var a server.AlertDetail
+	waitFor(t, "the playbook run to finish", waitTimeout, func() bool {
+		var ok bool
+		a, ok = getAlert(t, d.URL, acc.AlertID)
+		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.Status == "completed"
+	})
+	var tell server.StepView
+	for _, s := range a.Playbooks[0].Steps {
+		if s.Name == "tell" {
+			tell = s
+		}
+	}
+	if !bytes.Contains(tell.Input, []byte("Bearer [secret soc_token] for fin-ws-0142")) {
+		t.Fatalf("the step's recorded input = %s", tell.Input)
+	}
+	history := historyPayloads(t, d.Client, a.Playbooks[0].WorkflowID)
+	if !bytes.Contains(history, []byte("rampart-secret:soc_token")) {
+		t.Fatal("nothing to search: the history holds no placeholder")
+	}
+	wantNoSecrets(t, append(configuredSecrets(d), token), withDatabase(t, cfg.DataDir, map[string][]byte{
+		"logs": logs.Bytes(), "playbook history": history, "alert history": historyPayloads(t, d.Client, acc.WorkflowID),
+	}))
+}

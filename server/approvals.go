@@ -1,0 +1,211 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// ApprovalStore is the part of the store the approval inbox reads.
+type ApprovalStore interface {
+	GetApproval(ctx context.Context, id string) (store.Approval, error)
+	ListApprovals(ctx context.Context, status string, limit int) ([]store.Approval, error)
+}
+
+// WorkflowControl is what the API asks of running workflows.
+type WorkflowControl interface {
+	// DecideApproval delivers a decision through the run's decide Update and
+	// returns once the run has accepted it. ErrRejected wraps a refusal.
+	DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error
+	// KeepAction cancels a pending timed revert.
+	KeepAction(ctx context.Context, revertWorkflowID string) error
+}
+
+// ErrRejected means the workflow refused a request (its validator said no, or
+// it is no longer running).
+var ErrRejected = errors.New("rejected by the run")
+
+// ApprovalView is an approval in the API.
+type ApprovalView struct {
+	ID          string          `json:"id"`
+	Status      string          `json:"status"`
+	AlertID     string          `json:"alert_id,omitempty"`
+	Playbook    string          `json:"playbook"`
+	Step        string          `json:"step"`
+	Operation   string          `json:"operation"`
+	Inputs      json.RawMessage `json:"inputs,omitempty"`
+	ArgsHash    string          `json:"args_hash"`
+	Approvers   json.RawMessage `json:"approvers,omitempty"`
+	RequestedAt time.Time       `json:"requested_at"`
+	Deadline    *time.Time      `json:"deadline,omitempty"`
+	DecidedBy   string          `json:"decided_by,omitempty"`
+	DecidedAt   *time.Time      `json:"decided_at,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	WorkflowID  string          `json:"workflow_id"`
+	RunID       string          `json:"run_id"`
+}
+
+func approvalView(a store.Approval) ApprovalView {
+	return ApprovalView{ID: a.ID, Status: a.Status, AlertID: a.AlertID, Playbook: a.Playbook, Step: a.Step,
+		Operation: a.Operation, Inputs: rawJSON(a.InputsJSON), ArgsHash: a.ArgsHash, Approvers: rawJSON(a.ApproversJSON),
+		RequestedAt: a.RequestedAt, Deadline: a.Deadline, DecidedBy: a.DecidedBy, DecidedAt: a.DecidedAt, Reason: a.Reason,
+		WorkflowID: a.WorkflowID, RunID: a.RunID}
+}
+
+var approvalStatuses = []string{store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalExpired}
+
+// listApprovals serves GET /api/v1/approvals?status=pending&limit=50.
+func (s *Server) listApprovals(c echo.Context) error {
+	status := c.QueryParam("status")
+	if status != "" && !slices.Contains(approvalStatuses, status) {
+		return apiError(http.StatusBadRequest, "invalid_query", "status is one of "+strings.Join(approvalStatuses, ", "))
+	}
+	limit := 50
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return apiError(http.StatusBadRequest, "invalid_query", "limit is a number from 1 to 500")
+		}
+		limit = n
+	}
+	rows, err := s.opts.Approvals.ListApprovals(c.Request().Context(), status, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]ApprovalView, 0, len(rows))
+	for _, a := range rows {
+		out = append(out, approvalView(a))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"approvals": out})
+}
+
+func (s *Server) getApproval(c echo.Context) error {
+	a, err := s.approval(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, approvalView(a))
+}
+
+func (s *Server) approval(ctx context.Context, id string) (store.Approval, error) {
+	a, err := s.opts.Approvals.GetApproval(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, apiError(http.StatusNotFound, "not_found", "no such approval")
+	}
+	return a, err
+}
+
+// Decision is the body of POST /api/v1/approvals/{id}:decide.
+type Decision struct {
+	Decision string `json:"decision"` // approve or deny
+	By       string `json:"by"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// decideApproval serves POST /api/v1/approvals/{id}:decide. The decision reaches
+// the run as a validated Update bound to the arguments the approval was asked
+// for; the answer comes once the run has accepted it.
+func (s *Server) decideApproval(c echo.Context) error {
+	id, action, ok := strings.Cut(c.Param("target"), ":")
+	if !ok || action != "decide" {
+		return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/approvals/{id}:decide")
+	}
+	var d Decision
+	if err := decodeJSON(c, &d); err != nil {
+		return err
+	}
+	if d.Decision != "approve" && d.Decision != "deny" {
+		return apiError(http.StatusBadRequest, "invalid_body", `decision is "approve" or "deny"`)
+	}
+	d.By = strings.TrimSpace(d.By)
+	if d.By == "" || len(d.By) > 128 || len(d.Reason) > 4096 {
+		return apiError(http.StatusBadRequest, "invalid_body", "by names who decides (at most 128 characters); reason is at most 4096")
+	}
+	ctx := c.Request().Context()
+	a, err := s.approval(ctx, id)
+	if err != nil {
+		return err
+	}
+	if a.Status != store.ApprovalPending {
+		return apiError(http.StatusConflict, "already_decided", "the approval is "+a.Status)
+	}
+	err = s.opts.Control.DecideApproval(ctx, a.WorkflowID, a.RunID, workflows.Approval{
+		Step: a.Step, Approved: d.Decision == "approve", By: d.By, Reason: d.Reason, ArgsHash: a.ArgsHash,
+	})
+	if errors.Is(err, ErrRejected) {
+		return apiError(http.StatusConflict, "rejected", err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	s.log.Info("approval decided", "approval_id", a.ID, "decision", d.Decision, "by", d.By)
+	view := approvalView(a)
+	view.Status, view.DecidedBy, view.Reason = store.ApprovalApproved, d.By, d.Reason
+	if d.Decision == "deny" {
+		view.Status = store.ApprovalDenied
+	}
+	now := time.Now().UTC()
+	view.DecidedAt = &now
+	return c.JSON(http.StatusOK, view)
+}
+
+// keepAlert serves POST /api/v1/alerts/{id}:keep: every timed revert the alert's
+// playbooks scheduled and that is still pending is cancelled, so the containment
+// stays until someone lifts it.
+func (s *Server) keepAlert(c echo.Context) error {
+	id, action, ok := strings.Cut(c.Param("target"), ":")
+	if !ok || action != "keep" {
+		return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/alerts/{id}:keep")
+	}
+	ctx := c.Request().Context()
+	d, err := s.opts.Alerts.GetAlert(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	if err != nil {
+		return err
+	}
+	kept := []string{}
+	for _, run := range d.Playbooks {
+		for _, st := range run.Steps {
+			step, isRevert := strings.CutSuffix(st.Name, workflows.RevertStepSuffix)
+			if !isRevert || st.Status != store.StatusPending {
+				continue
+			}
+			err := s.opts.Control.KeepAction(ctx, workflows.RevertWorkflowID(run.Run.WorkflowID, step))
+			if errors.Is(err, ErrRejected) {
+				continue // the revert ran or was kept meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			kept = append(kept, run.Run.Playbook+"/"+step)
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"alert_id": id, "kept": kept})
+}
+
+// decodeJSON reads a small JSON body strictly: unknown fields are an error.
+func decodeJSON(c echo.Context, v any) error {
+	req := c.Request()
+	if mt := req.Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
+		return apiError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
+	}
+	dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiError(http.StatusBadRequest, "invalid_body", "the body is not the expected JSON: "+err.Error())
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// control records what the API asked of workflows; reject makes the run refuse.
+type control struct {
+	decisions []workflows.Approval
+	kept      []string
+	reject    error
+}
+
+func (c *control) DecideApproval(_ context.Context, workflowID, runID string, a workflows.Approval) error {
+	if c.reject != nil {
+		return c.reject
+	}
+	c.decisions = append(c.decisions, a)
+	return nil
+}
+
+func (c *control) KeepAction(_ context.Context, id string) error {
+	c.kept = append(c.kept, id)
+	return nil
+}
+
+func TestApprovalsAPI(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	deadline := at.Add(15 * time.Minute)
+	for i, status := range []string{store.ApprovalPending, store.ApprovalDenied} {
+		if err := st.SaveApproval(ctx, &store.Approval{
+			ID: fmt.Sprint("ap-", i), AlertID: "alert-1", WorkflowID: "playbook/alert-1/malware", RunID: "run-1", Playbook: "malware",
+			Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{"host_id":"h1"}`, ArgsHash: "hash-1",
+			ApproversJSON: `["role:tier2"]`, Status: status, RequestedAt: at.Add(time.Duration(i) * time.Minute), Deadline: &deadline,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctl := &control{}
+	h := newServerWith(t, st, starter{}, ctl)
+	jsonHeader := map[string]string{"Content-Type": "application/json"}
+
+	code, out := do(t, h, http.MethodGet, "/api/v1/approvals?status=pending", nil, nil)
+	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" {
+		t.Fatalf("pending inbox: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/approvals/ap-0", nil, nil)
+	if code != 200 || out["operation"] != "edr.isolate_host" || out["inputs"].(map[string]any)["host_id"] != "h1" {
+		t.Fatalf("get: %d %v", code, out)
+	}
+	for _, c := range []struct {
+		path, body string
+		header     map[string]string
+		status     int
+		code       string
+	}{
+		{"/api/v1/approvals/nope:decide", `{"decision":"approve","by":"ana"}`, jsonHeader, 404, "not_found"},
+		{"/api/v1/approvals/ap-0:approve", `{}`, jsonHeader, 404, "not_found"},
+		{"/api/v1/approvals/ap-0:decide", `{"decision":"maybe","by":"ana"}`, jsonHeader, 400, "invalid_body"},
+		{"/api/v1/approvals/ap-0:decide", `{"decision":"approve"}`, jsonHeader, 400, "invalid_body"},
+		{"/api/v1/approvals/ap-0:decide", `{"decision":"approve","by":"ana","extra":1}`, jsonHeader, 400, "invalid_body"},
+		{"/api/v1/approvals/ap-0:decide", `not json`, jsonHeader, 400, "invalid_body"},
+		{"/api/v1/approvals/ap-0:decide", `{"decision":"approve","by":"ana"}`, nil, 415, "unsupported_media_type"},
+		{"/api/v1/approvals/ap-1:decide", `{"decision":"approve","by":"ana"}`, jsonHeader, 409, "already_decided"},
+	} {
+		if code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), c.header); code != c.status || errCode(out) != c.code {
+			t.Errorf("POST %s %s: %d %v, want %d %s", c.path, c.body, code, out, c.status, c.code)
+		}
+	}
+	if len(ctl.decisions) != 0 {
+		t.Fatalf("a rejected request reached the workflow: %+v", ctl.decisions)
+	}
+	code, out = do(t, h, http.MethodPost, "/api/v1/approvals/ap-0:decide", []byte(`{"decision":"deny","by":"ana","reason":"false positive"}`), jsonHeader)
+	if code != 200 || out["status"] != "denied" || out["decided_by"] != "ana" {
+		t.Fatalf("decide: %d %v", code, out)
+	}
+	want := workflows.Approval{Step: "isolate", Approved: false, By: "ana", Reason: "false positive", ArgsHash: "hash-1"}
+	if len(ctl.decisions) != 1 || ctl.decisions[0] != want {
+		t.Fatalf("the workflow got %+v, want %+v", ctl.decisions, want)
+	}
+	ctl.reject = fmt.Errorf("%w: step \"isolate\" is not waiting for an approval", server.ErrRejected)
+	code, out = do(t, h, http.MethodPost, "/api/v1/approvals/ap-0:decide", []byte(`{"decision":"approve","by":"bo"}`), jsonHeader)
+	if code != http.StatusConflict || errCode(out) != "rejected" {
+		t.Fatalf("rejected by the run: %d %v", code, out)
+	}
+	ctl.reject = errors.New("temporal unreachable")
+	if code, out = do(t, h, http.MethodPost, "/api/v1/approvals/ap-0:decide", []byte(`{"decision":"approve","by":"bo"}`), jsonHeader); code != 500 || errCode(out) != "internal" {
+		t.Fatalf("temporal down: %d %v", code, out)
+	}
+	if code, out = do(t, h, http.MethodGet, "/api/v1/approvals?status=weird", nil, nil); code != 400 {
+		t.Fatalf("bad filter: %d %v", code, out)
+	}
+}
+
+func TestKeepCancelsPendingReverts(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertContained,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveRun(ctx, &store.Run{ID: "pb-run", WorkflowID: "playbook/alert-1/bf", WorkflowType: workflows.PlaybookWorkflowName,
+		AlertID: "alert-1", Status: store.StatusCompleted, StartedAt: at, Playbook: "bf", PlaybookVersion: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for name, status := range map[string]string{"block.revert": store.StatusPending, "other.revert": store.StatusSucceeded, "block": store.StatusSucceeded} {
+		if err := st.SaveStep(ctx, &store.Step{RunID: "pb-run", Name: name, Seq: 1, Status: status, StartedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctl := &control{}
+	h := newServerWith(t, st, starter{}, ctl)
+	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:keep", nil, nil)
+	if kept, _ := out["kept"].([]any); code != 200 || len(kept) != 1 || kept[0] != "bf/block" {
+		t.Fatalf("keep: %d %v", code, out)
+	}
+	if len(ctl.kept) != 1 || ctl.kept[0] != workflows.RevertWorkflowID("playbook/alert-1/bf", "block") {
+		t.Fatalf("signalled %v", ctl.kept)
+	}
+	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/nope:keep", nil, nil); code != 404 {
+		t.Fatalf("unknown alert: %d", code)
+	}
+	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:explode", nil, nil); code != 404 {
+		t.Fatalf("unknown action: %d", code)
+	}
+}
