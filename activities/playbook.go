@@ -70,20 +70,11 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 	if err := a.recordSteps(ctx, in.Ref, in.Record); err != nil {
 		return workflows.ActionOutput{}, err
 	}
-	name := in.Operation
-	op, ok := integrations.LookupOperation(name)
-	if !ok {
-		return workflows.ActionOutput{}, configError("unknown integration operation %q", name)
+	op, inputs, err := integrations.Resolve(in.Operation, in.Inputs, in.Revert)
+	if err != nil {
+		return workflows.ActionOutput{}, configError("%v", err)
 	}
-	inputs := in.Inputs
-	if in.Revert {
-		if op.Inverse == "" {
-			return workflows.ActionOutput{}, configError("%s has no inverse to revert with", name)
-		}
-		name = op.Inverse
-		op, _ = integrations.LookupOperation(name)
-		inputs = declaredOnly(inputs, op.Input)
-	}
+	name := op.Name
 	if err := a.guard(ctx, in, op, inputs); err != nil {
 		return workflows.ActionOutput{}, err
 	}
@@ -247,81 +238,18 @@ func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, error) {
 		secrets = EnvSecrets
 	}
 	var missing error
-	out := mapStrings(v, func(s string) string {
-		for {
-			i := strings.Index(s, secretOpen)
-			if i < 0 {
-				return s
-			}
-			j := strings.Index(s[i+len(secretOpen):], "\x00")
-			if j < 0 {
-				return s
-			}
-			name := s[i+len(secretOpen) : i+len(secretOpen)+j]
-			value, ok := secrets(name)
-			if !ok && missing == nil {
-				missing = configError("secret %q is not configured (set RAMPART_SECRET_%s)", name, strings.ToUpper(name))
-			}
-			s = s[:i] + value + s[i+len(secretOpen)+j+1:]
+	out := workflows.ReplaceSecrets(v, func(name string) string {
+		value, ok := secrets(name)
+		if !ok && missing == nil {
+			missing = configError("secret %q is not configured (set RAMPART_SECRET_%s)", name, strings.ToUpper(name))
 		}
+		return value
 	})
 	return out.(map[string]any), missing
 }
 
-var secretOpen = strings.TrimSuffix(workflows.SecretPlaceholder(""), "\x00")
-
 // redact shows secret placeholders as [secret name] in what the store keeps.
-func redact(v any) any {
-	if v == nil {
-		return nil
-	}
-	return mapStrings(v, func(s string) string {
-		for {
-			i := strings.Index(s, secretOpen)
-			if i < 0 {
-				return s
-			}
-			j := strings.Index(s[i+len(secretOpen):], "\x00")
-			if j < 0 {
-				return s
-			}
-			s = s[:i] + "[secret " + s[i+len(secretOpen):i+len(secretOpen)+j] + "]" + s[i+len(secretOpen)+j+1:]
-		}
-	})
-}
-
-// mapStrings applies fn to every string inside v, copying maps and lists.
-func mapStrings(v any, fn func(string) string) any {
-	switch v := v.(type) {
-	case string:
-		return fn(v)
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = mapStrings(e, fn)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = mapStrings(e, fn)
-		}
-		return out
-	}
-	return v
-}
-
-// declaredOnly keeps the inputs an operation's schema declares.
-func declaredOnly(inputs, schema map[string]any) map[string]any {
-	props, _ := schema["properties"].(map[string]any)
-	out := map[string]any{}
-	for k, v := range inputs {
-		if _, ok := props[k]; ok {
-			out[k] = v
-		}
-	}
-	return out
-}
+func redact(v any) any { return workflows.RedactSecrets(v) }
 
 func configError(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), workflows.ErrTypeConfig, nil)

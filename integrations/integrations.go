@@ -205,3 +205,27 @@ func LookupOperation(name string) (Operation, bool) {
 	op, ok := catalogue()[name]
 	return op, ok
 }
+
+// Resolve finds the operation an action calls: name itself, or for a revert its
+// inverse, called with only the inputs the inverse declares.
+func Resolve(name string, inputs map[string]any, revert bool) (Operation, map[string]any, error) {
+	op, ok := LookupOperation(name)
+	if !ok {
+		return Operation{}, nil, fmt.Errorf("unknown integration operation %q", name)
+	}
+	if !revert {
+		return op, inputs, nil
+	}
+	inverse, ok := LookupOperation(op.Inverse)
+	if !ok {
+		return Operation{}, nil, fmt.Errorf("%s has no inverse to revert with", name)
+	}
+	props, _ := inverse.Input["properties"].(map[string]any)
+	declared := map[string]any{}
+	for k, v := range inputs {
+		if _, ok := props[k]; ok {
+			declared[k] = v
+		}
+	}
+	return inverse, declared, nil
+}

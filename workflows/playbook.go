@@ -21,10 +21,6 @@ const (
 	defaultActionAttempts  = 5
 )
 
-// SecretPlaceholder stands for secrets.<name> in rendered inputs. The action
-// activity swaps the value in; workflow code and history only ever hold this.
-func SecretPlaceholder(name string) string { return "\x00rampart-secret:" + name + "\x00" }
-
 // PlaybookWorkflow interprets one pinned playbook definition: its steps in order,
 // with goto, conditions, parallel branches, bounded foreach, waits, approvals,
 // child playbooks and timed reverts. Every step's outcome is recorded in the store.
@@ -100,7 +96,24 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 	if it.budget <= 0 {
 		it.budget = playbook.MaxSteps
 	}
+	// Every step outside a foreach is visible from the start, pending, with its
+	// operation's zero output: a condition on a step that has not run (or never
+	// will) reads "pending", not an error.
 	it.steps = map[string]any{}
+	var pending func([]playbook.Step)
+	pending = func(list []playbook.Step) {
+		for i := range list {
+			s := &list[i]
+			it.steps[s.ID] = map[string]any{"output": it.in.Playbook.ZeroOutputs[s.ID], "status": StepPending, "error": ""}
+			if s.Parallel != nil {
+				for _, b := range s.Parallel.Branches {
+					pending(b.Steps)
+				}
+			}
+		}
+	}
+	pending(it.pb.Steps)
+	pending(it.pb.OnFailure)
 	it.approvals = map[string]*PendingApproval{}
 	it.decisions = map[string]*Approval{}
 

@@ -171,3 +171,26 @@ func TestPlaybookApplyListShowDiff(t *testing.T) {
 		t.Fatalf("apply bad: exit %d: %s", code, out)
 	}
 }
+
+func TestPlaybookTestCommand(t *testing.T) {
+	code, out := runCLI(t, "playbook", "test", "-v", examples+"/playbooks")
+	if code != 0 || !strings.Contains(out, "6 file(s): ") || !strings.Contains(out, " 0 failed") || !strings.Contains(out, "ok    ") {
+		t.Fatalf("examples: exit %d:\n%s", code, out)
+	}
+	dir := t.TempDir()
+	pb, err := os.ReadFile(examples + "/playbooks/benign-noise-autoclose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/benign-noise-autoclose.yaml", pb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	failing := "tests:\n  - name: expects a step that never runs\n    alert: {finding: {uid: f, title: t}}\n    expect: {steps: [close, reopen]}\n"
+	if err := os.WriteFile(dir+"/benign-noise-autoclose.test.yaml", []byte(failing), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCLI(t, "playbook", "test", dir)
+	if code != 1 || !strings.Contains(out, "FAIL  ") || !strings.Contains(out, "- reopen") || !strings.Contains(out, "0 passed, 1 failed") {
+		t.Fatalf("failing test: exit %d:\n%s", code, out)
+	}
+}

@@ -17,10 +17,10 @@ import (
 )
 
 func newPlaybookCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "playbook", Short: "Author and manage playbooks: lint, apply, versions, enable and disable"}
+	cmd := &cobra.Command{Use: "playbook", Short: "Author and manage playbooks: lint, test, apply, versions, enable and disable"}
 	cmd.AddCommand(newPlaybookLintCmd(), newPlaybookApplyCmd(), newPlaybookListCmd(), newPlaybookShowCmd(),
 		newPlaybookDiffCmd(), newPlaybookEnableCmd(true), newPlaybookEnableCmd(false), newPlaybookExportCmd(),
-		newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
+		newPlaybookTestCmd(), newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
 	return cmd
 }
 
