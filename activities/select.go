@@ -62,14 +62,14 @@ func Selection(ctx context.Context, st PlaybookVersions, env *playbook.Env, now 
 		}
 		out.Triggers = append(out.Triggers, tr)
 	}
-	out.Callees, err = pinCallees(ctx, st, out.Playbooks)
+	out.Callees, err = PinCallees(ctx, st, out.Playbooks)
 	return out, err
 }
 
-// pinCallees pins every playbook the given ones reach through call steps, at its
+// PinCallees pins every playbook the given ones reach through call steps, at its
 // latest version. A callee that no longer exists is left out: its call step fails
 // with a clear error, the rest of the run goes on.
-func pinCallees(ctx context.Context, st PlaybookVersions, roots []workflows.PinnedPlaybook) (map[string]workflows.PinnedPlaybook, error) {
+func PinCallees(ctx context.Context, st PlaybookVersions, roots []workflows.PinnedPlaybook) (map[string]workflows.PinnedPlaybook, error) {
 	var out map[string]workflows.PinnedPlaybook
 	queue := make([]string, 0, len(roots))
 	for _, p := range roots {

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
@@ -135,5 +138,63 @@ func TestKeepCancelsPendingReverts(t *testing.T) {
 	}
 	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:explode", nil, nil); code != 404 {
 		t.Fatalf("unknown action: %d", code)
+	}
+}
+
+// replayer answers with one changed alert and records the request.
+type replayer struct{ got []server.ReplayRequest }
+
+func (r *replayer) Replay(_ context.Context, req server.ReplayRequest, progress func(server.ReplayAlert)) (server.ReplayReport, error) {
+	r.got = append(r.got, req)
+	a := server.ReplayAlert{Index: 1, Total: 1, AlertID: "a1", Verdict: server.ReplayChanged}
+	if progress != nil {
+		progress(a)
+	}
+	return server.ReplayReport{Playbook: req.Playbook, Version: req.Version, Alerts: []server.ReplayAlert{a},
+		Summary: server.ReplaySummary{Alerts: 1, Changed: 1}}, nil
+}
+
+func TestReplayEndpoint(t *testing.T) {
+	st := storetest.SQLite(t)
+	if _, err := st.ApplyPlaybook(context.Background(), "p", "h", "name: p", `{"name":"p"}`, 100, "", true); err != nil {
+		t.Fatal(err)
+	}
+	rp := &replayer{}
+	sources, _ := ingest.ParseSources([]byte("sources: {ocsf: {secret: x}}"), func(string) (string, bool) { return "", false })
+	pipe, _ := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: starter{}})
+	h := server.New(server.Options{Pipeline: pipe, Alerts: st, Playbooks: st, Approvals: st, Replayer: rp}).Handler()
+	js := map[string]string{"Content-Type": "application/json"}
+	for _, c := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/api/v1/playbooks/p/versions/1:replay", `{"since":"2h","alerts":["a"]}`, 400},
+		{"/api/v1/playbooks/p/versions/1:replay", `{"since":"soon"}`, 400},
+		{"/api/v1/playbooks/p/versions/1:replay", `{"limit":5000}`, 400},
+		{"/api/v1/playbooks/p/versions/0:replay", `{}`, 400},
+		{"/api/v1/playbooks/p/versions/7:replay", `{}`, 404},
+		{"/api/v1/playbooks/nope/versions/1:replay", `{}`, 404},
+		{"/api/v1/playbooks/p/versions/1:rewind", `{}`, 404},
+	} {
+		if code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), js); code != c.status || errCode(out) == "" {
+			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, out, c.status)
+		}
+	}
+	if len(rp.got) != 0 {
+		t.Fatalf("a refused request reached the replayer: %+v", rp.got)
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/playbooks/p/versions/1:replay", []byte(`{"since":"7d"}`), js)
+	if code != 200 || out["summary"].(map[string]any)["changed"] != float64(1) || rp.got[0].Since != 7*24*time.Hour {
+		t.Fatalf("report: %d %v; request %+v", code, out, rp.got)
+	}
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/playbooks/p/versions/1:replay", strings.NewReader(`{"alerts":["a1"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/x-ndjson")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	lines := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if rec.Code != 200 || len(lines) != 2 || !strings.Contains(lines[0], `"alert":{`) || !strings.Contains(lines[1], `"summary":{`) ||
+		rp.got[1].AlertIDs[0] != "a1" {
+		t.Fatalf("stream: %d %q", rec.Code, rec.Body.String())
 	}
 }

@@ -43,6 +43,8 @@ type Options struct {
 	// Approvals is the approval inbox; Control delivers decisions and keeps.
 	Approvals ApprovalStore
 	Control   WorkflowControl
+	// Replayer runs shadow replays.
+	Replayer Replayer
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -83,6 +85,7 @@ func New(opts Options) *Server {
 	api.POST("/playbooks", s.applyPlaybook)
 	api.GET("/playbooks/:name", s.getPlaybook)
 	api.GET("/playbooks/:name/versions/:version", s.getPlaybookVersion)
+	api.POST("/playbooks/:name/versions/:target", s.replayVersion)
 	api.POST("/playbooks/:target", s.playbookAction)
 	page := echo.WrapHandler(ui.Handler())
 	e.GET("/", page)

@@ -130,8 +130,10 @@ type AlertFilter struct {
 	SeverityID  *int
 	MinSeverity *int
 	Source      string
-	Limit       int
-	Cursor      string
+	// Since keeps alerts received at or after it.
+	Since  time.Time
+	Limit  int
+	Cursor string
 }
 
 // ErrBadCursor is returned for a cursor this store did not issue.
@@ -155,6 +157,9 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, string,
 	}
 	if f.Source != "" {
 		q = q.Where("source = ?", f.Source)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("received_at >= ?", f.Since.UTC())
 	}
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)

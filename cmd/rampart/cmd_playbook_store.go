@@ -256,21 +256,25 @@ func call(cmd *cobra.Command, method, base, path, contentType string, body []byt
 		return err
 	}
 	if status < 200 || status > 299 {
-		var e struct {
-			Error struct {
-				Message string            `json:"message"`
-				Details []json.RawMessage `json:"details"`
-			} `json:"error"`
-		}
-		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("HTTP %d: %s", status, e.Error.Message)
-		}
-		return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(out)))
+		return apiFailure(status, out)
 	}
 	if into == nil {
 		return nil
 	}
 	return json.Unmarshal(out, into)
+}
+
+// apiFailure is the error for a non-2xx answer, in the API's own words.
+func apiFailure(status int, body []byte) error {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+		return fmt.Errorf("HTTP %d: %s", status, e.Error.Message)
+	}
+	return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(body)))
 }
 
 // unifiedDiff is a line diff of a and b: "-" removed, "+" added, "␠" context, three

@@ -267,3 +267,79 @@ steps:
 		"logs": logs.Bytes(), "playbook history": history, "alert history": historyPayloads(t, d.Client, acc.WorkflowID),
 	}))
 }
+
+// TestEndToEndPinningAndShadowReplay: a run started on version 1 finishes on
+// version 1 after version 2 is applied; then a shadow replay of version 2 on the
+// same alert shows the decision that would change, and one of version 1 shows
+// none.
+func TestEndToEndPinningAndShadowReplay(t *testing.T) {
+	dir := t.TempDir()
+	v1 := `name: triage
+trigger: {when: "alert.device.id != ''"}
+steps:
+  - id: host
+    uses: edr.get_host
+    with: {host_id: "${{ alert.device.id }}"}
+  - id: gate
+    if: enrich.ioc_hits > 0
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+    approval: {approvers: ["role:tier2"], timeout: 1h}
+`
+	if err := os.WriteFile(filepath.Join(dir, "triage.yaml"), []byte(v1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := devConfig(t, 2*time.Second)
+	cfg.PlaybooksDir = dir
+	d := startDev(t, cfg)
+	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	pending := waitApproval(t, d.URL, acc.AlertID)
+
+	// Version 2 never isolates. Applied while version 1 waits.
+	v2 := strings.Replace(v1, "if: enrich.ioc_hits > 0", "if: enrich.ioc_hits > 99", 1)
+	if err := os.WriteFile(filepath.Join(dir, "triage.yaml"), []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := runCLI(t, "playbook", "apply", dir, "--url", d.URL); code != 0 || !strings.Contains(out, "new version") {
+		t.Fatalf("apply v2: exit %d: %s", code, out)
+	}
+	var decided server.ApprovalView
+	if code := postJSON(t, d.URL+"/api/v1/approvals/"+pending.ID+":decide", []byte(`{"decision":"approve","by":"ana"}`), &decided); code != 200 {
+		t.Fatalf("approve: %d %+v", code, decided)
+	}
+	var a server.AlertDetail
+	waitFor(t, "the version 1 run to finish", waitTimeout, func() bool {
+		var ok bool
+		a, ok = getAlert(t, d.URL, acc.AlertID)
+		return ok && a.Status == "contained"
+	})
+	if len(a.Playbooks) != 1 || a.Playbooks[0].Version != 1 || d.Simulator.ContainCalls(ransomHost) != 1 {
+		t.Fatalf("the run was not pinned to version 1: %+v, %d contain calls", a.Playbooks, d.Simulator.ContainCalls(ransomHost))
+	}
+
+	// Shadow replay: version 2 would not have isolated.
+	code, out := runCLI(t, "playbook", "replay", "triage", "--version", "2", "--alerts", acc.AlertID, "--url", d.URL)
+	if code != 0 || !strings.Contains(out, "CHANGED") || !strings.Contains(out, "- action gate edr.isolate_host") ||
+		!strings.Contains(out, "+ step gate: skipped") || !strings.Contains(out, "1 alert(s): 0 same, 1 changed, 0 new failure(s)") {
+		t.Fatalf("replay v2: exit %d:\n%s", code, out)
+	}
+	t.Logf("replay v2:\n%s", out)
+	if d.Simulator.ContainCalls(ransomHost) != 1 || strings.Contains(out, "no recording of edr.get_host") {
+		t.Fatalf("the replay reached the EDR, or did not use the recorded read:\n%s", out)
+	}
+	// Version 1 replayed decides as it did, the analyst's approval included.
+	code, out = runCLI(t, "playbook", "replay", "triage", "--version", "1", "--since", "1h", "--all", "--url", d.URL)
+	if code != 0 || !strings.Contains(out, "SAME") || !strings.Contains(out, "1 alert(s): 1 same, 0 changed") {
+		t.Fatalf("replay v1: exit %d:\n%s", code, out)
+	}
+	// The API answers with the whole report too.
+	var report server.ReplayReport
+	body := []byte(`{"alerts":["` + acc.AlertID + `"]}`)
+	if code := postJSON(t, d.URL+"/api/v1/playbooks/triage/versions/2:replay", body, &report); code != 200 ||
+		report.Summary.Changed != 1 || report.Alerts[0].Ran.Version != 1 || len(report.Alerts[0].Replayed.Actions) != 0 {
+		t.Fatalf("replay API: %d %+v", code, report)
+	}
+}

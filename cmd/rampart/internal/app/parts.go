@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/shadow"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
 	"github.com/rampart-soar/rampart/playbook/lint"
@@ -86,6 +87,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Playbooks: st,
 		Approvals: st,
 		Control:   &server.TemporalControl{Client: c},
+		Replayer:  &shadow.Replayer{Store: st},
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {

@@ -1,132 +1,18 @@
 package pbtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/log"
-	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/testsuite"
-
-	"github.com/rampart-soar/rampart/integrations"
-	"github.com/rampart-soar/rampart/playbook"
-	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/workflows"
 )
-
-// ErrTypeMock is the error type of a mocked failure; it is final, so a mocked
-// error is seen once rather than retried.
-const ErrTypeMock = "MockError"
-
-// call is one operation the run called.
-type call struct {
-	Step, Operation string
-	Inputs          map[string]any
-	Simulated       bool
-}
-
-// recorder plays the action and record activities.
-type recorder struct {
-	c   *Case
-	env *testsuite.TestWorkflowEnvironment
-
-	mu        sync.Mutex
-	calls     []call
-	steps     []workflows.StepRecord
-	answered  map[string]bool
-	answerErr []string
-}
-
-// action answers an operation from the mocks, as the real activity would: a dry
-// run records contain and notify operations and answers with their simulated
-// output; everything else answers with its mock, or the simulated output.
-func (r *recorder) action(_ context.Context, in workflows.ActionInput) (workflows.ActionOutput, error) {
-	op, inputs, err := integrations.Resolve(in.Operation, in.Inputs, in.Revert)
-	if err != nil {
-		return workflows.ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeConfig, nil)
-	}
-	name := op.Name
-	simulated := in.DryRun && op.SideEffect != schemas.SideEffectRead
-	r.mu.Lock()
-	r.steps = append(r.steps, in.Record...)
-	r.calls = append(r.calls, call{Step: in.Step, Operation: name, Inputs: redacted(inputs), Simulated: simulated})
-	r.mu.Unlock()
-	out := workflows.ActionOutput{Output: op.SimulatedOutput, SideEffect: op.SideEffect, Simulated: simulated}
-	if !simulated {
-		if m, ok := r.mock(in.Step, name); ok {
-			if m.Error != "" {
-				return workflows.ActionOutput{}, temporal.NewNonRetryableApplicationError(m.Error, ErrTypeMock, nil)
-			}
-			if m.Output != nil {
-				out.Output, _ = jsonish(m.Output).(map[string]any)
-			}
-		}
-	}
-	out.Output = playbook.Conform(out.Output, op.Output)
-	return out, nil
-}
-
-// mock finds the mock for a step: by its name, its name without the foreach
-// iteration, or its operation.
-func (r *recorder) mock(step, operation string) (Mock, bool) {
-	for _, key := range []string{step, baseStep(step), operation} {
-		if m, ok := r.c.Mocks[key]; ok {
-			return m, true
-		}
-	}
-	return Mock{}, false
-}
-
-var iteration = regexp.MustCompile(`\[\d+\]`)
-
-func baseStep(step string) string { return iteration.ReplaceAllString(step, "") }
-
-// record keeps the steps and, when a step asks for an approval the case
-// answers, injects the decision through the run's decide Update.
-func (r *recorder) record(_ context.Context, in workflows.RecordInput) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.steps = append(r.steps, in.Steps...)
-	p := in.Approval
-	if p == nil || p.Status != workflows.ApprovalPending || r.answered[p.Step] {
-		return nil
-	}
-	a, ok := r.c.Approvals[p.Step]
-	if !ok {
-		a, ok = r.c.Approvals[baseStep(p.Step)]
-	}
-	if !ok {
-		return nil
-	}
-	r.answered[p.Step] = true
-	decision := workflows.Approval{Step: p.Step, Approved: a.Decision == "approve", By: a.By, Reason: a.Reason, ArgsHash: p.ArgsHash}
-	if decision.By == "" {
-		decision.By = "playbook-test"
-	}
-	// Posted to the test environment's loop: it runs once this activity returns.
-	r.env.RegisterDelayedCallback(func() {
-		r.env.UpdateWorkflow(workflows.ApprovalUpdate, "approval/"+p.Step, &testsuite.TestUpdateCallback{
-			OnAccept: func() {},
-			OnReject: func(err error) {
-				r.mu.Lock()
-				r.answerErr = append(r.answerErr, fmt.Sprintf("approval of %s rejected: %v", p.Step, err))
-				r.mu.Unlock()
-			},
-			OnComplete: func(any, error) {},
-		}, decision)
-	}, 0)
-	return nil
-}
 
 // run executes one case and compares what happened with what it expects.
 func run(c *Case, in workflows.PlaybookInput) ([]string, error) {
@@ -135,53 +21,47 @@ func run(c *Case, in workflows.PlaybookInput) ([]string, error) {
 			return nil, fmt.Errorf("approvals.%s: decision is approve or deny", step)
 		}
 	}
-	suite := &testsuite.WorkflowTestSuite{}
-	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := suite.NewTestWorkflowEnvironment()
-	r := &recorder{c: c, env: env, answered: map[string]bool{}}
-	workflows.Register(env)
-	env.RegisterActivityWithOptions(r.action, activity.RegisterOptions{Name: workflows.ActivityPlaybookAction})
-	env.RegisterActivityWithOptions(r.record, activity.RegisterOptions{Name: workflows.ActivityPlaybookRecord})
-	env.ExecuteWorkflow(workflows.PlaybookWorkflowName, in)
-	if !env.IsWorkflowCompleted() {
-		return nil, fmt.Errorf("the run did not complete")
+	out, err := Execute(in, Answers{
+		Action: func(call Call) (map[string]any, error, bool) {
+			m, ok := c.mock(call.Step, call.Operation)
+			if !ok {
+				return nil, nil, false
+			}
+			if m.Error != "" {
+				return nil, errors.New(m.Error), true
+			}
+			return m.Output, nil, m.Output != nil
+		},
+		Approval: func(step string) *workflows.Approval {
+			a, ok := c.Approvals[step]
+			if !ok {
+				a, ok = c.Approvals[BaseStep(step)]
+			}
+			if !ok {
+				return nil
+			}
+			return &workflows.Approval{Approved: a.Decision == "approve", By: cmp.Or(a.By, "playbook-test"), Reason: a.Reason}
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
-	var res workflows.PlaybookResult
-	if err := env.GetWorkflowResult(&res); err != nil {
-		return nil, fmt.Errorf("the run errored: %w", err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	failures := append([]string(nil), r.answerErr...)
-	return append(failures, c.Expect.compare(res, r.taken(), r.calls)...), nil
+	return append(out.Problems, c.Expect.compare(out.Result, out.Steps, out.Calls)...), nil
 }
 
-// taken are the steps the run took, in the order they finished (reverts, which
-// outlive the run, left out).
-func (r *recorder) taken() []workflows.StepRecord {
-	seen := map[int]bool{}
-	var out []workflows.StepRecord
-	for _, s := range r.steps {
-		if s.Kind == "revert" || seen[s.Seq] {
-			continue
-		}
-		seen[s.Seq] = true
-		out = append(out, s)
-	}
-	sortBySeq(out)
-	return out
-}
-
-func sortBySeq(steps []workflows.StepRecord) {
-	for i := 1; i < len(steps); i++ {
-		for j := i; j > 0 && steps[j].Seq < steps[j-1].Seq; j-- {
-			steps[j], steps[j-1] = steps[j-1], steps[j]
+// mock finds the mock for a step: by its name, its name without the foreach
+// iteration, or its operation.
+func (c *Case) mock(step, operation string) (Mock, bool) {
+	for _, key := range []string{step, BaseStep(step), operation} {
+		if m, ok := c.Mocks[key]; ok {
+			return m, true
 		}
 	}
+	return Mock{}, false
 }
 
 // compare lists every difference between what was expected and what happened.
-func (e *Expect) compare(res workflows.PlaybookResult, steps []workflows.StepRecord, calls []call) []string {
+func (e *Expect) compare(res workflows.PlaybookResult, steps []workflows.StepRecord, calls []Call) []string {
 	var out []string
 	if e.Status != "" && res.Status != e.Status {
 		out = append(out, fmt.Sprintf("status: want %s, got %s (%s)", e.Status, res.Status, res.Message))
@@ -243,7 +123,7 @@ func (e *Expect) stepLines(steps []workflows.StepRecord) (want, got []string) {
 	return want, got
 }
 
-func compareActions(want []ExpectedAction, calls []call) string {
+func compareActions(want []ExpectedAction, calls []Call) string {
 	var w, g []string
 	for i, a := range want {
 		w = append(w, callLine(a.Uses, a.With))
@@ -273,9 +153,9 @@ func compareActions(want []ExpectedAction, calls []call) string {
 
 // matchOrder reorders the calls to follow the expectations where a call matches
 // one, the rest after them in their own order: comparing as sets.
-func matchOrder(want []ExpectedAction, calls []call) []call {
-	left := append([]call(nil), calls...)
-	var out []call
+func matchOrder(want []ExpectedAction, calls []Call) []Call {
+	left := append([]Call(nil), calls...)
+	var out []Call
 	for _, a := range want {
 		for i, c := range left {
 			if c.Operation == a.Uses && matches(a.With, c.Inputs) && (a.Step == "" || a.Step == c.Step) {
@@ -359,11 +239,6 @@ func show(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
-}
-
-func redacted(in map[string]any) map[string]any {
-	out, _ := workflows.RedactSecrets(in).(map[string]any)
-	return out
 }
 
 // noStarter stands in for Temporal when a fixture is only normalized.
