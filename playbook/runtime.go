@@ -27,16 +27,32 @@ type Env struct {
 	Secrets map[string]any
 	Steps   map[string]any
 	Items   map[string]any
+
+	// built is the expression environment, assembled on first use: every
+	// expression a step evaluates shares it.
+	built map[string]any
+	// shape names the item variables in scope, for the program cache.
+	shape string
 }
 
 func (e *Env) data() map[string]any {
-	m := map[string]any{
-		"alert": e.Alert, "detect": e.Detect, "enrich": e.Enrich, "run": e.Run,
-		"vars": orEmpty(e.Vars), "inputs": orEmpty(e.Inputs), "secrets": orEmpty(e.Secrets), "steps": orEmpty(e.Steps),
+	if e.built != nil {
+		return e.built
 	}
-	for k, v := range e.Items {
-		m[k] = v
+	m := make(map[string]any, 8+len(e.Items))
+	// Pointers: boxing the structs themselves would copy the alert on every step.
+	m["alert"], m["detect"], m["enrich"], m["run"] = &e.Alert, &e.Detect, &e.Enrich, &e.Run
+	m["vars"], m["inputs"], m["secrets"], m["steps"] = orEmpty(e.Vars), orEmpty(e.Inputs), orEmpty(e.Secrets), orEmpty(e.Steps)
+	if len(e.Items) > 0 {
+		names := make([]string, 0, len(e.Items))
+		for k, v := range e.Items {
+			m[k] = v
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		e.shape = strings.Join(names, ",")
 	}
+	e.built = m
 	return m
 }
 
@@ -52,13 +68,34 @@ func orEmpty(m map[string]any) map[string]any {
 // keys(), values() and toPairs() return map entries in key order, so a replay
 // computes the same values. Programs are compiled on first use and kept.
 type Runtime struct {
-	mu       sync.Mutex
-	now      time.Time
-	programs map[string]*vm.Program
+	mu        sync.Mutex
+	now       time.Time
+	programs  map[string]*vm.Program
+	templates map[string][]segment
 }
 
-// NewRuntime returns an evaluator with an empty program cache.
-func NewRuntime() *Runtime { return &Runtime{programs: map[string]*vm.Program{}} }
+// NewRuntime returns an evaluator with empty caches.
+func NewRuntime() *Runtime {
+	return &Runtime{programs: map[string]*vm.Program{}, templates: map[string][]segment{}}
+}
+
+// segments splits a template once.
+func (r *Runtime) segments(s string) ([]segment, error) {
+	r.mu.Lock()
+	segs, ok := r.templates[s]
+	r.mu.Unlock()
+	if ok {
+		return segs, nil
+	}
+	segs, err := splitTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.templates[s] = segs
+	r.mu.Unlock()
+	return segs, nil
+}
 
 // SetNow sets the time now() returns.
 func (r *Runtime) SetNow(t time.Time) {
@@ -76,7 +113,7 @@ func (r *Runtime) clock() time.Time {
 // Eval evaluates a bare expression (if, when, until, items).
 func (r *Runtime) Eval(src string, env *Env) (any, error) {
 	data := env.data()
-	p, err := r.program(src, data)
+	p, err := r.program(src, env.shape, data)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +175,7 @@ func (r *Runtime) renderString(s string, env *Env) (any, error) {
 	if seg, ok := exactExpression(s); ok {
 		return r.Eval(seg.text, env)
 	}
-	segs, err := splitTemplate(s)
+	segs, err := r.segments(s)
 	if err != nil {
 		return nil, err
 	}
@@ -175,25 +212,20 @@ func Text(v any) string {
 	return fmt.Sprint(v)
 }
 
-// program compiles src against the shape of data (which names exist), once.
-func (r *Runtime) program(src string, data map[string]any) (*vm.Program, error) {
-	names := make([]string, 0, len(data))
-	for k := range data {
-		names = append(names, k)
+// program compiles src for an environment with the given item variables (shape
+// names them), once.
+func (r *Runtime) program(src, shape string, data map[string]any) (*vm.Program, error) {
+	key := src
+	if shape != "" {
+		key = shape + "\x00" + src
 	}
-	sort.Strings(names)
-	key := strings.Join(names, ",") + "\x00" + src
 	r.mu.Lock()
 	p, ok := r.programs[key]
 	r.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	shape := make(map[string]any, len(data))
-	for k, v := range data {
-		shape[k] = v
-	}
-	opts := append([]expr.Option{expr.Env(shape)}, libraryOptions(r.clock)...)
+	opts := append([]expr.Option{expr.Env(data)}, libraryOptions(r.clock)...)
 	p, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
