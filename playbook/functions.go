@@ -29,6 +29,7 @@ var Library = []Function{
 	{"in_list", "in_list(value any, list any) bool", "value equals an element of list"},
 	{"regex_match", "regex_match(pattern string, s string) bool", "s matches the regular expression pattern (RE2)"},
 	{"now", "now() time", "the run's current time: the workflow clock, deterministic on replay"},
+	{"parse_duration", "parse_duration(text string) duration", "a duration as playbooks write them: 90s, 15m, 24h, 7d, 1h30m"},
 	{"extract_ips", "extract_ips(text string) []string", "IPv4 and IPv6 addresses in text, in order, without repeats"},
 	{"extract_domains", "extract_domains(text string) []string", "domain names in text (also those inside URLs and e-mail addresses)"},
 	{"extract_urls", "extract_urls(text string) []string", "http(s) URLs in text"},
@@ -99,6 +100,13 @@ func functionOptions(clock func() time.Time) []expr.Option {
 			}
 			return re.MatchString(s), nil
 		}, new(func(string, string) bool)),
+		expr.Function("parse_duration", func(params ...any) (any, error) {
+			text, err := str(params, 0)
+			if err != nil {
+				return nil, err
+			}
+			return ParseDuration(text)
+		}, new(func(string) time.Duration)),
 		expr.Function("extract_ips", strings1(ExtractIPs), new(func(string) []string)),
 		expr.Function("extract_domains", strings1(ExtractDomains), new(func(string) []string)),
 		expr.Function("extract_urls", strings1(ExtractURLs), new(func(string) []string)),

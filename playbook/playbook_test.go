@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+
+	"github.com/rampart-soar/rampart/schemas"
 )
 
 func TestExtractors(t *testing.T) {
@@ -225,5 +227,18 @@ func TestZeroOutputsAndConform(t *testing.T) {
 	ok, err := rt.EvalBool("steps.ti.output.malicious >= 3", &Env{Steps: map[string]any{"ti": map[string]any{"output": zero["ti"]}}})
 	if err != nil || ok {
 		t.Fatalf("a failed lookup's zero output: %v, %v", ok, err)
+	}
+}
+
+func TestParseDurationFunction(t *testing.T) {
+	rt := NewRuntime()
+	rt.SetNow(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	ok, err := rt.EvalBool(`parse_duration("7d") == duration("168h") && now() - alert.time < parse_duration("1h30m")`,
+		&Env{Alert: schemas.Alert{Time: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}})
+	if err != nil || !ok {
+		t.Fatalf("%v, %v", ok, err)
+	}
+	if _, err := rt.Eval(`parse_duration("soon")`, &Env{}); err == nil {
+		t.Fatal("a bad duration evaluated")
 	}
 }

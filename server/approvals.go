@@ -160,14 +160,21 @@ func (s *Server) decideApproval(c echo.Context) error {
 	return c.JSON(http.StatusOK, view)
 }
 
-// keepAlert serves POST /api/v1/alerts/{id}:keep: every timed revert the alert's
-// playbooks scheduled and that is still pending is cancelled, so the containment
-// stays until someone lifts it.
-func (s *Server) keepAlert(c echo.Context) error {
-	id, action, ok := strings.Cut(c.Param("target"), ":")
-	if !ok || action != "keep" {
-		return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/alerts/{id}:keep")
+// alertAction serves POST /api/v1/alerts/{id}:keep and :run.
+func (s *Server) alertAction(c echo.Context) error {
+	id, action, _ := strings.Cut(c.Param("target"), ":")
+	switch action {
+	case "keep":
+		return s.keepAlert(c, id)
+	case "run":
+		return s.runPlaybook(c, id)
 	}
+	return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/alerts/{id}:keep or :run")
+}
+
+// keepAlert cancels every timed revert the alert's playbooks scheduled and that
+// is still pending, so the containment stays until someone lifts it.
+func (s *Server) keepAlert(c echo.Context, id string) error {
 	ctx := c.Request().Context()
 	d, err := s.opts.Alerts.GetAlert(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -194,6 +201,59 @@ func (s *Server) keepAlert(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"alert_id": id, "kept": kept})
+}
+
+// PlaybookStarter starts a playbook run on demand.
+type PlaybookStarter interface {
+	StartPlaybook(ctx context.Context, req RunRequest) (RunStarted, error)
+}
+
+// RunRequest asks for a run of a playbook version (0: the latest) on an alert.
+type RunRequest struct {
+	AlertID  string `json:"-"`
+	Playbook string `json:"playbook"`
+	Version  int    `json:"version,omitempty"`
+	DryRun   bool   `json:"dry_run,omitempty"`
+}
+
+// RunStarted names the run started.
+type RunStarted struct {
+	WorkflowID string `json:"workflow_id"`
+	RunID      string `json:"run_id"`
+	Playbook   string `json:"playbook"`
+	Version    int    `json:"version"`
+	DryRun     bool   `json:"dry_run"`
+}
+
+// runPlaybook starts a playbook version on a recorded alert, live or as a dry
+// run; 202 once Temporal has the run. Its steps appear under the alert.
+func (s *Server) runPlaybook(c echo.Context, alertID string) error {
+	var req RunRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Playbook == "" || req.Version < 0 {
+		return apiError(http.StatusBadRequest, "invalid_body", `name the playbook: {"playbook": "...", "version": n, "dry_run": true}`)
+	}
+	req.AlertID = alertID
+	ctx := c.Request().Context()
+	if _, err := s.opts.Alerts.GetAlert(ctx, alertID); errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	} else if err != nil {
+		return err
+	}
+	if _, err := s.opts.Playbooks.GetPlaybookVersion(ctx, req.Playbook, req.Version); errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "no such playbook version")
+	} else if err != nil {
+		return err
+	}
+	started, err := s.opts.Runs.StartPlaybook(ctx, req)
+	if err != nil {
+		return err
+	}
+	s.log.Info("playbook run started", "alert_id", alertID, "playbook", req.Playbook, "version", started.Version,
+		"dry_run", req.DryRun, "workflow_id", started.WorkflowID)
+	return c.JSON(http.StatusAccepted, started)
 }
 
 // decodeJSON reads a small JSON body strictly: unknown fields are an error.

@@ -198,3 +198,47 @@ func TestReplayEndpoint(t *testing.T) {
 		t.Fatalf("stream: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+type starterOfRuns struct{ got []server.RunRequest }
+
+func (s *starterOfRuns) StartPlaybook(_ context.Context, req server.RunRequest) (server.RunStarted, error) {
+	s.got = append(s.got, req)
+	return server.RunStarted{WorkflowID: "playbook/alert-1/p/manual-1", RunID: "r", Playbook: req.Playbook, Version: 1, DryRun: req.DryRun}, nil
+}
+
+func TestRunPlaybookOnAnAlert(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertNoAction,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ApplyPlaybook(ctx, "p", "h", "name: p", `{"name":"p"}`, 100, "", true); err != nil {
+		t.Fatal(err)
+	}
+	runs := &starterOfRuns{}
+	sources, _ := ingest.ParseSources([]byte("sources: {ocsf: {secret: x}}"), func(string) (string, bool) { return "", false })
+	pipe, _ := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: starter{}})
+	h := server.New(server.Options{Pipeline: pipe, Alerts: st, Playbooks: st, Runs: runs}).Handler()
+	js := map[string]string{"Content-Type": "application/json"}
+	for _, c := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/api/v1/alerts/alert-1:run", `{}`, 400},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":-1}`, 400},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"nope"}`, 404},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":9}`, 404},
+		{"/api/v1/alerts/nope:run", `{"playbook":"p"}`, 404},
+		{"/api/v1/alerts/alert-1:walk", `{"playbook":"p"}`, 404},
+	} {
+		if code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), js); code != c.status || errCode(out) == "" {
+			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, out, c.status)
+		}
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:run", []byte(`{"playbook":"p","dry_run":true}`), js)
+	if code != http.StatusAccepted || out["workflow_id"] == "" || len(runs.got) != 1 || !runs.got[0].DryRun || runs.got[0].AlertID != "alert-1" {
+		t.Fatalf("run: %d %v, requests %+v", code, out, runs.got)
+	}
+}

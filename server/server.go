@@ -43,8 +43,9 @@ type Options struct {
 	// Approvals is the approval inbox; Control delivers decisions and keeps.
 	Approvals ApprovalStore
 	Control   WorkflowControl
-	// Replayer runs shadow replays.
+	// Replayer runs shadow replays; Runs starts playbook runs on demand.
 	Replayer Replayer
+	Runs     PlaybookStarter
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -76,7 +77,7 @@ func New(opts Options) *Server {
 	api.POST("/webhooks/:source", s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
-	api.POST("/alerts/:target", s.keepAlert)
+	api.POST("/alerts/:target", s.alertAction)
 	api.GET("/approvals", s.listApprovals)
 	api.GET("/approvals/:id", s.getApproval)
 	api.POST("/approvals/:target", s.decideApproval)

@@ -20,7 +20,7 @@ func newPlaybookCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "playbook", Short: "Author and manage playbooks: lint, test, apply, versions, enable and disable"}
 	cmd.AddCommand(newPlaybookLintCmd(), newPlaybookApplyCmd(), newPlaybookListCmd(), newPlaybookShowCmd(),
 		newPlaybookDiffCmd(), newPlaybookEnableCmd(true), newPlaybookEnableCmd(false), newPlaybookExportCmd(),
-		newPlaybookTestCmd(), newPlaybookReplayCmd(), newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
+		newPlaybookTestCmd(), newPlaybookReplayCmd(), newPlaybookRunCmd(), newPlaybookOperationsCmd(), newPlaybookFunctionsCmd())
 	return cmd
 }
 

@@ -71,6 +71,28 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	if !bytes.Contains(ransom.Decision, []byte(`"stopped":true`)) {
 		t.Fatalf("decision = %s", ransom.Decision)
 	}
+	// Run the playbook again on the alert, as a dry run: nothing reaches the EDR.
+	if code, out := runCLI(t, "playbook", "run", "ransomware-burst", "--alert", ransom.ID, "--dry-run", "--url", d.URL); code != 0 ||
+		!strings.Contains(out, "(dry run)") {
+		t.Fatalf("playbook run --dry-run: exit %d: %s", code, out)
+	}
+	var dry server.AlertDetail
+	waitFor(t, "the dry run to finish", waitTimeout, func() bool {
+		dry, _ = getAlert(t, d.URL, ransom.ID)
+		return len(dry.Playbooks) == 2 && dry.Playbooks[1].Run.Status == "completed"
+	})
+	if !dry.Playbooks[1].DryRun || d.Simulator.ContainCalls(ransomHost) != 1 || !bytes.Contains(dry.Playbooks[1].Result, []byte(`"simulated":true`)) {
+		t.Fatalf("dry run = %+v; contain calls %d", dry.Playbooks[1], d.Simulator.ContainCalls(ransomHost))
+	}
+	simulated := 0
+	for _, a := range dry.Actions {
+		if a.Status == "simulated" {
+			simulated++
+		}
+	}
+	if simulated != 3 { // isolate, page, ticket
+		t.Fatalf("actions = %+v", dry.Actions)
+	}
 
 	// Noise is closed by benign-noise-autoclose; an alert no enabled trigger
 	// matches (the brute-force playbook ships disabled) takes no action.

@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/runs"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/shadow"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
@@ -88,6 +89,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Approvals: st,
 		Control:   &server.TemporalControl{Client: c},
 		Replayer:  &shadow.Replayer{Store: st},
+		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {

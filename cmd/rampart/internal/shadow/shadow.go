@@ -6,7 +6,8 @@
 // runs the real interpreter on Temporal's test environment.
 //
 // It may import store (to read), activities (to pin definitions), server (for the
-// report types), pbtest (the offline engine) and the pure packages.
+// report types), pbtest (the offline engine), runs (recorded inputs) and the pure
+// packages.
 package shadow
 
 import (
@@ -21,11 +22,10 @@ import (
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/pbtest"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/runs"
 	"github.com/rampart-soar/rampart/playbook"
-	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/store"
-	"github.com/rampart-soar/rampart/triage"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -139,22 +139,11 @@ func (r *Replayer) alerts(ctx context.Context, req server.ReplayRequest) ([]stri
 // one replays the version on one alert and compares it with what ran.
 func (r *Replayer) one(ctx context.Context, d *store.AlertDetail, pinned workflows.PinnedPlaybook, callees map[string]workflows.PinnedPlaybook) (server.ReplayAlert, error) {
 	out := server.ReplayAlert{AlertID: d.Alert.ID, Title: d.Alert.Title, ReceivedAt: d.Alert.ReceivedAt}
-	var (
-		alert  schemas.Alert
-		detect triage.Detection
-		enrich triage.Enrichment
-	)
-	for what, into := range map[string]struct {
-		text string
-		v    any
-	}{"alert": {d.Alert.AlertJSON, &alert}, "detection": {d.Alert.DetectionJSON, &detect}, "enrichment": {d.Alert.EnrichmentJSON, &enrich}} {
-		if into.text == "" {
-			continue
-		}
-		if err := json.Unmarshal([]byte(into.text), into.v); err != nil {
-			return out, fmt.Errorf("recorded %s: %w", what, err)
-		}
+	rec, err := runs.FromStore(&d.Alert)
+	if err != nil {
+		return out, err
 	}
+	alert, detect, enrich := rec.Alert, rec.Detection, rec.Enrichment
 	ran := ranRun(d, pinned.Definition.Name)
 	out.Ran = ran.side()
 

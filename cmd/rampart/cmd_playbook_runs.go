@@ -172,3 +172,43 @@ func isTerminal(w io.Writer) bool {
 	info, err := f.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }
+
+func newPlaybookRunCmd() *cobra.Command {
+	var base, alertID string
+	var version int
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "run NAME --alert ID [--version N] [--dry-run]",
+		Short: "Run a playbook on a recorded alert now, live or as a dry run",
+		Long: `run starts a playbook version (the latest by default) on a recorded alert, with
+the alert's recorded detection and enrichment, as a durable run on the worker. With
+--dry-run its contain and notify actions are recorded ("would call X with Y")
+instead of made; reads still run. The run's steps appear under the alert
+(rampart alert show ID).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if alertID == "" {
+				return fmt.Errorf("--alert ID is required")
+			}
+			body, err := json.Marshal(server.RunRequest{Playbook: args[0], Version: version, DryRun: dryRun})
+			if err != nil {
+				return err
+			}
+			var out server.RunStarted
+			if err := call(cmd, http.MethodPost, base, "/api/v1/alerts/"+url.PathEscape(alertID)+":run", "application/json", body, &out); err != nil {
+				return err
+			}
+			mode := "live"
+			if out.DryRun {
+				mode = "dry run"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "started %s v%d on %s (%s): workflow %s\n", out.Playbook, out.Version, alertID, mode, out.WorkflowID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&alertID, "alert", "", "the alert to run it on")
+	cmd.Flags().IntVar(&version, "version", 0, "the version (default: the latest)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "record contain and notify actions instead of making them")
+	urlFlag(cmd, &base)
+	return cmd
+}
