@@ -105,7 +105,7 @@ func PinCallees(ctx context.Context, st PlaybookVersions, roots []workflows.Pinn
 // enrichment and the selection as the enrich and decide steps. With no playbook
 // enabled it records nothing and says so: the alert is then decided by
 // decide.contain_when.
-func (a *Activities) SelectPlaybooks(ctx context.Context, in workflows.SelectInput) (workflows.SelectOutput, error) {
+func (a *Activities) SelectPlaybooks(ctx context.Context, in workflows.DecideInput) (workflows.SelectOutput, error) {
 	env := &playbook.Env{Alert: in.Alert, Detect: in.Detection, Enrich: in.Enrichment}
 	sel, err := Selection(ctx, a.Store, env, in.EnrichFinished)
 	if err != nil || !sel.Configured {
@@ -123,7 +123,7 @@ func (a *Activities) SelectPlaybooks(ctx context.Context, in workflows.SelectInp
 		}); err != nil {
 			return err
 		}
-		return saveStep(ctx, tx, in.Ref, workflows.StageDecide, store.StatusSucceeded, in.EnrichFinished, &now,
+		return saveStep(ctx, tx, in.Ref, workflows.StageDecide, store.StatusSucceeded, in.DecideStarted, &now,
 			map[string]any{"enabled": len(sel.Triggers)}, decision, "")
 	})
 	if err != nil {

@@ -32,10 +32,10 @@ func (f *fixture) selectPlaybooks(t *testing.T) workflows.SelectOutput {
 	t.Helper()
 	now := time.Now()
 	var out workflows.SelectOutput
-	get(t, f.env, workflows.ActivitySelectPlaybooks, workflows.SelectInput{
+	get(t, f.env, workflows.ActivitySelectPlaybooks, workflows.DecideInput{
 		Ref: f.ref, Alert: testAlert(), Detection: triage.Detection{Techniques: []string{"T1486"}},
 		Enrichment:    triage.Enrichment{Complete: true, IOCHits: 1, Asset: triage.Asset{Found: true, Criticality: "high"}},
-		EnrichStarted: now, EnrichFinished: now,
+		EnrichStarted: now, EnrichFinished: now, DecideStarted: now,
 	}, &out)
 	return out
 }

@@ -163,23 +163,13 @@ func Conform(v map[string]any, s map[string]any) map[string]any {
 	return out
 }
 
-// inputType is the Go type of a declared input.
+// inputType is the Go type of a declared input: its type is a JSON Schema type,
+// but for list (array).
 func inputType(typ string) reflect.Type {
-	switch typ {
-	case "string":
-		return stringType
-	case "integer":
-		return reflect.TypeOf(0)
-	case "number":
-		return reflect.TypeOf(0.0)
-	case "boolean":
-		return reflect.TypeOf(false)
-	case "list":
-		return listType
-	case "object":
-		return mapType
+	if typ == "list" {
+		typ = "array"
 	}
-	return anyType
+	return SchemaType(map[string]any{"type": typ})
 }
 
 // literalType is the type of a YAML literal.

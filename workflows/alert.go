@@ -260,17 +260,9 @@ func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 }
 
 func (w *alertWorkflow) decide(ctx workflow.Context, enrichStarted time.Time) (policy.Verdict, error) {
-	now := workflow.Now(ctx)
 	var v policy.Verdict
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecide, DecideInput{
-		Ref:            w.ref,
-		Alert:          w.alert,
-		Detection:      w.detection,
-		Enrichment:     w.enrichment,
-		EnrichStarted:  enrichStarted,
-		EnrichFinished: now,
-		DecideStarted:  now,
-	}).Get(ctx, &v)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecide,
+		w.decideInput(ctx, enrichStarted)).Get(ctx, &v)
 	if err != nil {
 		return policy.Verdict{}, fmt.Errorf("decide: %w", err)
 	}
@@ -284,14 +276,8 @@ const versionPlaybooks = "playbooks"
 
 func (w *alertWorkflow) selectPlaybooks(ctx workflow.Context, enrichStarted time.Time) (SelectOutput, error) {
 	var sel SelectOutput
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks, SelectInput{
-		Ref:            w.ref,
-		Alert:          w.alert,
-		Detection:      w.detection,
-		Enrichment:     w.enrichment,
-		EnrichStarted:  enrichStarted,
-		EnrichFinished: workflow.Now(ctx),
-	}).Get(ctx, &sel)
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks,
+		w.decideInput(ctx, enrichStarted)).Get(ctx, &sel)
 	if err != nil {
 		return SelectOutput{}, fmt.Errorf("select playbooks: %w", err)
 	}
@@ -361,6 +347,21 @@ func responseOutcome(runs []PlaybookRunState) string {
 		}
 	}
 	return outcome
+}
+
+// decideInput is what both ways of deciding are given: the alert, its detection
+// and enrichment, and when enrichment ran.
+func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Time) DecideInput {
+	now := workflow.Now(ctx)
+	return DecideInput{
+		Ref:            w.ref,
+		Alert:          w.alert,
+		Detection:      w.detection,
+		Enrichment:     w.enrichment,
+		EnrichStarted:  enrichStarted,
+		EnrichFinished: now,
+		DecideStarted:  now,
+	}
 }
 
 func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {

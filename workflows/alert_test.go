@@ -35,7 +35,7 @@ type stubs struct {
 	duplicates []workflows.DuplicatesInput
 	// selection answers alert.select_playbooks; nil means no playbook is enabled.
 	selection *workflows.SelectOutput
-	selects   []workflows.SelectInput
+	selects   []workflows.DecideInput
 	now       func() time.Time
 }
 
@@ -61,7 +61,7 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		s.decides = append(s.decides, in)
 		return s.verdict, nil
 	})
-	reg(workflows.ActivitySelectPlaybooks, func(_ context.Context, in workflows.SelectInput) (workflows.SelectOutput, error) {
+	reg(workflows.ActivitySelectPlaybooks, func(_ context.Context, in workflows.DecideInput) (workflows.SelectOutput, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.selects = append(s.selects, in)

@@ -128,7 +128,8 @@ type EnrichInput struct {
 	Alert schemas.Alert `json:"alert"`
 }
 
-// DecideInput records the enrichment and decides.
+// DecideInput records the enrichment and decides: by decide.contain_when
+// (ActivityDecide) or by choosing the playbooks that respond (ActivitySelectPlaybooks).
 type DecideInput struct {
 	Ref            AlertRef          `json:"ref"`
 	Alert          schemas.Alert     `json:"alert"`
@@ -166,17 +167,6 @@ type DuplicatesInput struct {
 	AlertID  string    `json:"alert_id"`
 	Count    int       `json:"count"`
 	LastSeen time.Time `json:"last_seen"`
-}
-
-// SelectInput asks which playbooks respond to an alert; it also records the
-// enrichment and the selection as the enrich and decide steps.
-type SelectInput struct {
-	Ref            AlertRef          `json:"ref"`
-	Alert          schemas.Alert     `json:"alert"`
-	Detection      triage.Detection  `json:"detection"`
-	Enrichment     triage.Enrichment `json:"enrichment"`
-	EnrichStarted  time.Time         `json:"enrich_started"`
-	EnrichFinished time.Time         `json:"enrich_finished"`
 }
 
 // SelectOutput is the selection: the matching playbooks in priority order, pinned,

@@ -121,6 +121,12 @@ func Files(paths ...string) ([]*Result, error) {
 
 // PlaybookFiles expands directories into the playbook files in them, sorted.
 func PlaybookFiles(paths ...string) ([]string, error) {
+	return FilesIn(paths, IsPlaybookFile)
+}
+
+// FilesIn lists the files named in paths, and those in the directories named
+// (not recursively) whose names match, sorted.
+func FilesIn(paths []string, match func(name string) bool) ([]string, error) {
 	var files []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -136,7 +142,7 @@ func PlaybookFiles(paths ...string) ([]string, error) {
 			return nil, err
 		}
 		for _, e := range entries {
-			if IsPlaybookFile(e.Name()) && !e.IsDir() {
+			if match(e.Name()) && !e.IsDir() {
 				files = append(files, filepath.Join(p, e.Name()))
 			}
 		}

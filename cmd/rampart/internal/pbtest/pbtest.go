@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"time"
 
@@ -120,26 +119,9 @@ type Result struct {
 // OK reports a passing case.
 func (r *Result) OK() bool { return r.Err == nil && len(r.Failures) == 0 }
 
-// Files lists the test files in paths (files or directories, not recursive).
+// Files lists the test files in paths (files, or directories: not recursive).
 func Files(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !info.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		matches, err := filepath.Glob(filepath.Join(p, "*"+Suffix))
-		if err != nil {
-			return nil, err
-		}
-		sort.Strings(matches)
-		out = append(out, matches...)
-	}
-	return out, nil
+	return lint.FilesIn(paths, func(name string) bool { return strings.HasSuffix(name, Suffix) })
 }
 
 // RunFile runs the cases of one test file whose names match filter (all when nil).
