@@ -93,6 +93,12 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	if simulated != 3 { // isolate, page, ticket
 		t.Fatalf("actions = %+v", dry.Actions)
 	}
+	// Replayed in shadow, the same version decides the same: the notifications
+	// that failed live are answered as they were then, not as a dry run's successes.
+	if code, out := runCLI(t, "playbook", "replay", "ransomware-burst", "--version", "1", "--alerts", ransom.ID, "--url", d.URL); code != 0 ||
+		!strings.Contains(out, "1 alert(s): 1 same, 0 changed") {
+		t.Fatalf("replay of the version that ran: exit %d:\n%s", code, out)
+	}
 
 	// Noise is closed by benign-noise-autoclose; an alert no enabled trigger
 	// matches (the brute-force playbook ships disabled) takes no action.

@@ -36,8 +36,9 @@ type Call struct {
 
 // Answers stand for the world outside an offline run.
 type Answers struct {
-	// Action answers a call that is not simulated; ok false means "no answer":
-	// the operation's declared simulated output.
+	// Action answers a call, simulated ones (a dry run's contain and notify
+	// operations) included; ok false means "no answer": the operation's declared
+	// simulated output.
 	Action func(c Call) (output map[string]any, err error, ok bool)
 	// Approval answers the approval a step asks for (Step and ArgsHash are filled
 	// in); nil leaves it unanswered, to time out.
@@ -91,9 +92,9 @@ type recorder struct {
 	problems []string
 }
 
-// action answers an operation as the real activity would: a dry run records
-// contain and notify operations and answers with their simulated output;
-// everything else is answered by the Answers, else with the simulated output.
+// action answers an operation as the real activity would, from the Answers, else
+// with the operation's simulated output. A dry run's contain and notify
+// operations are marked simulated either way.
 func (r *recorder) action(_ context.Context, in workflows.ActionInput) (workflows.ActionOutput, error) {
 	op, inputs, err := integrations.Resolve(in.Operation, in.Inputs, in.Revert)
 	if err != nil {
@@ -107,7 +108,7 @@ func (r *recorder) action(_ context.Context, in workflows.ActionInput) (workflow
 	r.calls = append(r.calls, c)
 	r.mu.Unlock()
 	out := workflows.ActionOutput{Output: op.SimulatedOutput, SideEffect: op.SideEffect, Simulated: c.Simulated}
-	if !c.Simulated && r.answers.Action != nil {
+	if r.answers.Action != nil {
 		output, err, ok := r.answers.Action(c)
 		if err != nil {
 			return workflows.ActionOutput{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeAnswer, nil)

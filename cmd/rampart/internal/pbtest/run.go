@@ -23,6 +23,9 @@ func run(c *Case, in workflows.PlaybookInput) ([]string, error) {
 	}
 	out, err := Execute(in, Answers{
 		Action: func(call Call) (map[string]any, error, bool) {
+			if call.Simulated {
+				return nil, nil, false // a dry run calls nothing: mocks do not apply
+			}
 			m, ok := c.mock(call.Step, call.Operation)
 			if !ok {
 				return nil, nil, false

@@ -1,8 +1,8 @@
 // Package shadow replays a playbook version in dry-run against recorded alerts,
 // with their recorded detection and enrichment, and compares its decisions and
 // actions with those of the version that ran. Reads are answered from the
-// recording of the run where it made the same call; approvals with the decision
-// the analyst gave. Nothing reaches a vendor and nothing is written: the replay
+// recording of the run where it made the same call (so are calls that failed
+// then); approvals with the decision the analyst gave. Nothing reaches a vendor and nothing is written: the replay
 // runs the real interpreter on Temporal's test environment.
 //
 // It may import store (to read), activities (to pin definitions), server (for the
@@ -219,8 +219,11 @@ const (
 	testWorkflowID = "default-test-workflow-id"
 )
 
-// execute runs the version offline: reads answered from the recording where the
-// run made the same call at the same step, approvals with the recorded decision.
+// execute runs the version offline. A call the recorded run made at the same
+// step with the same inputs is answered as it was answered then — a read's
+// output, a notification that failed — so the comparison is between decisions,
+// not between dry-run and live outcomes; any other call gets the operation's
+// simulated output. Approvals get the recorded decision.
 func (r *Replayer) execute(ctx context.Context, ran recording, in workflows.PlaybookInput) (pbtest.Outcome, []string, error) {
 	var notes []string
 	recorded := map[string]store.Step{}
@@ -243,7 +246,9 @@ func (r *Replayer) execute(ctx context.Context, ran recording, in workflows.Play
 					return output, nil, true
 				}
 			}
-			notes = append(notes, fmt.Sprintf("no recording of %s at step %s: answered with its simulated output", c.Operation, c.Step))
+			if !c.Simulated { // a new contain or notify call is simply what the version would do
+				notes = append(notes, fmt.Sprintf("no recording of %s at step %s: answered with its simulated output", c.Operation, c.Step))
+			}
 			return nil, nil, false
 		},
 		Approval: func(step string) *workflows.Approval {
