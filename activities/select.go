@@ -26,7 +26,28 @@ func Pin(v store.PlaybookVersion) (workflows.PinnedPlaybook, error) {
 	if err := json.Unmarshal([]byte(v.DefinitionJSON), &def); err != nil {
 		return workflows.PinnedPlaybook{}, fmt.Errorf("playbook %s v%d: %w", v.Name, v.Version, err)
 	}
-	return workflows.PinnedPlaybook{Definition: def, Version: v.Version, Hash: v.Hash, ZeroOutputs: def.ZeroOutputs(lint.Operations)}, nil
+	return Pinned(def, v.Version, v.Hash), nil
+}
+
+// Pinned is a definition as a run is pinned to it, with the zero outputs of its
+// actions from the operation catalogue.
+func Pinned(def playbook.Playbook, version int, hash string) workflows.PinnedPlaybook {
+	return workflows.PinnedPlaybook{Definition: def, Version: version, Hash: hash, ZeroOutputs: def.ZeroOutputs(lint.Operations)}
+}
+
+// PinVersion pins a stored version (0: the latest) and the latest version of
+// every playbook its calls reach.
+func PinVersion(ctx context.Context, st PlaybookVersions, name string, version int) (workflows.PinnedPlaybook, map[string]workflows.PinnedPlaybook, error) {
+	v, err := st.GetPlaybookVersion(ctx, name, version)
+	if err != nil {
+		return workflows.PinnedPlaybook{}, nil, err
+	}
+	pinned, err := Pin(v)
+	if err != nil {
+		return workflows.PinnedPlaybook{}, nil, err
+	}
+	callees, err := PinCallees(ctx, st, []workflows.PinnedPlaybook{pinned})
+	return pinned, callees, err
 }
 
 // Selection evaluates the triggers of the enabled playbooks on an alert, in
@@ -66,12 +87,28 @@ func Selection(ctx context.Context, st PlaybookVersions, env *playbook.Env, now 
 	return out, err
 }
 
-// PinCallees pins every playbook the given ones reach through call steps, at its
-// latest version. A callee that no longer exists is left out: its call step fails
-// with a clear error, the rest of the run goes on.
+// PinCallees pins the latest stored version of every playbook the roots reach
+// through call steps, whether enabled or not.
 func PinCallees(ctx context.Context, st PlaybookVersions, roots []workflows.PinnedPlaybook) (map[string]workflows.PinnedPlaybook, error) {
+	return CalleesOf(roots, func(name string) (workflows.PinnedPlaybook, bool, error) {
+		v, err := st.GetPlaybookVersion(ctx, name, 0)
+		if errors.Is(err, store.ErrNotFound) {
+			return workflows.PinnedPlaybook{}, false, nil
+		}
+		if err != nil {
+			return workflows.PinnedPlaybook{}, false, err
+		}
+		p, err := Pin(v)
+		return p, err == nil, err
+	})
+}
+
+// CalleesOf collects every playbook the roots reach through call steps, as
+// lookup finds them. One lookup does not find is left out: its call step fails
+// with a clear error, the rest of the run goes on.
+func CalleesOf(roots []workflows.PinnedPlaybook, lookup func(name string) (workflows.PinnedPlaybook, bool, error)) (map[string]workflows.PinnedPlaybook, error) {
 	var out map[string]workflows.PinnedPlaybook
-	queue := make([]string, 0, len(roots))
+	var queue []string
 	for _, p := range roots {
 		queue = append(queue, p.Definition.Callees()...)
 	}
@@ -81,16 +118,12 @@ func PinCallees(ctx context.Context, st PlaybookVersions, roots []workflows.Pinn
 		if _, done := out[name]; done {
 			continue
 		}
-		v, err := st.GetPlaybookVersion(ctx, name, 0)
-		if errors.Is(err, store.ErrNotFound) {
+		pinned, ok, err := lookup(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
 			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		pinned, err := Pin(v)
-		if err != nil {
-			return nil, err
 		}
 		if out == nil {
 			out = map[string]workflows.PinnedPlaybook{}

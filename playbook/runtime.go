@@ -2,7 +2,9 @@ package playbook
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -146,7 +148,7 @@ func (r *Runtime) Render(v any, env *Env) (any, error) {
 		return r.renderString(v, env)
 	case map[string]any:
 		out := make(map[string]any, len(v))
-		for _, k := range sortedKeys(v) {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			rv, err := r.Render(v[k], env)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
@@ -293,13 +295,4 @@ func orderedMapBuiltins() []expr.Option {
 			return out, nil
 		}),
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

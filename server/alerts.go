@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -117,7 +118,7 @@ var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.
 func (s *Server) listAlerts(c echo.Context) error {
 	f := store.AlertFilter{Status: c.QueryParam("status"), Source: c.QueryParam("source"), Cursor: c.QueryParam("cursor")}
 	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
-		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of processing, contained, no_action, failed")
+		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of "+strings.Join(alertStatuses, ", "))
 	}
 	var err error
 	if f.Limit, err = intParam(c, "limit", 50, 1, 200); err != nil {

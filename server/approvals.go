@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,13 +70,9 @@ func (s *Server) listApprovals(c echo.Context) error {
 	if status != "" && !slices.Contains(approvalStatuses, status) {
 		return apiError(http.StatusBadRequest, "invalid_query", "status is one of "+strings.Join(approvalStatuses, ", "))
 	}
-	limit := 50
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return apiError(http.StatusBadRequest, "invalid_query", "limit is a number from 1 to 500")
-		}
-		limit = n
+	limit, err := intParam(c, "limit", 50, 1, 500)
+	if err != nil {
+		return err
 	}
 	rows, err := s.opts.Approvals.ListApprovals(c.Request().Context(), status, limit)
 	if err != nil {

@@ -3,8 +3,9 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,7 +121,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, PlaybookStateQuery, func() (PlaybookState, error) {
 		st := PlaybookState{Playbook: it.pb.Name, Version: it.in.Playbook.Version, Position: append([]string(nil), it.position...),
 			Steps: it.used, Vars: it.vars, Status: it.status}
-		for _, name := range sortedNames(it.approvals) {
+		for _, name := range slices.Sorted(maps.Keys(it.approvals)) {
 			st.Approvals = append(st.Approvals, *it.approvals[name])
 		}
 		return st, nil
@@ -162,7 +163,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 	// value may read the alert but not other vars: lint enforces it).
 	it.vars = map[string]any{}
 	it.rt.SetNow(workflow.Now(ctx))
-	for _, name := range sortedNames(it.pb.Vars) {
+	for _, name := range slices.Sorted(maps.Keys(it.pb.Vars)) {
 		v, err := it.rt.Render(it.pb.Vars[name], it.env(nil, nil))
 		if err != nil {
 			return temporal.NewNonRetryableApplicationError(fmt.Sprintf("vars.%s: %v", name, err), "PlaybookError", nil)
@@ -178,10 +179,10 @@ func (it *interpreter) env(local map[string]any, items map[string]any) *playbook
 	steps := it.steps
 	if len(local) > 0 {
 		steps = make(map[string]any, len(it.steps)+len(local))
-		for _, k := range sortedNames(it.steps) {
+		for _, k := range slices.Sorted(maps.Keys(it.steps)) {
 			steps[k] = it.steps[k]
 		}
-		for _, k := range sortedNames(local) {
+		for _, k := range slices.Sorted(maps.Keys(local)) {
 			steps[k] = local[k]
 		}
 	}
@@ -200,7 +201,7 @@ func (it *interpreter) env(local map[string]any, items map[string]any) *playbook
 // inputs are the caller's values over the declared defaults.
 func (it *interpreter) inputs() map[string]any {
 	out := map[string]any{}
-	for _, name := range sortedNames(it.pb.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(it.pb.Inputs)) {
 		if v, ok := it.in.Inputs[name]; ok {
 			out[name] = v
 		} else {
@@ -224,7 +225,7 @@ func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 	if result.Status == RunSucceeded && len(it.pb.Outputs) > 0 {
 		result.Outputs = map[string]any{}
 		env := it.env(nil, nil)
-		for _, name := range sortedNames(it.pb.Outputs) {
+		for _, name := range slices.Sorted(maps.Keys(it.pb.Outputs)) {
 			v, err := it.rt.Render(it.pb.Outputs[name], env)
 			if err != nil {
 				result.Status, result.Message = RunFailed, fmt.Sprintf("outputs.%s: %v", name, err)
@@ -363,7 +364,7 @@ func (it *interpreter) execute(ctx workflow.Context, s *playbook.Step, name stri
 		return stepResult{output: map[string]any{"goto": nil}}
 	case playbook.KindSet:
 		set := map[string]any{}
-		for _, k := range sortedNames(s.Set) {
+		for _, k := range slices.Sorted(maps.Keys(s.Set)) {
 			v, err := it.rt.Render(s.Set[k], env)
 			if err != nil {
 				return stepResult{status: StepFailed, err: fmt.Errorf("set %s: %w", k, err)}
@@ -398,15 +399,6 @@ func (it *interpreter) execute(ctx workflow.Context, s *playbook.Step, name stri
 		return it.call(ctx, s, name, env)
 	}
 	return stepResult{status: StepFailed, err: fmt.Errorf("step %s has no kind", s.ID)}
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // toList turns an items value into a list.

@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -235,14 +237,14 @@ func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name stri
 		}
 		running++
 		iterItems := map[string]any{}
-		for _, k := range sortedNames(items) {
+		for _, k := range slices.Sorted(maps.Keys(items)) {
 			iterItems[k] = items[k]
 		}
 		iterItems[f.ItemName()] = item
 		iterSuffix := fmt.Sprintf("%s[%d]", suffix, i)
 		workflow.Go(ctx, func(ctx workflow.Context) {
 			iterLocal := map[string]any{}
-			for _, k := range sortedNames(local) {
+			for _, k := range slices.Sorted(maps.Keys(local)) {
 				iterLocal[k] = local[k]
 			}
 			ends[i] = it.runList(ctx, f.Steps, iterLocal, iterItems, iterSuffix)

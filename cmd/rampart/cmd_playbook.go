@@ -3,9 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
-	"sort"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -105,7 +105,7 @@ func inputNames(schema map[string]any) string {
 	props, _ := schema["properties"].(map[string]any)
 	required, _ := schema["required"].([]any)
 	names := ""
-	for _, name := range sortedKeys(props) {
+	for _, name := range slices.Sorted(maps.Keys(props)) {
 		if names != "" {
 			names += ", "
 		}
@@ -115,15 +115,6 @@ func inputNames(schema map[string]any) string {
 		}
 	}
 	return names
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func newPlaybookFunctionsCmd() *cobra.Command {

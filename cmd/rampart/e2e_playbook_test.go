@@ -182,7 +182,6 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	if h, _ := d.Simulator.Host(dcHost); h.Status != integrations.HostContained {
 		t.Fatalf("host after keep = %+v", h)
 	}
-	_ = approved
 
 	saveHistory(t, d.Client, ransom.WorkflowID, "alert_playbooks.json")
 	saveHistory(t, d.Client, ransom.Playbooks[0].WorkflowID, "playbook_ransomware.json")

@@ -419,6 +419,20 @@ type historyEvents struct {
 	Events     []json.RawMessage `json:"events"`
 }
 
+// startSimulator runs a Falcon simulator with the example ransomware host, for
+// processes that are not `rampart dev` (which starts its own). Its client secret
+// is the client id + "-secret-0123456789".
+func startSimulator(t *testing.T, clientID string, containDelay time.Duration) *crowdstrike.Simulator {
+	t.Helper()
+	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: clientID, ClientSecret: clientID + "-secret-0123456789", ContainDelay: containDelay})
+	sim.AddHost(crowdstrike.SimHost{ID: ransomHost, Hostname: "fin-ws-0142"})
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	return sim
+}
+
 // TestCrashAndRestartResumes kills `rampart dev` with SIGKILL twice — once while
 // the isolate activity is in flight, once while the workflow waits out its dedup
 // window — and restarts it on the same data dir each time. The run must complete
@@ -427,12 +441,7 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
-	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "crash-test", ClientSecret: "crash-test-secret-0123456789", ContainDelay: 4 * time.Second})
-	sim.AddHost(crowdstrike.SimHost{ID: ransomHost, Hostname: "fin-ws-0142"})
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := startSimulator(t, "crash-test", 4*time.Second)
 
 	dir := t.TempDir()
 	config := filepath.Join(dir, "rampart.yaml")
@@ -572,12 +581,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = temporalSrv.Stop() })
-	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "prod-shape", ClientSecret: "prod-shape-secret-0123456789", ContainDelay: 100 * time.Millisecond})
-	sim.AddHost(crowdstrike.SimHost{ID: ransomHost, Hostname: "fin-ws-0142"})
-	if err := sim.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := startSimulator(t, "prod-shape", 100*time.Millisecond)
 
 	dir := t.TempDir()
 	env := []string{childEnv + "=1",

@@ -4,9 +4,10 @@
 // environment, offline, with timers skipped; only the action and record
 // activities are replaced, by the mocks and a recorder.
 //
-// It is tooling for `rampart playbook test`: it may import workflows, playbook,
-// integrations (for operation declarations), server/ingest (to normalize alert
-// fixtures) and the Temporal test suite; never the store.
+// It is tooling for `rampart playbook test` and shadow replay: it may import
+// workflows, activities (to pin definitions), playbook, integrations (for
+// operation declarations), server/ingest (to normalize alert fixtures) and the
+// Temporal test suite; it reads no store.
 package pbtest
 
 import (
@@ -22,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/playbook"
 	"github.com/rampart-soar/rampart/playbook/lint"
 	"github.com/rampart-soar/rampart/schemas"
@@ -191,7 +193,7 @@ func load(path string) (workflows.PinnedPlaybook, map[string]workflows.PinnedPla
 		if err != nil {
 			return workflows.PinnedPlaybook{}, nil, err
 		}
-		p := workflows.PinnedPlaybook{Definition: *r.Playbook, Version: 1, Hash: hash, ZeroOutputs: r.Playbook.ZeroOutputs(lint.Operations)}
+		p := activities.Pinned(*r.Playbook, 1, hash)
 		byName[r.Playbook.Name] = p
 		if filepath.Clean(r.File) == filepath.Clean(path) {
 			target = &p
@@ -200,20 +202,13 @@ func load(path string) (workflows.PinnedPlaybook, map[string]workflows.PinnedPla
 	if target == nil {
 		return workflows.PinnedPlaybook{}, nil, fmt.Errorf("no playbook at %s", path)
 	}
-	callees := map[string]workflows.PinnedPlaybook{}
-	queue := target.Definition.Callees()
-	for len(queue) > 0 {
-		name := queue[0]
-		queue = queue[1:]
-		if _, done := callees[name]; done {
-			continue
-		}
+	// Lint has checked that every call names a playbook of this directory.
+	callees, err := activities.CalleesOf([]workflows.PinnedPlaybook{*target}, func(name string) (workflows.PinnedPlaybook, bool, error) {
 		p, ok := byName[name]
-		if !ok {
-			return workflows.PinnedPlaybook{}, nil, fmt.Errorf("playbook %q, which it calls, is not in %s", name, filepath.Dir(path))
-		}
-		callees[name] = p
-		queue = append(queue, p.Definition.Callees()...)
+		return p, ok, nil
+	})
+	if err != nil {
+		return workflows.PinnedPlaybook{}, nil, err
 	}
 	return *target, callees, nil
 }

@@ -224,12 +224,10 @@ func diffLines(want, got []string) string {
 // jsonish normalizes a value to what JSON decoding gives (numbers as float64),
 // so a YAML 3 equals a workflow's 3.0.
 func jsonish(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var out any
+	if remarshal(v, &out) != nil {
 		return fmt.Sprint(v)
 	}
-	var out any
-	_ = json.Unmarshal(b, &out)
 	return out
 }
 

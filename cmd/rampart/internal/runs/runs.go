@@ -67,15 +67,7 @@ func (s *Starter) StartPlaybook(ctx context.Context, req server.RunRequest) (ser
 	if err != nil {
 		return server.RunStarted{}, err
 	}
-	v, err := s.Store.GetPlaybookVersion(ctx, req.Playbook, req.Version)
-	if err != nil {
-		return server.RunStarted{}, err
-	}
-	pinned, err := activities.Pin(v)
-	if err != nil {
-		return server.RunStarted{}, err
-	}
-	callees, err := activities.PinCallees(ctx, s.Store, []workflows.PinnedPlaybook{pinned})
+	pinned, callees, err := activities.PinVersion(ctx, s.Store, req.Playbook, req.Version)
 	if err != nil {
 		return server.RunStarted{}, err
 	}

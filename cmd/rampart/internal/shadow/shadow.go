@@ -46,15 +46,7 @@ type Replayer struct {
 
 // Replay replays req.Version of req.Playbook on the selected alerts, newest first.
 func (r *Replayer) Replay(ctx context.Context, req server.ReplayRequest, progress func(server.ReplayAlert)) (server.ReplayReport, error) {
-	v, err := r.Store.GetPlaybookVersion(ctx, req.Playbook, req.Version)
-	if err != nil {
-		return server.ReplayReport{}, err
-	}
-	pinned, err := activities.Pin(v)
-	if err != nil {
-		return server.ReplayReport{}, err
-	}
-	callees, err := activities.PinCallees(ctx, r.Store, []workflows.PinnedPlaybook{pinned})
+	pinned, callees, err := activities.PinVersion(ctx, r.Store, req.Playbook, req.Version)
 	if err != nil {
 		return server.ReplayReport{}, err
 	}
