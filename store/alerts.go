@@ -95,8 +95,10 @@ func (s *Store) SetDuplicates(ctx context.Context, id string, count int, lastSee
 }
 
 // MaxPriorAlerts caps CountPriorAlerts: a hash seen on every host of a fleet should
-// cost a bounded lookup, and "1000 or more" says all a decision needs.
-const MaxPriorAlerts = 1000
+// cost a bounded lookup, and "100 or more" says all a decision needs. The cost of
+// the count grows with the cap (1.8 ms at 1,000 against 0.2 ms at 100 on SQLite,
+// store BenchmarkCountPriorAlerts), and every alert of a campaign pays it.
+const MaxPriorAlerts = 100
 
 // CountPriorAlerts counts alerts other than excludeID that name any of the entities
 // and whose event time lies in [since, until], up to MaxPriorAlerts.
@@ -104,21 +106,23 @@ func (s *Store) CountPriorAlerts(ctx context.Context, entities []schemas.Entity,
 	if len(entities) == 0 {
 		return 0, nil
 	}
-	var conds []string
-	var args []any
-	for _, e := range entities {
-		conds = append(conds, "(kind = ? AND value = ?)")
+	// Plain SQL, the same text for the same number of entities, so the prepared
+	// statement is reused; building it through gorm's subquery API cost more
+	// than the query itself on a small table.
+	var q strings.Builder
+	q.WriteString("SELECT COUNT(*) FROM (SELECT DISTINCT alert_id FROM alert_entities WHERE (")
+	args := make([]any, 0, 2*len(entities)+4)
+	for i, e := range entities {
+		if i > 0 {
+			q.WriteString(" OR ")
+		}
+		q.WriteString("(kind = ? AND value = ?)")
 		args = append(args, e.Kind, e.Value)
 	}
-	db := s.db.WithContext(ctx)
-	matching := db.Model(&AlertEntity{}).
-		Distinct("alert_id").
-		Where(strings.Join(conds, " OR "), args...).
-		Where("event_time >= ? AND event_time <= ? AND alert_id <> ?", since.UTC(), until.UTC(), excludeID).
-		Limit(MaxPriorAlerts)
+	q.WriteString(") AND event_time >= ? AND event_time <= ? AND alert_id <> ? LIMIT ?) AS prior")
+	args = append(args, since.UTC(), until.UTC(), excludeID, MaxPriorAlerts)
 	var n int64
-	err := db.Table("(?) AS prior", matching).Count(&n).Error
-	if err != nil {
+	if err := s.db.WithContext(ctx).Raw(q.String(), args...).Row().Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: prior alerts: %w", err)
 	}
 	return int(n), nil

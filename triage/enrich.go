@@ -9,7 +9,7 @@ type Enrichment struct {
 	IOCHits int        `json:"ioc_hits" expr:"ioc_hits"`
 	IOCs    []IOCMatch `json:"iocs,omitempty" expr:"iocs"`
 	// PriorAlerts counts other alerts naming any of the same entities in the 24 hours
-	// before this one (event time).
+	// before this one (event time), up to 100: 100 reads "100 or more".
 	PriorAlerts int `json:"prior_alerts" expr:"prior_alerts"`
 	// Complete is false when a lookup failed; Errors says which. Decisions that act
 	// on an incomplete picture are refused by policy.
