@@ -13,6 +13,8 @@ import (
 
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/workflows"
@@ -55,7 +57,9 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 			t.Errorf("search attribute %s: %v %v", key.GetName(), typ, ok)
 		}
 	}
-	// A namespace that does not exist yet is registered with the retention.
+	// A namespace that does not exist yet is registered with the retention, and
+	// its search attributes are accepted as soon as PrepareTemporal returns: the
+	// server's caches are not forced to re-read them on every use.
 	cfg.Namespace = "rampart-new"
 	if err := PrepareTemporal(ctx, c, cfg); err != nil {
 		t.Fatal(err)
@@ -63,6 +67,41 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 	if _, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "rampart-new"}); err != nil {
 		t.Fatal(err)
 	}
+	startWithSearchAttributes(t, srv.FrontendAddress(), "rampart-new")
+}
+
+// startWithSearchAttributes starts a workflow carrying every search attribute
+// the workflows use; the server refuses one it does not know.
+func startWithSearchAttributes(t *testing.T, address, namespace string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := DialTemporal(ctx, address, namespace, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "search-attributes", TaskQueue: "nobody-polls",
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchSource.ValueSet("crowdstrike"), workflows.SearchSeverity.ValueSet(4)),
+	}, "AnyWorkflow")
+	if err != nil {
+		t.Fatalf("start with search attributes in %s: %v", namespace, err)
+	}
+}
+
+func TestNewDataDirHasSearchAttributes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{
+		DataDir: t.TempDir(), Namespace: "default", SearchAttributes: searchAttributeTypes(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	startWithSearchAttributes(t, srv.FrontendAddress(), "default")
 }
 
 func TestLoadPolicy(t *testing.T) {

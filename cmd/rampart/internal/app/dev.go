@@ -74,6 +74,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if cfg.TemporalAddress == "" {
 		d.Temporal, err = embedded.Start(ctx, embedded.Options{
 			DataDir: cfg.DataDir, Namespace: cfg.Namespace, FrontendPort: opts.TemporalPort, LogLevel: temporalLogLevel(cfg.LogLevel),
+			SearchAttributes: searchAttributeTypes(),
 		})
 		if err != nil {
 			return nil, err

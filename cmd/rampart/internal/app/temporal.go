@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -85,43 +88,79 @@ func EnsureNamespace(ctx context.Context, c client.Client, namespace string, ret
 }
 
 // EnsureSearchAttributes registers the workflows' search attributes that the
-// namespace lacks. Safe to run on every boot and from many processes.
+// namespace lacks, and waits until the server accepts them. Safe to run on every
+// boot and from many processes.
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	op := c.OperatorService()
 	var have *operatorservice.ListSearchAttributesResponse
-	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
-		var err error
+	// A namespace registered a moment ago reaches every service's cache within
+	// seconds.
+	err := retryWhile(ctx, isError[*serviceerror.NamespaceNotFound], func() (err error) {
 		have, err = op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
-		var notFound *serviceerror.NamespaceNotFound
-		if err == nil {
-			break
-		}
-		if !errors.As(err, &notFound) {
-			return fmt.Errorf("list search attributes: %w", err)
-		}
-		// A namespace registered a moment ago reaches every service's cache
-		// within seconds.
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("list search attributes: %w", err)
-		case <-time.After(delay):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
-	for _, key := range workflows.SearchAttributeKeys() {
-		if _, ok := have.GetCustomAttributes()[key.GetName()]; !ok {
-			missing[key.GetName()] = key.GetValueType()
+	for name, typ := range searchAttributeTypes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
 		}
 	}
 	if len(missing) == 0 {
 		return nil
 	}
-	_, err := op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
-	var exists *serviceerror.AlreadyExists
-	if err != nil && !errors.As(err, &exists) {
+	_, err = op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	if err != nil && !isError[*serviceerror.AlreadyExists](err) {
 		return fmt.Errorf("add search attributes: %w", err)
 	}
+	// The server checks search attributes against caches that refresh every few
+	// seconds: a start carrying one just added is refused until then, and so is a
+	// visibility query naming it.
+	query := make([]string, 0, len(missing))
+	for _, name := range slices.Sorted(maps.Keys(missing)) {
+		query = append(query, name+" IS NOT NULL")
+	}
+	err = retryWhile(ctx, isError[*serviceerror.InvalidArgument], func() error {
+		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: strings.Join(query, " AND ")})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("search attributes added but not accepted yet: %w", err)
+	}
 	return nil
+}
+
+// searchAttributeTypes is the workflows' search attributes by name.
+func searchAttributeTypes() map[string]enumspb.IndexedValueType {
+	out := map[string]enumspb.IndexedValueType{}
+	for _, key := range workflows.SearchAttributeKeys() {
+		out[key.GetName()] = key.GetValueType()
+	}
+	return out
+}
+
+// retryWhile calls try, pausing longer each time, for as long as it fails with an
+// error transient accepts and ctx lasts. It returns try's last error.
+func retryWhile(ctx context.Context, transient func(error) bool, try func() error) error {
+	for delay := 100 * time.Millisecond; ; delay = min(delay*2, 2*time.Second) {
+		err := try()
+		if err == nil || !transient(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// isError reports whether err is, or wraps, an error of type T.
+func isError[T error](err error) bool {
+	var target T
+	return errors.As(err, &target)
 }
 
 // PrepareTemporal sets retention and search attributes.

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -50,6 +51,9 @@ type Options struct {
 	FrontendPort int
 	// LogLevel of the server's own logger: debug, info, warn or error.
 	LogLevel string
+	// SearchAttributes are created with the namespace, so a new data dir has them
+	// before the server starts and its caches load them.
+	SearchAttributes map[string]enumspb.IndexedValueType
 }
 
 // Server is a running embedded Temporal server.
@@ -82,7 +86,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.frontend = net.JoinHostPort(host, strconv.Itoa(ports[0]))
 
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, nil)
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
 	if err != nil {
 		s.unlock()
 		return nil, fmt.Errorf("embedded temporal: namespace config: %w", err)
@@ -247,12 +251,18 @@ func serverConfig(sqlCfg *config.SQL, ports []int) *config.Config {
 
 // dynamicConfig holds the values measured in docs/temporal-notes ("Latency"): with the
 // defaults each task hand-off waits ~50 ms for the single history shard's transfer poll.
+//
+// Search attributes are read from the server's caches, not forced from the database
+// on every read as the CLI's dev server does: with one SQLite connection, each
+// forced read (every workflow start carrying search attributes, every GetVersion
+// marker) queued behind the writes and cost ~4 ms of latency per alert. New data
+// dirs get the search attributes with the namespace; one that lacks them has them
+// added at boot and waited for (app.EnsureSearchAttributes).
 func dynamicConfig() dynamicconfig.StaticClient {
 	return dynamicconfig.StaticClient{
 		dynamicconfig.TransferProcessorMaxPollRPS.Key():                  1000,
 		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():           1,
 		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
 		dynamicconfig.FrontendPersistenceMaxQPS.Key():                    10000,
