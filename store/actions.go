@@ -13,32 +13,38 @@ import (
 // ClaimAction returns the action recorded under a.IdempotencyKey, inserting a first
 // if none exists. created says whether this call inserted it. Every call counts one
 // attempt, so the row shows how often the activity ran.
-func (s *Store) ClaimAction(ctx context.Context, a *Action) (Action, bool, error) {
-	db := s.db.WithContext(ctx)
+func (s *Store) ClaimAction(ctx context.Context, a *Action) (got Action, created bool, err error) {
 	if a.Status == "" {
 		a.Status = StatusPending
 	}
 	a.Attempts = 1
-	res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
-	if res.Error != nil {
-		return Action{}, false, fmt.Errorf("store: claim action: %w", res.Error)
-	}
-	created := res.RowsAffected == 1
-	if !created {
-		err := db.Model(&Action{}).Where("idempotency_key = ?", a.IdempotencyKey).
-			Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()}).Error
-		if err != nil {
-			return Action{}, false, fmt.Errorf("store: count attempt: %w", err)
+	err = s.atomically(ctx, func(db *gorm.DB) error {
+		res := db.Clauses(clause.OnConflict{DoNothing: true}).Create(a)
+		if res.Error != nil {
+			return fmt.Errorf("store: claim action: %w", res.Error)
 		}
-	}
-	got, err := s.GetAction(ctx, a.IdempotencyKey)
+		created = res.RowsAffected == 1
+		if !created {
+			err := db.Model(&Action{}).Where("idempotency_key = ?", a.IdempotencyKey).
+				Updates(map[string]any{"attempts": gorm.Expr("attempts + 1"), "updated_at": time.Now().UTC()}).Error
+			if err != nil {
+				return fmt.Errorf("store: count attempt: %w", err)
+			}
+		}
+		got, err = getAction(db, a.IdempotencyKey)
+		return err
+	})
 	return got, created, err
 }
 
 // GetAction returns the action recorded under an idempotency key.
 func (s *Store) GetAction(ctx context.Context, key string) (Action, error) {
+	return getAction(s.db.WithContext(ctx), key)
+}
+
+func getAction(db *gorm.DB, key string) (Action, error) {
 	var a Action
-	if err := s.db.WithContext(ctx).Where("idempotency_key = ?", key).Take(&a).Error; err != nil {
+	if err := db.Where("idempotency_key = ?", key).Take(&a).Error; err != nil {
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return Action{}, ErrNotFound
 		}
@@ -79,12 +85,5 @@ func (s *Store) UpdateAction(ctx context.Context, key string, u ActionUpdate) er
 	if u.VendorCall {
 		fields["vendor_calls"] = gorm.Expr("vendor_calls + 1")
 	}
-	res := s.db.WithContext(ctx).Model(&Action{}).Where("idempotency_key = ?", key).Updates(fields)
-	if res.Error != nil {
-		return fmt.Errorf("store: update action: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("store: update action %s: %w", key, ErrNotFound)
-	}
-	return nil
+	return s.update(ctx, "action", key, &Action{}, "idempotency_key = ?", fields)
 }

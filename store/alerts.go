@@ -72,22 +72,17 @@ func (s *Store) UpdateAlert(ctx context.Context, id string, u AlertUpdate) error
 		return nil
 	}
 	fields["updated_at"] = time.Now().UTC()
-	res := s.db.WithContext(ctx).Model(&Alert{}).Where("id = ?", id).Updates(fields)
-	if res.Error != nil {
-		return fmt.Errorf("store: update alert: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("store: update alert %s: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.update(ctx, "alert", id, &Alert{}, "id = ?", fields)
 }
 
 // SetDuplicates records how many duplicates an alert absorbed. The count only grows,
 // so a late retry of an older write cannot lower it.
 func (s *Store) SetDuplicates(ctx context.Context, id string, count int, lastSeen time.Time) error {
-	err := s.db.WithContext(ctx).Model(&Alert{}).
-		Where("id = ? AND duplicate_count <= ?", id, count).
-		Updates(map[string]any{"duplicate_count": count, "last_seen_at": lastSeen.UTC(), "updated_at": time.Now().UTC()}).Error
+	err := s.atomically(ctx, func(db *gorm.DB) error {
+		return db.Model(&Alert{}).
+			Where("id = ? AND duplicate_count <= ?", id, count).
+			Updates(map[string]any{"duplicate_count": count, "last_seen_at": lastSeen.UTC(), "updated_at": time.Now().UTC()}).Error
+	})
 	if err != nil {
 		return fmt.Errorf("store: set duplicates: %w", err)
 	}

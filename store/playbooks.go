@@ -125,15 +125,7 @@ func (s *Store) GetPlaybookVersion(ctx context.Context, name string, version int
 
 // SetPlaybookEnabled turns a playbook on or off.
 func (s *Store) SetPlaybookEnabled(ctx context.Context, name string, enabled bool) error {
-	res := s.db.WithContext(ctx).Model(&Playbook{}).Where("name = ?", name).
-		Updates(map[string]any{"enabled": enabled, "updated_at": time.Now().UTC()})
-	if res.Error != nil {
-		return fmt.Errorf("store: playbook %s: %w", name, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return s.update(ctx, "playbook", name, &Playbook{}, "name = ?", map[string]any{"enabled": enabled, "updated_at": time.Now().UTC()})
 }
 
 // EnabledPlaybooks returns the latest version of every enabled playbook, in

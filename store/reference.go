@@ -26,10 +26,12 @@ func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
 			return errors.New("store: asset without hostname")
 		}
 	}
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "hostname"}},
-		DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
-	}).CreateInBatches(assets, 200).Error
+	err := s.atomically(ctx, func(db *gorm.DB) error {
+		return db.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "hostname"}},
+			DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
+		}).CreateInBatches(assets, 200).Error
+	})
 	if err != nil {
 		return fmt.Errorf("store: upsert assets: %w", err)
 	}
@@ -102,10 +104,12 @@ func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
 			return fmt.Errorf("store: unknown IOC type %q", iocs[i].Type)
 		}
 	}
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
-		DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
-	}).CreateInBatches(iocs, 200).Error
+	err := s.atomically(ctx, func(db *gorm.DB) error {
+		return db.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
+			DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
+		}).CreateInBatches(iocs, 200).Error
+	})
 	if err != nil {
 		return fmt.Errorf("store: upsert iocs: %w", err)
 	}

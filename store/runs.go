@@ -57,14 +57,7 @@ func (s *Store) UpdateRun(ctx context.Context, id string, u RunUpdate) error {
 	if u.ResultJSON != "" {
 		fields["result_json"] = u.ResultJSON
 	}
-	res := s.db.WithContext(ctx).Model(&Run{}).Where("id = ?", id).Updates(fields)
-	if res.Error != nil {
-		return fmt.Errorf("store: update run: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("store: update run %s: %w", id, ErrNotFound)
-	}
-	return nil
+	return s.update(ctx, "run", id, &Run{}, "id = ?", fields)
 }
 
 // SaveStep upserts a step by (run id, name). Empty input/output/error leave the
@@ -85,10 +78,12 @@ func (s *Store) SaveStep(ctx context.Context, st *Step) error {
 	if st.Error != "" {
 		update = append(update, "error")
 	}
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "run_id"}, {Name: "name"}},
-		DoUpdates: clause.AssignmentColumns(update),
-	}).Create(st).Error
+	err := s.atomically(ctx, func(db *gorm.DB) error {
+		return db.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "run_id"}, {Name: "name"}},
+			DoUpdates: clause.AssignmentColumns(update),
+		}).Create(st).Error
+	})
 	if err != nil {
 		return fmt.Errorf("store: save step: %w", err)
 	}
@@ -111,7 +106,7 @@ func (s *Store) StepStartedAt(ctx context.Context, runID, name string) (time.Tim
 // SaveRun upserts a run by id; later calls change its status and times through
 // UpdateRun.
 func (s *Store) SaveRun(ctx context.Context, r *Run) error {
-	return upsertRun(s.db.WithContext(ctx), r)
+	return s.atomically(ctx, func(db *gorm.DB) error { return upsertRun(db, r) })
 }
 
 // Blob is a large value kept out of the rows that refer to it, by content hash.
@@ -126,7 +121,9 @@ type Blob struct {
 func (s *Store) SaveBlob(ctx context.Context, content []byte) (string, error) {
 	sum := sha256.Sum256(content)
 	id := hex.EncodeToString(sum[:])
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&Blob{ID: id, Size: len(content), Content: content}).Error
+	err := s.atomically(ctx, func(db *gorm.DB) error {
+		return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&Blob{ID: id, Size: len(content), Content: content}).Error
+	})
 	if err != nil {
 		return "", fmt.Errorf("store: save blob: %w", err)
 	}

@@ -34,6 +34,7 @@ type Store struct {
 	db      *gorm.DB
 	dialect string
 	inTx    bool // bound to a transaction by InTx
+	stmts   *stmtPool
 }
 
 // Dialects.
@@ -56,11 +57,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
-		// Activities run the same few statements for every alert: preparing each
-		// once per connection saves re-parsing them, which dominates on SQLite.
-		PrepareStmt:        true,
-		PrepareStmtMaxSize: 256,
-		NowFunc:            func() time.Time { return time.Now().UTC() },
+		NowFunc:                func() time.Time { return time.Now().UTC() },
 	}
 	var (
 		dialector gorm.Dialector
@@ -83,6 +80,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// Activities run the same few statements for every alert: preparing each once
+	// per connection saves re-parsing them, which dominates on SQLite.
+	pool := newStmtPool(sqlDB, dialect == DialectSQLite)
+	db.ConnPool, db.Statement.ConnPool = pool, pool
 	if dialect == DialectSQLite {
 		// One writer at a time is all SQLite allows; a small pool of readers with WAL
 		// keeps the API responsive while activities write.
@@ -91,7 +92,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetMaxOpenConns(16)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, dialect: dialect}
+	s := &Store{db: db, dialect: dialect, stmts: pool}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -154,6 +155,7 @@ func (s *Store) Close() error {
 	if err != nil {
 		return err
 	}
+	s.stmts.close()
 	return sqlDB.Close()
 }
 
@@ -161,18 +163,34 @@ func (s *Store) Close() error {
 // commit together or not at all, and cost one commit instead of several.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.atomically(ctx, func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect, inTx: true})
+		return fn(&Store{db: tx, dialect: s.dialect, inTx: true, stmts: s.stmts})
 	})
 }
 
 // atomically runs fn in a transaction, or in the caller's when there is one: a
 // nested gorm transaction would cost a uniquely named savepoint, parsed anew each
-// time.
+// time. Every write goes through it, which is what lets SQLite writers queue in
+// the process (stmtPool) instead of sleeping in SQLite's busy handler.
 func (s *Store) atomically(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	if s.inTx {
 		return fn(s.db.WithContext(ctx))
 	}
 	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// update sets fields on the row of model that where (with key) selects, and
+// returns ErrNotFound when there is none; what names the row in errors.
+func (s *Store) update(ctx context.Context, what, key string, model any, where string, fields map[string]any) error {
+	return s.atomically(ctx, func(db *gorm.DB) error {
+		res := db.Model(model).Where(where, key).Updates(fields)
+		if res.Error != nil {
+			return fmt.Errorf("store: update %s: %w", what, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("store: update %s %s: %w", what, key, ErrNotFound)
+		}
+		return nil
+	})
 }
 
 // Migrate creates or updates the schema. It is safe to run on every boot.

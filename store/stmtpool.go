@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	"gorm.io/gorm"
+)
+
+// maxCachedStatements bounds the statement cache. Queries whose text varies with
+// their arguments (IN lists, batches) can each be a new statement; past the
+// bound a statement runs unprepared rather than evicting one in use.
+const maxCachedStatements = 256
+
+// stmtPool is the connection pool gorm runs on. It prepares each statement once
+// on the database and lets database/sql reuse it per connection, inside
+// transactions as well as outside. gorm's own PrepareStmt mode prepares a
+// statement first met inside a transaction on that transaction alone, and
+// database/sql then prepares it anew in every later transaction
+// (go-gorm/gorm#4644, golang/go#28130): every write of an activity was parsed
+// again each time.
+//
+// On SQLite it also admits one write transaction at a time. SQLite allows one
+// writer; a second one that finds the lock taken sleeps in the busy handler for
+// 1, 2, 5, 10… ms before trying again, however soon the lock is released, and
+// under load those sleeps were most of a store write's latency. Waiting here
+// wakes the next writer the moment the last one ends. (Every write of the store
+// is a transaction: Store.atomically. Another process writing the same file
+// still meets the busy handler.)
+type stmtPool struct {
+	db *sql.DB
+	// writer is a one-slot semaphore held by a transaction from begin to end;
+	// nil when the database takes concurrent writers (PostgreSQL).
+	writer chan struct{}
+
+	mu    sync.RWMutex
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtPool(db *sql.DB, oneWriter bool) *stmtPool {
+	p := &stmtPool{db: db, stmts: map[string]*sql.Stmt{}}
+	if oneWriter {
+		p.writer = make(chan struct{}, 1)
+	}
+	return p
+}
+
+// stmt returns the prepared statement for query, or nil when the cache is full
+// or preparing failed (the query then runs unprepared and reports any error
+// itself).
+func (p *stmtPool) stmt(ctx context.Context, query string) *sql.Stmt {
+	p.mu.RLock()
+	s := p.stmts[query]
+	p.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.stmts[query]; s != nil {
+		return s
+	}
+	if len(p.stmts) >= maxCachedStatements {
+		return nil
+	}
+	s, err := p.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	p.stmts[query] = s
+	return s
+}
+
+func (p *stmtPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return p.db.PrepareContext(ctx, query)
+}
+
+func (p *stmtPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return p.db.ExecContext(ctx, query, args...)
+}
+
+func (p *stmtPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return p.db.QueryContext(ctx, query, args...)
+}
+
+func (p *stmtPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return p.db.QueryRowContext(ctx, query, args...)
+}
+
+// BeginTx starts a transaction whose statements come from the same cache, once it
+// is this transaction's turn to write.
+func (p *stmtPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
+	release := func() {}
+	if p.writer != nil {
+		select {
+		case p.writer <- struct{}{}:
+			release = func() { <-p.writer }
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	tx, err := p.db.BeginTx(ctx, opts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &stmtTx{tx: tx, pool: p, release: release}, nil
+}
+
+// GetDBConn gives gorm's DB() the underlying pool (Ping, Close, limits).
+func (p *stmtPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
+
+// close closes the cached statements.
+func (p *stmtPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for q, s := range p.stmts {
+		_ = s.Close()
+		delete(p.stmts, q)
+	}
+}
+
+// stmtTx is one transaction. Tx.StmtContext binds a cached statement to the
+// transaction's connection, reusing the statement prepared there before.
+type stmtTx struct {
+	tx      *sql.Tx
+	pool    *stmtPool
+	release func() // ends the transaction's turn to write
+	ended   bool
+}
+
+func (t *stmtTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, query)
+}
+
+func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := t.pool.stmt(ctx, query); s != nil {
+		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := t.pool.stmt(ctx, query); s != nil {
+		return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
+	}
+	return t.tx.QueryContext(ctx, query, args...)
+}
+
+func (t *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := t.pool.stmt(ctx, query); s != nil {
+		return t.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+func (t *stmtTx) Commit() error {
+	defer t.end()
+	return t.tx.Commit()
+}
+
+func (t *stmtTx) Rollback() error {
+	defer t.end()
+	return t.tx.Rollback()
+}
+
+// end gives up the turn to write once, however often gorm ends the transaction.
+func (t *stmtTx) end() {
+	if !t.ended {
+		t.ended = true
+		t.release()
+	}
+}
