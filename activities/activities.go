@@ -61,6 +61,7 @@ func (a *Activities) Register(r Registry) {
 		workflows.ActivityRecordDuplicates: a.RecordDuplicates,
 		workflows.ActivityFinish:           a.Finish,
 		workflows.ActivitySelectPlaybooks:  a.SelectPlaybooks,
+		workflows.ActivityDecideResponse:   a.DecideResponse,
 		workflows.ActivityPlaybookAction:   a.PlaybookAction,
 		workflows.ActivityPlaybookRecord:   a.PlaybookRecord,
 	} {

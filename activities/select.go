@@ -165,6 +165,21 @@ func (a *Activities) SelectPlaybooks(ctx context.Context, in workflows.DecideInp
 	return sel, nil
 }
 
+// DecideResponse decides how an alert is answered, in one local activity: by the
+// playbooks whose triggers match (SelectPlaybooks) or, with no playbook enabled,
+// by decide.contain_when (Decide).
+func (a *Activities) DecideResponse(ctx context.Context, in workflows.DecideInput) (workflows.ResponseDecision, error) {
+	sel, err := a.SelectPlaybooks(ctx, in)
+	if err != nil || sel.Configured {
+		return workflows.ResponseDecision{Selection: sel}, err
+	}
+	v, err := a.Decide(ctx, in)
+	if err != nil {
+		return workflows.ResponseDecision{}, err
+	}
+	return workflows.ResponseDecision{Selection: sel, Verdict: &v}, nil
+}
+
 // recordEnrich records the enrich step: failed when a lookup failed.
 func (a *Activities) recordEnrich(ctx context.Context, tx *store.Store, ref workflows.AlertRef, e triage.Enrichment, started, finished time.Time) error {
 	status, stepErr := store.StatusSucceeded, ""

@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +89,40 @@ func TestSelectPlaybooks(t *testing.T) {
 	d, _ := f.store.GetAlert(context.Background(), "run-1")
 	if len(d.Steps) != 3 || d.Steps[1].Name != workflows.StageEnrich || d.Steps[2].Name != workflows.StageDecide || d.Alert.DecisionJSON == "" {
 		t.Fatalf("recorded steps %+v, decision %s", d.Steps, d.Alert.DecisionJSON)
+	}
+}
+
+// TestDecideResponse: one activity decides either way; the contain rule only
+// when no playbook is enabled, and each way records its decision.
+func TestDecideResponse(t *testing.T) {
+	f := newFixture(t)
+	decide := func() workflows.ResponseDecision {
+		t.Helper()
+		now := time.Now()
+		var d workflows.ResponseDecision
+		get(t, f.env, workflows.ActivityDecideResponse, workflows.DecideInput{
+			Ref: f.ref, Alert: testAlert(),
+			Enrichment:    triage.Enrichment{Complete: true, IOCHits: 1, Asset: triage.Asset{Found: true}},
+			EnrichStarted: now, EnrichFinished: now, DecideStarted: now,
+		}, &d)
+		return d
+	}
+	d := decide()
+	if d.Selection.Configured || d.Verdict == nil || !d.Verdict.Contain {
+		t.Fatalf("with no playbook enabled: %+v", d)
+	}
+	recorded, _ := f.store.GetAlert(context.Background(), "run-1")
+	if !strings.Contains(recorded.Alert.DecisionJSON, `"contain":true`) {
+		t.Fatalf("rule's decision not recorded: %s", recorded.Alert.DecisionJSON)
+	}
+
+	applyPlaybook(t, f.store, "name: any\ntrigger: {when: 'true'}\nsteps: [{id: s, succeed: ok}]\n", true)
+	d = decide()
+	if !d.Selection.Configured || len(d.Selection.Playbooks) != 1 || d.Verdict != nil {
+		t.Fatalf("with a playbook enabled: %+v", d)
+	}
+	recorded, _ = f.store.GetAlert(context.Background(), "run-1")
+	if !strings.Contains(recorded.Alert.DecisionJSON, `"matched":1`) {
+		t.Fatalf("selection not recorded as the decision: %s", recorded.Alert.DecisionJSON)
 	}
 }

@@ -178,19 +178,15 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 	w.state.Stage = StageEnrich
 	w.finishEnrich(ctx, enriched)
 	w.state.Stage = StageDecide
-	if workflow.GetVersion(ctx, versionPlaybooks, workflow.DefaultVersion, 1) >= 1 {
-		sel, err := w.selectPlaybooks(ctx, enrichStarted)
-		if err != nil {
-			return StageDecide, "", err
-		}
-		if sel.Configured {
-			return w.respond(ctx, sel)
-		}
-	}
-	verdict, err := w.decide(ctx, enrichStarted)
+	d, err := w.howToRespond(ctx, enrichStarted)
 	if err != nil {
 		return StageDecide, "", err
 	}
+	if d.Selection.Configured {
+		return w.respond(ctx, d.Selection)
+	}
+	verdict := *d.Verdict
+	w.state.Decision = d.Verdict
 	if !verdict.Contain {
 		w.state.Outcome = OutcomeNoAction
 		return StageDecide, verdict.Reason, nil
@@ -259,30 +255,50 @@ func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 	w.enrichment = e
 }
 
-func (w *alertWorkflow) decide(ctx workflow.Context, enrichStarted time.Time) (policy.Verdict, error) {
+// howToRespond decides the way the run's version does: the playbooks that respond
+// or, with none enabled, the contain rule's verdict.
+func (w *alertWorkflow) howToRespond(ctx workflow.Context, enrichStarted time.Time) (ResponseDecision, error) {
+	switch version := workflow.GetVersion(ctx, versionPlaybooks, workflow.DefaultVersion, versionDecideOnce); {
+	case version >= versionDecideOnce:
+		var d ResponseDecision
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecideResponse,
+			w.decideInput(ctx, enrichStarted)).Get(ctx, &d)
+		if err == nil && !d.Selection.Configured && d.Verdict == nil {
+			err = errors.New("no playbook is enabled and the contain rule gave no verdict")
+		}
+		if err != nil {
+			return ResponseDecision{}, fmt.Errorf("decide: %w", err)
+		}
+		return d, nil
+	case version >= versionSelectThenDecide:
+		var sel SelectOutput
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks,
+			w.decideInput(ctx, enrichStarted)).Get(ctx, &sel)
+		if err != nil {
+			return ResponseDecision{}, fmt.Errorf("select playbooks: %w", err)
+		}
+		if sel.Configured {
+			return ResponseDecision{Selection: sel}, nil
+		}
+	}
 	var v policy.Verdict
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecide,
 		w.decideInput(ctx, enrichStarted)).Get(ctx, &v)
 	if err != nil {
-		return policy.Verdict{}, fmt.Errorf("decide: %w", err)
+		return ResponseDecision{}, fmt.Errorf("decide: %w", err)
 	}
-	w.state.Decision = &v
-	return v, nil
+	return ResponseDecision{Verdict: &v}, nil
 }
 
-// versionPlaybooks marks runs that respond through playbooks: histories recorded
-// before it decide by decide.contain_when alone.
-const versionPlaybooks = "playbooks"
-
-func (w *alertWorkflow) selectPlaybooks(ctx workflow.Context, enrichStarted time.Time) (SelectOutput, error) {
-	var sel SelectOutput
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks,
-		w.decideInput(ctx, enrichStarted)).Get(ctx, &sel)
-	if err != nil {
-		return SelectOutput{}, fmt.Errorf("select playbooks: %w", err)
-	}
-	return sel, nil
-}
+// versionPlaybooks marks how a run decides. Histories recorded before it decide
+// by decide.contain_when alone; at versionSelectThenDecide a local activity
+// selects playbooks and, with none enabled, a second one applies the rule; from
+// versionDecideOnce one local activity does both.
+const (
+	versionPlaybooks        = "playbooks"
+	versionSelectThenDecide = 1
+	versionDecideOnce       = 2
+)
 
 // PlaybookRunID is the workflow ID of the run of a playbook responding to an alert.
 func PlaybookRunID(alertID, name string) string { return "playbook/" + alertID + "/" + name }

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/schemas"
@@ -36,7 +37,9 @@ type stubs struct {
 	// selection answers alert.select_playbooks; nil means no playbook is enabled.
 	selection *workflows.SelectOutput
 	selects   []workflows.DecideInput
-	now       func() time.Time
+	// calls names the deciding activities in the order they ran.
+	calls []string
+	now   func() time.Time
 }
 
 func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
@@ -59,16 +62,31 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.decides = append(s.decides, in)
+		s.calls = append(s.calls, workflows.ActivityDecide)
 		return s.verdict, nil
 	})
 	reg(workflows.ActivitySelectPlaybooks, func(_ context.Context, in workflows.DecideInput) (workflows.SelectOutput, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.selects = append(s.selects, in)
+		s.calls = append(s.calls, workflows.ActivitySelectPlaybooks)
 		if s.selection == nil {
 			return workflows.SelectOutput{}, nil
 		}
 		return *s.selection, nil
+	})
+	// Like the real one: the selection, and the rule's verdict when no playbook is enabled.
+	reg(workflows.ActivityDecideResponse, func(_ context.Context, in workflows.DecideInput) (workflows.ResponseDecision, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.selects = append(s.selects, in)
+		s.calls = append(s.calls, workflows.ActivityDecideResponse)
+		if s.selection != nil && s.selection.Configured {
+			return workflows.ResponseDecision{Selection: *s.selection}, nil
+		}
+		s.decides = append(s.decides, in)
+		v := s.verdict
+		return workflows.ResponseDecision{Verdict: &v}, nil
 	})
 	reg(workflows.ActivityIsolateHost, func(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
 		s.mu.Lock()
@@ -182,6 +200,33 @@ func TestContainPath(t *testing.T) {
 	}
 	if state.Stage != workflows.StageDone || state.Outcome != workflows.OutcomeContained || state.Decision == nil || !state.Decision.Contain {
 		t.Fatalf("queried state = %+v", state)
+	}
+}
+
+// TestDecidingByVersion: a run decides the way the version it started on did,
+// whichever version the code is at now.
+func TestDecidingByVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version workflow.Version
+		calls   []string
+	}{
+		{"before playbooks", workflow.DefaultVersion, []string{workflows.ActivityDecide}},
+		{"select then decide", 1, []string{workflows.ActivitySelectPlaybooks, workflows.ActivityDecide}},
+		{"decide once", 2, []string{workflows.ActivityDecideResponse}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}}
+			env := setup(t, s)
+			env.OnGetVersion("playbooks", workflow.DefaultVersion, 2).Return(tc.version)
+			env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+			if r := result(t, env); r.Outcome != workflows.OutcomeContained || len(s.contains) != 1 {
+				t.Fatalf("result = %+v after %d isolations", r, len(s.contains))
+			}
+			if !slices.Equal(s.calls, tc.calls) {
+				t.Fatalf("decided by %v, want %v", s.calls, tc.calls)
+			}
+		})
 	}
 }
 

@@ -18,9 +18,11 @@ import (
 // embedded server (alerts contained, no action, 50 duplicates, through playbooks;
 // playbook runs with a parallel foreach, and with an approval and a revert)
 // against today's workflow code. A failure means a change is not deterministic for
-// runs in flight: guard it with workflow.GetVersion. Re-record with
-// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|Duplicates|Playbooks)$'
-// only when the old histories can no longer be running anywhere.
+// runs in flight: guard it with workflow.GetVersion. Runs of today's code are
+// re-recorded with
+// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks)$'
+// and *.vN.json keep runs recorded at version N of a change, for as long as such
+// runs can be in flight.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(files) < 3 {

@@ -45,6 +45,7 @@ const (
 	ActivityRecordDuplicates = "alert.record_duplicates"
 	ActivityFinish           = "alert.finish"
 	ActivitySelectPlaybooks  = "alert.select_playbooks"
+	ActivityDecideResponse   = "alert.decide_response"
 )
 
 // Stage names, recorded as steps in the store.
@@ -128,8 +129,10 @@ type EnrichInput struct {
 	Alert schemas.Alert `json:"alert"`
 }
 
-// DecideInput records the enrichment and decides: by decide.contain_when
-// (ActivityDecide) or by choosing the playbooks that respond (ActivitySelectPlaybooks).
+// DecideInput records the enrichment and decides how to respond: by choosing the
+// playbooks that respond or, with none enabled, by decide.contain_when
+// (ActivityDecideResponse; runs recorded before it call ActivitySelectPlaybooks and
+// ActivityDecide in turn).
 type DecideInput struct {
 	Ref            AlertRef          `json:"ref"`
 	Alert          schemas.Alert     `json:"alert"`
@@ -179,6 +182,14 @@ type SelectOutput struct {
 	Callees    map[string]PinnedPlaybook `json:"callees,omitempty"`
 	// Triggers says, per enabled playbook considered, whether its trigger matched.
 	Triggers []TriggerResult `json:"triggers,omitempty"`
+}
+
+// ResponseDecision is how an alert is answered: by the selected playbooks when
+// any is enabled, else by the contain rule's verdict.
+type ResponseDecision struct {
+	Selection SelectOutput `json:"selection"`
+	// Verdict is set when no playbook is enabled (Selection.Configured is false).
+	Verdict *policy.Verdict `json:"verdict,omitempty"`
 }
 
 // TriggerResult is one playbook's trigger evaluated on the alert.
