@@ -26,9 +26,9 @@ import (
 // BenchmarkPipeline measures alert → containment on the embedded server for 500
 // unique alerts, through Rampart (signed webhook, ingress, AlertWorkflow, store)
 // and through the same pipeline shape written as a plain Temporal workflow (the
-// same seven activities: one detect, three parallel enrichments, one decide, one
-// isolate over HTTP to the same simulator, one finish, then the dedup window —
-// with no store, no signals and no ingress), in the same process and run. Latency
+// same seven activities: detect beside three enrichments, one decide, one isolate
+// over HTTP to the same simulator, one finish, then the dedup window — with no
+// store, no signals and no ingress), in the same process and run. Latency
 // ends when the simulator receives the contain request. Senders are closed-loop:
 // one alert at a time each, with 1 sender (latency) and 8 (saturated, throughput).
 // Run with: make bench (RAMPART_BENCH_E2E=1, -benchtime 1x).
@@ -293,11 +293,9 @@ func (s *rawShape) isolate(ctx context.Context, id string) (string, error) {
 
 func rawWorkflow(ctx workflow.Context, id string) error {
 	local := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second})
-	if err := workflow.ExecuteLocalActivity(local, rawPrefix+"detect", id).Get(ctx, nil); err != nil {
-		return err
-	}
+	// Detect beside the three enrichments, as AlertWorkflow runs them.
 	var futures []workflow.Future
-	for _, name := range []string{"asset", "iocs", "prior"} {
+	for _, name := range []string{"detect", "asset", "iocs", "prior"} {
 		futures = append(futures, workflow.ExecuteLocalActivity(local, rawPrefix+name, id))
 	}
 	for _, f := range futures {
