@@ -34,39 +34,79 @@ type stmtPool struct {
 	// nil when the database takes concurrent writers (PostgreSQL).
 	writer chan struct{}
 
-	mu    sync.RWMutex
-	stmts map[string]*sql.Stmt
+	mu        sync.RWMutex
+	stmts     map[string]*sql.Stmt
+	preparing map[string]bool
+	closed    bool
 }
 
 func newStmtPool(db *sql.DB, oneWriter bool) *stmtPool {
-	p := &stmtPool{db: db, stmts: map[string]*sql.Stmt{}}
+	p := &stmtPool{db: db, stmts: map[string]*sql.Stmt{}, preparing: map[string]bool{}}
 	if oneWriter {
 		p.writer = make(chan struct{}, 1)
 	}
 	return p
 }
 
-// stmt returns the prepared statement for query, or nil when the cache is full
-// or preparing failed (the query then runs unprepared and reports any error
-// itself).
+// stmt returns the prepared statement for query, preparing it first if need be;
+// nil means the query runs unprepared (cache full, or preparing failed: running
+// it reports the error).
 func (p *stmtPool) stmt(ctx context.Context, query string) *sql.Stmt {
-	p.mu.RLock()
-	s := p.stmts[query]
-	p.mu.RUnlock()
-	if s != nil {
+	if s := p.cached(query); s != nil {
+		return s
+	}
+	return p.prepare(ctx, query)
+}
+
+// stmtInTx is stmt for a transaction, which holds a connection: preparing there
+// would wait for a second one, and transactions that all wait so would never get
+// it. A statement not cached yet runs unprepared, and is prepared in the
+// background for the next time.
+func (p *stmtPool) stmtInTx(query string) *sql.Stmt {
+	if s := p.cached(query); s != nil {
 		return s
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s := p.stmts[query]; s != nil {
-		return s
+	start := !p.preparing[query] && !p.closed && len(p.stmts) < maxCachedStatements
+	if start {
+		p.preparing[query] = true
 	}
-	if len(p.stmts) >= maxCachedStatements {
+	p.mu.Unlock()
+	if start {
+		go func() {
+			p.prepare(context.Background(), query)
+			p.mu.Lock()
+			delete(p.preparing, query)
+			p.mu.Unlock()
+		}()
+	}
+	return nil
+}
+
+func (p *stmtPool) cached(query string) *sql.Stmt {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.stmts[query]
+}
+
+// prepare prepares query on the database, without holding the cache's lock
+// meanwhile, and caches it unless the cache is full or closed.
+func (p *stmtPool) prepare(ctx context.Context, query string) *sql.Stmt {
+	p.mu.RLock()
+	full := p.closed || len(p.stmts) >= maxCachedStatements
+	p.mu.RUnlock()
+	if full {
 		return nil
 	}
 	s, err := p.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if have := p.stmts[query]; have != nil || p.closed || len(p.stmts) >= maxCachedStatements {
+		_ = s.Close() // another caller prepared it first, or there is no room
+		return have
 	}
 	p.stmts[query] = s
 	return s
@@ -120,10 +160,11 @@ func (p *stmtPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnP
 // GetDBConn gives gorm's DB() the underlying pool (Ping, Close, limits).
 func (p *stmtPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
-// close closes the cached statements.
+// close closes the cached statements; none is cached after it.
 func (p *stmtPool) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for q, s := range p.stmts {
 		_ = s.Close()
 		delete(p.stmts, q)
@@ -144,21 +185,21 @@ func (t *stmtTx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, e
 }
 
 func (t *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := t.pool.stmt(ctx, query); s != nil {
+	if s := t.pool.stmtInTx(query); s != nil {
 		return t.tx.StmtContext(ctx, s).ExecContext(ctx, args...)
 	}
 	return t.tx.ExecContext(ctx, query, args...)
 }
 
 func (t *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.pool.stmt(ctx, query); s != nil {
+	if s := t.pool.stmtInTx(query); s != nil {
 		return t.tx.StmtContext(ctx, s).QueryContext(ctx, args...)
 	}
 	return t.tx.QueryContext(ctx, query, args...)
 }
 
 func (t *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := t.pool.stmt(ctx, query); s != nil {
+	if s := t.pool.stmtInTx(query); s != nil {
 		return t.tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)

@@ -463,3 +463,40 @@ func TestAlertPlaybookRuns(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentTransactionsOnAFreshStore: transactions that each hold a
+// connection and meet statements nobody has prepared yet all finish; none waits
+// for a connection to prepare on while the others hold them all.
+func TestConcurrentTransactionsOnAFreshStore(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		const n = 40 // more than either dialect's connection pool
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				errs <- st.InTx(ctx, func(tx *store.Store) error {
+					id := fmt.Sprintf("run-%d", i)
+					if err := tx.SaveRun(ctx, &store.Run{ID: id, WorkflowID: "wf-" + id, WorkflowType: "AlertWorkflow", Status: store.StatusRunning, StartedAt: t0}); err != nil {
+						return err
+					}
+					if err := tx.SaveStep(ctx, &store.Step{RunID: id, Name: "detect", Seq: 1, Status: store.StatusSucceeded, StartedAt: t0}); err != nil {
+						return err
+					}
+					return tx.UpdateRun(ctx, id, store.RunUpdate{Status: store.StatusCompleted})
+				})
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range n {
+			steps, err := st.RunSteps(ctx, fmt.Sprintf("run-%d", i))
+			if err != nil || len(steps) != 1 {
+				t.Fatalf("run-%d: %d steps, %v", i, len(steps), err)
+			}
+		}
+	})
+}
