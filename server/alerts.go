@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 // AlertSummary is an alert in a list.
@@ -148,6 +150,70 @@ func (s *Server) listAlerts(c echo.Context) error {
 	out := AlertList{Alerts: make([]AlertSummary, 0, len(rows)), NextCursor: next}
 	for i := range rows {
 		out.Alerts = append(out.Alerts, summary(&rows[i]))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// AlertStateView is where an alert's run and its playbook runs are now, as the
+// runs themselves answer.
+type AlertStateView struct {
+	AlertID    string               `json:"alert_id"`
+	WorkflowID string               `json:"workflow_id"`
+	RunID      string               `json:"run_id"`
+	State      workflows.AlertState `json:"state"`
+	Playbooks  []PlaybookStateView  `json:"playbooks"`
+}
+
+// PlaybookStateView is one playbook run's live position and variables, or why
+// it could not be asked.
+type PlaybookStateView struct {
+	Playbook   string                   `json:"playbook"`
+	WorkflowID string                   `json:"workflow_id"`
+	RunID      string                   `json:"run_id"`
+	State      *workflows.PlaybookState `json:"state,omitempty"`
+	Error      string                   `json:"error,omitempty"`
+}
+
+// stateQueryTimeout bounds a state query: with no worker running, Temporal
+// would hold the request until the client's own deadline.
+const stateQueryTimeout = 10 * time.Second
+
+// alertState serves GET /api/v1/alerts/{id}/state: the alert workflow's state
+// query, and the position and variables of each playbook run it recorded
+// (started by its triggers or on demand).
+func (s *Server) alertState(c echo.Context) error {
+	id := c.Param("id")
+	if len(id) > 64 {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), stateQueryTimeout)
+	defer cancel()
+	d, err := s.opts.Alerts.GetAlert(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	if err != nil {
+		return err
+	}
+	out := AlertStateView{AlertID: id, WorkflowID: d.Alert.WorkflowID, RunID: d.Alert.ID, Playbooks: []PlaybookStateView{}}
+	err = s.opts.Control.Query(ctx, d.Alert.WorkflowID, d.Alert.ID, workflows.StateQuery, &out.State)
+	switch {
+	case errors.Is(err, ErrRunNotFound):
+		return apiError(http.StatusNotFound, "run_not_found", "Temporal no longer has this alert's run (past the namespace's retention)")
+	case errors.Is(err, context.DeadlineExceeded):
+		return apiError(http.StatusServiceUnavailable, "no_answer", "no worker answered the state query: is a worker running?")
+	case err != nil:
+		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "state query failed: "+err.Error())
+	}
+	for _, p := range d.Playbooks {
+		v := PlaybookStateView{Playbook: p.Run.Playbook, WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID}
+		var st workflows.PlaybookState
+		if err := s.opts.Control.Query(ctx, p.Run.WorkflowID, p.Run.ID, workflows.PlaybookStateQuery, &st); err != nil {
+			v.Error = err.Error()
+		} else {
+			v.State = &st
+		}
+		out.Playbooks = append(out.Playbooks, v)
 	}
 	return c.JSON(http.StatusOK, out)
 }

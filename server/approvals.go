@@ -29,7 +29,15 @@ type WorkflowControl interface {
 	DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error
 	// KeepAction cancels a pending timed revert.
 	KeepAction(ctx context.Context, revertWorkflowID string) error
+	// Query asks a run (runID empty: the latest of workflowID) for its state
+	// through the named query handler, decoding the answer into out.
+	// ErrRunNotFound means Temporal no longer has the run.
+	Query(ctx context.Context, workflowID, runID, name string, out any) error
 }
+
+// ErrRunNotFound means Temporal has no such run (never started, or past the
+// namespace's retention).
+var ErrRunNotFound = errors.New("run not found")
 
 // ErrRejected means the workflow refused a request (its validator said no, or
 // it is no longer running).

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,10 +19,29 @@ import (
 )
 
 // control records what the API asked of workflows; reject makes the run refuse.
+// states answers queries by workflow id: a value, or an error to return.
 type control struct {
 	decisions []workflows.Approval
 	kept      []string
 	reject    error
+	states    map[string]any
+	queries   []string
+}
+
+func (c *control) Query(_ context.Context, workflowID, runID, name string, out any) error {
+	c.queries = append(c.queries, workflowID+"/"+runID+" "+name)
+	switch v := c.states[workflowID].(type) {
+	case nil:
+		return fmt.Errorf("%w: %s", server.ErrRunNotFound, workflowID)
+	case error:
+		return v
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, out)
+	}
 }
 
 func (c *control) DecideApproval(_ context.Context, workflowID, runID string, a workflows.Approval) error {
@@ -240,5 +260,64 @@ func TestRunPlaybookOnAnAlert(t *testing.T) {
 	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:run", []byte(`{"playbook":"p","dry_run":true}`), js)
 	if code != http.StatusAccepted || out["workflow_id"] == "" || len(runs.got) != 1 || !runs.got[0].DryRun || runs.got[0].AlertID != "alert-1" {
 		t.Fatalf("run: %d %v, requests %+v", code, out, runs.got)
+	}
+}
+
+func TestAlertStateAsksTheRuns(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertProcessing,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"malware", "notify"} {
+		if err := st.SaveRun(ctx, &store.Run{ID: "run-" + name, WorkflowID: "playbook/alert-1/" + name, WorkflowType: workflows.PlaybookWorkflowName,
+			AlertID: "alert-1", Status: store.StatusRunning, StartedAt: at, Playbook: name, PlaybookVersion: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctl := &control{states: map[string]any{
+		"alert/fp": workflows.AlertState{Stage: workflows.StageContain, Outcome: workflows.OutcomeProcessing, Duplicates: 3},
+		"playbook/alert-1/malware": workflows.PlaybookState{Playbook: "malware", Version: 2, Position: []string{"isolate"},
+			Vars: map[string]any{"verdict": "malicious"}, Status: "waiting"},
+		"playbook/alert-1/notify": errors.New("no worker answered"),
+	}}
+	h := newServerWith(t, st, starter{}, ctl)
+
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1/state", nil, nil)
+	if code != 200 {
+		t.Fatalf("state: %d %v", code, out)
+	}
+	state := out["state"].(map[string]any)
+	if state["stage"] != "contain" || state["duplicates"] != float64(3) || out["run_id"] != "alert-1" {
+		t.Fatalf("alert state = %v", out)
+	}
+	runs := map[string]map[string]any{}
+	for _, p := range out["playbooks"].([]any) {
+		runs[p.(map[string]any)["playbook"].(string)] = p.(map[string]any)
+	}
+	malware, _ := runs["malware"]["state"].(map[string]any)
+	if malware == nil || malware["position"].([]any)[0] != "isolate" || malware["vars"].(map[string]any)["verdict"] != "malicious" {
+		t.Fatalf("malware run = %v", runs["malware"])
+	}
+	if runs["notify"]["state"] != nil || !strings.Contains(runs["notify"]["error"].(string), "no worker answered") {
+		t.Fatalf("a run that did not answer = %v", runs["notify"])
+	}
+	want := []string{"alert/fp/alert-1 state", "playbook/alert-1/malware/run-malware playbook.state", "playbook/alert-1/notify/run-notify playbook.state"}
+	if strings.Join(ctl.queries, ",") != strings.Join(want, ",") {
+		t.Fatalf("queries %v, want %v", ctl.queries, want)
+	}
+
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/nope/state", nil, nil); code != 404 || errCode(out) != "not_found" {
+		t.Fatalf("unknown alert: %d %v", code, out)
+	}
+	delete(ctl.states, "alert/fp")
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1/state", nil, nil); code != 404 || errCode(out) != "run_not_found" {
+		t.Fatalf("run gone from Temporal: %d %v", code, out)
+	}
+	ctl.states["alert/fp"] = context.DeadlineExceeded
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1/state", nil, nil); code != 503 || errCode(out) != "no_answer" {
+		t.Fatalf("no worker: %d %v", code, out)
 	}
 }

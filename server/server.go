@@ -77,6 +77,7 @@ func New(opts Options) *Server {
 	api.POST("/webhooks/:source", s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
+	api.GET("/alerts/:id/state", s.alertState)
 	api.POST("/alerts/:target", s.alertAction)
 	api.GET("/approvals", s.listApprovals)
 	api.GET("/approvals/:id", s.getApproval)

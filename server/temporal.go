@@ -130,6 +130,20 @@ func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID strin
 	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, nil))
 }
 
+// Query asks a run for its state; a worker answers it, replaying the run's
+// history when the run has closed.
+func (t *TemporalControl) Query(ctx context.Context, workflowID, runID, name string, out any) error {
+	v, err := t.Client.QueryWorkflow(ctx, workflowID, runID, name)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return fmt.Errorf("%w: %s", ErrRunNotFound, workflowID)
+	}
+	if err != nil {
+		return err
+	}
+	return v.Get(out)
+}
+
 // rejection sorts an error from a workflow request: the run said no or is gone
 // (ErrRejected, with the run's words), or the request itself failed.
 func rejection(err error) error {

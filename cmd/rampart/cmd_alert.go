@@ -23,7 +23,7 @@ import (
 
 func newAlertCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
-	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertKeepCmd())
+	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd())
 	return cmd
 }
 
@@ -133,14 +133,23 @@ func newAlertListCmd() *cobra.Command {
 }
 
 func newAlertShowCmd() *cobra.Command {
+	return getJSONCmd("show ID", "Show an alert with its enrichment, decision, steps and actions", "")
+}
+
+func newAlertStateCmd() *cobra.Command {
+	return getJSONCmd("state ID", "Ask an alert's run and its playbook runs where they are now: stage, position, variables, pending approvals", "/state")
+}
+
+// getJSONCmd prints, indented, what GET /api/v1/alerts/{ID}<suffix> answers.
+func getJSONCmd(use, short, suffix string) *cobra.Command {
 	var base string
 	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show an alert with its enrichment, decision, steps and actions",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var detail json.RawMessage
-			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0]), "", nil, &detail); err != nil {
+			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0])+suffix, "", nil, &detail); err != nil {
 				return err
 			}
 			var pretty bytes.Buffer

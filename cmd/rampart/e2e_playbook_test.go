@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +121,16 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	a, _ := getAlert(t, d.URL, dc.AlertID)
 	if a.Status != "processing" || len(a.Playbooks) != 1 || len(a.Playbooks[0].Steps) < 3 {
 		t.Fatalf("while waiting, the steps so far are recorded: %+v", a.Playbooks)
+	}
+	// The runs say where they are: the playbook at its approval step.
+	code, out := runCLI(t, "alert", "state", dc.AlertID, "--url", d.URL)
+	var live server.AlertStateView
+	if err := json.Unmarshal([]byte(out), &live); code != 0 || err != nil {
+		t.Fatalf("alert state: exit %d, %v: %s", code, err, out)
+	}
+	if live.State.Stage != workflows.StageContain || len(live.Playbooks) != 1 || live.Playbooks[0].State == nil ||
+		!slices.Contains(live.Playbooks[0].State.Position, "isolate_with_approval") || len(live.Playbooks[0].State.Approvals) != 1 {
+		t.Fatalf("live state while waiting for the approval: %s", out)
 	}
 	// The run's validator refuses a decision bound to other arguments.
 	control := &server.TemporalControl{Client: d.Client}
