@@ -258,11 +258,14 @@ func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 // howToRespond decides the way the run's version does: the playbooks that respond
 // or, with none enabled, the contain rule's verdict.
 func (w *alertWorkflow) howToRespond(ctx workflow.Context, enrichStarted time.Time) (ResponseDecision, error) {
+	decide := func(activity string, out any) error {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), activity,
+			w.decideInput(ctx, enrichStarted)).Get(ctx, out)
+	}
 	switch version := workflow.GetVersion(ctx, versionPlaybooks, workflow.DefaultVersion, versionDecideOnce); {
 	case version >= versionDecideOnce:
 		var d ResponseDecision
-		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecideResponse,
-			w.decideInput(ctx, enrichStarted)).Get(ctx, &d)
+		err := decide(ActivityDecideResponse, &d)
 		if err == nil && !d.Selection.Configured && d.Verdict == nil {
 			err = errors.New("no playbook is enabled and the contain rule gave no verdict")
 		}
@@ -272,9 +275,7 @@ func (w *alertWorkflow) howToRespond(ctx workflow.Context, enrichStarted time.Ti
 		return d, nil
 	case version >= versionSelectThenDecide:
 		var sel SelectOutput
-		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivitySelectPlaybooks,
-			w.decideInput(ctx, enrichStarted)).Get(ctx, &sel)
-		if err != nil {
+		if err := decide(ActivitySelectPlaybooks, &sel); err != nil {
 			return ResponseDecision{}, fmt.Errorf("select playbooks: %w", err)
 		}
 		if sel.Configured {
@@ -282,9 +283,7 @@ func (w *alertWorkflow) howToRespond(ctx workflow.Context, enrichStarted time.Ti
 		}
 	}
 	var v policy.Verdict
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDecide,
-		w.decideInput(ctx, enrichStarted)).Get(ctx, &v)
-	if err != nil {
+	if err := decide(ActivityDecide, &v); err != nil {
 		return ResponseDecision{}, fmt.Errorf("decide: %w", err)
 	}
 	return ResponseDecision{Verdict: &v}, nil
