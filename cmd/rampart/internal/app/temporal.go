@@ -37,20 +37,18 @@ func DialTemporal(ctx context.Context, address, namespace string, log *slog.Logg
 		Logger:        sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
 		DataConverter: DataConverter(),
 	}
-	delay := 200 * time.Millisecond
-	for {
-		c, err := client.DialContext(ctx, opts)
-		if err == nil {
-			return c, nil
-		}
+	var c client.Client
+	err := retryWhile(ctx, func(err error) bool {
 		log.Warn("temporal not reachable yet", "address", address, "error", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("dial temporal at %s: %w", address, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 5*time.Second)
+		return true
+	}, func() (err error) {
+		c, err = client.DialContext(ctx, opts)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal at %s: %w", address, err)
 	}
+	return c, nil
 }
 
 // EnsureNamespace registers the namespace if it does not exist and sets its
