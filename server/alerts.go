@@ -42,6 +42,11 @@ type AlertList struct {
 	NextCursor string         `json:"next_cursor,omitempty"`
 }
 
+// AlertReceived is the status of an alert Temporal has accepted and no worker
+// has recorded yet (no worker running, or a backlog): the store does not know it,
+// so only GET /api/v1/alerts/{id} answers it.
+const AlertReceived = "received"
+
 // AlertDetail is one alert with everything recorded about its run.
 type AlertDetail struct {
 	AlertSummary
@@ -190,9 +195,12 @@ func (s *Server) alertState(c echo.Context) error {
 	defer cancel()
 	d, err := s.opts.Alerts.GetAlert(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return apiError(http.StatusNotFound, "not_found", "no such alert")
-	}
-	if err != nil {
+		run, err := s.acceptedAlert(ctx, id)
+		if err != nil {
+			return err
+		}
+		d = &store.AlertDetail{Alert: store.Alert{ID: id, WorkflowID: run.WorkflowID}}
+	} else if err != nil {
 		return err
 	}
 	out := AlertStateView{AlertID: id, WorkflowID: d.Alert.WorkflowID, RunID: d.Alert.ID, Playbooks: []PlaybookStateView{}}
@@ -200,7 +208,7 @@ func (s *Server) alertState(c echo.Context) error {
 	switch {
 	case errors.Is(err, ErrRunNotFound):
 		return apiError(http.StatusNotFound, "run_not_found", "Temporal no longer has this alert's run (past the namespace's retention)")
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrNoAnswer):
 		return apiError(http.StatusServiceUnavailable, "no_answer", "no worker answered the state query: is a worker running?")
 	case err != nil:
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "state query failed: "+err.Error())
@@ -218,6 +226,24 @@ func (s *Server) alertState(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
+// acceptedAlert finds an alert the store does not know among the runs Temporal
+// holds: accepted, and waiting for a worker to record it.
+func (s *Server) acceptedAlert(ctx context.Context, id string) (AcceptedRun, error) {
+	if s.opts.Control == nil {
+		return AcceptedRun{}, apiError(http.StatusNotFound, "not_found", "no such alert")
+	}
+	run, err := s.opts.Control.AcceptedAlert(ctx, id)
+	switch {
+	case errors.Is(err, ErrRunNotFound):
+		return AcceptedRun{}, apiError(http.StatusNotFound, "not_found", "no such alert")
+	case err != nil:
+		// Not in the store, and Temporal cannot say whether it holds it.
+		return AcceptedRun{}, apiError(http.StatusServiceUnavailable, "temporal_unavailable",
+			"the alert is not recorded and Temporal could not be asked: "+err.Error())
+	}
+	return run, nil
+}
+
 func (s *Server) getAlert(c echo.Context) error {
 	id := c.Param("id")
 	if len(id) > 64 {
@@ -225,7 +251,16 @@ func (s *Server) getAlert(c echo.Context) error {
 	}
 	d, err := s.opts.Alerts.GetAlert(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
-		return apiError(http.StatusNotFound, "not_found", "no such alert")
+		run, err := s.acceptedAlert(c.Request().Context(), id)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, AlertDetail{
+			AlertSummary: AlertSummary{ID: id, WorkflowID: run.WorkflowID, Source: run.Source, SeverityID: run.SeverityID,
+				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt},
+			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{},
+			Temporal: TemporalRef{WorkflowID: run.WorkflowID, RunID: id},
+		})
 	}
 	if err != nil {
 		return err

@@ -31,9 +31,26 @@ type WorkflowControl interface {
 	KeepAction(ctx context.Context, revertWorkflowID string) error
 	// Query asks a run (runID empty: the latest of workflowID) for its state
 	// through the named query handler, decoding the answer into out.
-	// ErrRunNotFound means Temporal no longer has the run.
+	// ErrRunNotFound means Temporal no longer has the run, ErrNoAnswer that no
+	// worker answered in time.
 	Query(ctx context.Context, workflowID, runID, name string, out any) error
+	// AcceptedAlert finds the open AlertWorkflow run whose run id is alertID:
+	// an alert Temporal holds that no worker has recorded yet. ErrRunNotFound
+	// when there is none.
+	AcceptedAlert(ctx context.Context, alertID string) (AcceptedRun, error)
 }
+
+// AcceptedRun is what Temporal knows of an alert before a worker records it.
+type AcceptedRun struct {
+	WorkflowID string
+	Source     string
+	SeverityID int
+	StartedAt  time.Time
+}
+
+// ErrNoAnswer means no worker answered a query in time: none is running, or all
+// are too busy.
+var ErrNoAnswer = errors.New("no worker answered")
 
 // ErrRunNotFound means Temporal has no such run (never started, or past the
 // namespace's retention).

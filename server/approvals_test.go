@@ -26,6 +26,20 @@ type control struct {
 	reject    error
 	states    map[string]any
 	queries   []string
+	// accepted are the runs Temporal holds that the store does not know.
+	accepted  map[string]server.AcceptedRun
+	acceptErr error
+}
+
+func (c *control) AcceptedAlert(_ context.Context, alertID string) (server.AcceptedRun, error) {
+	if c.acceptErr != nil {
+		return server.AcceptedRun{}, c.acceptErr
+	}
+	run, ok := c.accepted[alertID]
+	if !ok {
+		return run, server.ErrRunNotFound
+	}
+	return run, nil
 }
 
 func (c *control) Query(_ context.Context, workflowID, runID, name string, out any) error {
@@ -316,8 +330,37 @@ func TestAlertStateAsksTheRuns(t *testing.T) {
 	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1/state", nil, nil); code != 404 || errCode(out) != "run_not_found" {
 		t.Fatalf("run gone from Temporal: %d %v", code, out)
 	}
-	ctl.states["alert/fp"] = context.DeadlineExceeded
+	ctl.states["alert/fp"] = fmt.Errorf("%w: alert/fp", server.ErrNoAnswer)
 	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1/state", nil, nil); code != 503 || errCode(out) != "no_answer" {
 		t.Fatalf("no worker: %d %v", code, out)
+	}
+}
+
+// TestAcceptedAlertNotRecordedYet: an alert Temporal accepted that no worker has
+// recorded is answered as received, not as missing.
+func TestAcceptedAlertNotRecordedYet(t *testing.T) {
+	st := storetest.SQLite(t)
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	const id = "0b2c9d4e-1f3a-4b5c-8d6e-7f8091a2b3c4"
+	ctl := &control{
+		accepted: map[string]server.AcceptedRun{id: {WorkflowID: "alert/fp-1", Source: "crowdstrike", SeverityID: 5, StartedAt: at}},
+		states:   map[string]any{"alert/fp-1": workflows.AlertState{Stage: workflows.StageReceived, Outcome: workflows.OutcomeProcessing}},
+	}
+	h := newServerWith(t, st, starter{}, ctl)
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id, nil, nil)
+	if code != 200 || out["status"] != server.AlertReceived || out["workflow_id"] != "alert/fp-1" || out["severity"] != "Critical" ||
+		out["source"] != "crowdstrike" || len(out["steps"].([]any)) != 0 {
+		t.Fatalf("accepted alert: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/"+id+"/state", nil, nil)
+	if code != 200 || out["state"].(map[string]any)["stage"] != workflows.StageReceived || out["workflow_id"] != "alert/fp-1" {
+		t.Fatalf("accepted alert's state: %d %v", code, out)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/0b2c9d4e-0000-4b5c-8d6e-7f8091a2b3c4", nil, nil); code != 404 || errCode(out) != "not_found" {
+		t.Fatalf("unknown alert: %d %v", code, out)
+	}
+	ctl.acceptErr = errors.New("temporal unreachable")
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id, nil, nil); code != 503 || errCode(out) != "temporal_unavailable" {
+		t.Fatalf("temporal down: %d %v", code, out)
 	}
 }

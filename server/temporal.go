@@ -134,14 +134,69 @@ func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID strin
 // history when the run has closed.
 func (t *TemporalControl) Query(ctx context.Context, workflowID, runID, name string, out any) error {
 	v, err := t.Client.QueryWorkflow(ctx, workflowID, runID, name)
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
+	var (
+		notFound *serviceerror.NotFound
+		timedOut *serviceerror.DeadlineExceeded
+	)
+	switch {
+	case errors.As(err, &notFound):
 		return fmt.Errorf("%w: %s", ErrRunNotFound, workflowID)
+	case errors.As(err, &timedOut), err != nil && ctx.Err() != nil:
+		// The server gives up on a query no worker took; the client's deadline
+		// may come first, with a transport error that need not wrap it.
+		return fmt.Errorf("%w: %s: %v", ErrNoAnswer, workflowID, err)
 	}
 	if err != nil {
 		return err
 	}
 	return v.Get(out)
+}
+
+// AcceptedAlert looks the run up in Temporal's visibility store, which records a
+// start whether or not any worker is running.
+func (t *TemporalControl) AcceptedAlert(ctx context.Context, alertID string) (AcceptedRun, error) {
+	if !isRunID(alertID) {
+		return AcceptedRun{}, fmt.Errorf("%w: %q is not a run id", ErrRunNotFound, alertID)
+	}
+	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		PageSize: 1,
+		Query: fmt.Sprintf("RunId = '%s' AND WorkflowType = '%s' AND ExecutionStatus = 'Running'",
+			alertID, workflows.AlertWorkflowName),
+	})
+	if err != nil {
+		return AcceptedRun{}, err
+	}
+	if len(resp.GetExecutions()) == 0 {
+		return AcceptedRun{}, fmt.Errorf("%w: %s", ErrRunNotFound, alertID)
+	}
+	e := resp.GetExecutions()[0]
+	run := AcceptedRun{WorkflowID: e.GetExecution().GetWorkflowId(), StartedAt: e.GetStartTime().AsTime()}
+	fields := e.GetSearchAttributes().GetIndexedFields()
+	dc := converter.GetDefaultDataConverter()
+	// Both were set by the webhook's start; a missing one leaves its zero value.
+	_ = dc.FromPayload(fields[workflows.SearchSource.GetName()], &run.Source)
+	_ = dc.FromPayload(fields[workflows.SearchSeverity.GetName()], &run.SeverityID)
+	return run, nil
+}
+
+// isRunID reports whether id has the shape of a Temporal run id (a UUID), which
+// also keeps it from changing the meaning of a visibility query.
+func isRunID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, r := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if r != '-' {
+				return false
+			}
+		case '0' <= r && r <= '9', 'a' <= r && r <= 'f', 'A' <= r && r <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // rejection sorts an error from a workflow request: the run said no or is gone

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -602,12 +603,10 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	listen := freeAddr(t)
 	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"}, env)
-	startChild(t, dir, "worker", []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
-		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"},
-		append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789"))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
 
+	// No worker yet: the alert is accepted, and the API says so rather than 404.
 	sources, err := ingest.LoadSources(examples + "/sources.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -616,6 +615,24 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("webhook: %d", status)
 	}
+	waitFor(t, "the accepted alert to be answered as received", waitTimeout, func() bool {
+		a, ok := getAlert(t, baseURL, acc.AlertID)
+		return ok && a.Status == server.AlertReceived && a.WorkflowID == acc.WorkflowID && a.Source == "crowdstrike"
+	})
+	// Nobody can answer a state query yet, and the API says that too.
+	resp, err := http.Get(baseURL + "/api/v1/alerts/" + acc.AlertID + "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "no_answer") {
+		t.Fatalf("state with no worker: %d %s", resp.StatusCode, body)
+	}
+
+	startChild(t, dir, "worker", []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"},
+		append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789"))
 	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
 		a, ok := getAlert(t, baseURL, acc.AlertID)
 		return ok && a.Status == "contained"
