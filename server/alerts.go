@@ -191,6 +191,9 @@ func (s *Server) alertState(c echo.Context) error {
 	if len(id) > 64 {
 		return apiError(http.StatusNotFound, "not_found", "no such alert")
 	}
+	if s.opts.Control == nil {
+		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "this server has no Temporal connection to ask the runs")
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), stateQueryTimeout)
 	defer cancel()
 	d, err := s.opts.Alerts.GetAlert(ctx, id)
