@@ -187,27 +187,24 @@ const stateQueryTimeout = 10 * time.Second
 // query, and the position and variables of each playbook run it recorded
 // (started by its triggers or on demand).
 func (s *Server) alertState(c echo.Context) error {
-	id := c.Param("id")
-	if len(id) > 64 {
-		return apiError(http.StatusNotFound, "not_found", "no such alert")
-	}
 	if s.opts.Control == nil {
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "this server has no Temporal connection to ask the runs")
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), stateQueryTimeout)
 	defer cancel()
-	d, err := s.opts.Alerts.GetAlert(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		run, err := s.acceptedAlert(ctx, id)
-		if err != nil {
-			return err
-		}
-		d = &store.AlertDetail{Alert: store.Alert{ID: id, WorkflowID: run.WorkflowID}}
-	} else if err != nil {
+	id := c.Param("id")
+	d, accepted, err := s.findAlert(ctx, id)
+	if err != nil {
 		return err
 	}
-	out := AlertStateView{AlertID: id, WorkflowID: d.Alert.WorkflowID, RunID: d.Alert.ID, Playbooks: []PlaybookStateView{}}
-	err = s.opts.Control.Query(ctx, d.Alert.WorkflowID, d.Alert.ID, workflows.StateQuery, &out.State)
+	out := AlertStateView{AlertID: id, RunID: id, Playbooks: []PlaybookStateView{}}
+	var playbooks []store.PlaybookRun
+	if d != nil {
+		out.WorkflowID, playbooks = d.Alert.WorkflowID, d.Playbooks
+	} else {
+		out.WorkflowID = accepted.WorkflowID
+	}
+	err = s.opts.Control.Query(ctx, out.WorkflowID, id, workflows.StateQuery, &out.State)
 	switch {
 	case errors.Is(err, ErrRunNotFound):
 		return apiError(http.StatusNotFound, "run_not_found", "Temporal no longer has this alert's run (past the namespace's retention)")
@@ -216,7 +213,7 @@ func (s *Server) alertState(c echo.Context) error {
 	case err != nil:
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "state query failed: "+err.Error())
 	}
-	for _, p := range d.Playbooks {
+	for _, p := range playbooks {
 		v := PlaybookStateView{Playbook: p.Run.Playbook, WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID}
 		var st workflows.PlaybookState
 		if err := s.opts.Control.Query(ctx, p.Run.WorkflowID, p.Run.ID, workflows.PlaybookStateQuery, &st); err != nil {
@@ -229,44 +226,48 @@ func (s *Server) alertState(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// acceptedAlert finds an alert the store does not know among the runs Temporal
-// holds: accepted, and waiting for a worker to record it.
-func (s *Server) acceptedAlert(ctx context.Context, id string) (AcceptedRun, error) {
-	if s.opts.Control == nil {
-		return AcceptedRun{}, apiError(http.StatusNotFound, "not_found", "no such alert")
+// findAlert returns the alert as recorded or, when the store does not know it,
+// as the run Temporal holds: accepted, and waiting for a worker to record it.
+// Exactly one of the two is set when err is nil.
+func (s *Server) findAlert(ctx context.Context, id string) (*store.AlertDetail, *AcceptedRun, error) {
+	notFound := apiError(http.StatusNotFound, "not_found", "no such alert")
+	if len(id) > 64 {
+		return nil, nil, notFound
+	}
+	d, err := s.opts.Alerts.GetAlert(ctx, id)
+	switch {
+	case err == nil:
+		return d, nil, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, nil, err
+	case s.opts.Control == nil:
+		return nil, nil, notFound
 	}
 	run, err := s.opts.Control.AcceptedAlert(ctx, id)
 	switch {
 	case errors.Is(err, ErrRunNotFound):
-		return AcceptedRun{}, apiError(http.StatusNotFound, "not_found", "no such alert")
+		return nil, nil, notFound
 	case err != nil:
 		// Not in the store, and Temporal cannot say whether it holds it.
-		return AcceptedRun{}, apiError(http.StatusServiceUnavailable, "temporal_unavailable",
+		return nil, nil, apiError(http.StatusServiceUnavailable, "temporal_unavailable",
 			"the alert is not recorded and Temporal could not be asked: "+err.Error())
 	}
-	return run, nil
+	return nil, &run, nil
 }
 
 func (s *Server) getAlert(c echo.Context) error {
 	id := c.Param("id")
-	if len(id) > 64 {
-		return apiError(http.StatusNotFound, "not_found", "no such alert")
+	d, run, err := s.findAlert(c.Request().Context(), id)
+	if err != nil {
+		return err
 	}
-	d, err := s.opts.Alerts.GetAlert(c.Request().Context(), id)
-	if errors.Is(err, store.ErrNotFound) {
-		run, err := s.acceptedAlert(c.Request().Context(), id)
-		if err != nil {
-			return err
-		}
+	if run != nil {
 		return c.JSON(http.StatusOK, AlertDetail{
 			AlertSummary: AlertSummary{ID: id, WorkflowID: run.WorkflowID, Source: run.Source, SeverityID: run.SeverityID,
 				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt},
 			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{},
 			Temporal: TemporalRef{WorkflowID: run.WorkflowID, RunID: id},
 		})
-	}
-	if err != nil {
-		return err
 	}
 	a := &d.Alert
 	out := AlertDetail{
