@@ -25,6 +25,9 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.LoadPayloadKeys(false); err != nil {
+				return err
+			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			if err != nil {
 				return err
@@ -35,7 +38,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, log)
 			if err != nil {
 				return err
 			}
@@ -89,6 +92,9 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.LoadPayloadKeys(false); err != nil {
+				return err
+			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			if err != nil {
 				return err
@@ -110,7 +116,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, log)
 			if err != nil {
 				return err
 			}

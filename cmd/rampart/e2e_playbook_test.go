@@ -194,9 +194,9 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		t.Fatalf("host after keep = %+v", h)
 	}
 
-	saveHistory(t, d.Client, ransom.WorkflowID, "alert_playbooks.json")
-	saveHistory(t, d.Client, ransom.Playbooks[0].WorkflowID, "playbook_ransomware.json")
-	saveHistory(t, d.Client, approved.Playbooks[0].WorkflowID, "playbook_approval.json")
+	saveHistory(t, d, ransom.WorkflowID, "alert_playbooks.json")
+	saveHistory(t, d, ransom.Playbooks[0].WorkflowID, "playbook_ransomware.json")
+	saveHistory(t, d, approved.Playbooks[0].WorkflowID, "playbook_approval.json")
 }
 
 func hasStep(a server.AlertDetail, name, status string) bool {
@@ -297,12 +297,12 @@ steps:
 	if !bytes.Contains(tell.Input, []byte("Bearer [secret soc_token] for fin-ws-0142")) {
 		t.Fatalf("the step's recorded input = %s", tell.Input)
 	}
-	history := historyPayloads(t, d.Client, a.Playbooks[0].WorkflowID)
+	history := historyPayloads(t, d, a.Playbooks[0].WorkflowID)
 	if !bytes.Contains(history, []byte("rampart-secret:soc_token")) {
 		t.Fatal("nothing to search: the history holds no placeholder")
 	}
-	wantNoSecrets(t, append(configuredSecrets(d), token), withDatabase(t, cfg.DataDir, map[string][]byte{
-		"logs": logs.Bytes(), "playbook history": history, "alert history": historyPayloads(t, d.Client, acc.WorkflowID),
+	wantNoSecrets(t, append(configuredSecrets(t, d), token), withDatabase(t, cfg.DataDir, map[string][]byte{
+		"logs": logs.Bytes(), "playbook history": history, "alert history": historyPayloads(t, d, acc.WorkflowID),
 	}))
 }
 

@@ -17,14 +17,18 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
@@ -225,23 +229,35 @@ func TestEndToEndContainment(t *testing.T) {
 		a, ok := getAlert(t, d.URL, noAction[0].AlertID)
 		return ok && a.Run.ClosedAt != nil
 	})
-	saveHistory(t, d.Client, noAction[0].WorkflowID, "alert_no_action.json")
-	saveHistory(t, d.Client, detail.WorkflowID, "alert_contained.json")
+	saveHistory(t, d, noAction[0].WorkflowID, "alert_no_action.json")
+	saveHistory(t, d, detail.WorkflowID, "alert_contained.json")
 
 	// No secret in the logs, the workflow history or the app database's file.
-	history := historyPayloads(t, d.Client, detail.WorkflowID)
+	history := historyPayloads(t, d, detail.WorkflowID)
 	if !bytes.Contains(logs.Bytes(), []byte("alert accepted")) || !bytes.Contains(history, []byte("fin-ws-0142")) {
 		t.Fatal("nothing to search: the logs or history are empty")
 	}
-	wantNoSecrets(t, configuredSecrets(d), withDatabase(t, cfg.DataDir, map[string][]byte{"logs": logs.Bytes(), "history": history}))
+	wantNoSecrets(t, configuredSecrets(t, d), withDatabase(t, cfg.DataDir, map[string][]byte{"logs": logs.Bytes(), "history": history}))
 }
 
-// configuredSecrets are the secrets a dev process holds: the EDR's and every
-// webhook source's.
-func configuredSecrets(d *app.Dev) []string {
+// configuredSecrets are the secrets a dev process holds: the EDR's, every
+// webhook source's and the payload key.
+func configuredSecrets(t *testing.T, d *app.Dev) []string {
+	t.Helper()
 	secrets := []string{d.Config.CrowdStrike.ClientSecret.Reveal()}
 	for _, src := range d.Sources {
 		secrets = append(secrets, src.Secret())
+	}
+	keyFile, err := os.ReadFile(filepath.Join(d.Config.DataDir, app.PayloadKeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := codec.ParseKeys(string(keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		secrets = append(secrets, codec.EncodeKey(k), string(k))
 	}
 	return secrets
 }
@@ -349,17 +365,17 @@ func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 	if err != nil || len(resp.Executions) != 1 {
 		t.Fatalf("search attribute query: %v, %d executions", err, len(resp.GetExecutions()))
 	}
-	saveHistory(t, d.Client, first.WorkflowID, "alert_duplicates.json")
+	saveHistory(t, d, first.WorkflowID, "alert_duplicates.json")
 }
 
 // saveHistory writes a workflow's history to workflows/testdata for the replay
 // test, when RAMPART_UPDATE_HISTORY=1.
-func saveHistory(t *testing.T, c client.Client, workflowID, name string) {
+func saveHistory(t *testing.T, d *app.Dev, workflowID, name string) {
 	t.Helper()
 	if os.Getenv(updateEnv) != "1" {
 		return
 	}
-	if err := os.WriteFile(filepath.Join(historyDir, name), append(historyJSON(t, c, workflowID), '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(historyDir, name), append(historyJSON(t, d, workflowID), '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %s", name)
@@ -380,12 +396,31 @@ func history(t *testing.T, c client.Client, workflowID string) []*historypb.Hist
 	return events
 }
 
-// historyPayloads is a workflow's history in proto wire form, where payloads are
-// plain bytes (the JSON form base64-encodes them, which would hide a secret).
-func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
+// decodedHistory is a workflow's history with its payloads decrypted, as the
+// workers see it.
+func decodedHistory(t *testing.T, d *app.Dev, workflowID string) []*historypb.HistoryEvent {
+	t.Helper()
+	events := history(t, d.Client, workflowID)
+	for _, ev := range events {
+		err := proxy.VisitPayloads(context.Background(), ev, proxy.VisitPayloadsOptions{
+			Visitor: func(_ *proxy.VisitPayloadsContext, p []*commonpb.Payload) ([]*commonpb.Payload, error) {
+				return d.Config.Payloads.Decode(p)
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return events
+}
+
+// historyPayloads is a workflow's decrypted history in proto wire form, where
+// payloads are plain bytes (the JSON form base64-encodes them, which would hide a
+// secret).
+func historyPayloads(t *testing.T, d *app.Dev, workflowID string) []byte {
 	t.Helper()
 	var out []byte
-	for _, ev := range history(t, c, workflowID) {
+	for _, ev := range decodedHistory(t, d, workflowID) {
 		b, err := proto.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -395,13 +430,14 @@ func historyPayloads(t *testing.T, c client.Client, workflowID string) []byte {
 	return out
 }
 
-// historyJSON is a workflow's history in the JSON `temporal workflow show` writes.
-func historyJSON(t *testing.T, c client.Client, workflowID string) []byte {
+// historyJSON is a workflow's decrypted history in the JSON `temporal workflow
+// show` writes: what the replay tests read without the key.
+func historyJSON(t *testing.T, d *app.Dev, workflowID string) []byte {
 	t.Helper()
 	// The workflow id travels with the events: replay must run under it, since
 	// child workflow ids derive from it.
 	hist := &historyEvents{WorkflowID: workflowID}
-	for _, ev := range history(t, c, workflowID) {
+	for _, ev := range decodedHistory(t, d, workflowID) {
 		raw, err := protojson.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -592,6 +628,15 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		"RAMPART_CONFIG=" + examples + "/rampart.yaml",
 		"RAMPART_LOG_LEVEL=warn",
 	}
+	// The server is given the payload key in the environment, the worker in a file.
+	key, err := codec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "payload.key")
+	if err := os.WriteFile(keyFile, []byte(codec.EncodeKey(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	migrate := startChild(t, dir, "migrate", []string{"migrate"}, env)
 	select {
 	case <-migrate.done:
@@ -602,7 +647,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatal("migrate did not finish")
 	}
 	listen := freeAddr(t)
-	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"}, env)
+	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
 
@@ -630,9 +676,22 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatalf("state with no worker: %d %s", resp.StatusCode, body)
 	}
 
-	startChild(t, dir, "worker", []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
-		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"},
-		append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789"))
+	workerArgs := []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"}
+	workerEnv := append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789")
+	// Without a payload key a worker refuses to start, rather than write history
+	// its peers cannot read.
+	keyless := startChild(t, dir, "keyless-worker", workerArgs, workerEnv)
+	select {
+	case <-keyless.done:
+		out, _ := os.ReadFile(filepath.Join(dir, "keyless-worker.log"))
+		if keyless.state.Success() || !strings.Contains(string(out), "RAMPART_PAYLOAD_KEY") {
+			t.Fatalf("worker without a payload key: %v\n%s", keyless.state, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a worker without a payload key kept running")
+	}
+	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile), workerEnv)
 	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
 		a, ok := getAlert(t, baseURL, acc.AlertID)
 		return ok && a.Status == "contained"
@@ -640,4 +699,31 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if n := sim.ContainCalls(ransomHost); n != 1 {
 		t.Fatalf("contain calls = %d", n)
 	}
+	// What Temporal stored is ciphertext: the alert's host and user are not in it.
+	stored := rawHistory(t, temporalSrv.FrontendAddress(), acc.WorkflowID)
+	for _, plain := range []string{"fin-ws-0142", "dana.okafor", ransomHost} {
+		if bytes.Contains(stored, []byte(plain)) {
+			t.Errorf("workflow history stores %q in clear", plain)
+		}
+	}
+}
+
+// rawHistory is a workflow's history as Temporal stores it, read by a client
+// without the payload key.
+func rawHistory(t *testing.T, address, workflowID string) []byte {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: address, Logger: sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var out []byte
+	for _, ev := range history(t, c, workflowID) {
+		b, err := proto.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	return out
 }

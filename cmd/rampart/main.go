@@ -65,6 +65,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSimCmd(),
 		newPlaybookCmd(),
 		newApprovalsCmd(),
+		newKeygenCmd(),
 	)
 	return root
 }
@@ -89,6 +90,8 @@ func (f *configFlags) temporal(cmd *cobra.Command, defAddress string) {
 	fl.StringVar(&f.cfg.TemporalAddress, "temporal-address", app.Env("RAMPART_TEMPORAL_ADDRESS", defAddress), "Temporal frontend host:port (env RAMPART_TEMPORAL_ADDRESS)")
 	fl.StringVar(&f.cfg.Namespace, "namespace", app.Env("RAMPART_TEMPORAL_NAMESPACE", app.DefaultNamespace), "Temporal namespace (env RAMPART_TEMPORAL_NAMESPACE)")
 	fl.StringVar(&f.cfg.TaskQueue, "task-queue", app.Env("RAMPART_TASK_QUEUE", "rampart"), "Temporal task queue (env RAMPART_TASK_QUEUE)")
+	fl.StringVar(&f.cfg.PayloadKeyFile, "payload-key-file", app.Env("RAMPART_PAYLOAD_KEY_FILE", ""),
+		"file of base64 AES-256 keys that encrypt Temporal payloads, the first current (env RAMPART_PAYLOAD_KEY_FILE; or the keys themselves in RAMPART_PAYLOAD_KEY; dev default: payload.key in the data dir)")
 }
 
 func (f *configFlags) common(cmd *cobra.Command, defConfig string) {
@@ -124,6 +127,9 @@ func (f *configFlags) load() (*app.Config, error) {
 	}
 	if v := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_SECRET"); v != "" {
 		f.cfg.CrowdStrike.ClientSecret = integrations.NewSecret(v)
+	}
+	if v := os.Getenv("RAMPART_PAYLOAD_KEY"); v != "" {
+		f.cfg.PayloadKeys = integrations.NewSecret(v)
 	}
 	return &f.cfg, f.cfg.Validate()
 }

@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
+	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -30,7 +32,7 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 func startWithSearchAttributes(t *testing.T, address, namespace string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := DialTemporal(ctx, address, namespace, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := DialTemporal(ctx, address, namespace, testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,5 +187,73 @@ func TestStartDevOnALockedDataDirFailsCleanly(t *testing.T) {
 	d, err := StartDev(context.Background(), DevOptions{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if !errors.Is(err, embedded.ErrDataDirLocked) || d != nil {
 		t.Fatalf("StartDev = %v, %v; want ErrDataDirLocked", d, err)
+	}
+}
+
+// testKeys is a keyring with a fresh key.
+func testKeys(t *testing.T) *codec.Keyring {
+	t.Helper()
+	key, err := codec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := codec.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestLoadPayloadKeys(t *testing.T) {
+	key, err := codec.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	older, _ := codec.NewKey()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "keys")
+	if err := os.WriteFile(file, []byte(codec.EncodeKey(older)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		cfg     Config
+		dev     bool
+		want    string // current key id
+		wantErr string
+	}{
+		"env keys, first current": {cfg: Config{PayloadKeys: integrations.NewSecret(codec.EncodeKey(key) + "," + codec.EncodeKey(older))}, want: codec.KeyID(key)},
+		"env wins over the file":  {cfg: Config{PayloadKeys: integrations.NewSecret(codec.EncodeKey(key)), PayloadKeyFile: file}, want: codec.KeyID(key)},
+		"key file":                {cfg: Config{PayloadKeyFile: file}, want: codec.KeyID(older)},
+		"bad env key":             {cfg: Config{PayloadKeys: integrations.NewSecret("c2hvcnQ=")}, wantErr: "RAMPART_PAYLOAD_KEY: payload key 1 is 5 bytes"},
+		"missing file, server":    {cfg: Config{PayloadKeyFile: filepath.Join(dir, "absent")}, wantErr: "no such file"},
+		"nothing, server":         {wantErr: "no payload encryption key"},
+		"nothing, dev":            {cfg: Config{DataDir: dir}, dev: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := tc.cfg.LoadPayloadKeys(tc.dev)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want != "" && tc.cfg.Payloads.CurrentKeyID() != tc.want {
+				t.Fatalf("current key %s, want %s", tc.cfg.Payloads.CurrentKeyID(), tc.want)
+			}
+		})
+	}
+	// dev made its key in the data dir, and keeps it across restarts.
+	first, again := &Config{DataDir: dir}, &Config{DataDir: dir}
+	if err := first.LoadPayloadKeys(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.LoadPayloadKeys(true); err != nil || again.Payloads.CurrentKeyID() != first.Payloads.CurrentKeyID() {
+		t.Fatalf("dev key changed across restarts (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PayloadKeyFileName)); err != nil {
+		t.Fatal(err)
 	}
 }

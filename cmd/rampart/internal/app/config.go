@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/workflows"
@@ -43,6 +44,13 @@ type Config struct {
 	Retention   time.Duration
 
 	CrowdStrike CrowdStrikeConfig
+
+	// PayloadKeys are base64 AES-256 keys, the first of which encrypts Temporal
+	// payloads (RAMPART_PAYLOAD_KEY, never a flag); PayloadKeyFile holds them
+	// instead. Payloads is the keyring LoadPayloadKeys made of either.
+	PayloadKeys    integrations.Secret
+	PayloadKeyFile string
+	Payloads       *codec.Keyring
 }
 
 // CrowdStrikeConfig points the EDR integration at a Falcon cloud (or a simulator).
@@ -116,6 +124,35 @@ func (c *Config) LoadPolicy(path string) error {
 		*d.into = v
 	}
 	return nil
+}
+
+// PayloadKeyFileName is the key file `rampart dev` keeps in its data dir.
+const PayloadKeyFileName = "payload.key"
+
+// LoadPayloadKeys resolves the keyring that encrypts Temporal payloads: from
+// RAMPART_PAYLOAD_KEY, else from the key file. In dev (one process, its own data
+// dir) a missing key file is created in the data dir; server and worker share
+// Temporal with each other, so they must be given the same key and refuse to
+// start without one.
+func (c *Config) LoadPayloadKeys(dev bool) error {
+	var err error
+	switch {
+	case c.PayloadKeys.Reveal() != "":
+		var keys [][]byte
+		if keys, err = codec.ParseKeys(c.PayloadKeys.Reveal()); err == nil {
+			c.Payloads, err = codec.NewKeyring(keys...)
+		}
+		if err != nil {
+			err = fmt.Errorf("RAMPART_PAYLOAD_KEY: %w", err)
+		}
+	case c.PayloadKeyFile != "":
+		c.Payloads, err = codec.LoadKeyFile(c.PayloadKeyFile, dev)
+	case dev:
+		c.Payloads, err = codec.LoadKeyFile(filepath.Join(c.DataDir, PayloadKeyFileName), true)
+	default:
+		err = errors.New("no payload encryption key: set RAMPART_PAYLOAD_KEY (make one with `rampart keygen`) or --payload-key-file, the same for every server and worker")
+	}
+	return err
 }
 
 // Validate checks what every process needs.

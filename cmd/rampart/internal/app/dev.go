@@ -64,6 +64,11 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Payloads == nil {
+		if err := cfg.LoadPayloadKeys(true); err != nil {
+			return nil, err
+		}
+	}
 	d := &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -83,7 +88,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, log); err != nil {
+	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, cfg.Payloads, log); err != nil {
 		return nil, err
 	}
 	if err := PrepareTemporal(ctx, d.Client, &d.Config); err != nil {

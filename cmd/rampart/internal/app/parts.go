@@ -75,7 +75,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Sources: sources,
 		Starter: &server.TemporalStarter{
 			Client: c, Namespace: cfg.Namespace, TaskQueue: cfg.TaskQueue,
-			DataConverter: DataConverter(), Identity: server.NewIdentity("server"),
+			DataConverter: cfg.Payloads.DataConverter(), Identity: server.NewIdentity("server"),
 		},
 		DedupWindow: cfg.DedupWindow,
 	})

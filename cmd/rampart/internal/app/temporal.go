@@ -16,26 +16,29 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
-// DataConverter is the one converter clients, workers and the webhook starter share.
-func DataConverter() converter.DataConverter { return converter.GetDefaultDataConverter() }
-
 // DialTemporal connects to Temporal, retrying until ctx ends: in docker compose the
-// cluster may still be starting when Rampart does.
-func DialTemporal(ctx context.Context, address, namespace string, log *slog.Logger) (client.Client, error) {
+// cluster may still be starting when Rampart does. Payloads and failure messages
+// are encrypted with keys; the client's workers and the webhook starter share its
+// converters.
+func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Keyring, log *slog.Logger) (client.Client, error) {
+	if keys == nil {
+		return nil, errors.New("dial temporal: no payload keys")
+	}
 	opts := client.Options{
-		HostPort:      address,
-		Namespace:     namespace,
-		Logger:        sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
-		DataConverter: DataConverter(),
+		HostPort:         address,
+		Namespace:        namespace,
+		Logger:           sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
+		DataConverter:    keys.DataConverter(),
+		FailureConverter: keys.FailureConverter(),
 	}
 	var c client.Client
 	err := retryWhile(ctx, func(err error) bool {
