@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -208,4 +209,42 @@ func TestLoadKeyFile(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("left temporary files: %v", entries)
 	}
+}
+
+// benchmarkConvert round-trips the example CrowdStrike detection (2.3 KB) through a
+// converter, as a workflow input is: encoded by the starter, decoded by the worker.
+func benchmarkConvert(b *testing.B, dc converter.DataConverter) {
+	raw, err := os.ReadFile("../../../../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var alert map[string]any
+	if err := json.Unmarshal(raw, &alert); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := dc.ToPayload(alert)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out map[string]any
+		if err := dc.FromPayload(p, &out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkConvertBaseline is the SDK's default (JSON) converter alone.
+func BenchmarkConvertBaseline(b *testing.B) {
+	benchmarkConvert(b, converter.GetDefaultDataConverter())
+}
+
+// BenchmarkConvertEncrypted adds AES-256-GCM, as every Rampart payload has.
+func BenchmarkConvertEncrypted(b *testing.B) {
+	k, err := NewKeyring(key(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchmarkConvert(b, k.DataConverter())
 }
