@@ -71,6 +71,9 @@ func NewActivities(cfg *Config, st *store.Store, reg *integrations.Registry, log
 
 // NewHTTPServer builds the HTTP server: webhooks into Temporal, reads from the store.
 func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[string]*ingest.Source, log *slog.Logger) (*server.Server, error) {
+	if cfg.Payloads == nil {
+		return nil, errors.New("http server: no payload keys (LoadPayloadKeys)")
+	}
 	pipeline, err := ingest.NewPipeline(ingest.Options{
 		Sources: sources,
 		Starter: &server.TemporalStarter{
