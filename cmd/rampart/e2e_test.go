@@ -419,8 +419,14 @@ func decodedHistory(t *testing.T, d *app.Dev, workflowID string) []*historypb.Hi
 // secret).
 func historyPayloads(t *testing.T, d *app.Dev, workflowID string) []byte {
 	t.Helper()
+	return wireForm(t, decodedHistory(t, d, workflowID))
+}
+
+// wireForm is events in proto wire form, one after another.
+func wireForm(t *testing.T, events []*historypb.HistoryEvent) []byte {
+	t.Helper()
 	var out []byte
-	for _, ev := range decodedHistory(t, d, workflowID) {
+	for _, ev := range events {
 		b, err := proto.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -717,13 +723,5 @@ func rawHistory(t *testing.T, address, workflowID string) []byte {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var out []byte
-	for _, ev := range history(t, c, workflowID) {
-		b, err := proto.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b...)
-	}
-	return out
+	return wireForm(t, history(t, c, workflowID))
 }
