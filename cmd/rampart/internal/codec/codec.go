@@ -10,7 +10,7 @@
 // payload without the encryption marker (history recorded before encryption was
 // turned on) passes through unchanged.
 //
-// It may import only the standard library and the Temporal SDK and API.
+// It may import only the standard library, protobuf and the Temporal SDK and API.
 package codec
 
 import (
