@@ -166,15 +166,21 @@ func get(t *testing.T, env *testsuite.TestActivityEnvironment, name string, in, 
 	}
 }
 
-func TestDecideRecordsEnrichmentAndDecision(t *testing.T) {
-	f := newFixture(t)
+// containableInput is decide's input for the test alert on an inventoried host
+// with one IOC hit: what the default contain rule contains.
+func (f *fixture) containableInput() workflows.DecideInput {
 	now := time.Now()
-	var v policy.Verdict
-	get(t, f.env, workflows.ActivityDecide, workflows.DecideInput{
+	return workflows.DecideInput{
 		Ref: f.ref, Alert: testAlert(),
 		Enrichment:    triage.Enrichment{Complete: true, IOCHits: 1, Asset: triage.Asset{Found: true}},
 		EnrichStarted: now, EnrichFinished: now, DecideStarted: now,
-	}, &v)
+	}
+}
+
+func TestDecideRecordsEnrichmentAndDecision(t *testing.T) {
+	f := newFixture(t)
+	var v policy.Verdict
+	get(t, f.env, workflows.ActivityDecide, f.containableInput(), &v)
 	if !v.Contain || v.Inputs["enrich.ioc_hits"] != float64(1) {
 		t.Fatalf("verdict = %+v", v)
 	}

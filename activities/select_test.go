@@ -98,13 +98,8 @@ func TestDecideResponse(t *testing.T) {
 	f := newFixture(t)
 	decide := func() workflows.ResponseDecision {
 		t.Helper()
-		now := time.Now()
 		var d workflows.ResponseDecision
-		get(t, f.env, workflows.ActivityDecideResponse, workflows.DecideInput{
-			Ref: f.ref, Alert: testAlert(),
-			Enrichment:    triage.Enrichment{Complete: true, IOCHits: 1, Asset: triage.Asset{Found: true}},
-			EnrichStarted: now, EnrichFinished: now, DecideStarted: now,
-		}, &d)
+		get(t, f.env, workflows.ActivityDecideResponse, f.containableInput(), &d)
 		return d
 	}
 	d := decide()

@@ -144,11 +144,7 @@ func TestApprovalsAPI(t *testing.T) {
 func TestKeepCancelsPendingReverts(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertContained,
-		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	at := recordAlert(t, st, store.AlertContained)
 	if err := st.SaveRun(ctx, &store.Run{ID: "pb-run", WorkflowID: "playbook/alert-1/bf", WorkflowType: workflows.PlaybookWorkflowName,
 		AlertID: "alert-1", Status: store.StatusCompleted, StartedAt: at, Playbook: "bf", PlaybookVersion: 1}); err != nil {
 		t.Fatal(err)
@@ -243,11 +239,7 @@ func (s *starterOfRuns) StartPlaybook(_ context.Context, req server.RunRequest) 
 func TestRunPlaybookOnAnAlert(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertNoAction,
-		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	recordAlert(t, st, store.AlertNoAction)
 	if _, err := st.ApplyPlaybook(ctx, "p", "h", "name: p", `{"name":"p"}`, 100, "", true); err != nil {
 		t.Fatal(err)
 	}
@@ -280,11 +272,7 @@ func TestRunPlaybookOnAnAlert(t *testing.T) {
 func TestAlertStateAsksTheRuns(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	if err := st.RecordAlert(ctx, &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: store.AlertProcessing,
-		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
-		t.Fatal(err)
-	}
+	at := recordAlert(t, st, store.AlertProcessing)
 	for _, name := range []string{"malware", "notify"} {
 		if err := st.SaveRun(ctx, &store.Run{ID: "run-" + name, WorkflowID: "playbook/alert-1/" + name, WorkflowType: workflows.PlaybookWorkflowName,
 			AlertID: "alert-1", Status: store.StatusRunning, StartedAt: at, Playbook: name, PlaybookVersion: 2}); err != nil {
@@ -363,4 +351,16 @@ func TestAcceptedAlertNotRecordedYet(t *testing.T) {
 	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id, nil, nil); code != 503 || errCode(out) != "temporal_unavailable" {
 		t.Fatalf("temporal down: %d %v", code, out)
 	}
+}
+
+// recordAlert records alert-1 (workflow alert/fp) with status, as of the time it
+// returns.
+func recordAlert(t *testing.T, st *store.Store, status string) time.Time {
+	t.Helper()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: status,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	return at
 }
