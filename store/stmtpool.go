@@ -38,6 +38,10 @@ type stmtPool struct {
 	stmts     map[string]*sql.Stmt
 	preparing map[string]bool
 	closed    bool
+	// background counts the prepares stmtInTx started, which close waits for:
+	// one still holding a connection after Close would touch a database file
+	// its owner has already removed.
+	background sync.WaitGroup
 }
 
 func newStmtPool(db *sql.DB, oneWriter bool) *stmtPool {
@@ -70,10 +74,12 @@ func (p *stmtPool) stmtInTx(query string) *sql.Stmt {
 	start := !p.preparing[query] && !p.closed && len(p.stmts) < maxCachedStatements
 	if start {
 		p.preparing[query] = true
+		p.background.Add(1)
 	}
 	p.mu.Unlock()
 	if start {
 		go func() {
+			defer p.background.Done()
 			p.prepare(context.Background(), query)
 			p.mu.Lock()
 			delete(p.preparing, query)
@@ -160,11 +166,15 @@ func (p *stmtPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnP
 // GetDBConn gives gorm's DB() the underlying pool (Ping, Close, limits).
 func (p *stmtPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
-// close closes the cached statements; none is cached after it.
+// close waits for background prepares, then closes the cached statements; none
+// is cached after it.
 func (p *stmtPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.closed = true
+	p.mu.Unlock()
+	p.background.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for q, s := range p.stmts {
 		_ = s.Close()
 		delete(p.stmts, q)
