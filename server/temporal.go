@@ -20,12 +20,20 @@ import (
 	"github.com/rampart-soar/rampart/workflows"
 )
 
-// TemporalStarter starts or signals AlertWorkflows with SignalWithStart.
+// TemporalStarter starts AlertWorkflows, or signals a delivery into the open run of
+// its fingerprint.
 //
-// It calls the workflow service directly rather than client.SignalWithStartWorkflow
-// because only the raw response says whether this call started the run (Started),
-// which is how a webhook answer tells a new alert from a duplicate. Payloads go
-// through the same DataConverter the client and workers use.
+// A new fingerprint is started with eager start: when a worker for the task queue
+// runs on the same client (rampart dev), the server hands the run's first workflow
+// task back in the start's answer and the worker runs it at once, skipping the trip
+// through the task queue — several milliseconds of every alert's latency. A
+// fingerprint whose run is open is refused that start and gets SignalWithStart, which
+// signals the open run or, if it closed in between, starts a new one.
+//
+// SignalWithStart calls the workflow service directly rather than
+// client.SignalWithStartWorkflow because only the raw response says whether the call
+// started the run (Started), which is how a webhook answer tells a new alert from a
+// duplicate. DataConverter must be the client's, so both paths encode alike.
 type TemporalStarter struct {
 	Client        client.Client
 	Namespace     string
@@ -37,6 +45,31 @@ type TemporalStarter struct {
 // StartAlert implements ingest.Starter. It returns once Temporal has persisted the
 // start or the signal.
 func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
+	run, err := t.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       req.WorkflowID,
+		TaskQueue:                                t.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		// Set with the start, not upserted by the workflow: no extra visibility write.
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchSource.ValueSet(req.Input.Alert.Source),
+			workflows.SearchSeverity.ValueSet(int64(req.Input.Alert.SeverityID)),
+		),
+		EnableEagerStart: true,
+	}, workflows.AlertWorkflowName, req.Input)
+	var open *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		return ingest.StartResult{RunID: run.GetRunID(), Started: true}, nil
+	case !errors.As(err, &open):
+		return ingest.StartResult{}, fmt.Errorf("start %s: %w", req.WorkflowID, err)
+	}
+	return t.signalWithStart(ctx, req)
+}
+
+// signalWithStart delivers a duplicate into the open run of its fingerprint.
+func (t *TemporalStarter) signalWithStart(ctx context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
 	dc := t.DataConverter
 	if dc == nil {
 		dc = converter.GetDefaultDataConverter()
@@ -57,15 +90,14 @@ func (t *TemporalStarter) StartAlert(ctx context.Context, req ingest.StartReques
 		return ingest.StartResult{}, err
 	}
 	resp, err := t.Client.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
-		Namespace:    t.Namespace,
-		WorkflowId:   req.WorkflowID,
-		WorkflowType: &commonpb.WorkflowType{Name: workflows.AlertWorkflowName},
-		TaskQueue:    &taskqueuepb.TaskQueue{Name: t.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-		Input:        input,
-		SignalName:   workflows.DuplicateSignal,
-		SignalInput:  signal,
-		Identity:     t.Identity,
-		// Set with the start, not upserted by the workflow: no extra visibility write.
+		Namespace:        t.Namespace,
+		WorkflowId:       req.WorkflowID,
+		WorkflowType:     &commonpb.WorkflowType{Name: workflows.AlertWorkflowName},
+		TaskQueue:        &taskqueuepb.TaskQueue{Name: t.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		Input:            input,
+		SignalName:       workflows.DuplicateSignal,
+		SignalInput:      signal,
+		Identity:         t.Identity,
 		SearchAttributes: search,
 		// The delivery id makes a retried RPC idempotent on the server.
 		RequestId:             req.Delivery.DeliveryID,

@@ -27,8 +27,9 @@ const AlertWorkflowName = "AlertWorkflow"
 
 // Message names.
 const (
-	// DuplicateSignal delivers each webhook delivery of the alert's fingerprint,
-	// including the one that started the run (SignalWithStart).
+	// DuplicateSignal delivers each webhook delivery of the alert's fingerprint
+	// that finds its run open. (Runs started by SignalWithStart also got the
+	// delivery that started them, which the run does not count.)
 	DuplicateSignal = "alert.delivery"
 	// StateQuery returns AlertState.
 	StateQuery = "state"

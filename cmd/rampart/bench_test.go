@@ -73,8 +73,11 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 		return nil
 	}
+	// The raw shape starts the way a plain client does; RAMPART_BENCH_RAW_EAGER=1
+	// gives it the eager start Rampart's webhook uses, to compare like with like.
+	rawEager := os.Getenv("RAMPART_BENCH_RAW_EAGER") == "1"
 	viaRawShape := func(id string) error {
-		_, err := d.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "raw/" + id, TaskQueue: "raw-bench"}, rawWorkflow, id)
+		_, err := d.Client.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: "raw/" + id, TaskQueue: "raw-bench", EnableEagerStart: rawEager}, rawWorkflow, id)
 		return err
 	}
 	measure(b, d.Simulator, hosts(20), 4, viaRawShape) // warm both paths up

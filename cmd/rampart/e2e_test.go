@@ -186,6 +186,11 @@ func TestEndToEndContainment(t *testing.T) {
 	if detail.Status != "contained" || detail.Run.Status != "completed" || detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
 		t.Fatalf("alert = %+v run %+v", detail.AlertSummary, detail.Run)
 	}
+	// In one process the webhook's start hands the run's first task straight to the
+	// worker (eager start) instead of through the task queue.
+	if started := history(t, d.Client, acc.WorkflowID)[0]; !started.GetWorkflowExecutionStartedEventAttributes().GetEagerExecutionAccepted() {
+		t.Fatal("the webhook's start was not eager")
+	}
 	var names []string
 	for _, s := range detail.Steps {
 		names = append(names, s.Name+":"+s.Status)

@@ -23,13 +23,15 @@ import (
 // SignatureWindow is how far a signature's timestamp may be from now.
 const SignatureWindow = 5 * time.Minute
 
-// Starter hands a normalized alert to Temporal: SignalWithStart of AlertWorkflow.
-// It returns only once Temporal has durably accepted the start or the signal.
+// Starter hands a normalized alert to Temporal: it starts the fingerprint's
+// AlertWorkflow, or signals the delivery into its open run. It returns only once
+// Temporal has durably accepted the start or the signal.
 type Starter interface {
 	StartAlert(ctx context.Context, req StartRequest) (StartResult, error)
 }
 
-// StartRequest is one delivery for SignalWithStart.
+// StartRequest is one delivery: the run's input should it start one, and the
+// delivery signalled into an open run.
 type StartRequest struct {
 	WorkflowID string
 	Input      workflows.AlertInput

@@ -1,7 +1,7 @@
 // Package ingest turns a webhook delivery into a started (or signalled) AlertWorkflow:
 // source lookup, authentication (HMAC signature with a timestamp window, or a bearer
 // token), size and nesting limits, JSON Schema validation, normalization into the
-// Alert model, fingerprinting, and SignalWithStart through a Starter. Every refusal
+// Alert model, fingerprinting, and the start (or signal) through a Starter. Every refusal
 // is an *Error with a 4xx status; nothing a sender can send makes it panic.
 //
 // It may import schemas, workflows (for the workflow's payload types), gojsonschema
