@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -129,8 +130,10 @@ func (s *Server) approval(ctx context.Context, id string) (store.Approval, error
 // Decision is the body of POST /api/v1/approvals/{id}:decide.
 type Decision struct {
 	Decision string `json:"decision"` // approve or deny
-	By       string `json:"by"`
-	Reason   string `json:"reason,omitempty"`
+	// By names who decides; with API tokens it is the token's name and may be
+	// left out.
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // decideApproval serves POST /api/v1/approvals/{id}:decide. The decision reaches
@@ -149,6 +152,14 @@ func (s *Server) decideApproval(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "invalid_body", `decision is "approve" or "deny"`)
 	}
 	d.By = strings.TrimSpace(d.By)
+	if who, ok := identity(c); ok {
+		// The token says who decides; a body naming someone else is refused
+		// rather than corrected, so a mistaken script fails loudly.
+		if d.By != "" && d.By != who {
+			return apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("by is %q but your API token is %q's: leave by out or give the same name", d.By, who))
+		}
+		d.By = who
+	}
 	if d.By == "" || len(d.By) > 128 || len(d.Reason) > 4096 {
 		return apiError(http.StatusBadRequest, "invalid_body", "by names who decides (at most 128 characters); reason is at most 4096")
 	}

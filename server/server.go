@@ -46,6 +46,9 @@ type Options struct {
 	// Replayer runs shadow replays; Runs starts playbook runs on demand.
 	Replayer Replayer
 	Runs     PlaybookStarter
+	// Tokens authenticate API callers; with none the API is open. Webhooks
+	// authenticate per source instead, and health checks are open.
+	Tokens *APITokens
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -69,12 +72,12 @@ func New(opts Options) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, opts: opts, log: opts.Logger}
 	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.Recover(), s.accessLog)
+	e.Use(middleware.Recover(), s.accessLog, s.authenticate)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	api := e.Group("/api/v1")
-	api.POST("/webhooks/:source", s.webhook)
+	api.POST(webhookRoute[len("/api/v1"):], s.webhook)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
 	api.GET("/alerts/:id/state", s.alertState)
@@ -145,8 +148,12 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		// Headers and bodies are never logged: they carry signatures and tokens.
-		s.log.Debug("http", "method", c.Request().Method, "path", c.Path(), "status", status,
-			"duration_ms", time.Since(start).Milliseconds())
+		attrs := []any{"method", c.Request().Method, "path", c.Path(), "status", status,
+			"duration_ms", time.Since(start).Milliseconds()}
+		if who, ok := identity(c); ok {
+			attrs = append(attrs, "identity", who)
+		}
+		s.log.Debug("http", attrs...)
 		return err
 	}
 }

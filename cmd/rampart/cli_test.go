@@ -16,6 +16,7 @@ import (
 	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 type cliStarter struct{}
@@ -192,5 +193,72 @@ func TestPlaybookTestCommand(t *testing.T) {
 	code, out = runCLI(t, "playbook", "test", dir)
 	if code != 1 || !strings.Contains(out, "FAIL  ") || !strings.Contains(out, "- reopen") || !strings.Contains(out, "0 passed, 1 failed") {
 		t.Fatalf("failing test: exit %d:\n%s", code, out)
+	}
+}
+
+// decisions is the part of the workflow side the approvals CLI reaches: it
+// records each decision the API delivers.
+type decisions struct{ got []workflows.Approval }
+
+func (d *decisions) DecideApproval(_ context.Context, _, _ string, a workflows.Approval) error {
+	d.got = append(d.got, a)
+	return nil
+}
+func (d *decisions) KeepAction(context.Context, string) error { return nil }
+func (d *decisions) Query(context.Context, string, string, string, any) error {
+	return server.ErrRunNotFound
+}
+func (d *decisions) AcceptedAlert(context.Context, string) (server.AcceptedRun, error) {
+	return server.AcceptedRun{}, server.ErrRunNotFound
+}
+
+func TestCLISendsTheAPIToken(t *testing.T) {
+	const token = "cli-test-api-token-0123456789abcdef"
+	st := storetest.SQLite(t)
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	for _, id := range []string{"ap-0", "ap-1"} {
+		if err := st.SaveApproval(context.Background(), &store.Approval{ID: id, AlertID: "a-1", WorkflowID: "playbook/a-1/malware",
+			RunID: "run-1", Playbook: "malware", Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{}`,
+			Status: store.ApprovalPending, RequestedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens, err := server.NewAPITokens(map[string]string{"ana": token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: cliStarter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := &decisions{}
+	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens}).Handler())
+	t.Cleanup(srv.Close)
+
+	t.Setenv(apiTokenEnv, "")
+	if code, out := runCLI(t, "approvals", "list", "--url", srv.URL); code != 1 || !strings.Contains(out, "HTTP 401") {
+		t.Fatalf("without a token: exit %d: %s", code, out)
+	}
+	t.Setenv(apiTokenEnv, token)
+	if code, out := runCLI(t, "approvals", "list", "--url", srv.URL); code != 0 || !strings.Contains(out, "ap-0") {
+		t.Fatalf("list with a token: exit %d: %s", code, out)
+	}
+	// Webhook deliveries still sign with the source's secret.
+	if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", srv.URL, "--sources", examples+"/sources.yaml"); code != 0 {
+		t.Fatalf("alert send: exit %d: %s", code, out)
+	}
+	// The server names who decides after the token; claiming another name fails.
+	if code, out := runCLI(t, "approvals", "approve", "ap-0", "--url", srv.URL); code != 0 || !strings.Contains(out, "approved by ana") {
+		t.Fatalf("approve: exit %d: %s", code, out)
+	}
+	if code, out := runCLI(t, "approvals", "deny", "ap-1", "--by", "bo", "--url", srv.URL); code != 1 || !strings.Contains(out, "HTTP 403") {
+		t.Fatalf("deny as bo with ana's token: exit %d: %s", code, out)
+	}
+	if len(ctl.got) != 1 || ctl.got[0].By != "ana" || !ctl.got[0].Approved {
+		t.Fatalf("decisions delivered: %+v", ctl.got)
 	}
 }

@@ -164,6 +164,18 @@ func getJSONCmd(use, short, suffix string) *cobra.Command {
 	return cmd
 }
 
+// apiTokenEnv holds the token the CLI presents to a server that requires one
+// (the server's RAMPART_API_TOKEN_<NAME>).
+const apiTokenEnv = "RAMPART_API_TOKEN"
+
+// authorize adds the API token, when there is one, to an API request. Webhook
+// deliveries carry their source's signature or token instead.
+func authorize(req *http.Request) {
+	if token := os.Getenv(apiTokenEnv); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+}
+
 func do(req *http.Request) ([]byte, int, error) {
 	resp, err := httpClient.Do(req)
 	if err != nil {

@@ -92,6 +92,9 @@ func newApprovalDecideCmd(decision string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Getenv(apiTokenEnv) != "" && !cmd.Flags().Changed("by") {
+				by = "" // the server names the token's holder
+			}
 			body, err := json.Marshal(server.Decision{Decision: decision, By: by, Reason: reason})
 			if err != nil {
 				return err
@@ -105,7 +108,7 @@ func newApprovalDecideCmd(decision string) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", currentUser(), "who decides (env RAMPART_USER, else the login name)")
+	cmd.Flags().StringVar(&by, "by", currentUser(), "who decides (env RAMPART_USER, else the login name); with RAMPART_API_TOKEN the server takes the token's holder")
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
 	urlFlag(cmd, &base)
 	return cmd

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -64,6 +67,15 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 	return cmd
 }
 
+// apiAccess says who may call the API.
+func apiAccess(cfg app.Config) string {
+	if len(cfg.APITokens) == 0 {
+		return "open to this machine (set " + app.APITokenEnvPrefix + "<NAME> to require tokens)"
+	}
+	names := slices.Sorted(maps.Keys(cfg.APITokens))
+	return "bearer tokens of " + strings.Join(names, ", ") + " (the CLI sends RAMPART_API_TOKEN)"
+}
+
 func printBanner(w io.Writer, d *app.Dev) {
 	example := filepath.Join(app.ExamplesDir(), "alerts", "crowdstrike-ransomware.json")
 	fmt.Fprintf(w, "\nRampart dev is running.\n\n")
@@ -76,6 +88,7 @@ func printBanner(w io.Writer, d *app.Dev) {
 		fmt.Fprintf(w, "  Data dir      %s\n", d.Config.DataDir)
 	}
 	fmt.Fprintf(w, "  Payloads      encrypted in Temporal, key id %s\n", d.Config.Payloads.CurrentKeyID())
+	fmt.Fprintf(w, "  API access    %s\n", apiAccess(d.Config))
 	fmt.Fprintf(w, "\nSend an alert (signed with the source's secret from %s):\n\n", d.Config.SourcesFile)
 	fmt.Fprintf(w, "  ./bin/rampart alert send %s --source crowdstrike --url %s\n\n", example, d.URL)
 	fmt.Fprintf(w, "or with curl, SECRET being that source's secret:\n\n")

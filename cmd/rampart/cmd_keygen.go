@@ -9,7 +9,7 @@ import (
 func newKeygenCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "keygen",
-		Short: "Print a new payload encryption key (base64 AES-256) for RAMPART_PAYLOAD_KEY or a key file",
+		Short: "Print a new random 256-bit key (base64): for RAMPART_PAYLOAD_KEY or a key file, or as an API token",
 		Long: `keygen prints a random AES-256 key, base64-encoded. Server and worker encrypt
 Temporal payloads with the first key of RAMPART_PAYLOAD_KEY (or of the file
 --payload-key-file names) and decrypt with any of them: to rotate, put the new key

@@ -56,6 +56,7 @@ compare.`,
 			}
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/x-ndjson")
+			authorize(req)
 			resp, err := replayClient.Do(req)
 			if err != nil {
 				return fmt.Errorf("is rampart running at %s? %w", req.URL.Host, err)

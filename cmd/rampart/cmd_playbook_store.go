@@ -248,6 +248,7 @@ func call(cmd *cobra.Command, method, base, path, contentType string, body []byt
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	authorize(req)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

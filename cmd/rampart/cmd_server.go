@@ -28,6 +28,9 @@ func newServerCmd() *cobra.Command {
 			if err := cfg.LoadPayloadKeys(false); err != nil {
 				return err
 			}
+			if _, err := cfg.APIAuth(); err != nil { // before connecting to anything
+				return err
+			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 			if err != nil {
 				return err
@@ -58,7 +61,8 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log.Info("rampart server listening", "addr", addr.String(), "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace)
+			log.Info("rampart server listening", "addr", addr.String(), "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
+				"api", apiAccess(*cfg))
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve() }()
 			select {

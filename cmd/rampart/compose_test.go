@@ -11,6 +11,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"gopkg.in/yaml.v3"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/server/ingest"
 )
 
 type composeFile struct {
@@ -135,7 +138,7 @@ func supportedEnv(t *testing.T) func(string) bool {
 		}
 	}
 	return func(env string) bool {
-		return slices.Contains(names, env) || strings.HasPrefix(env, "RAMPART_WEBHOOK_SECRET_")
+		return slices.Contains(names, env) || strings.HasPrefix(env, ingest.SecretEnvPrefix) || strings.HasPrefix(env, app.APITokenEnvPrefix)
 	}
 }
 

@@ -657,6 +657,18 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("migrate did not finish")
 	}
+	// A server others could reach, with no API token configured, refuses to start.
+	open := startChild(t, dir, "open-server", []string{"server", "--listen", "0.0.0.0:0", "--sources", examples + "/sources.yaml"},
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)))
+	select {
+	case <-open.done:
+		out, _ := os.ReadFile(filepath.Join(dir, "open-server.log"))
+		if open.state.Success() || !strings.Contains(string(out), app.APITokenEnvPrefix+"<NAME>") {
+			t.Fatalf("server on 0.0.0.0 without API tokens: %v\n%s", open.state, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a server on 0.0.0.0 without API tokens did not refuse to start")
+	}
 	listen := freeAddr(t)
 	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
 		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)))

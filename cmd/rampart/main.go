@@ -131,5 +131,6 @@ func (f *configFlags) load() (*app.Config, error) {
 	if v := os.Getenv("RAMPART_PAYLOAD_KEY"); v != "" {
 		f.cfg.PayloadKeys = integrations.NewSecret(v)
 	}
+	f.cfg.APITokens = app.APITokensFromEnv(os.Environ())
 	return &f.cfg, f.cfg.Validate()
 }

@@ -11,8 +11,26 @@ function text(tag, value, cls) {
   return el;
 }
 
+// The API token, when the server asks for one: kept for this tab only.
+const tokenKey = "rampart.apiToken";
+
 async function api(path) {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  for (;;) {
+    const headers = { Accept: "application/json" };
+    const token = sessionStorage.getItem(tokenKey);
+    if (token) headers.Authorization = "Bearer " + token;
+    const res = await fetch(path, { headers });
+    if (res.status === 401) {
+      const entered = prompt("This Rampart needs an API token (RAMPART_API_TOKEN_<NAME> on the server):");
+      if (!entered) throw new Error("an API token is needed");
+      sessionStorage.setItem(tokenKey, entered.trim());
+      continue;
+    }
+    return answer(res);
+  }
+}
+
+async function answer(res) {
   const body = await res.json();
   if (!res.ok) throw new Error(body.error ? body.error.message : res.statusText);
   return body;

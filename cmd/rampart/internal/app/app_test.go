@@ -257,3 +257,42 @@ func TestLoadPayloadKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAPIAuth(t *testing.T) {
+	tokens := APITokensFromEnv([]string{
+		"RAMPART_API_TOKEN_ANA=ana-token-0123456789abcdef0123456789",
+		"RAMPART_API_TOKEN_TIER2_BO=bo-token-0123456789abcdef0123456789ab",
+		"RAMPART_API_TOKEN_EMPTY=",
+		"RAMPART_API_TOKEN=the-cli-side-not-a-holder-0123456789",
+		"HOME=/root",
+	})
+	if len(tokens) != 2 || tokens["ana"].Reveal() == "" || tokens["tier2_bo"].Reveal() == "" {
+		t.Fatalf("tokens from the environment: %v", tokens)
+	}
+	for _, c := range []struct {
+		listen string
+		tokens map[string]integrations.Secret
+		ok     bool
+	}{
+		{"127.0.0.1:8080", nil, true},
+		{"[::1]:8080", nil, true},
+		{"localhost:8080", nil, true},
+		{"0.0.0.0:8080", nil, false},
+		{":8080", nil, false},
+		{"10.1.2.3:8080", nil, false},
+		{"0.0.0.0:8080", tokens, true},
+		{"127.0.0.1:8080", map[string]integrations.Secret{"ana": integrations.NewSecret("short")}, false},
+	} {
+		cfg := Config{Listen: c.listen, APITokens: c.tokens}
+		auth, err := cfg.APIAuth()
+		if (err == nil) != c.ok {
+			t.Errorf("listen %s with %d tokens: err = %v, want ok=%v", c.listen, len(c.tokens), err, c.ok)
+		}
+		if err == nil && auth.Len() != len(c.tokens) {
+			t.Errorf("listen %s: %d tokens, want %d", c.listen, auth.Len(), len(c.tokens))
+		}
+		if err != nil && strings.Contains(err.Error(), "ana-token") {
+			t.Errorf("the error shows a token: %v", err)
+		}
+	}
+}

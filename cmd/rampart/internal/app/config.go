@@ -9,8 +9,10 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -18,6 +20,7 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -51,6 +54,11 @@ type Config struct {
 	PayloadKeys    integrations.Secret
 	PayloadKeyFile string
 	Payloads       *codec.Keyring
+
+	// APITokens authenticate API callers, by the name of who holds each
+	// (RAMPART_API_TOKEN_<NAME>, never a flag). Without any the API is open, which
+	// only a loopback listen address allows.
+	APITokens map[string]integrations.Secret
 }
 
 // CrowdStrikeConfig points the EDR integration at a Falcon cloud (or a simulator).
@@ -153,6 +161,54 @@ func (c *Config) LoadPayloadKeys(dev bool) error {
 		err = errors.New("no payload encryption key: set RAMPART_PAYLOAD_KEY (make one with `rampart keygen`) or --payload-key-file, the same for every server and worker")
 	}
 	return err
+}
+
+// APITokenEnvPrefix prefixes the variables that hold API tokens: the rest of the
+// name, lower-cased, names the holder.
+const APITokenEnvPrefix = "RAMPART_API_TOKEN_"
+
+// APITokensFromEnv reads RAMPART_API_TOKEN_<NAME>=<token> variables.
+func APITokensFromEnv(environ []string) map[string]integrations.Secret {
+	tokens := map[string]integrations.Secret{}
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		holder, ok := strings.CutPrefix(name, APITokenEnvPrefix)
+		if ok && value != "" {
+			tokens[strings.ToLower(holder)] = integrations.NewSecret(value)
+		}
+	}
+	return tokens
+}
+
+// APIAuth builds the API's token check, and refuses an open API on an address
+// others can reach.
+func (c *Config) APIAuth() (*server.APITokens, error) {
+	plain := make(map[string]string, len(c.APITokens))
+	for name, token := range c.APITokens {
+		plain[name] = token.Reveal()
+	}
+	tokens, err := server.NewAPITokens(plain)
+	if err != nil {
+		return nil, err
+	}
+	if tokens.Len() == 0 && !IsLoopback(c.Listen) {
+		return nil, fmt.Errorf("refusing to serve an open API on %s: set %s<NAME> to a token (make one with `rampart keygen`), or listen on 127.0.0.1", c.Listen, APITokenEnvPrefix)
+	}
+	return tokens, nil
+}
+
+// IsLoopback reports whether a listen address (host:port) accepts loopback
+// connections only.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks what every process needs.

@@ -64,6 +64,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := cfg.APIAuth(); err != nil { // before starting anything
+		return nil, err
+	}
 	if cfg.Payloads == nil {
 		if err := cfg.LoadPayloadKeys(true); err != nil {
 			return nil, err

@@ -74,6 +74,10 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	if cfg.Payloads == nil {
 		return nil, errors.New("http server: no payload keys (LoadPayloadKeys)")
 	}
+	tokens, err := cfg.APIAuth()
+	if err != nil {
+		return nil, err
+	}
 	pipeline, err := ingest.NewPipeline(ingest.Options{
 		Sources: sources,
 		Starter: &server.TemporalStarter{
@@ -93,6 +97,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Control:   &server.TemporalControl{Client: c},
 		Replayer:  &shadow.Replayer{Store: st},
 		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
+		Tokens:    tokens,
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// MinAPITokenLength is the shortest API token accepted: 128 bits as hex.
+const MinAPITokenLength = 32
+
+// APITokens authenticates API callers by bearer token. Each token has a name,
+// which is who the caller is: it is recorded as the decider of an approval and
+// logged with every request. Tokens are kept only as SHA-256 digests.
+type APITokens struct {
+	tokens []apiToken
+}
+
+type apiToken struct {
+	name   string
+	digest [sha256.Size]byte
+}
+
+// NewAPITokens takes tokens by the name of who holds each.
+func NewAPITokens(byName map[string]string) (*APITokens, error) {
+	names := make([]string, 0, len(byName))
+	for name := range byName {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	t := &APITokens{}
+	seen := map[[sha256.Size]byte]string{}
+	var errs []error
+	for _, name := range names {
+		token := byName[name]
+		digest := sha256.Sum256([]byte(token))
+		switch {
+		case !validTokenName(name):
+			errs = append(errs, fmt.Errorf("API token name %q: use letters, digits, '.', '_' or '-' (at most 64)", name))
+		case len(token) < MinAPITokenLength:
+			errs = append(errs, fmt.Errorf("API token of %s is shorter than %d characters (make one with `rampart keygen`)", name, MinAPITokenLength))
+		case seen[digest] != "":
+			errs = append(errs, fmt.Errorf("API tokens of %s and %s are the same", seen[digest], name))
+		default:
+			seen[digest] = name
+			t.tokens = append(t.tokens, apiToken{name: name, digest: digest})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func validTokenName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, r := range name {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '.', r == '_', r == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Len is how many tokens there are.
+func (t *APITokens) Len() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.tokens)
+}
+
+// Identify names the holder of token. Every token is compared, in constant time,
+// so the answer's timing says nothing about which one came close.
+func (t *APITokens) Identify(token string) (string, bool) {
+	digest := sha256.Sum256([]byte(token))
+	name := ""
+	for _, k := range t.tokens {
+		if subtle.ConstantTimeCompare(digest[:], k.digest[:]) == 1 {
+			name = k.name
+		}
+	}
+	return name, name != ""
+}
+
+// identityKey is where authenticate leaves the caller's name in the echo context.
+const identityKey = "rampart.identity"
+
+// webhookRoute authenticates by its source's secret instead of an API token.
+const webhookRoute = "/api/v1/webhooks/:source"
+
+// authenticate admits a request under /api/ with a known bearer token, when
+// tokens are configured; without them the API is open (the process refuses that
+// unless it listens on loopback only). It runs after routing, so it knows the
+// webhook route by its pattern; a path no route matches needs a token too, and
+// so learns nothing of which routes exist.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.opts.Tokens.Len() == 0 || c.Path() == webhookRoute || !strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			return next(c)
+		}
+		scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		name, ok := "", false
+		if strings.EqualFold(scheme, "Bearer") {
+			name, ok = s.opts.Tokens.Identify(strings.TrimSpace(token))
+		}
+		if !ok {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="rampart"`)
+			return apiError(http.StatusUnauthorized, "unauthorized",
+				"the API needs Authorization: Bearer <token> with a token the server knows (RAMPART_API_TOKEN for the CLI)")
+		}
+		c.Set(identityKey, name)
+		return next(c)
+	}
+}
+
+// identity is the authenticated caller's name; false when the API is open.
+func identity(c echo.Context) (string, bool) {
+	name, ok := c.Get(identityKey).(string)
+	return name, ok && name != ""
+}

@@ -1,0 +1,130 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+const (
+	anaToken = "ana-token-0123456789abcdef0123456789"
+	boToken  = "bo-token-0123456789abcdef0123456789ab"
+)
+
+func TestNewAPITokensRefusesWeakOrAmbiguousTokens(t *testing.T) {
+	for _, c := range []struct {
+		tokens map[string]string
+		want   string
+	}{
+		{map[string]string{"ana": "short"}, "shorter than 32"},
+		{map[string]string{"ana": anaToken, "bo": anaToken}, "are the same"},
+		{map[string]string{"ana smith": anaToken}, "name"},
+		{map[string]string{"": anaToken}, "name"},
+	} {
+		if _, err := server.NewAPITokens(c.tokens); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.tokens, err, c.want)
+		}
+	}
+	tokens, err := server.NewAPITokens(map[string]string{"ana": anaToken, "bo": boToken})
+	if err != nil || tokens.Len() != 2 {
+		t.Fatalf("%v %v", tokens, err)
+	}
+	for token, want := range map[string]string{anaToken: "ana", boToken: "bo", anaToken + "x": "", "": "", anaToken[:31]: ""} {
+		if got, ok := tokens.Identify(token); got != want || ok != (want != "") {
+			t.Errorf("Identify(%q) = %q %v, want %q", token, got, ok, want)
+		}
+	}
+	if empty, err := server.NewAPITokens(nil); err != nil || empty.Len() != 0 {
+		t.Fatalf("no tokens: %v %v", empty, err)
+	}
+}
+
+func TestAPITokensGuardTheAPIButNotWebhooksOrHealth(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	if err := st.SaveApproval(ctx, &store.Approval{
+		ID: "ap-0", AlertID: "alert-1", WorkflowID: "playbook/alert-1/malware", RunID: "run-1", Playbook: "malware",
+		Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{}`, ArgsHash: "hash-1",
+		Status: store.ApprovalPending, RequestedAt: at,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := server.NewAPITokens(map[string]string{"ana": anaToken, "bo": boToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}}", secret)),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: starter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := &control{}
+	h := server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens}).Handler()
+	bearer := func(token string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+	}
+
+	for _, c := range []struct {
+		method, path string
+		header       map[string]string
+	}{
+		{http.MethodGet, "/api/v1/alerts", nil},
+		{http.MethodGet, "/api/v1/alerts", bearer("not-a-token-of-this-server-0123456789")},
+		{http.MethodGet, "/api/v1/alerts", map[string]string{"Authorization": anaToken}},
+		{http.MethodGet, "/api/v1/alerts", map[string]string{"Authorization": "Basic " + anaToken}},
+		{http.MethodGet, "/api/v1/approvals/ap-0", nil},
+		{http.MethodPost, "/api/v1/approvals/ap-0:decide", map[string]string{"Content-Type": "application/json"}},
+		{http.MethodGet, "/api/v1/playbooks", nil},
+		{http.MethodGet, "/api/v1/no-such-route", nil},
+	} {
+		code, out := do(t, h, c.method, c.path, []byte(`{"decision":"approve","by":"ana"}`), c.header)
+		if code != http.StatusUnauthorized || errCode(out) != "unauthorized" {
+			t.Errorf("%s %s %v: %d %v, want 401 unauthorized", c.method, c.path, c.header, code, out)
+		}
+	}
+	if len(ctl.decisions) != 0 {
+		t.Fatalf("an unauthenticated decision reached the run: %+v", ctl.decisions)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts", nil, bearer(anaToken)); code != 200 {
+		t.Fatalf("with a token: %d %v", code, out)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts", nil, map[string]string{"Authorization": "bearer  " + boToken}); code != 200 {
+		t.Fatalf("scheme case and spacing: %d %v", code, out)
+	}
+	// Webhooks answer to their source's secret, health checks to anyone.
+	if code, out := do(t, h, http.MethodGet, "/healthz", nil, nil); code != 200 {
+		t.Fatalf("healthz: %d %v", code, out)
+	}
+	body := []byte(`{"metadata":{}}`)
+	if code, out := do(t, h, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, map[string]string{"Content-Type": "application/json"}); code != 401 || errCode(out) == "unauthorized" {
+		t.Fatalf("unsigned webhook: %d %v, want the webhook's own refusal", code, out)
+	}
+
+	// The token says who decides: someone else's name is refused, none is filled in.
+	code, out := do(t, h, http.MethodPost, "/api/v1/approvals/ap-0:decide", []byte(`{"decision":"approve","by":"bo"}`), bearer(anaToken))
+	if code != http.StatusForbidden || errCode(out) != "forbidden" || len(ctl.decisions) != 0 {
+		t.Fatalf("decide as someone else: %d %v %+v", code, out, ctl.decisions)
+	}
+	code, out = do(t, h, http.MethodPost, "/api/v1/approvals/ap-0:decide", []byte(`{"decision":"approve","reason":"confirmed"}`), bearer(anaToken))
+	if code != 200 || out["decided_by"] != "ana" {
+		t.Fatalf("decide: %d %v", code, out)
+	}
+	want := workflows.Approval{Step: "isolate", Approved: true, By: "ana", Reason: "confirmed", ArgsHash: "hash-1"}
+	if len(ctl.decisions) != 1 || ctl.decisions[0] != want {
+		t.Fatalf("the run got %+v, want %+v", ctl.decisions, want)
+	}
+}
