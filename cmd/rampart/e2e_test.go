@@ -129,7 +129,14 @@ func post(t testing.TB, baseURL string, sources map[string]*ingest.Source, sourc
 
 func getAlert(t testing.TB, baseURL, id string) (server.AlertDetail, bool) {
 	t.Helper()
-	resp, err := http.Get(baseURL + "/api/v1/alerts/" + id)
+	return getAlertWith(t, http.DefaultClient, baseURL, id)
+}
+
+// getAlertWith is getAlert through a client of the caller's (one that presents
+// an API token, say).
+func getAlertWith(t testing.TB, c *http.Client, baseURL, id string) (server.AlertDetail, bool) {
+	t.Helper()
+	resp, err := c.Get(baseURL + "/api/v1/alerts/" + id)
 	if err != nil {
 		return server.AlertDetail{}, false
 	}
@@ -142,6 +149,15 @@ func getAlert(t testing.TB, baseURL, id string) (server.AlertDetail, bool) {
 		t.Fatal(err)
 	}
 	return d, true
+}
+
+// bearer presents an API token on every request.
+type bearer string
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+string(b))
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // waitFor polls cond until it holds or the timeout passes.
@@ -669,9 +685,12 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("a server on 0.0.0.0 without API tokens did not refuse to start")
 	}
+	// As in production, the API wants a token; the webhook its source's signature.
+	const token = "prod-shape-api-token-0123456789abcdef"
+	api := &http.Client{Transport: bearer(token), Timeout: 30 * time.Second}
 	listen := freeAddr(t)
 	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
-		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)))
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
 
@@ -684,12 +703,20 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("webhook: %d", status)
 	}
+	anonymous, err := http.Get(baseURL + "/api/v1/alerts/" + acc.AlertID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous.Body.Close()
+	if anonymous.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the API without a token: %d", anonymous.StatusCode)
+	}
 	waitFor(t, "the accepted alert to be answered as received", waitTimeout, func() bool {
-		a, ok := getAlert(t, baseURL, acc.AlertID)
+		a, ok := getAlertWith(t, api, baseURL, acc.AlertID)
 		return ok && a.Status == server.AlertReceived && a.WorkflowID == acc.WorkflowID && a.Source == "crowdstrike"
 	})
 	// Nobody can answer a state query yet, and the API says that too.
-	resp, err := http.Get(baseURL + "/api/v1/alerts/" + acc.AlertID + "/state")
+	resp, err := api.Get(baseURL + "/api/v1/alerts/" + acc.AlertID + "/state")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +743,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile), workerEnv)
 	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
-		a, ok := getAlert(t, baseURL, acc.AlertID)
+		a, ok := getAlertWith(t, api, baseURL, acc.AlertID)
 		return ok && a.Status == "contained"
 	})
 	if n := sim.ContainCalls(ransomHost); n != 1 {
