@@ -1,4 +1,5 @@
-// Rampart UI: an alert list and an alert detail view over /api/v1.
+// Rampart UI: an alert list, an alert detail view and the approval inbox over
+// /api/v1.
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -14,12 +15,17 @@ function text(tag, value, cls) {
 // The API token, when the server asks for one: kept for this tab only.
 const tokenKey = "rampart.apiToken";
 
-async function api(path) {
+async function api(path, method, body) {
   for (;;) {
     const headers = { Accept: "application/json" };
     const token = sessionStorage.getItem(tokenKey);
     if (token) headers.Authorization = "Bearer " + token;
-    const res = await fetch(path, { headers });
+    const init = { method: method || "GET", headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
     if (res.status === 401) {
       const entered = prompt("This Rampart needs an API token (RAMPART_API_TOKEN_<NAME> on the server):");
       if (!entered) throw new Error("an API token is needed");
@@ -91,17 +97,85 @@ async function showAlert(id) {
     text("h3", "Actions"), text("pre", JSON.stringify(d.actions, null, 2)),
     text("h3", "Enrichment"), text("pre", JSON.stringify(d.enrichment, null, 2)),
     text("h3", "Alert"), text("pre", JSON.stringify(d.alert, null, 2)));
-  view.hidden = false;
-  $("#list").hidden = true;
+  show("detail");
+}
+
+// The decider's name, asked once per tab when the API is open. With a token the
+// server names the token's holder, and the body leaves "by" out.
+const userKey = "rampart.user";
+
+function decider() {
+  if (sessionStorage.getItem(tokenKey)) return "";
+  let name = sessionStorage.getItem(userKey);
+  if (!name) {
+    name = (prompt("Your name, recorded as who decided:") || "").trim();
+    if (name) sessionStorage.setItem(userKey, name);
+  }
+  return name;
+}
+
+async function decide(a, decision, cell) {
+  const reason = prompt(`${decision === "approve" ? "Approve" : "Deny"} ${a.operation} (${a.playbook} · ${a.step})? Reason, for the audit trail:`);
+  if (reason === null) return;
+  const body = { decision, reason };
+  const by = decider();
+  if (by) body.by = by;
+  else if (!sessionStorage.getItem(tokenKey)) return;
+  cell.replaceChildren(text("span", "sending…"));
+  try {
+    const done = await api("/api/v1/approvals/" + encodeURIComponent(a.id) + ":decide", "POST", body);
+    cell.replaceChildren(text("span", `${done.status} by ${done.decided_by}`, "status-" + done.status));
+  } catch (e) {
+    cell.replaceChildren(text("span", e.message, "status-failed"));
+  }
+}
+
+async function loadApprovals() {
+  const page = await api("/api/v1/approvals?status=pending");
+  const tbody = $("#approval-rows");
+  tbody.replaceChildren();
+  for (const a of page.approvals) {
+    const tr = document.createElement("tr");
+    tr.id = "approval-" + a.id;
+    const link = document.createElement("a");
+    link.href = "#" + a.alert_id;
+    link.textContent = a.alert_id || "";
+    const alertCell = document.createElement("td");
+    alertCell.append(link);
+    const actions = document.createElement("td");
+    for (const decision of ["approve", "deny"]) {
+      const b = text("button", decision === "approve" ? "Approve" : "Deny", decision);
+      b.addEventListener("click", () => decide(a, decision, actions));
+      actions.append(b);
+    }
+    tr.append(
+      text("td", new Date(a.requested_at).toLocaleString()),
+      text("td", a.deadline ? new Date(a.deadline).toLocaleString() : ""),
+      alertCell,
+      text("td", `${a.playbook} · ${a.step}`),
+      text("td", a.operation),
+      text("td", JSON.stringify(a.inputs)),
+      text("td", (a.approvers || []).join(", ")),
+      actions,
+    );
+    tbody.append(tr);
+  }
+  $("#approvals-empty").hidden = page.approvals.length > 0;
+}
+
+function show(section) {
+  for (const id of ["list", "detail", "approvals"]) $("#" + id).hidden = id !== section;
 }
 
 function route() {
   const id = location.hash.slice(1);
-  if (id) {
+  if (id === "approvals") {
+    show("approvals");
+    loadApprovals().catch((e) => alert(e.message));
+  } else if (id) {
     showAlert(id).catch((e) => alert(e.message));
   } else {
-    $("#detail").hidden = true;
-    $("#list").hidden = false;
+    show("list");
     loadAlerts(false).catch((e) => alert(e.message));
   }
 }

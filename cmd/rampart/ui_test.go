@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/server"
+)
+
+// requireBrowserEnv makes a missing Chromium or ChromeDriver a failure rather
+// than a skip; CI sets it after installing them.
+const requireBrowserEnv = "RAMPART_REQUIRE_BROWSER"
+
+// TestUIApprovesAnAction drives the web UI in headless Chromium against
+// `rampart dev`: the analyst opens the approval inbox, approves the isolation the
+// malware playbook asks about for the domain controller, and the host is
+// contained.
+func TestUIApprovesAnAction(t *testing.T) {
+	browser := startBrowser(t)
+	cfg := devConfig(t, 3*time.Second)
+	cfg.PlaybooksDir = filepath.Join(examples, "playbooks")
+	d := startDev(t, cfg)
+	status, acc := post(t, d.URL, d.Sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	pending := waitApproval(t, d.URL, acc.AlertID)
+
+	browser.navigate(t, d.URL+"/#approvals")
+	row := fmt.Sprintf(`[id="approval-%s"]`, pending.ID)
+	if got := browser.text(t, row+" td:nth-child(5)"); got != "edr.isolate_host" {
+		t.Fatalf("the inbox shows action %q", got)
+	}
+	if got := browser.text(t, row+" td:nth-child(6)"); !strings.Contains(got, dcHost) {
+		t.Fatalf("the inbox shows inputs %q", got)
+	}
+	browser.click(t, row+" button.approve")
+	if q := browser.answerPrompt(t, "tier 2 confirmed the dump"); !strings.Contains(q, "Reason") {
+		t.Fatalf("first prompt: %q", q)
+	}
+	if q := browser.answerPrompt(t, "ana"); !strings.Contains(q, "Your name") {
+		t.Fatalf("second prompt: %q", q)
+	}
+	browser.waitText(t, row+" td:last-child", "approved by ana")
+
+	waitFor(t, "the domain controller to be contained", waitTimeout, func() bool {
+		h, _ := d.Simulator.Host(dcHost)
+		return h.Status == integrations.HostContained
+	})
+	var decided server.ApprovalView
+	if code := getJSON(t, d.URL+"/api/v1/approvals/"+pending.ID, &decided); code != 200 ||
+		decided.Status != "approved" || decided.DecidedBy != "ana" || decided.Reason != "tier 2 confirmed the dump" {
+		t.Fatalf("the approval: %d %+v", code, decided)
+	}
+}
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// webDriver is one W3C WebDriver session with ChromeDriver: plain JSON over
+// HTTP on loopback.
+type webDriver struct {
+	base    string // http://127.0.0.1:port/session/<id>
+	timeout time.Duration
+}
+
+// startBrowser runs ChromeDriver on a free loopback port and opens a headless
+// Chromium session; both stop when the test ends.
+func startBrowser(t *testing.T) *webDriver {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser: skipped with -short")
+	}
+	missing := func(what string) {
+		if os.Getenv(requireBrowserEnv) == "1" {
+			t.Fatalf("%s not found but %s=1", what, requireBrowserEnv)
+		}
+		t.Skipf("%s not found: skipping the browser test (Debian: apt-get install chromium chromium-driver)", what)
+	}
+	driverBin, err := exec.LookPath("chromedriver")
+	if err != nil {
+		missing("chromedriver")
+	}
+	chromium := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			chromium = p
+			break
+		}
+	}
+	if chromium == "" {
+		missing("chromium")
+	}
+	port := freePort(t)
+	cmd := exec.Command(driverBin, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	root := "http://127.0.0.1:" + strconv.Itoa(port)
+	waitFor(t, "chromedriver to start", 30*time.Second, func() bool {
+		resp, err := http.Get(root + "/status")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	var session struct {
+		SessionID string `json:"sessionId"`
+	}
+	caps := map[string]any{"capabilities": map[string]any{"alwaysMatch": map[string]any{
+		"browserName": "chrome",
+		// Prompts stay open for the test to answer.
+		"unhandledPromptBehavior": "ignore",
+		"goog:chromeOptions": map[string]any{
+			"binary": chromium,
+			"args":   []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=" + t.TempDir()},
+		},
+	}}}
+	w := &webDriver{base: root + "/session", timeout: 30 * time.Second}
+	if err := w.call(http.MethodPost, "", caps, &session); err != nil {
+		t.Fatalf("new browser session: %v", err)
+	}
+	w.base += "/" + session.SessionID
+	t.Cleanup(func() { _ = w.call(http.MethodDelete, "", nil, nil) })
+	return w
+}
+
+// call makes one WebDriver request and decodes its "value".
+func (w *webDriver) call(method, path string, body, into any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, w.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("%s %s: %d: %w", method, path, resp.StatusCode, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %d: %s", method, path, resp.StatusCode, out.Value)
+	}
+	if into == nil {
+		return nil
+	}
+	return json.Unmarshal(out.Value, into)
+}
+
+func (w *webDriver) navigate(t *testing.T, url string) {
+	t.Helper()
+	if err := w.call(http.MethodPost, "/url", map[string]string{"url": url}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// element waits for the element a CSS selector names and returns its reference.
+func (w *webDriver) element(t *testing.T, selector string) string {
+	t.Helper()
+	deadline := time.Now().Add(w.timeout)
+	for {
+		var ref map[string]string
+		err := w.call(http.MethodPost, "/element", map[string]string{"using": "css selector", "value": selector}, &ref)
+		for _, id := range ref {
+			if err == nil {
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			var page string
+			_ = w.call(http.MethodGet, "/source", nil, &page)
+			t.Fatalf("%s did not appear: %v\npage: %.3000s", selector, err, page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (w *webDriver) click(t *testing.T, selector string) {
+	t.Helper()
+	if err := w.call(http.MethodPost, "/element/"+w.element(t, selector)+"/click", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *webDriver) text(t *testing.T, selector string) string {
+	t.Helper()
+	var s string
+	if err := w.call(http.MethodGet, "/element/"+w.element(t, selector)+"/text", nil, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitText waits until the element's text is want.
+func (w *webDriver) waitText(t *testing.T, selector, want string) {
+	t.Helper()
+	got := ""
+	waitFor(t, fmt.Sprintf("%s to say %q", selector, want), w.timeout, func() bool {
+		var ref map[string]string
+		if w.call(http.MethodPost, "/element", map[string]string{"using": "css selector", "value": selector}, &ref) != nil {
+			return false
+		}
+		for _, id := range ref {
+			var s string
+			if w.call(http.MethodGet, "/element/"+id+"/text", nil, &s) == nil {
+				got = s
+			}
+		}
+		return got == want
+	})
+}
+
+// answerPrompt waits for a prompt, types answer and accepts it. It returns the
+// prompt's question.
+func (w *webDriver) answerPrompt(t *testing.T, answer string) string {
+	t.Helper()
+	var question string
+	waitFor(t, "a prompt", w.timeout, func() bool {
+		return w.call(http.MethodGet, "/alert/text", nil, &question) == nil
+	})
+	if err := w.call(http.MethodPost, "/alert/text", map[string]string{"text": answer}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.call(http.MethodPost, "/alert/accept", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return question
+}
