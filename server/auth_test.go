@@ -2,14 +2,12 @@ package server_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampart-soar/rampart/server"
-	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
@@ -63,17 +61,8 @@ func TestAPITokensGuardTheAPIButNotWebhooksOrHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}}", secret)),
-		func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: starter{}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctl := &control{}
-	h := server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens}).Handler()
+	h := newServerFrom(t, starter{}, server.Options{Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens})
 	bearer := func(token string) map[string]string {
 		return map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 	}

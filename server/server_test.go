@@ -35,16 +35,21 @@ func newServer(t *testing.T, st *store.Store, start ingest.Starter, ready ...ser
 
 func newServerWith(t *testing.T, st *store.Store, start ingest.Starter, control server.WorkflowControl, ready ...server.Check) http.Handler {
 	t.Helper()
+	return newServerFrom(t, start, server.Options{Alerts: st, Playbooks: st, Approvals: st, Control: control, Ready: ready})
+}
+
+// newServerFrom serves opts with a webhook pipeline over the test sources.
+func newServerFrom(t *testing.T, start ingest.Starter, opts server.Options) http.Handler {
+	t.Helper()
 	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}, ocsf: {secret: %q}}", secret, secret)),
 		func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: start})
-	if err != nil {
+	if opts.Pipeline, err = ingest.NewPipeline(ingest.Options{Sources: sources, Starter: start}); err != nil {
 		t.Fatal(err)
 	}
-	return server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: control, Ready: ready}).Handler()
+	return server.New(opts).Handler()
 }
 
 func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {

@@ -29,15 +29,20 @@ func (cliStarter) StartAlert(_ context.Context, req ingest.StartRequest) (ingest
 // environment sets when the server starts.
 func apiServer(t *testing.T, st *store.Store) string {
 	t.Helper()
+	return apiServerFrom(t, server.Options{Alerts: st, Playbooks: st})
+}
+
+// apiServerFrom serves opts with a webhook pipeline over the example sources.
+func apiServerFrom(t *testing.T, opts server.Options) string {
+	t.Helper()
 	sources, err := ingest.LoadSources(examples + "/sources.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: cliStarter{}})
-	if err != nil {
+	if opts.Pipeline, err = ingest.NewPipeline(ingest.Options{Sources: sources, Starter: cliStarter{}}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st}).Handler())
+	srv := httptest.NewServer(server.New(opts).Handler())
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -227,35 +232,26 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sources, err := ingest.LoadSources(examples + "/sources.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: cliStarter{}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctl := &decisions{}
-	srv := httptest.NewServer(server.New(server.Options{Pipeline: p, Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens}).Handler())
-	t.Cleanup(srv.Close)
+	url := apiServerFrom(t, server.Options{Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens})
 
 	t.Setenv(apiTokenEnv, "")
-	if code, out := runCLI(t, "approvals", "list", "--url", srv.URL); code != 1 || !strings.Contains(out, "HTTP 401") {
+	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 1 || !strings.Contains(out, "HTTP 401") {
 		t.Fatalf("without a token: exit %d: %s", code, out)
 	}
 	t.Setenv(apiTokenEnv, token)
-	if code, out := runCLI(t, "approvals", "list", "--url", srv.URL); code != 0 || !strings.Contains(out, "ap-0") {
+	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)
 	}
 	// Webhook deliveries still sign with the source's secret.
-	if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", srv.URL, "--sources", examples+"/sources.yaml"); code != 0 {
+	if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--sources", examples+"/sources.yaml"); code != 0 {
 		t.Fatalf("alert send: exit %d: %s", code, out)
 	}
 	// The server names who decides after the token; claiming another name fails.
-	if code, out := runCLI(t, "approvals", "approve", "ap-0", "--url", srv.URL); code != 0 || !strings.Contains(out, "approved by ana") {
+	if code, out := runCLI(t, "approvals", "approve", "ap-0", "--url", url); code != 0 || !strings.Contains(out, "approved by ana") {
 		t.Fatalf("approve: exit %d: %s", code, out)
 	}
-	if code, out := runCLI(t, "approvals", "deny", "ap-1", "--by", "bo", "--url", srv.URL); code != 1 || !strings.Contains(out, "HTTP 403") {
+	if code, out := runCLI(t, "approvals", "deny", "ap-1", "--by", "bo", "--url", url); code != 1 || !strings.Contains(out, "HTTP 403") {
 		t.Fatalf("deny as bo with ana's token: exit %d: %s", code, out)
 	}
 	if len(ctl.got) != 1 || ctl.got[0].By != "ana" || !ctl.got[0].Approved {

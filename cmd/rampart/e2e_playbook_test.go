@@ -240,6 +240,18 @@ func waitApproval(t *testing.T, base, alertID string) server.ApprovalView {
 func postJSON(t *testing.T, url string, body []byte, into any) int {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	return decodeAnswer(t, url, resp, err, into)
+}
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	return decodeAnswer(t, url, resp, err, into)
+}
+
+// decodeAnswer decodes a JSON answer into into and returns its status.
+func decodeAnswer(t *testing.T, url string, resp *http.Response, err error, into any) int {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

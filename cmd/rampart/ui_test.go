@@ -65,19 +65,6 @@ func TestUIApprovesAnAction(t *testing.T) {
 	}
 }
 
-func getJSON(t *testing.T, url string, into any) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-		t.Fatalf("%s: %v", url, err)
-	}
-	return resp.StatusCode
-}
-
 // webDriver is one W3C WebDriver session with ChromeDriver: plain JSON over
 // HTTP on loopback.
 type webDriver struct {
