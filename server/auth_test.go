@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +65,9 @@ func TestAPITokensGuardTheAPIButNotWebhooksOrHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctl := &control{}
-	h := newServerFrom(t, starter{}, server.Options{Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens})
+	var logs bytes.Buffer
+	h := newServerFrom(t, starter{}, server.Options{Alerts: st, Playbooks: st, Approvals: st, Control: ctl, Tokens: tokens,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	bearer := func(token string) map[string]string {
 		return map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 	}
@@ -115,5 +120,20 @@ func TestAPITokensGuardTheAPIButNotWebhooksOrHealth(t *testing.T) {
 	want := workflows.Approval{Step: "isolate", Approved: true, By: "ana", Reason: "confirmed", ArgsHash: "hash-1"}
 	if len(ctl.decisions) != 1 || ctl.decisions[0] != want {
 		t.Fatalf("the run got %+v, want %+v", ctl.decisions, want)
+	}
+
+	// The audit trail: every change asked of the API, refused or not, with who
+	// asked; never a token.
+	for _, line := range []string{
+		`msg="api change" method=POST path=/api/v1/approvals/ap-0:decide status=401 duration_ms=\d+\n`,
+		`msg="api change" method=POST path=/api/v1/approvals/ap-0:decide status=403 duration_ms=\d+ identity=ana\n`,
+		`msg="api change" method=POST path=/api/v1/approvals/ap-0:decide status=200 duration_ms=\d+ identity=ana\n`,
+	} {
+		if !regexp.MustCompile(line).MatchString(logs.String()) {
+			t.Errorf("the log lacks %s:\n%s", line, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "token-0123") || strings.Contains(logs.String(), `msg="api change" method=GET`) {
+		t.Errorf("the log shows a token or a read as a change:\n%s", logs.String())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -136,22 +137,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.Shutdown(ctx)
 }
 
+// accessLog logs every request at debug, and every API request that changes
+// something (applies or toggles a playbook, decides an approval, keeps a
+// containment, starts a run or a replay) at info with who made it: the audit
+// trail. Webhook deliveries log their own line.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
+		// The error handler writes the answer after this returns; read its status
+		// from the error.
 		status := c.Response().Status
-		if err != nil {
-			var he *echo.HTTPError
-			if errors.As(err, &he) {
-				status = he.Code
-			}
+		var (
+			he *echo.HTTPError
+			ie *ingest.Error
+		)
+		switch {
+		case errors.As(err, &he):
+			status = he.Code
+		case errors.As(err, &ie):
+			status = ie.Status
+		case err != nil:
+			status = http.StatusInternalServerError
 		}
-		// Headers and bodies are never logged: they carry signatures and tokens.
-		attrs := []any{"method", c.Request().Method, "path", c.Path(), "status", status,
+		// Headers, bodies and query strings are never logged: they carry
+		// signatures and tokens.
+		method := c.Request().Method
+		attrs := []any{"method", method, "path", c.Request().URL.Path, "status", status,
 			"duration_ms", time.Since(start).Milliseconds()}
 		if who, ok := identity(c); ok {
 			attrs = append(attrs, "identity", who)
+		}
+		if method != http.MethodGet && method != http.MethodHead && c.Path() != webhookRoute &&
+			strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			s.log.Info("api change", attrs...)
+			return err
 		}
 		s.log.Debug("http", attrs...)
 		return err
