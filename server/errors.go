@@ -2,7 +2,9 @@ package server
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -34,6 +36,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	switch {
 	case errors.As(err, &ie):
 		body.Error = *ie
+		if ie.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ie.RetryAfter.Seconds()))))
+		}
 	case errors.As(err, &he):
 		body.Error = ingest.Error{Status: he.Code, Code: codeFor(he.Code), Message: http.StatusText(he.Code)}
 		if msg, ok := he.Message.(string); ok && msg != "" {

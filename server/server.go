@@ -215,12 +215,14 @@ func (s *Server) webhook(c echo.Context) error {
 	if err != nil {
 		var ie *ingest.Error
 		if errors.As(err, &ie) {
-			if ie.Status >= 500 {
+			switch {
+			case ie.Status >= 500:
 				s.log.Error("webhook not accepted", "source", c.Param("source"), "code", ie.Code)
+			case ie.Status == http.StatusTooManyRequests:
+				s.log.Warn("webhook not accepted", "source", c.Param("source"), "code", ie.Code, "retry_after", ie.RetryAfter)
 			}
-			return c.JSON(ie.Status, errorBody{Error: *ie})
 		}
-		return err
+		return err // handleError answers in the one error shape
 	}
 	s.log.Info("alert accepted", "source", c.Param("source"), "alert_id", accepted.AlertID,
 		"workflow_id", accepted.WorkflowID, "duplicate", accepted.Duplicate)

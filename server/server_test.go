@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +327,43 @@ func TestPlaybookLifecycle(t *testing.T) {
 		if code, out := do(t, h, c.method, c.path, nil, nil); code != c.status || errCode(out) == "" {
 			t.Errorf("%s %s: %d %v, want %d", c.method, c.path, code, out, c.status)
 		}
+	}
+}
+
+func TestRateLimitedWebhookSaysWhenToRetry(t *testing.T) {
+	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q, rate_limit: {per_second: 0.1, burst: 1}}}", secret)),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ingest.NewPipeline(ingest.Options{Sources: sources, Starter: starter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := server.New(server.Options{Pipeline: p, Alerts: storetest.SQLite(t)}).Handler()
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec *httptest.ResponseRecorder
+	for i, want := range []int{http.StatusAccepted, http.StatusTooManyRequests} {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/webhooks/crowdstrike", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(secret), time.Now().Add(-time.Duration(i)*time.Second), body))
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Fatalf("delivery %d: %d %s, want %d", i, rec.Code, rec.Body, want)
+		}
+	}
+	var out struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Error.Code != "rate_limited" {
+		t.Fatalf("body = %s (%v)", rec.Body, err)
+	}
+	// One delivery every ten seconds: the next fits in ten seconds at most.
+	if s, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || s < 9 || s > 10 {
+		t.Fatalf("Retry-After = %q", rec.Header().Get("Retry-After"))
 	}
 }

@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"net/http"
+	"time"
 )
 
 // Error is a refused delivery: an HTTP status, a stable code and a message, plus
@@ -12,6 +13,8 @@ type Error struct {
 	Code    string       `json:"code"`
 	Message string       `json:"message"`
 	Details []FieldError `json:"details,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // FieldError names one failing field by its dotted path (event.AgentId,

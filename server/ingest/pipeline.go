@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xeipuuv/gojsonschema"
+	"golang.org/x/time/rate"
 
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/workflows"
@@ -73,6 +74,7 @@ type Pipeline struct {
 	limits      Limits
 	dedupWindow time.Duration
 	replays     *replayCache
+	limiters    map[string]*rate.Limiter // by source; none for a source without a rate limit
 	now         func() time.Time
 }
 
@@ -91,6 +93,7 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		limits:      opts.Limits,
 		dedupWindow: opts.DedupWindow,
 		replays:     newReplayCache(SignatureWindow, 100_000),
+		limiters:    map[string]*rate.Limiter{},
 		now:         opts.Now,
 	}
 	if p.limits.MaxBody <= 0 {
@@ -103,6 +106,9 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 		p.now = time.Now
 	}
 	for _, src := range p.sources {
+		if rl := src.RateLimit; rl.PerSecond > 0 {
+			p.limiters[src.Name] = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
+		}
 		if _, done := p.schemas[src.Format]; done {
 			continue
 		}
@@ -165,11 +171,35 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 			return Accepted{}, errUnauthorized("replayed_request", "this signature was already used for an accepted delivery")
 		}
 	}
+	// Only an authenticated delivery spends the source's rate: nobody else can
+	// crowd it out. A refused one may be sent again as it is.
+	if err := p.admit(src, now); err != nil {
+		if replayKey != "" {
+			p.replays.release(replayKey)
+		}
+		return Accepted{}, err
+	}
 	accepted, err := p.accept(ctx, src, body, now)
 	if err != nil && replayKey != "" {
 		p.replays.release(replayKey)
 	}
 	return accepted, err
+}
+
+// admit spends one delivery of the source's rate limit, or says when to retry.
+func (p *Pipeline) admit(src *Source, now time.Time) error {
+	lim := p.limiters[src.Name]
+	if lim == nil {
+		return nil
+	}
+	r := lim.ReserveN(now, 1)
+	if delay := r.DelayFrom(now); delay > 0 {
+		r.CancelAt(now)
+		return &Error{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: delay,
+			Message: fmt.Sprintf("source %s is over its rate limit (%g a second, %d at once): retry after %s; this delivery was not accepted",
+				src.Name, src.RateLimit.PerSecond, src.RateLimit.Burst, delay.Round(time.Millisecond))}
+	}
+	return nil
 }
 
 func (p *Pipeline) accept(ctx context.Context, src *Source, body []byte, now time.Time) (Accepted, error) {

@@ -213,6 +213,64 @@ func TestFailedDeliveryMayBeRetriedWithTheSameSignature(t *testing.T) {
 	}
 }
 
+func TestRateLimitPerSource(t *testing.T) {
+	sources, err := ParseSources([]byte(fmt.Sprintf(`
+sources:
+  ocsf: {secret: %q, rate_limit: {per_second: 0.5, burst: 2}}
+  crowdstrike: {secret: %q, rate_limit: {per_second: 2.5}}
+`, hmacSecret, hmacSecret)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sources["crowdstrike"].RateLimit; got != (RateLimit{PerSecond: 2.5, Burst: 3}) {
+		t.Fatalf("burst defaults to per_second rounded up: %+v", got)
+	}
+	clock := now
+	starter := &fakeStarter{}
+	p, err := NewPipeline(Options{Sources: sources, Starter: starter, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := example(t, "ocsf-password-spray.json")
+	// Each delivery is signed a second apart, so none is a replay of another;
+	// the clock they arrive by stands still.
+	send := func(source string, signedAt time.Time) error {
+		_, err := p.Accept(context.Background(), signed(source, body, signedAt))
+		return err
+	}
+	// Deliveries that fail authentication spend nothing.
+	for range 5 {
+		bad := signed("ocsf", body, clock)
+		bad.Header.Set(SignatureHeader, Sign([]byte("not-the-secret-0123456789"), clock, body))
+		_, err := p.Accept(context.Background(), bad)
+		wantError(t, err, http.StatusUnauthorized, "invalid_signature")
+	}
+	for i := range 2 {
+		if err := send("ocsf", clock.Add(-time.Duration(i+1)*time.Second)); err != nil {
+			t.Fatalf("delivery %d within the burst: %v", i, err)
+		}
+	}
+	limited := signed("ocsf", body, clock)
+	_, err = p.Accept(context.Background(), limited)
+	ie := wantError(t, err, http.StatusTooManyRequests, "rate_limited")
+	if ie.RetryAfter <= 0 || ie.RetryAfter > 2*time.Second || !strings.Contains(ie.Message, "not accepted") {
+		t.Fatalf("refusal = %+v", ie)
+	}
+	if len(starter.reqs) != 2 {
+		t.Fatalf("%d starts, want the 2 within the burst", len(starter.reqs))
+	}
+	// Another source has its own budget.
+	if _, err := p.Accept(context.Background(), signed("crowdstrike", example(t, "crowdstrike-pup.json"), clock)); err != nil {
+		t.Fatalf("another source: %v", err)
+	}
+	// Once the rate allows, the refused delivery is accepted as it was signed.
+	clock = clock.Add(ie.RetryAfter)
+	limited.Body = bytes.NewReader(body)
+	if _, err := p.Accept(context.Background(), limited); err != nil {
+		t.Fatalf("the refused delivery sent again after Retry-After: %v", err)
+	}
+}
+
 func TestBearerAuth(t *testing.T) {
 	body := example(t, "crowdstrike-pup.json")
 	for name, c := range map[string]struct {
@@ -361,10 +419,12 @@ sources:
 		t.Fatal("a source prints its secret")
 	}
 	for doc, want := range map[string]string{
-		`sources: {x: {secret: "0123456789abcdef", format: splunk}}`: "unknown format",
-		`sources: {ocsf: {secret: short}}`:                           "at least 16 bytes",
-		`sources: {ocsf: {secret: "0123456789abcdef", auth: basic}}`: "hmac or bearer",
-		`sources: {Bad Name: {secret: "0123456789abcdef"}}`:          "not a valid source name",
+		`sources: {x: {secret: "0123456789abcdef", format: splunk}}`:                            "unknown format",
+		`sources: {ocsf: {secret: short}}`:                                                      "at least 16 bytes",
+		`sources: {ocsf: {secret: "0123456789abcdef", auth: basic}}`:                            "hmac or bearer",
+		`sources: {ocsf: {secret: "0123456789abcdef", rate_limit: {burst: 5}}}`:                 "per_second > 0",
+		`sources: {ocsf: {secret: "0123456789abcdef", rate_limit: {per_second: 1, burst: -1}}}`: "burst >= 0",
+		`sources: {Bad Name: {secret: "0123456789abcdef"}}`:                                     "not a valid source name",
 		`sources: {}`: "no sources",
 		`: [`:         "sources",
 	} {

@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -46,7 +47,17 @@ type Source struct {
 	// Format selects the payload schema and normalizer: ocsf or crowdstrike.
 	Format string
 	Auth   string
-	secret []byte
+	// RateLimit bounds the deliveries accepted per second, once authenticated;
+	// zero means no bound.
+	RateLimit RateLimit
+	secret    []byte
+}
+
+// RateLimit is a token bucket: PerSecond deliveries a second on average, up to
+// Burst at once.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // String never prints the secret.
@@ -58,9 +69,10 @@ func (s *Source) Secret() string { return string(s.secret) }
 // sourcesFile is the YAML shape of sources.yaml.
 type sourcesFile struct {
 	Sources map[string]struct {
-		Auth   string `yaml:"auth"`
-		Format string `yaml:"format"`
-		Secret string `yaml:"secret"`
+		Auth      string     `yaml:"auth"`
+		Format    string     `yaml:"format"`
+		Secret    string     `yaml:"secret"`
+		RateLimit *RateLimit `yaml:"rate_limit"`
 	} `yaml:"sources"`
 }
 
@@ -115,6 +127,15 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		}
 		if len(s.secret) < 16 {
 			return nil, fmt.Errorf("sources: %s: secret must be at least 16 bytes (set it in the file or %s)", name, SecretEnv(name))
+		}
+		if rl := cfg.RateLimit; rl != nil {
+			if rl.PerSecond <= 0 || rl.Burst < 0 {
+				return nil, fmt.Errorf("sources: %s: rate_limit needs per_second > 0 and burst >= 0 (0: per_second rounded up)", name)
+			}
+			s.RateLimit = *rl
+			if s.RateLimit.Burst == 0 {
+				s.RateLimit.Burst = int(math.Ceil(rl.PerSecond))
+			}
 		}
 		out[name] = s
 	}
