@@ -218,6 +218,7 @@ func TestReplayEndpoint(t *testing.T) {
 		t.Fatalf("report: %d %v; request %+v", code, out, rp.got)
 	}
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/playbooks/p/versions/1:replay", strings.NewReader(`{"alerts":["a1"]}`))
+	req.Host = "127.0.0.1:8080"
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/x-ndjson")
 	rec := httptest.NewRecorder()

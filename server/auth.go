@@ -5,7 +5,9 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -100,13 +102,25 @@ const identityKey = "rampart.identity"
 const webhookRoute = "/api/v1/webhooks/:source"
 
 // authenticate admits a request under /api/ with a known bearer token, when
-// tokens are configured; without them the API is open (the process refuses that
-// unless it listens on loopback only). It runs after routing, so it knows the
-// webhook route by its pattern; a path no route matches needs a token too, and
-// so learns nothing of which routes exist.
+// tokens are configured. It runs after routing, so it knows the webhook route by
+// its pattern; a path no route matches needs a token too, and so learns nothing
+// of which routes exist.
+//
+// Without tokens the API is open, which the process allows only on a loopback
+// address; a web page the analyst visits could still reach it through their
+// browser. So the open API answers only requests addressed to this machine by
+// name (a DNS-rebound name is refused), and refuses a change that a page of
+// another origin asks for (a form posted across sites carries its Origin). A
+// token, which a browser never attaches by itself, makes both moot.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if s.opts.Tokens.Len() == 0 || c.Path() == webhookRoute || !strings.HasPrefix(c.Request().URL.Path, "/api/") {
+		if c.Path() == webhookRoute || !strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			return next(c)
+		}
+		if s.opts.Tokens.Len() == 0 {
+			if err := localAndSameOrigin(c.Request()); err != nil {
+				return err
+			}
 			return next(c)
 		}
 		scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
@@ -122,6 +136,29 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(identityKey, name)
 		return next(c)
 	}
+}
+
+// localAndSameOrigin refuses what a browser may send the open API on behalf of
+// another site: a request under another host name, or a change from another
+// origin. The CLI and curl send no Origin.
+func localAndSameOrigin(r *http.Request) error {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return apiError(http.StatusForbidden, "forbidden_host",
+			"the open API answers requests addressed to 127.0.0.1 or localhost only; configure API tokens to serve other names")
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
+			return apiError(http.StatusForbidden, "cross_origin", "a change asked by a page of another origin is refused")
+		}
+	}
+	return nil
 }
 
 // identity is the authenticated caller's name; false when the API is open.

@@ -137,3 +137,55 @@ func TestAPITokensGuardTheAPIButNotWebhooksOrHealth(t *testing.T) {
 		t.Errorf("the log shows a token or a read as a change:\n%s", logs.String())
 	}
 }
+
+func TestOpenAPIAnswersThisMachineAndItsOwnPagesOnly(t *testing.T) {
+	st := storetest.SQLite(t)
+	open := newServerFrom(t, starter{}, server.Options{Alerts: st, Playbooks: st})
+	jsonBody := map[string]string{"Content-Type": "application/json"}
+	for _, c := range []struct {
+		method, host, origin string
+		status               int
+		code                 string
+	}{
+		{http.MethodGet, "127.0.0.1:8080", "", 200, ""},
+		{http.MethodGet, "localhost:8080", "", 200, ""},
+		{http.MethodGet, "[::1]:8080", "", 200, ""},
+		// A name that resolves to 127.0.0.1 only for the attacker's page (DNS rebinding).
+		{http.MethodGet, "rebind.attacker.example:8080", "", 403, "forbidden_host"},
+		{http.MethodGet, "10.0.0.5:8080", "", 403, "forbidden_host"},
+		// A form another site posts through the analyst's browser.
+		{http.MethodPost, "127.0.0.1:8080", "https://attacker.example", 403, "cross_origin"},
+		{http.MethodPost, "127.0.0.1:8080", "http://127.0.0.1:9999", 403, "cross_origin"},
+		{http.MethodPost, "127.0.0.1:8080", "null", 403, "cross_origin"},
+		// The UI's own page, and the CLI (no Origin).
+		{http.MethodPost, "127.0.0.1:8080", "http://127.0.0.1:8080", 404, "not_found"},
+		{http.MethodPost, "127.0.0.1:8080", "", 404, "not_found"},
+	} {
+		path := "/api/v1/alerts"
+		if c.method == http.MethodPost {
+			path = "/api/v1/playbooks/nope:disable"
+		}
+		header := map[string]string{"Host": c.host, "Content-Type": jsonBody["Content-Type"]}
+		if c.origin != "" {
+			header["Origin"] = c.origin
+		}
+		code, out := do(t, open, c.method, path, nil, header)
+		if code != c.status || (c.code != "" && errCode(out) != c.code) {
+			t.Errorf("%s %s Host %s Origin %q: %d %v, want %d %s", c.method, path, c.host, c.origin, code, out, c.status, c.code)
+		}
+	}
+	// Webhooks authenticate by signature, under any name.
+	if code, out := do(t, open, http.MethodPost, "/api/v1/webhooks/crowdstrike", []byte(`{}`), map[string]string{"Host": "rampart.soc.example", "Content-Type": "application/json"}); code != 401 {
+		t.Fatalf("webhook under another name: %d %v", code, out)
+	}
+	// With tokens, the token decides: any name, any origin.
+	tokens, err := server.NewAPITokens(map[string]string{"ana": anaToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guarded := newServerFrom(t, starter{}, server.Options{Alerts: st, Playbooks: st, Tokens: tokens})
+	header := map[string]string{"Host": "rampart.soc.example", "Origin": "https://rampart.soc.example", "Authorization": "Bearer " + anaToken}
+	if code, out := do(t, guarded, http.MethodGet, "/api/v1/alerts", nil, header); code != 200 {
+		t.Fatalf("with a token under another name: %d %v", code, out)
+	}
+}

@@ -56,7 +56,12 @@ func newServerFrom(t *testing.T, start ingest.Starter, opts server.Options) http
 func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
+	req.Host = "127.0.0.1:8080" // the open API answers loopback names only
 	for k, v := range header {
+		if k == "Host" {
+			req.Host = v
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
