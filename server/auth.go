@@ -142,11 +142,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // another site: a request under another host name, or a change from another
 // origin. The CLI and curl send no Origin.
 func localAndSameOrigin(r *http.Request) error {
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if ip := net.ParseIP(strings.Trim(host, "[]")); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !IsLoopback(r.Host) {
 		return apiError(http.StatusForbidden, "forbidden_host",
 			"the open API answers requests addressed to 127.0.0.1 or localhost only; configure API tokens to serve other names")
 	}
@@ -159,6 +155,20 @@ func localAndSameOrigin(r *http.Request) error {
 		}
 	}
 	return nil
+}
+
+// IsLoopback reports whether a host, or host:port, names this machine only:
+// localhost or a loopback address.
+func IsLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 // identity is the authenticated caller's name; false when the API is open.

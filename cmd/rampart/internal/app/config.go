@@ -9,7 +9,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,24 +190,10 @@ func (c *Config) APIAuth() (*server.APITokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tokens.Len() == 0 && !IsLoopback(c.Listen) {
+	if tokens.Len() == 0 && !server.IsLoopback(c.Listen) {
 		return nil, fmt.Errorf("refusing to serve an open API on %s: set %s<NAME> to a token (make one with `rampart keygen`), or listen on 127.0.0.1", c.Listen, APITokenEnvPrefix)
 	}
 	return tokens, nil
-}
-
-// IsLoopback reports whether a listen address (host:port) accepts loopback
-// connections only.
-func IsLoopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks what every process needs.
