@@ -173,13 +173,11 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	}
 	// Only an authenticated delivery spends the source's rate: nobody else can
 	// crowd it out. A refused one may be sent again as it is.
-	if err := p.admit(src, now); err != nil {
-		if replayKey != "" {
-			p.replays.release(replayKey)
-		}
-		return Accepted{}, err
+	var accepted Accepted
+	err = p.admit(src, now)
+	if err == nil {
+		accepted, err = p.accept(ctx, src, body, now)
 	}
-	accepted, err := p.accept(ctx, src, body, now)
 	if err != nil && replayKey != "" {
 		p.replays.release(replayKey)
 	}
