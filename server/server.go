@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -168,8 +167,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if who, ok := identity(c); ok {
 			attrs = append(attrs, "identity", who)
 		}
-		if method != http.MethodGet && method != http.MethodHead && c.Path() != webhookRoute &&
-			strings.HasPrefix(c.Request().URL.Path, "/api/") {
+		if method != http.MethodGet && method != http.MethodHead && guarded(c) {
 			s.log.Info("api change", attrs...)
 			return err
 		}
