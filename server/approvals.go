@@ -287,13 +287,20 @@ func (s *Server) runPlaybook(c echo.Context, alertID string) error {
 	return c.JSON(http.StatusAccepted, started)
 }
 
-// decodeJSON reads a small JSON body strictly: unknown fields are an error.
-func decodeJSON(c echo.Context, v any) error {
-	req := c.Request()
-	if mt := req.Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
+// requireJSON refuses a body that is not declared JSON.
+func requireJSON(c echo.Context) error {
+	if mt := c.Request().Header.Get("Content-Type"); !strings.HasPrefix(mt, "application/json") {
 		return apiError(http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
 	}
-	dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
+	return nil
+}
+
+// decodeJSON reads a small JSON body strictly: unknown fields are an error.
+func decodeJSON(c echo.Context, v any) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(io.LimitReader(c.Request().Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return apiError(http.StatusBadRequest, "invalid_body", "the body is not the expected JSON: "+err.Error())

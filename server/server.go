@@ -1,9 +1,10 @@
 // Package server is Rampart's HTTP side: webhook ingress (through server/ingest),
-// the read API over the store, health checks, and the embedded web UI. It talks to
+// the API over the store and the runs, its access rules (API tokens), Temporal's
+// remote codec protocol, health checks, and the embedded web UI. It talks to
 // Temporal only through its client and never calls a vendor.
 //
-// It may import echo, the Temporal client, store (to read), ingest, ui and the pure
-// packages; never activities or integrations.
+// It may import echo, the Temporal client and API types, store (to read), ingest,
+// ui and the pure packages; never activities or integrations.
 package server
 
 import (
@@ -49,6 +50,9 @@ type Options struct {
 	// Tokens authenticate API callers; with none the API is open. Webhooks
 	// authenticate per source instead, and health checks are open.
 	Tokens *APITokens
+	// Codec serves Temporal's remote codec protocol under /api/v1/codec; none
+	// answers 404.
+	Codec PayloadCodec
 	// Ready lists the dependencies /readyz checks.
 	Ready  []Check
 	Logger *slog.Logger
@@ -78,6 +82,7 @@ func New(opts Options) *Server {
 	e.GET("/readyz", s.readyz)
 	api := e.Group("/api/v1")
 	api.POST(webhookRoute[len("/api/v1"):], s.webhook)
+	api.POST(codecRoute[len("/api/v1"):], s.codec)
 	api.GET("/alerts", s.listAlerts)
 	api.GET("/alerts/:id", s.getAlert)
 	api.GET("/alerts/:id/state", s.alertState)
@@ -167,7 +172,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if who, ok := identity(c); ok {
 			attrs = append(attrs, "identity", who)
 		}
-		if method != http.MethodGet && method != http.MethodHead && guarded(c) {
+		// The codec only reads, however often a history viewer asks it.
+		if method != http.MethodGet && method != http.MethodHead && c.Path() != codecRoute && guarded(c) {
 			s.log.Info("api change", attrs...)
 			return err
 		}

@@ -151,6 +151,31 @@ func getAlertWith(t testing.TB, c *http.Client, baseURL, id string) (server.Aler
 	return d, true
 }
 
+// codecDecode asks the API's codec endpoint to decrypt payloads, and returns the
+// answer's payload data one after another.
+func codecDecode(t *testing.T, baseURL string, payloads *commonpb.Payloads) []byte {
+	t.Helper()
+	body, err := protojson.Marshal(payloads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(baseURL+"/api/v1/codec/decode", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	var out commonpb.Payloads
+	if resp.StatusCode != http.StatusOK || protojson.Unmarshal(answer, &out) != nil {
+		t.Fatalf("codec: %d %s", resp.StatusCode, answer)
+	}
+	var data []byte
+	for _, p := range out.GetPayloads() {
+		data = append(data, p.GetData()...)
+	}
+	return data
+}
+
 // bearer presents an API token on every request.
 type bearer string
 
@@ -204,8 +229,15 @@ func TestEndToEndContainment(t *testing.T) {
 	}
 	// In one process the webhook's start hands the run's first task straight to the
 	// worker (eager start) instead of through the task queue.
-	if started := history(t, d.Client, acc.WorkflowID)[0]; !started.GetWorkflowExecutionStartedEventAttributes().GetEagerExecutionAccepted() {
+	started := history(t, d.Client, acc.WorkflowID)[0].GetWorkflowExecutionStartedEventAttributes()
+	if !started.GetEagerExecutionAccepted() {
 		t.Fatal("the webhook's start was not eager")
+	}
+	// Temporal holds the input encrypted; the API's codec endpoint reads it, as
+	// `temporal workflow show --codec-endpoint <url>/api/v1/codec` does.
+	if input := started.GetInput(); bytes.Contains(input.GetPayloads()[0].GetData(), []byte("fin-ws-0142")) ||
+		!bytes.Contains(codecDecode(t, d.URL, input), []byte("fin-ws-0142")) {
+		t.Fatal("the codec endpoint did not decrypt the run's input")
 	}
 	var names []string
 	for _, s := range detail.Steps {

@@ -98,6 +98,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Replayer:  &shadow.Replayer{Store: st},
 		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
 		Tokens:    tokens,
+		Codec:     cfg.Payloads,
 		Ready: []server.Check{
 			{Name: "database", Check: st.Ping},
 			{Name: "temporal", Check: func(ctx context.Context) error {

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	commonpb "go.temporal.io/api/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// PayloadCodec encrypts and decrypts Temporal payloads with the keys the workers
+// use.
+type PayloadCodec interface {
+	Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error)
+	Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error)
+}
+
+// codecRoute serves Temporal's remote codec protocol, so `temporal workflow show
+// --codec-endpoint …/api/v1/codec` can read the histories Rampart encrypts.
+const codecRoute = "/api/v1/codec/:op"
+
+// maxCodecBody bounds a codec request: a history page of payloads, each at most
+// an alert's 1 MiB and its encryption.
+const maxCodecBody = 16 << 20
+
+// codec serves POST /api/v1/codec/decode and /encode: a JSON Payloads message in,
+// the same out. It stands behind the API's access rules like every other route:
+// decrypting a payload reveals what the alert API shows.
+func (s *Server) codec(c echo.Context) error {
+	if s.opts.Codec == nil {
+		return apiError(http.StatusNotFound, "not_found", "this server has no payload keys")
+	}
+	transform := map[string]func([]*commonpb.Payload) ([]*commonpb.Payload, error){
+		"decode": s.opts.Codec.Decode, "encode": s.opts.Codec.Encode,
+	}[c.Param("op")]
+	if transform == nil {
+		return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/codec/decode or /encode")
+	}
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxCodecBody))
+	if err != nil {
+		return apiError(http.StatusRequestEntityTooLarge, "body_too_large", "a codec request is at most 16 MiB")
+	}
+	var in commonpb.Payloads
+	if err := protojson.Unmarshal(body, &in); err != nil {
+		return apiError(http.StatusBadRequest, "invalid_body", "the body is not a Temporal Payloads message in JSON: "+err.Error())
+	}
+	out, err := transform(in.GetPayloads())
+	if err != nil {
+		return apiError(http.StatusBadRequest, "codec_failed", err.Error())
+	}
+	answer, err := protojson.Marshal(&commonpb.Payloads{Payloads: out})
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, answer)
+}
