@@ -5,10 +5,11 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -31,15 +32,10 @@ type apiToken struct {
 
 // NewAPITokens takes tokens by the name of who holds each.
 func NewAPITokens(byName map[string]string) (*APITokens, error) {
-	names := make([]string, 0, len(byName))
-	for name := range byName {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	t := &APITokens{}
 	seen := map[[sha256.Size]byte]string{}
 	var errs []error
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		token := byName[name]
 		digest := sha256.Sum256([]byte(token))
 		switch {

@@ -31,10 +31,13 @@ func (s *Server) codec(c echo.Context) error {
 	if s.opts.Codec == nil {
 		return apiError(http.StatusNotFound, "not_found", "this server has no payload keys")
 	}
-	transform := map[string]func([]*commonpb.Payload) ([]*commonpb.Payload, error){
-		"decode": s.opts.Codec.Decode, "encode": s.opts.Codec.Encode,
-	}[c.Param("op")]
-	if transform == nil {
+	var transform func([]*commonpb.Payload) ([]*commonpb.Payload, error)
+	switch c.Param("op") {
+	case "decode":
+		transform = s.opts.Codec.Decode
+	case "encode":
+		transform = s.opts.Codec.Encode
+	default:
 		return apiError(http.StatusNotFound, "not_found", "use POST /api/v1/codec/decode or /encode")
 	}
 	if err := requireJSON(c); err != nil {

@@ -706,17 +706,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatal("migrate did not finish")
 	}
 	// A server others could reach, with no API token configured, refuses to start.
-	open := startChild(t, dir, "open-server", []string{"server", "--listen", "0.0.0.0:0", "--sources", examples + "/sources.yaml"},
-		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)))
-	select {
-	case <-open.done:
-		out, _ := os.ReadFile(filepath.Join(dir, "open-server.log"))
-		if open.state.Success() || !strings.Contains(string(out), app.APITokenEnvPrefix+"<NAME>") {
-			t.Fatalf("server on 0.0.0.0 without API tokens: %v\n%s", open.state, out)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("a server on 0.0.0.0 without API tokens did not refuse to start")
-	}
+	refusesToStart(t, dir, "open-server", []string{"server", "--listen", "0.0.0.0:0", "--sources", examples + "/sources.yaml"},
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key)), app.APITokenEnvPrefix+"<NAME>")
 	// As in production, the API wants a token; the webhook its source's signature.
 	const token = "prod-shape-api-token-0123456789abcdef"
 	api := &http.Client{Transport: bearer(token), Timeout: 30 * time.Second}
@@ -763,16 +754,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	workerEnv := append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789")
 	// Without a payload key a worker refuses to start, rather than write history
 	// its peers cannot read.
-	keyless := startChild(t, dir, "keyless-worker", workerArgs, workerEnv)
-	select {
-	case <-keyless.done:
-		out, _ := os.ReadFile(filepath.Join(dir, "keyless-worker.log"))
-		if keyless.state.Success() || !strings.Contains(string(out), "RAMPART_PAYLOAD_KEY") {
-			t.Fatalf("worker without a payload key: %v\n%s", keyless.state, out)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("a worker without a payload key kept running")
-	}
+	refusesToStart(t, dir, "keyless-worker", workerArgs, workerEnv, "RAMPART_PAYLOAD_KEY")
 	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile), workerEnv)
 	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
 		a, ok := getAlertWith(t, api, baseURL, acc.AlertID)
@@ -787,6 +769,22 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		if bytes.Contains(stored, []byte(plain)) {
 			t.Errorf("workflow history stores %q in clear", plain)
 		}
+	}
+}
+
+// refusesToStart runs a rampart command that must exit with an error naming want,
+// its output in <dir>/<name>.log.
+func refusesToStart(t *testing.T, dir, name string, args, env []string, want string) {
+	t.Helper()
+	child := startChild(t, dir, name, args, env)
+	select {
+	case <-child.done:
+		out, _ := os.ReadFile(filepath.Join(dir, name+".log"))
+		if child.state.Success() || !strings.Contains(string(out), want) {
+			t.Fatalf("%s: %v, want a refusal naming %s\n%s", name, child.state, want, out)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s kept running; it should have refused to start", name)
 	}
 }
 

@@ -177,17 +177,26 @@ func (w *webDriver) navigate(t *testing.T, url string) {
 	}
 }
 
+// find looks up the element a CSS selector names, once.
+func (w *webDriver) find(selector string) (string, error) {
+	var ref map[string]string
+	if err := w.call(http.MethodPost, "/element", map[string]string{"using": "css selector", "value": selector}, &ref); err != nil {
+		return "", err
+	}
+	for _, id := range ref {
+		return id, nil
+	}
+	return "", fmt.Errorf("%s: no element reference in %v", selector, ref)
+}
+
 // element waits for the element a CSS selector names and returns its reference.
 func (w *webDriver) element(t *testing.T, selector string) string {
 	t.Helper()
 	deadline := time.Now().Add(w.timeout)
 	for {
-		var ref map[string]string
-		err := w.call(http.MethodPost, "/element", map[string]string{"using": "css selector", "value": selector}, &ref)
-		for _, id := range ref {
-			if err == nil {
-				return id
-			}
+		id, err := w.find(selector)
+		if err == nil {
+			return id
 		}
 		if time.Now().After(deadline) {
 			var page string
@@ -217,19 +226,10 @@ func (w *webDriver) text(t *testing.T, selector string) string {
 // waitText waits until the element's text is want.
 func (w *webDriver) waitText(t *testing.T, selector, want string) {
 	t.Helper()
-	got := ""
 	waitFor(t, fmt.Sprintf("%s to say %q", selector, want), w.timeout, func() bool {
-		var ref map[string]string
-		if w.call(http.MethodPost, "/element", map[string]string{"using": "css selector", "value": selector}, &ref) != nil {
-			return false
-		}
-		for _, id := range ref {
-			var s string
-			if w.call(http.MethodGet, "/element/"+id+"/text", nil, &s) == nil {
-				got = s
-			}
-		}
-		return got == want
+		id, err := w.find(selector)
+		var got string
+		return err == nil && w.call(http.MethodGet, "/element/"+id+"/text", nil, &got) == nil && got == want
 	})
 }
 
