@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -23,7 +25,7 @@ import (
 
 func newAlertCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
-	cmd.AddCommand(newAlertSendCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd())
+	cmd.AddCommand(newAlertSendCmd(), newAlertReplayCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd())
 	return cmd
 }
 
@@ -35,41 +37,24 @@ func urlFlag(cmd *cobra.Command, into *string) {
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func newAlertSendCmd() *cobra.Command {
-	var source, base, secret, sourcesFile string
+	var source string
+	var signer webhookSigner
 	cmd := &cobra.Command{
 		Use:   "send FILE",
 		Short: "Sign and post an alert payload to a webhook source",
 		Long: `send posts FILE (one JSON payload in the source's format; - reads stdin) to
 /api/v1/webhooks/SOURCE. Without --secret it signs with the secret the server uses:
-RAMPART_WEBHOOK_SECRET_<SOURCE> if set, else the source's entry in the sources file.`,
+RAMPART_WEBHOOK_SECRET_<SOURCE> if set, else the source's entry in the sources file.
+To send many alerts, see replay.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, err := readPayload(args[0])
 			if err != nil {
 				return err
 			}
-			auth := ingest.AuthHMAC
-			if secret == "" {
-				sources, err := ingest.LoadSources(sourcesFile)
-				if err != nil {
-					return fmt.Errorf("no --secret given and %w", err)
-				}
-				src, ok := sources[source]
-				if !ok {
-					return fmt.Errorf("source %q is not in %s", source, sourcesFile)
-				}
-				secret, auth = src.Secret(), src.Auth
-			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost,
-				strings.TrimRight(base, "/")+"/api/v1/webhooks/"+url.PathEscape(source), bytes.NewReader(body))
+			req, err := signer.request(cmd.Context(), source, body)
 			if err != nil {
 				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if auth == ingest.AuthBearer {
-				req.Header.Set("Authorization", "Bearer "+secret)
-			} else {
-				req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(secret), time.Now(), body))
 			}
 			out, status, err := do(req)
 			if err != nil {
@@ -83,11 +68,55 @@ RAMPART_WEBHOOK_SECRET_<SOURCE> if set, else the source's entry in the sources f
 		},
 	}
 	cmd.Flags().StringVar(&source, "source", "", "webhook source name, e.g. crowdstrike or ocsf (required)")
-	cmd.Flags().StringVar(&secret, "secret", "", "HMAC secret or bearer token (default: the server's, from the environment or the sources file)")
-	cmd.Flags().StringVar(&sourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", filepath.Join(app.ExamplesDir(), "sources.yaml")), "sources file to take the secret from")
 	_ = cmd.MarkFlagRequired("source")
-	urlFlag(cmd, &base)
+	signer.flags(cmd)
 	return cmd
+}
+
+// webhookSigner makes webhook deliveries the way a source's tool would: signed
+// (or carrying the bearer token) with the secret the server checks.
+type webhookSigner struct {
+	base        string
+	secret      string // --secret: used for every source when set
+	sourcesFile string
+
+	once    sync.Once
+	sources map[string]*ingest.Source
+	err     error
+}
+
+func (w *webhookSigner) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&w.secret, "secret", "", "HMAC secret or bearer token (default: the server's, from the environment or the sources file)")
+	cmd.Flags().StringVar(&w.sourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", filepath.Join(app.ExamplesDir(), "sources.yaml")), "sources file to take the secret from")
+	urlFlag(cmd, &w.base)
+}
+
+// request builds a delivery of body to source, signed as of now.
+func (w *webhookSigner) request(ctx context.Context, source string, body []byte) (*http.Request, error) {
+	secret, auth := w.secret, ingest.AuthHMAC
+	if secret == "" {
+		w.once.Do(func() { w.sources, w.err = ingest.LoadSources(w.sourcesFile) })
+		if w.err != nil {
+			return nil, fmt.Errorf("no --secret given and %w", w.err)
+		}
+		src, ok := w.sources[source]
+		if !ok {
+			return nil, fmt.Errorf("source %q is not in %s", source, w.sourcesFile)
+		}
+		secret, auth = src.Secret(), src.Auth
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+		strings.TrimRight(w.base, "/")+"/api/v1/webhooks/"+url.PathEscape(source), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth == ingest.AuthBearer {
+		req.Header.Set("Authorization", "Bearer "+secret)
+	} else {
+		req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(secret), time.Now(), body))
+	}
+	return req, nil
 }
 
 func readPayload(path string) ([]byte, error) {

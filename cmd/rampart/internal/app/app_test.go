@@ -159,6 +159,33 @@ func TestLoadReferenceFiles(t *testing.T) {
 	if _, err := LoadAssets(write("a.yaml", "assets: [{ip: 10.0.0.1}]\n")); err == nil {
 		t.Error("asset without hostname accepted")
 	}
+
+	// A CMDB export: columns in any order, device_uid for device_id, several tags.
+	csvAssets, err := LoadAssets(write("cmdb.csv", "Hostname,device_uid,ip,criticality,owner,tags,protected\n"+
+		"DC-01,ABC123,10.0.0.2,critical,it-ops,domain-controller;tier0,true\n"+
+		"ws-7,,10.0.0.7,,ana,,\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := csvAssets[0]
+	if len(csvAssets) != 2 || dc.Hostname != "DC-01" || dc.DeviceID != "ABC123" || dc.IP != "10.0.0.2" || dc.Criticality != "critical" ||
+		dc.Owner != "it-ops" || !dc.Protected || strings.Join(dc.Tags(), ",") != "domain-controller,tier0" || csvAssets[1].Protected {
+		t.Fatalf("csv assets = %+v", csvAssets)
+	}
+	week, err := LoadAssets(filepath.Join("..", "..", "..", "..", "..", "shared", "scenarios", "week1.assets.csv"))
+	if err == nil && len(week) != 348 {
+		t.Errorf("scenario inventory: %d assets", len(week))
+	}
+	for name, body := range map[string]string{
+		"no hostname column": "ip,owner\n10.0.0.1,ana\n",
+		"empty hostname":     "hostname,ip\n,10.0.0.1\n",
+		"criticality":        "hostname,criticality\nws-1,severe\n",
+		"protected":          "hostname,protected\nws-1,maybe\n",
+	} {
+		if _, err := LoadAssets(write("bad.csv", body)); err == nil || (name != "no hostname column" && !strings.Contains(err.Error(), "line 2")) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 	if _, err := LoadIOCs(write("i.csv", "type,value\nbitcoin,abc\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("unknown IOC type: %v", err)
 	}

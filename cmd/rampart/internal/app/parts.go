@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.temporal.io/sdk/client"
 	"gopkg.in/yaml.v3"
@@ -123,8 +125,14 @@ type AssetsFile struct {
 	} `yaml:"assets"`
 }
 
-// LoadAssets reads an inventory file.
+// LoadAssets reads an inventory file: YAML in the AssetsFile shape, or, for a
+// .csv file, a CMDB export with the header hostname,ip,device_id,criticality,
+// owner,tags,protected in any order (hostname required; device_uid is accepted
+// for device_id; tags separated by ';', '|' or spaces).
 func LoadAssets(path string) ([]store.Asset, error) {
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		return loadAssetsCSV(path)
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("assets: %w", err)
@@ -138,63 +146,112 @@ func LoadAssets(path string) ([]store.Asset, error) {
 		if a.Hostname == "" {
 			return nil, fmt.Errorf("assets %s: entry %d has no hostname", path, i+1)
 		}
-		tags, _ := json.Marshal(a.Tags)
-		out = append(out, store.Asset{
-			Hostname: a.Hostname, DeviceID: a.DeviceID, IP: a.IP, Criticality: a.Criticality,
-			Owner: a.Owner, Protected: a.Protected, TagsJSON: string(tags),
-		})
+		out = append(out, newAsset(a.Hostname, a.DeviceID, a.IP, a.Criticality, a.Owner, a.Protected, a.Tags))
 	}
 	return out, nil
+}
+
+func newAsset(hostname, deviceID, ip, criticality, owner string, protected bool, tags []string) store.Asset {
+	if tags == nil {
+		tags = []string{}
+	}
+	tagsJSON, _ := json.Marshal(tags)
+	return store.Asset{Hostname: hostname, DeviceID: deviceID, IP: ip, Criticality: criticality,
+		Owner: owner, Protected: protected, TagsJSON: string(tagsJSON)}
+}
+
+// criticalities are the values the contain rule and playbooks compare against.
+var criticalities = map[string]bool{"": true, "low": true, "medium": true, "high": true, "critical": true}
+
+func loadAssetsCSV(path string) ([]store.Asset, error) {
+	var out []store.Asset
+	err := readCSV(path, "assets", []string{"hostname"}, map[string]string{"device_uid": "device_id"}, func(get func(string) string) error {
+		a := newAsset(get("hostname"), get("device_id"), get("ip"), strings.ToLower(get("criticality")), get("owner"), false,
+			strings.FieldsFunc(get("tags"), func(r rune) bool { return r == ';' || r == '|' || unicode.IsSpace(r) }))
+		if a.Hostname == "" {
+			return errors.New("no hostname")
+		}
+		if !criticalities[a.Criticality] {
+			return fmt.Errorf("criticality %q is not low, medium, high or critical", a.Criticality)
+		}
+		if p := get("protected"); p != "" {
+			var err error
+			if a.Protected, err = strconv.ParseBool(strings.ToLower(p)); err != nil {
+				return fmt.Errorf("protected %q is not true or false", p)
+			}
+		}
+		out = append(out, a)
+		return nil
+	})
+	return out, err
 }
 
 // LoadIOCs reads a CSV IOC list with the header type,value,source,confidence
 // (and an optional description).
 func LoadIOCs(path string) ([]store.IOC, error) {
+	var out []store.IOC
+	err := readCSV(path, "iocs", []string{"type", "value"}, nil, func(get func(string) string) error {
+		ioc := store.IOC{Type: strings.ToLower(get("type")), Value: get("value"), Source: get("source"), Description: get("description")}
+		if !store.ValidIOCType(ioc.Type) || ioc.Value == "" {
+			return fmt.Errorf("unknown type %q or empty value", ioc.Type)
+		}
+		if c := get("confidence"); c != "" {
+			var err error
+			if ioc.Confidence, err = strconv.Atoi(c); err != nil || ioc.Confidence < 0 || ioc.Confidence > 100 {
+				return errors.New("confidence must be 0-100")
+			}
+		}
+		out = append(out, ioc)
+		return nil
+	})
+	return out, err
+}
+
+// readCSV calls row for every record of a CSV file with a header line, giving it
+// the record's fields by (lower-cased) column name; aliases name other spellings
+// of a column. Errors name the file and line.
+func readCSV(path, what string, required []string, aliases map[string]string, row func(get func(string) string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("iocs: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1
 	header, err := r.Read()
 	if err != nil {
-		return nil, fmt.Errorf("iocs %s: header: %w", path, err)
+		return fmt.Errorf("%s %s: header: %w", what, path, err)
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
+		name := strings.ToLower(strings.TrimSpace(h))
+		if canonical, ok := aliases[name]; ok {
+			name = canonical
+		}
+		col[name] = i
 	}
-	for _, need := range []string{"type", "value"} {
+	for _, need := range required {
 		if _, ok := col[need]; !ok {
-			return nil, fmt.Errorf("iocs %s: header lacks %q", path, need)
+			return fmt.Errorf("%s %s: header lacks %q", what, path, need)
 		}
 	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
-	var out []store.IOC
 	for line := 2; ; line++ {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("iocs %s: %w", path, err)
+			return fmt.Errorf("%s %s: %w", what, path, err)
 		}
-		ioc := store.IOC{Type: strings.ToLower(get(rec, "type")), Value: get(rec, "value"), Source: get(rec, "source"), Description: get(rec, "description")}
-		if !store.ValidIOCType(ioc.Type) || ioc.Value == "" {
-			return nil, fmt.Errorf("iocs %s line %d: unknown type %q or empty value", path, line, ioc.Type)
-		}
-		if c := get(rec, "confidence"); c != "" {
-			if ioc.Confidence, err = strconv.Atoi(c); err != nil || ioc.Confidence < 0 || ioc.Confidence > 100 {
-				return nil, fmt.Errorf("iocs %s line %d: confidence must be 0-100", path, line)
+		get := func(name string) string {
+			if i, ok := col[name]; ok && i < len(rec) {
+				return strings.TrimSpace(rec[i])
 			}
+			return ""
 		}
-		out = append(out, ioc)
+		if err := row(get); err != nil {
+			return fmt.Errorf("%s %s line %d: %w", what, path, line, err)
+		}
 	}
 }
 
