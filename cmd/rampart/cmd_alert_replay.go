@@ -54,23 +54,24 @@ exit code is 2 when any line was refused.`,
 			if r.concurrency < 1 || r.speed < 0 || r.skip < 0 || r.limit < 0 {
 				return errors.New("--concurrency must be at least 1, and --speed, --skip and --limit not negative")
 			}
+			var results *bufio.Writer
 			if outFile != "" {
 				f, err := os.Create(outFile)
 				if err != nil {
 					return err
 				}
 				defer f.Close()
-				buf := bufio.NewWriter(f)
-				defer buf.Flush()
-				r.results = buf
+				results = bufio.NewWriter(f)
+				r.results = results
 			}
 			errOut := cmd.ErrOrStderr()
 			if isTerminal(errOut) {
-				r.progress = func(c replayCounts) {
-					fmt.Fprintf(errOut, "\r\033[K%d sent: %d accepted, %d duplicate(s), %d refused", c.Sent, c.Accepted, c.Duplicates, c.Refused)
-				}
+				r.progress = func(c replayCounts) { fmt.Fprint(errOut, "\r\033[K"+c.String()) }
 			}
 			counts, err := r.run(cmd.Context(), in)
+			if results != nil {
+				err = errors.Join(err, results.Flush())
+			}
 			if r.progress != nil {
 				fmt.Fprint(errOut, "\r\033[K")
 			}
@@ -105,11 +106,14 @@ type alertReplay struct {
 	skip, limit int
 	results     io.Writer          // result lines, when wanted
 	progress    func(replayCounts) // after each delivery, when wanted
-
-	// Retry pacing; tests shorten it.
-	backoff     time.Duration
-	maxAttempts int
 }
+
+// A delivery that fails is sent again after a backoff from replayBackoff up to 8 s,
+// at most replayMaxFailures times in all.
+const (
+	replayBackoff     = 250 * time.Millisecond
+	replayMaxFailures = 10
+)
 
 // replayResult is one delivery's outcome, a line of --out.
 type replayResult struct {
@@ -130,8 +134,12 @@ type replayCounts struct {
 	ByCode                              map[string]int
 }
 
+func (c replayCounts) String() string {
+	return fmt.Sprintf("%d sent: %d accepted, %d duplicate(s), %d refused", c.Sent, c.Accepted, c.Duplicates, c.Refused)
+}
+
 func (c replayCounts) print(w io.Writer) {
-	fmt.Fprintf(w, "%d sent: %d accepted, %d duplicate(s), %d refused\n", c.Sent, c.Accepted, c.Duplicates, c.Refused)
+	fmt.Fprintln(w, c.String())
 	for _, code := range slices.Sorted(maps.Keys(c.ByCode)) {
 		fmt.Fprintf(w, "  %s: %d\n", code, c.ByCode[code])
 	}
@@ -147,12 +155,6 @@ type replayLine struct {
 }
 
 func (r *alertReplay) run(ctx context.Context, in io.Reader) (replayCounts, error) {
-	if r.backoff == 0 {
-		r.backoff = 250 * time.Millisecond
-	}
-	if r.maxAttempts == 0 {
-		r.maxAttempts = 10
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lines := make(chan replayLine)
@@ -278,7 +280,7 @@ func (r *alertReplay) parse(n int, text []byte) (replayLine, error) {
 // attempts.
 func (r *alertReplay) deliver(ctx context.Context, l replayLine) replayResult {
 	res := replayResult{Line: l.n, Seq: l.seq, Source: l.source}
-	backoff := r.backoff
+	backoff := replayBackoff
 	failures := 0
 	for {
 		res.Attempts++
@@ -286,7 +288,7 @@ func (r *alertReplay) deliver(ctx context.Context, l replayLine) replayResult {
 		if res.Code != "replayed_request" { // a wait for the next second is no failure
 			failures++
 		}
-		if err == nil || wait == 0 || failures >= r.maxAttempts {
+		if err == nil || wait == 0 || failures >= replayMaxFailures {
 			return res
 		}
 		if wait < 0 { // no hint from the server: back off
