@@ -301,7 +301,8 @@ func TestFinishRecordsOutcomeAndClose(t *testing.T) {
 	get(t, f.env, workflows.ActivityFinish, workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeNoAction,
 		SkipContain: "contain_when did not match", At: at, Duplicates: 2, LastSeen: at}, nil)
 	d, _ := f.store.GetAlert(context.Background(), "run-1")
-	if d.Alert.Status != store.AlertNoAction || d.Alert.DuplicateCount != 2 || d.Run.Status != store.StatusCompleted || d.Run.CompletedAt == nil || d.Run.ClosedAt != nil {
+	if d.Alert.Status != store.AlertNoAction || d.Alert.Summary != "contain_when did not match" || d.Alert.DuplicateCount != 2 ||
+		d.Run.Status != store.StatusCompleted || d.Run.CompletedAt == nil || d.Run.ClosedAt != nil {
 		t.Fatalf("after finish: %+v run %+v", d.Alert, d.Run)
 	}
 	if last := d.Steps[len(d.Steps)-1]; last.Name != "contain" || last.Status != store.StatusSkipped {
@@ -317,5 +318,8 @@ func TestFinishRecordsOutcomeAndClose(t *testing.T) {
 	d, _ = f.store.GetAlert(context.Background(), "run-1")
 	if d.Alert.Status != store.AlertFailed || d.Run.Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Error != "contain: HTTP 403" {
 		t.Fatalf("after failure: %+v run %+v steps %+v", d.Alert, d.Run, d.Steps)
+	}
+	if d.Alert.Summary != "failed: contain: HTTP 403" {
+		t.Fatalf("summary after failure = %q", d.Alert.Summary)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -185,7 +186,7 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 			}
 		}
 		if !in.Closed { // the close repeats the outcome recorded when the stages ended
-			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome)}); err != nil {
+			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome), Summary: outcomeSummary(in)}); err != nil {
 				return err
 			}
 		}
@@ -196,6 +197,30 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 		}
 		return tx.UpdateRun(ctx, in.Ref.RunID, u)
 	})
+}
+
+// outcomeSummary says in one line why the alert ended as it did: the playbook runs
+// with their messages, else why containment was skipped, else the failure.
+func outcomeSummary(in workflows.FinishInput) string {
+	var parts []string
+	for _, p := range in.Playbooks {
+		part := p.Playbook + " " + p.Status
+		if p.Message != "" {
+			part += ": " + p.Message
+		}
+		parts = append(parts, part)
+	}
+	switch {
+	case len(parts) > 0:
+	case in.SkipContain != "":
+		parts = append(parts, in.SkipContain)
+	case in.Outcome == workflows.OutcomeContained:
+		parts = append(parts, "contained: contain_when matched")
+	}
+	if in.Error != "" && in.Outcome == workflows.OutcomeFailed {
+		parts = append(parts, "failed: "+in.Error)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // recordResponse records the playbook runs as the contain step.

@@ -19,16 +19,18 @@ import (
 
 // AlertSummary is an alert in a list.
 type AlertSummary struct {
-	ID             string    `json:"id"`
-	WorkflowID     string    `json:"workflow_id"`
-	Source         string    `json:"source"`
-	Title          string    `json:"title"`
-	FindingUID     string    `json:"finding_uid"`
-	Rule           string    `json:"rule,omitempty"`
-	SeverityID     int       `json:"severity_id"`
-	Severity       string    `json:"severity"`
-	Confidence     int       `json:"confidence"`
-	Status         string    `json:"status"`
+	ID         string `json:"id"`
+	WorkflowID string `json:"workflow_id"`
+	Source     string `json:"source"`
+	Title      string `json:"title"`
+	FindingUID string `json:"finding_uid"`
+	Rule       string `json:"rule,omitempty"`
+	SeverityID int    `json:"severity_id"`
+	Severity   string `json:"severity"`
+	Confidence int    `json:"confidence"`
+	Status     string `json:"status"`
+	// Summary says in one line why the alert ended as it did.
+	Summary        string    `json:"summary,omitempty"`
 	Fingerprint    string    `json:"fingerprint"`
 	EventTime      time.Time `json:"event_time"`
 	ReceivedAt     time.Time `json:"received_at"`
@@ -327,7 +329,7 @@ func summary(a *store.Alert) AlertSummary {
 	return AlertSummary{
 		ID: a.ID, WorkflowID: a.WorkflowID, Source: a.Source, Title: a.Title, FindingUID: a.FindingUID,
 		Rule: a.RuleUID, SeverityID: a.SeverityID, Severity: a.Severity, Confidence: a.Confidence,
-		Status: a.Status, Fingerprint: a.Fingerprint, EventTime: a.EventTime, ReceivedAt: a.ReceivedAt,
+		Status: a.Status, Summary: a.Summary, Fingerprint: a.Fingerprint, EventTime: a.EventTime, ReceivedAt: a.ReceivedAt,
 		LastSeenAt: a.LastSeenAt, DuplicateCount: a.DuplicateCount,
 	}
 }

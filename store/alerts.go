@@ -52,6 +52,7 @@ func (s *Store) RecordAlert(ctx context.Context, a *Alert, entities []schemas.En
 // unchanged.
 type AlertUpdate struct {
 	Status         string
+	Summary        string
 	EnrichmentJSON string
 	DecisionJSON   string
 }
@@ -61,6 +62,9 @@ func (s *Store) UpdateAlert(ctx context.Context, id string, u AlertUpdate) error
 	fields := map[string]any{}
 	if u.Status != "" {
 		fields["status"] = u.Status
+	}
+	if u.Summary != "" {
+		fields["summary"] = u.Summary
 	}
 	if u.EnrichmentJSON != "" {
 		fields["enrichment_json"] = u.EnrichmentJSON

@@ -34,7 +34,7 @@ func TestRecordAlertIsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := st.UpdateAlert(ctx, "r1", store.AlertUpdate{Status: store.AlertContained, DecisionJSON: `{"contain":true}`}); err != nil {
+		if err := st.UpdateAlert(ctx, "r1", store.AlertUpdate{Status: store.AlertContained, Summary: "contained: contain_when matched", DecisionJSON: `{"contain":true}`}); err != nil {
 			t.Fatal(err)
 		}
 		// A late replay of the first write must not undo the later status.
@@ -45,7 +45,7 @@ func TestRecordAlertIsIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Alert.Status != store.AlertContained || d.Alert.DecisionJSON != `{"contain":true}` {
+		if d.Alert.Status != store.AlertContained || d.Alert.DecisionJSON != `{"contain":true}` || d.Alert.Summary != "contained: contain_when matched" {
 			t.Fatalf("status/decision overwritten: %+v", d.Alert)
 		}
 		if d.Run == nil || d.Run.WorkflowID != "alert/fp-r1" {

@@ -146,10 +146,10 @@ func newAlertListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tTITLE")
+			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tTITLE\tWHY")
 			for _, a := range page.Alerts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
-					a.Severity, a.Status, a.DuplicateCount, a.Source, a.Title)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
+					a.Severity, a.Status, a.DuplicateCount, a.Source, a.Title, ellipsis(a.Summary, 72))
 			}
 			return tw.Flush()
 		},
@@ -159,6 +159,14 @@ func newAlertListCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
 	return cmd
+}
+
+// ellipsis shortens s to n runes for a table cell.
+func ellipsis(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func newAlertShowCmd() *cobra.Command {

@@ -183,6 +183,13 @@ func TestScenarioWeekThroughThePipeline(t *testing.T) {
 		default:
 			benignOutcomes[outcomeOf(a)]++
 		}
+		// The list says why, in a line: the auto-close's reason, or that nothing matched.
+		switch {
+		case autoClosed(a) && !strings.HasPrefix(a.Summary, "benign-noise-autoclose succeeded: auto-closed: "),
+			len(a.Playbooks) == 0 && a.Status == "no_action" && a.Summary != "no playbook trigger matched",
+			a.Summary == "":
+			t.Errorf("alert %s (%s, %+v) has the summary %q", id, a.Status, outcomeOf(a), a.Summary)
+		}
 	}
 	slices.Sort(attacks)
 	t.Logf("attack alerts:\n  %s", strings.Join(attacks, "\n  "))

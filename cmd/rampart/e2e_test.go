@@ -224,7 +224,8 @@ func TestEndToEndContainment(t *testing.T) {
 		detail, ok = getAlert(t, d.URL, acc.AlertID)
 		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
 	})
-	if detail.Status != "contained" || detail.Run.Status != "completed" || detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
+	if detail.Status != "contained" || detail.Summary != "contained: contain_when matched" || detail.Run.Status != "completed" ||
+		detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
 		t.Fatalf("alert = %+v run %+v", detail.AlertSummary, detail.Run)
 	}
 	// In one process the webhook's start hands the run's first task straight to the

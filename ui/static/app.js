@@ -57,6 +57,7 @@ async function loadAlerts(append) {
       text("td", a.title),
       text("td", a.source),
       text("td", a.status, "status-" + a.status),
+      text("td", a.summary || "", "why"),
       text("td", a.duplicate_count),
     );
     tr.addEventListener("click", () => { location.hash = a.id; });
@@ -83,6 +84,7 @@ async function showAlert(id) {
   view.replaceChildren(
     text("h2", d.title),
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
+    text("p", d.summary || "", "why"),
     text("h3", "Steps"),
   );
   view.append(stepTable(d.steps));

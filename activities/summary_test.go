@@ -1,0 +1,28 @@
+package activities
+
+import (
+	"testing"
+
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+func TestOutcomeSummarySaysWhy(t *testing.T) {
+	for _, c := range []struct {
+		in   workflows.FinishInput
+		want string
+	}{
+		{workflows.FinishInput{Outcome: workflows.OutcomeContained}, "contained: contain_when matched"},
+		{workflows.FinishInput{Outcome: workflows.OutcomeNoAction, SkipContain: "no playbook trigger matched"}, "no playbook trigger matched"},
+		{workflows.FinishInput{Outcome: workflows.OutcomeResponded, Playbooks: []workflows.PlaybookRunState{
+			{Playbook: "benign-noise-autoclose", Status: "succeeded", Message: "auto-closed: PUP with no IOC hit"},
+			{Playbook: "notify", Status: "succeeded"},
+		}}, "benign-noise-autoclose succeeded: auto-closed: PUP with no IOC hit; notify succeeded"},
+		{workflows.FinishInput{Outcome: workflows.OutcomeFailed, Error: "respond: playbook malware failed", Playbooks: []workflows.PlaybookRunState{
+			{Playbook: "malware", Status: "failed", Message: "isolate: HTTP 403"},
+		}}, "malware failed: isolate: HTTP 403; failed: respond: playbook malware failed"},
+	} {
+		if got := outcomeSummary(c.in); got != c.want {
+			t.Errorf("outcomeSummary(%+v) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
