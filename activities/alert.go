@@ -220,8 +220,16 @@ func outcomeSummary(in workflows.FinishInput) string {
 	if in.Error != "" && in.Outcome == workflows.OutcomeFailed {
 		parts = append(parts, "failed: "+in.Error)
 	}
-	return strings.Join(parts, "; ")
+	summary := strings.Join(parts, "; ")
+	// Messages are the playbook author's: a line for a list, the rest is in the steps.
+	if r := []rune(summary); len(r) > maxSummary {
+		summary = string(r[:maxSummary-1]) + "…"
+	}
+	return summary
 }
+
+// maxSummary bounds an alert's summary, in characters.
+const maxSummary = 300
 
 // recordResponse records the playbook runs as the contain step.
 func recordResponse(ctx context.Context, tx *store.Store, in workflows.FinishInput) error {

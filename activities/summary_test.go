@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/rampart-soar/rampart/workflows"
@@ -20,6 +21,9 @@ func TestOutcomeSummarySaysWhy(t *testing.T) {
 		{workflows.FinishInput{Outcome: workflows.OutcomeFailed, Error: "respond: playbook malware failed", Playbooks: []workflows.PlaybookRunState{
 			{Playbook: "malware", Status: "failed", Message: "isolate: HTTP 403"},
 		}}, "malware failed: isolate: HTTP 403; failed: respond: playbook malware failed"},
+		{workflows.FinishInput{Outcome: workflows.OutcomeResponded, Playbooks: []workflows.PlaybookRunState{
+			{Playbook: "chatty", Status: "succeeded", Message: strings.Repeat("é", 1000)},
+		}}, "chatty succeeded: " + strings.Repeat("é", maxSummary-len("chatty succeeded: ")-1) + "…"},
 	} {
 		if got := outcomeSummary(c.in); got != c.want {
 			t.Errorf("outcomeSummary(%+v) = %q, want %q", c.in, got, c.want)
