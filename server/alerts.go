@@ -19,18 +19,17 @@ import (
 
 // AlertSummary is an alert in a list.
 type AlertSummary struct {
-	ID         string `json:"id"`
-	WorkflowID string `json:"workflow_id"`
-	Source     string `json:"source"`
-	Title      string `json:"title"`
-	FindingUID string `json:"finding_uid"`
-	Rule       string `json:"rule,omitempty"`
-	SeverityID int    `json:"severity_id"`
-	Severity   string `json:"severity"`
-	Confidence int    `json:"confidence"`
-	Status     string `json:"status"`
-	// Summary says in one line why the alert ended as it did.
-	Summary        string    `json:"summary,omitempty"`
+	ID             string    `json:"id"`
+	WorkflowID     string    `json:"workflow_id"`
+	Source         string    `json:"source"`
+	Title          string    `json:"title"`
+	FindingUID     string    `json:"finding_uid"`
+	Rule           string    `json:"rule,omitempty"`
+	SeverityID     int       `json:"severity_id"`
+	Severity       string    `json:"severity"`
+	Confidence     int       `json:"confidence"`
+	Status         string    `json:"status"`
+	Summary        string    `json:"summary,omitempty"` // why the alert ended as it did, in a line
 	Fingerprint    string    `json:"fingerprint"`
 	EventTime      time.Time `json:"event_time"`
 	ReceivedAt     time.Time `json:"received_at"`

@@ -28,20 +28,18 @@ const (
 // Indexes are few on purpose: every one is another b-tree page written per alert.
 // The list reads newest first by received_at and filters the pages it walks.
 type Alert struct {
-	ID          string `gorm:"primaryKey;size:64"`
-	WorkflowID  string `gorm:"size:128;not null"`
-	Fingerprint string `gorm:"size:64;not null"`
-	Source      string `gorm:"size:64;not null"`
-	FindingUID  string `gorm:"size:512"`
-	Title       string `gorm:"type:text"`
-	RuleUID     string `gorm:"size:512"`
-	SeverityID  int    `gorm:"not null"`
-	Severity    string `gorm:"size:32"`
-	Confidence  int    `gorm:"not null"`
-	Status      string `gorm:"size:32;not null"`
-	// Summary says in one line why the alert ended as it did (the playbooks'
-	// messages, the rule's verdict, the failure), for lists and inboxes.
-	Summary        string    `gorm:"type:text;not null;default:''"`
+	ID             string    `gorm:"primaryKey;size:64"`
+	WorkflowID     string    `gorm:"size:128;not null"`
+	Fingerprint    string    `gorm:"size:64;not null"`
+	Source         string    `gorm:"size:64;not null"`
+	FindingUID     string    `gorm:"size:512"`
+	Title          string    `gorm:"type:text"`
+	RuleUID        string    `gorm:"size:512"`
+	SeverityID     int       `gorm:"not null"`
+	Severity       string    `gorm:"size:32"`
+	Confidence     int       `gorm:"not null"`
+	Status         string    `gorm:"size:32;not null"`
+	Summary        string    `gorm:"type:text;not null;default:''"` // why the alert ended as it did, in a line
 	EventTime      time.Time `gorm:"not null"`
 	ReceivedAt     time.Time `gorm:"not null;index"`
 	DuplicateCount int       `gorm:"not null;default:0"`
