@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -157,7 +158,39 @@ func (s *Server) listAlerts(c echo.Context) error {
 	for i := range rows {
 		out.Alerts = append(out.Alerts, summary(&rows[i]))
 	}
+	if err := s.sayWhoIsWaited(c.Request().Context(), out.Alerts); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// sayWhoIsWaited gives an alert still in progress whose playbook waits for an
+// approval the summary an analyst needs in a list: what waits for them. It is read
+// here, not stored, because the wait ends in ways no alert write sees.
+func (s *Server) sayWhoIsWaited(ctx context.Context, alerts []AlertSummary) error {
+	if s.opts.Approvals == nil {
+		return nil
+	}
+	var ids []string
+	for _, a := range alerts {
+		if a.Status == store.AlertProcessing && a.Summary == "" {
+			ids = append(ids, a.ID)
+		}
+	}
+	pending, err := s.opts.Approvals.PendingApprovalsFor(ctx, ids)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	waits := map[string][]string{}
+	for _, p := range pending {
+		waits[p.AlertID] = append(waits[p.AlertID], fmt.Sprintf("%s (%s · %s)", p.Operation, p.Playbook, p.Step))
+	}
+	for i := range alerts {
+		if w := waits[alerts[i].ID]; len(w) > 0 {
+			alerts[i].Summary = "waiting for approval: " + strings.Join(w, ", ")
+		}
+	}
+	return nil
 }
 
 // AlertStateView is where an alert's run and its playbook runs are now, as the
@@ -302,6 +335,11 @@ func (s *Server) getAlert(c echo.Context) error {
 			CreatedAt: ac.CreatedAt, UpdatedAt: ac.UpdatedAt,
 		})
 	}
+	one := []AlertSummary{out.AlertSummary}
+	if err := s.sayWhoIsWaited(c.Request().Context(), one); err != nil {
+		return err
+	}
+	out.AlertSummary = one[0]
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -21,6 +21,7 @@ import (
 type ApprovalStore interface {
 	GetApproval(ctx context.Context, id string) (store.Approval, error)
 	ListApprovals(ctx context.Context, status string, limit int) ([]store.Approval, error)
+	PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]store.Approval, error)
 }
 
 // WorkflowControl is what the API asks of running workflows.

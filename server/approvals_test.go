@@ -89,6 +89,16 @@ func TestApprovalsAPI(t *testing.T) {
 	h := newServerWith(t, st, starter{}, ctl)
 	jsonHeader := map[string]string{"Content-Type": "application/json"}
 
+	// The alert's line in a list says what waits for a decision.
+	recordAlert(t, st, store.AlertProcessing)
+	waiting := "waiting for approval: edr.isolate_host (malware · isolate)"
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts", nil, nil); code != 200 || out["alerts"].([]any)[0].(map[string]any)["summary"] != waiting {
+		t.Fatalf("alert list: %d %v", code, out)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil); code != 200 || out["summary"] != waiting {
+		t.Fatalf("alert: %d %v", code, out)
+	}
+
 	code, out := do(t, h, http.MethodGet, "/api/v1/approvals?status=pending", nil, nil)
 	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" {
 		t.Fatalf("pending inbox: %d %v", code, out)
@@ -138,6 +148,16 @@ func TestApprovalsAPI(t *testing.T) {
 	}
 	if code, out = do(t, h, http.MethodGet, "/api/v1/approvals?status=weird", nil, nil); code != 400 {
 		t.Fatalf("bad filter: %d %v", code, out)
+	}
+
+	// The run records the decision (here, by hand); the alert then waits for nobody.
+	decided, _ := st.GetApproval(ctx, "ap-0")
+	decided.Status, decided.DecidedBy = store.ApprovalDenied, "ana"
+	if err := st.SaveApproval(ctx, &decided); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil); code != 200 || out["summary"] != nil {
+		t.Fatalf("alert once decided: %d %v", code, out)
 	}
 }
 

@@ -79,6 +79,21 @@ func (s *Store) GetApproval(ctx context.Context, id string) (Approval, error) {
 	return a, nil
 }
 
+// PendingApprovalsFor returns the pending approvals of the given alerts, oldest
+// first.
+func (s *Store) PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]Approval, error) {
+	if len(alertIDs) == 0 {
+		return nil, nil
+	}
+	var out []Approval
+	err := s.db.WithContext(ctx).Where("status = ? AND alert_id IN ?", ApprovalPending, alertIDs).
+		Order("requested_at, id").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: pending approvals: %w", err)
+	}
+	return out, nil
+}
+
 // ListApprovals returns approvals, newest first, with the given status (any when
 // empty), at most limit.
 func (s *Store) ListApprovals(ctx context.Context, status string, limit int) ([]Approval, error) {

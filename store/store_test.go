@@ -405,6 +405,9 @@ func TestApprovalsMirror(t *testing.T) {
 		if err != nil || got.ApproversJSON != `["role:soc-lead"]` || !got.RequestedAt.Equal(at) {
 			t.Fatalf("after escalation: %+v, %v", got, err)
 		}
+		if waiting, err := st.PendingApprovalsFor(ctx, []string{"a1", "a2"}); err != nil || len(waiting) != 1 || waiting[0].ID != "ap-1" {
+			t.Fatalf("pending approvals of a1, a2: %+v, %v", waiting, err)
+		}
 		decided := row(store.ApprovalDenied)
 		decided.DecidedBy, decided.Reason = "ana", "no"
 		if err := st.SaveApproval(ctx, decided); err != nil {
@@ -420,6 +423,9 @@ func TestApprovalsMirror(t *testing.T) {
 		}
 		if pending, _ := st.ListApprovals(ctx, store.ApprovalPending, 10); len(pending) != 0 {
 			t.Fatalf("pending = %+v", pending)
+		}
+		if waiting, err := st.PendingApprovalsFor(ctx, []string{"a1"}); err != nil || len(waiting) != 0 {
+			t.Fatalf("pending approvals of a1 once decided: %+v, %v", waiting, err)
 		}
 		if all, _ := st.ListApprovals(ctx, "", 10); len(all) != 1 {
 			t.Fatalf("all = %+v", all)
