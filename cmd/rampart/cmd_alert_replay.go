@@ -179,7 +179,7 @@ func (r *alertReplay) run(ctx context.Context, in io.Reader) (replayCounts, erro
 
 	counts := replayCounts{ByCode: map[string]int{}}
 	var writeErr error
-	enc := json.NewEncoder(io.Discard)
+	var enc *json.Encoder
 	if r.results != nil {
 		enc = json.NewEncoder(r.results)
 	}
@@ -194,9 +194,10 @@ func (r *alertReplay) run(ctx context.Context, in io.Reader) (replayCounts, erro
 		default:
 			counts.Accepted++
 		}
-		if err := enc.Encode(res); err != nil && writeErr == nil {
-			writeErr = err
-			cancel()
+		if enc != nil && writeErr == nil {
+			if writeErr = enc.Encode(res); writeErr != nil {
+				cancel()
+			}
 		}
 		if r.progress != nil {
 			r.progress(counts)
@@ -285,11 +286,13 @@ func (r *alertReplay) deliver(ctx context.Context, l replayLine) replayResult {
 	for {
 		res.Attempts++
 		wait, err := r.attempt(ctx, l, &res)
-		if res.Code != "replayed_request" { // a wait for the next second is no failure
-			failures++
-		}
-		if err == nil || wait == 0 || failures >= replayMaxFailures {
+		if err == nil || wait == 0 {
 			return res
+		}
+		if res.Code != "replayed_request" { // a wait for the next second is no failure
+			if failures++; failures == replayMaxFailures {
+				return res
+			}
 		}
 		if wait < 0 { // no hint from the server: back off
 			wait, backoff = backoff, min(2*backoff, 8*time.Second)

@@ -160,8 +160,15 @@ func newAsset(hostname, deviceID, ip, criticality, owner string, protected bool,
 		Owner: owner, Protected: protected, TagsJSON: string(tagsJSON)}
 }
 
-// criticalities are the values the contain rule and playbooks compare against.
-var criticalities = map[string]bool{"": true, "low": true, "medium": true, "high": true, "critical": true}
+// knownCriticality says whether c is one of the values rules and playbooks compare
+// against (or none).
+func knownCriticality(c string) bool {
+	switch c {
+	case "", "low", "medium", "high", "critical":
+		return true
+	}
+	return false
+}
 
 func loadAssetsCSV(path string) ([]store.Asset, error) {
 	var out []store.Asset
@@ -171,7 +178,7 @@ func loadAssetsCSV(path string) ([]store.Asset, error) {
 		if a.Hostname == "" {
 			return errors.New("no hostname")
 		}
-		if !criticalities[a.Criticality] {
+		if !knownCriticality(a.Criticality) {
 			return fmt.Errorf("criticality %q is not low, medium, high or critical", a.Criticality)
 		}
 		if p := get("protected"); p != "" {
