@@ -449,13 +449,23 @@ func (w *alertWorkflow) record(ctx workflow.Context, in *FinishInput) {
 	w.recordedDuplicates = in.Duplicates
 }
 
-// rootMessage is the innermost error's message: the activity's own words rather
-// than Temporal's wrapping.
+// rootMessage is the innermost error's message: the activity's own words, without
+// Temporal's wrapping or the "(type: …, retryable: …)" an application error's
+// Error adds.
 func rootMessage(err error) string {
+	err = rootError(err)
+	if app, ok := err.(*temporal.ApplicationError); ok && app.Message() != "" {
+		return app.Message()
+	}
+	return err.Error()
+}
+
+// rootError is the innermost error of a chain.
+func rootError(err error) error {
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {
-			return err.Error()
+			return err
 		}
 		err = next
 	}

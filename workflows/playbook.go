@@ -84,6 +84,24 @@ type runEnd struct {
 	status, message string
 }
 
+// versionPlainErrors marks runs whose steps.<id>.error is an activity's or child's
+// own message. Runs before it read the SDK's form of it, "<message> (type: <type>,
+// retryable: <bool>)", and keep reading it: a condition may test that text.
+const (
+	versionPlainErrors = "plain-step-errors"
+	plainErrors        = 1
+)
+
+// errorText is what a failed activity or child run says in steps.<id>.error.
+// The version is asked only when a step fails, so runs without failures record
+// no marker.
+func (it *interpreter) errorText(ctx workflow.Context, err error) string {
+	if workflow.GetVersion(ctx, versionPlainErrors, workflow.DefaultVersion, plainErrors) == workflow.DefaultVersion {
+		return rootError(err).Error()
+	}
+	return rootMessage(err)
+}
+
 func (it *interpreter) setup(ctx workflow.Context) error {
 	it.pb = &it.in.Playbook.Definition
 	info := workflow.GetInfo(ctx)

@@ -42,7 +42,7 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 		it.confirm(batch) // written by the activity
 	}
 	if err != nil {
-		return stepResult{status: StepFailed, err: fmt.Errorf("%s: %s", s.Uses, rootMessage(err)), input: inputs}
+		return stepResult{status: StepFailed, err: fmt.Errorf("%s: %s", s.Uses, it.errorText(ctx, err)), input: inputs}
 	}
 	if out.SideEffect == schemas.SideEffectContain || out.SideEffect == schemas.SideEffectNotify {
 		it.actions = append(it.actions, PerformedAction{Step: name, Operation: s.Uses, SideEffect: out.SideEffect,
@@ -345,7 +345,7 @@ func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string,
 		StepBudget: it.budget - it.used, AlertID: it.in.AlertID,
 	}).Get(ctx, &res)
 	if err != nil {
-		return stepResult{status: StepFailed, err: fmt.Errorf("call %s: %s", s.Call.Playbook, rootMessage(err)), input: inputs}
+		return stepResult{status: StepFailed, err: fmt.Errorf("call %s: %s", s.Call.Playbook, it.errorText(ctx, err)), input: inputs}
 	}
 	it.used += res.Steps
 	it.actions = append(it.actions, res.Actions...)

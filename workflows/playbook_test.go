@@ -239,15 +239,25 @@ on_failure:
     with: {channel: "#oncall", text: "failed"}
 `)
 	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
-	if res.Status != workflows.RunFailed || !strings.Contains(res.Message, "step fatal failed") {
+	if res.Status != workflows.RunFailed || res.Message != "step fatal failed: edr.get_host: HTTP 403" {
 		t.Fatalf("result = %+v", res)
 	}
 	got := strings.Join(a.ops(), ",")
 	if got != "tolerated=edr.get_host,rerouted=edr.get_host,cleanup=chat.post_message,fatal=edr.get_host,page=chat.post_message" {
 		t.Fatalf("actions = %s", got)
 	}
-	if text := a.calls[2].Inputs["text"].(string); !strings.HasPrefix(text, "failed: edr.get_host: HTTP 403") {
+	// The activity's own words, without the SDK's "(type: …, retryable: …)".
+	if text := a.calls[2].Inputs["text"].(string); text != "failed: edr.get_host: HTTP 403" {
 		t.Fatalf("cleanup saw %q", text)
+	}
+
+	// A run from before the change keeps reading the SDK's form.
+	before := &actions{fn: a.fn}
+	runPlaybook(t, before, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnGetVersion("plain-step-errors", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	})
+	if text := before.calls[2].Inputs["text"].(string); text != "failed: edr.get_host: HTTP 403 (type: HTTP4xx, retryable: false)" {
+		t.Fatalf("cleanup before the change saw %q", text)
 	}
 }
 
