@@ -41,6 +41,11 @@ const (
 	ReplaySame       = "same"
 	ReplayChanged    = "changed"
 	ReplayNewFailure = "new_failure"
+	// ReplayInFlight is an alert still being handled (a run waiting for an
+	// approval, say): nothing final to compare with, so only the replay is shown.
+	ReplayInFlight = "in_flight"
+	// ReplayNotFound is an alert id the store does not know.
+	ReplayNotFound = "not_found"
 )
 
 // ReplayAlert compares, for one alert, the version that ran with the replayed one.
@@ -50,7 +55,7 @@ type ReplayAlert struct {
 	AlertID    string     `json:"alert_id"`
 	Title      string     `json:"title"`
 	ReceivedAt time.Time  `json:"received_at"`
-	Verdict    string     `json:"verdict"` // same, changed or new_failure
+	Verdict    string     `json:"verdict"` // same, changed, new_failure, in_flight or not_found
 	Ran        ReplaySide `json:"ran"`
 	Replayed   ReplaySide `json:"replayed"`
 	// Differences say what changed, in words.
@@ -79,6 +84,8 @@ type ReplaySummary struct {
 	Same        int `json:"same"`
 	Changed     int `json:"changed"`
 	NewFailures int `json:"new_failures"`
+	InFlight    int `json:"in_flight"`
+	NotFound    int `json:"not_found"`
 }
 
 // ReplayReport is a whole replay.

@@ -29,7 +29,8 @@ taken, final status) and actions with those of the version that ran on each aler
 Reads are answered from the recording of the run where it made the same call;
 approvals with the recorded decision. Nothing reaches a vendor and nothing is
 written. It prints each alert whose outcome changes (--all: every alert) and a
-summary: same, changed, new failure. The exit status is 0 however the decisions
+summary: same, changed, new failure, and the alerts still being handled (in
+flight: shown with --all, not compared). The exit status is 0 however the decisions
 compare.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -116,7 +117,7 @@ func printReplay(cmd *cobra.Command, body io.Reader, asJSON, all bool) error {
 				fmt.Fprintln(out, sc.Text())
 				continue
 			}
-			if a.Verdict == server.ReplaySame && !all {
+			if (a.Verdict == server.ReplaySame || a.Verdict == server.ReplayInFlight) && !all {
 				continue
 			}
 			if tty {
@@ -132,7 +133,14 @@ func printReplay(cmd *cobra.Command, body io.Reader, asJSON, all bool) error {
 				fmt.Fprintln(out, sc.Text())
 				return nil
 			}
-			fmt.Fprintf(out, "%d alert(s): %d same, %d changed, %d new failure(s)\n", s.Alerts, s.Same, s.Changed, s.NewFailures)
+			fmt.Fprintf(out, "%d alert(s): %d same, %d changed, %d new failure(s)", s.Alerts, s.Same, s.Changed, s.NewFailures)
+			if s.InFlight > 0 {
+				fmt.Fprintf(out, ", %d in flight", s.InFlight)
+			}
+			if s.NotFound > 0 {
+				fmt.Fprintf(out, ", %d not found", s.NotFound)
+			}
+			fmt.Fprintln(out)
 			return nil
 		}
 	}
@@ -144,12 +152,15 @@ func printReplay(cmd *cobra.Command, body io.Reader, asJSON, all bool) error {
 
 func printReplayAlert(w io.Writer, a *server.ReplayAlert) {
 	fmt.Fprintf(w, "%-11s %s  %s\n", strings.ToUpper(a.Verdict), a.AlertID, a.Title)
+	if a.Verdict == server.ReplayNotFound {
+		return
+	}
 	side := func(label string, s server.ReplaySide) {
 		switch {
 		case !s.Triggered:
 			fmt.Fprintf(w, "    %s: not triggered\n", label)
 		default:
-			fmt.Fprintf(w, "    %s v%d: %s %s\n", label, s.Version, s.Status, s.Message)
+			fmt.Fprintf(w, "    %s\n", strings.TrimSpace(fmt.Sprintf("%s v%d: %s %s", label, s.Version, s.Status, s.Message)))
 			for _, act := range s.Actions {
 				fmt.Fprintf(w, "        %s\n", act)
 			}

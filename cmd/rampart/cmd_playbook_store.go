@@ -278,68 +278,106 @@ func apiFailure(status int, body []byte) error {
 	return fmt.Errorf("HTTP %d: %s", status, strings.TrimSpace(string(body)))
 }
 
-// unifiedDiff is a line diff of a and b: "-" removed, "+" added, "␠" context, three
-// lines of context around each change; empty when they are the same.
+// diffContext is how many unchanged lines a diff shows around each change.
+const diffContext = 3
+
+// unifiedDiff is a unified diff of a and b, as diff -u prints it: hunks headed
+// "@@ -line,count +line,count @@", removed lines before added ones, three lines of
+// context. Empty when they are the same.
 func unifiedDiff(nameA, nameB, a, b string) string {
-	la, lb := strings.SplitAfter(a, "\n"), strings.SplitAfter(b, "\n")
-	// Longest common subsequence table, from the end.
-	lcs := make([][]int, len(la)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(lb)+1)
+	edits := editScript(splitLines(a), splitLines(b))
+	// Before edit k, beforeA[k] lines of a and beforeB[k] lines of b have passed.
+	beforeA, beforeB := make([]int, len(edits)+1), make([]int, len(edits)+1)
+	var changes []int
+	for k, e := range edits {
+		beforeA[k+1], beforeB[k+1] = beforeA[k], beforeB[k]
+		if e.op != '+' {
+			beforeA[k+1]++
+		}
+		if e.op != '-' {
+			beforeB[k+1]++
+		}
+		if e.op != ' ' {
+			changes = append(changes, k)
+		}
 	}
-	for i := len(la) - 1; i >= 0; i-- {
-		for j := len(lb) - 1; j >= 0; j-- {
-			if la[i] == lb[j] {
+	if len(changes) == 0 {
+		return ""
+	}
+	var out strings.Builder
+	out.WriteString("--- " + nameA + "\n+++ " + nameB + "\n")
+	for first := 0; first < len(changes); {
+		last := first // changes closer than two contexts apart share a hunk
+		for last+1 < len(changes) && changes[last+1]-changes[last] <= 2*diffContext+1 {
+			last++
+		}
+		from, to := max(0, changes[first]-diffContext), min(len(edits), changes[last]+diffContext+1)
+		fmt.Fprintf(&out, "@@ -%s +%s @@\n",
+			hunkRange(beforeA[from], beforeA[to]-beforeA[from]), hunkRange(beforeB[from], beforeB[to]-beforeB[from]))
+		for _, e := range edits[from:to] {
+			out.WriteByte(e.op)
+			out.WriteString(e.text)
+			out.WriteByte('\n')
+		}
+		first = last + 1
+	}
+	return out.String()
+}
+
+// hunkRange is one side of a hunk header as diff -u writes it: first line and
+// count, the count left out when it is 1, and for no lines the line after which
+// they would be.
+func hunkRange(before, count int) string {
+	switch count {
+	case 0:
+		return fmt.Sprintf("%d,0", before)
+	case 1:
+		return strconv.Itoa(before + 1)
+	}
+	return fmt.Sprintf("%d,%d", before+1, count)
+}
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+type edit struct {
+	op   byte // ' ' kept, '-' removed, '+' added
+	text string
+}
+
+// editScript is a shortest edit from a to b, by the longest common subsequence.
+func editScript(a, b []string) []edit {
+	lcs := make([][]int, len(a)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(b)+1)
+	}
+	for i := len(a) - 1; i >= 0; i-- {
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
 				lcs[i][j] = lcs[i+1][j+1] + 1
 			} else {
 				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
 			}
 		}
 	}
-	type line struct {
-		op   byte
-		text string
-	}
-	var lines []line
+	var edits []edit
 	i, j := 0, 0
-	for i < len(la) || j < len(lb) {
+	for i < len(a) || j < len(b) {
 		switch {
-		case i < len(la) && j < len(lb) && la[i] == lb[j]:
-			lines = append(lines, line{' ', la[i]})
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			edits = append(edits, edit{' ', a[i]})
 			i, j = i+1, j+1
-		case j < len(lb) && (i == len(la) || lcs[i][j+1] >= lcs[i+1][j]):
-			lines = append(lines, line{'+', lb[j]})
-			j++
-		default:
-			lines = append(lines, line{'-', la[i]})
+		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
+			edits = append(edits, edit{'-', a[i]})
 			i++
+		default:
+			edits = append(edits, edit{'+', b[j]})
+			j++
 		}
 	}
-	var out strings.Builder
-	changed := false
-	for k, l := range lines {
-		if l.op == ' ' {
-			near := false
-			for d := -3; d <= 3; d++ {
-				if k+d >= 0 && k+d < len(lines) && lines[k+d].op != ' ' {
-					near = true
-				}
-			}
-			if !near {
-				continue
-			}
-		} else {
-			changed = true
-		}
-		text := l.text
-		if !strings.HasSuffix(text, "\n") {
-			text += "\n"
-		}
-		out.WriteByte(l.op)
-		out.WriteString(text)
-	}
-	if !changed {
-		return ""
-	}
-	return "--- " + nameA + "\n+++ " + nameB + "\n" + out.String()
+	return edits
 }

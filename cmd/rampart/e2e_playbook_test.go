@@ -321,10 +321,23 @@ steps:
 // TestEndToEndPinningAndShadowReplay: a run started on version 1 finishes on
 // version 1 after version 2 is applied; then a shadow replay of version 2 on the
 // same alert shows the decision that would change, and one of version 1 shows
-// none.
+// none. A replay leaves out of its comparison a run still waiting, and keeps an
+// alert that an earlier playbook's stop_on_match took away from it.
 func TestEndToEndPinningAndShadowReplay(t *testing.T) {
 	dir := t.TempDir()
+	closer := `name: closer
+priority: 1
+stop_on_match: true
+trigger: {when: "alert.rule.name == 'PotentiallyUnwantedProgram'"}
+steps:
+  - id: close
+    succeed: noise
+`
+	if err := os.WriteFile(filepath.Join(dir, "closer.yaml"), []byte(closer), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	v1 := `name: triage
+priority: 50
 trigger: {when: "alert.device.id != ''"}
 steps:
   - id: host
@@ -347,6 +360,11 @@ steps:
 		t.Fatalf("webhook answered %d", status)
 	}
 	pending := waitApproval(t, d.URL, acc.AlertID)
+	// Waiting for its approval, the run has decided nothing final.
+	code, out := runCLI(t, "playbook", "replay", "triage", "--version", "1", "--alerts", acc.AlertID, "--all", "--url", d.URL)
+	if code != 0 || !strings.Contains(out, "IN_FLIGHT") || !strings.Contains(out, "1 alert(s): 0 same, 0 changed, 0 new failure(s), 1 in flight") {
+		t.Fatalf("replay while waiting: exit %d:\n%s", code, out)
+	}
 
 	// Version 2 never isolates. Applied while version 1 waits.
 	v2 := strings.Replace(v1, "if: enrich.ioc_hits > 0", "if: enrich.ioc_hits > 99", 1)
@@ -371,7 +389,7 @@ steps:
 	}
 
 	// Shadow replay: version 2 would not have isolated.
-	code, out := runCLI(t, "playbook", "replay", "triage", "--version", "2", "--alerts", acc.AlertID, "--url", d.URL)
+	code, out = runCLI(t, "playbook", "replay", "triage", "--version", "2", "--alerts", acc.AlertID, "--url", d.URL)
 	if code != 0 || !strings.Contains(out, "CHANGED") || !strings.Contains(out, "- action gate edr.isolate_host") ||
 		!strings.Contains(out, "+ step gate: skipped") || !strings.Contains(out, "1 alert(s): 0 same, 1 changed, 0 new failure(s)") {
 		t.Fatalf("replay v2: exit %d:\n%s", code, out)
@@ -380,9 +398,24 @@ steps:
 	if d.Simulator.ContainCalls(ransomHost) != 1 || strings.Contains(out, "no recording of edr.get_host") {
 		t.Fatalf("the replay reached the EDR, or did not use the recorded read:\n%s", out)
 	}
+	// Noise the closer took, triage's trigger matching too: replayed, triage is
+	// still not reached.
+	status, pup := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	waitFor(t, "the closer to close the noise", waitTimeout, func() bool {
+		a, ok := getAlert(t, d.URL, pup.AlertID)
+		return ok && a.Status == "no_action" && len(a.Playbooks) == 1 && a.Playbooks[0].Playbook == "closer"
+	})
+	code, out = runCLI(t, "playbook", "replay", "triage", "--version", "2", "--alerts", pup.AlertID+",no-such-alert", "--all", "--url", d.URL)
+	if code != 0 || !strings.Contains(out, "closer (stop_on_match) comes first") || !strings.Contains(out, "NOT_FOUND   no-such-alert") ||
+		!strings.Contains(out, "2 alert(s): 1 same, 0 changed, 0 new failure(s), 1 not found") {
+		t.Fatalf("replay on the closed noise: exit %d:\n%s", code, out)
+	}
 	// Version 1 replayed decides as it did, the analyst's approval included.
 	code, out = runCLI(t, "playbook", "replay", "triage", "--version", "1", "--since", "1h", "--all", "--url", d.URL)
-	if code != 0 || !strings.Contains(out, "SAME") || !strings.Contains(out, "1 alert(s): 1 same, 0 changed") {
+	if code != 0 || !strings.Contains(out, "SAME") || !strings.Contains(out, "2 alert(s): 2 same, 0 changed") {
 		t.Fatalf("replay v1: exit %d:\n%s", code, out)
 	}
 	// The API answers with the whole report too.

@@ -55,20 +55,21 @@ func (r *Replayer) Replay(ctx context.Context, req server.ReplayRequest, progres
 		return server.ReplayReport{}, err
 	}
 	report := server.ReplayReport{Playbook: req.Playbook, Version: req.Version, Alerts: []server.ReplayAlert{}}
+	rivals := map[string]playbook.Playbook{}
 	for i, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return report, err
 		}
 		d, err := r.Store.GetAlert(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			a := server.ReplayAlert{AlertID: id, Verdict: server.ReplaySame, Notes: []string{"no such alert"}}
+			a := server.ReplayAlert{AlertID: id, Verdict: server.ReplayNotFound, Notes: []string{"no such alert"}}
 			report.Alerts = append(report.Alerts, r.done(&report, a, i, len(ids), progress))
 			continue
 		}
 		if err != nil {
 			return report, err
 		}
-		a, err := r.one(ctx, d, pinned, callees)
+		a, err := r.one(ctx, d, pinned, callees, rivals)
 		if err != nil {
 			return report, fmt.Errorf("alert %s: %w", id, err)
 		}
@@ -85,6 +86,10 @@ func (r *Replayer) done(report *server.ReplayReport, a server.ReplayAlert, i, to
 		report.Summary.Same++
 	case server.ReplayNewFailure:
 		report.Summary.NewFailures++
+	case server.ReplayInFlight:
+		report.Summary.InFlight++
+	case server.ReplayNotFound:
+		report.Summary.NotFound++
 	default:
 		report.Summary.Changed++
 	}
@@ -129,7 +134,9 @@ func (r *Replayer) alerts(ctx context.Context, req server.ReplayRequest) ([]stri
 }
 
 // one replays the version on one alert and compares it with what ran.
-func (r *Replayer) one(ctx context.Context, d *store.AlertDetail, pinned workflows.PinnedPlaybook, callees map[string]workflows.PinnedPlaybook) (server.ReplayAlert, error) {
+// rivals caches the definitions of the other playbooks the alerts' selections
+// considered, by name@version.
+func (r *Replayer) one(ctx context.Context, d *store.AlertDetail, pinned workflows.PinnedPlaybook, callees map[string]workflows.PinnedPlaybook, rivals map[string]playbook.Playbook) (server.ReplayAlert, error) {
 	out := server.ReplayAlert{AlertID: d.Alert.ID, Title: d.Alert.Title, ReceivedAt: d.Alert.ReceivedAt}
 	rec, err := runs.FromStore(&d.Alert)
 	if err != nil {
@@ -146,6 +153,16 @@ func (r *Replayer) one(ctx context.Context, d *store.AlertDetail, pinned workflo
 		out.Notes = append(out.Notes, "trigger: "+err.Error())
 	}
 	if matched {
+		by, err := r.stoppedBy(ctx, d.Alert.DecisionJSON, &pinned.Definition, rivals)
+		if err != nil {
+			return out, err
+		}
+		if by != "" {
+			matched = false
+			out.Notes = append(out.Notes, "the trigger matches, but "+by+" (stop_on_match) comes first and matched, as it did when the alert arrived")
+		}
+	}
+	if matched {
 		outcome, notes, err := r.execute(ctx, ran, workflows.PlaybookInput{
 			Playbook: pinned, Callees: callees, Alert: alert, Detection: detect, Enrichment: enrich,
 			DryRun: true, AlertID: d.Alert.ID,
@@ -158,8 +175,53 @@ func (r *Replayer) one(ctx context.Context, d *store.AlertDetail, pinned workflo
 	}
 	out.Replayed.Version = pinned.Version
 	out.Replayed.Triggered = matched
+	if d.Alert.Status == store.AlertProcessing || ran.run != nil && ran.run.Status == store.StatusRunning {
+		// A run that has not finished has decided nothing final yet.
+		out.Verdict = server.ReplayInFlight
+		out.Notes = append(out.Notes, "still being handled: shown, not compared")
+		return out, nil
+	}
 	out.Verdict, out.Differences = compare(out.Ran, out.Replayed)
 	return out, nil
+}
+
+// stoppedBy names the playbook that would end the alert's selection before the
+// replayed version is reached: one the recorded selection found matching, with
+// stop_on_match, ordered before the replayed version's priority and name as
+// selection orders them. Only the replayed version's place changes; the others
+// keep the versions and results recorded.
+func (r *Replayer) stoppedBy(ctx context.Context, decisionJSON string, replayed *playbook.Playbook, rivals map[string]playbook.Playbook) (string, error) {
+	var decision struct {
+		Playbooks []workflows.TriggerResult `json:"playbooks"`
+	}
+	if decisionJSON == "" || json.Unmarshal([]byte(decisionJSON), &decision) != nil {
+		return "", nil // decided by the contain rule: no selection ran
+	}
+	for _, t := range decision.Playbooks {
+		if t.Playbook == replayed.Name || !t.Matched || t.Stopped {
+			continue // a playbook stopped itself was stopped by one this loop meets
+		}
+		key := fmt.Sprintf("%s@%d", t.Playbook, t.Version)
+		def, ok := rivals[key]
+		if !ok {
+			v, err := r.Store.GetPlaybookVersion(ctx, t.Playbook, t.Version)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if err := json.Unmarshal([]byte(v.DefinitionJSON), &def); err != nil {
+				return "", fmt.Errorf("playbook %s v%d: %w", t.Playbook, t.Version, err)
+			}
+			rivals[key] = def
+		}
+		first := def.Priority < replayed.Priority || def.Priority == replayed.Priority && def.Name < replayed.Name
+		if first && def.StopOnMatch {
+			return t.Playbook, nil
+		}
+	}
+	return "", nil
 }
 
 // recording is the run of the playbook the alert started, if any.
