@@ -255,6 +255,13 @@ func TestLintEndpoint(t *testing.T) {
 	if d["file"] != "malware.yaml" || d["line"] != float64(16) || d["column"] != float64(28) || !strings.Contains(d["message"].(string), "did you mean sha256") {
 		t.Fatalf("diagnostic = %v", d)
 	}
+	// An alias inside its own anchor once recursed until the process died.
+	selfRef := []byte("name: x\nvars: &v {self: *v}\n")
+	code, out = do(t, h, http.MethodPost, "/api/v1/playbooks:lint?file=x.yaml", selfRef, map[string]string{"Content-Type": "application/yaml"})
+	if diags, _ := out["diagnostics"].([]any); code != 200 || out["ok"] != false || len(diags) != 1 ||
+		!strings.Contains(diags[0].(map[string]any)["message"].(string), "inside its own anchor") {
+		t.Fatalf("lint of a self-referring alias: %d %v", code, out)
+	}
 	if code, out := do(t, h, http.MethodPost, "/api/v1/playbooks:lint", good, map[string]string{"Content-Type": "text/plain"}); code != 415 || errCode(out) != "unsupported_media_type" {
 		t.Fatalf("text/plain: %d %v", code, out)
 	}

@@ -19,7 +19,17 @@ type document struct {
 	lines []string
 	keys  map[string]*yaml.Node // path → the mapping key node
 	vals  map[string]*yaml.Node // path → the value node
+
+	// Aliases (*name) may repeat a block, but not contain themselves, and the
+	// plain data they expand to is bounded: an alias of an alias of … grows
+	// exponentially, and lint takes files from anyone the API lets in.
+	expanding map[*yaml.Node]bool // anchors being walked, outermost first
+	nodes     int                 // nodes walked so far, aliases expanded
 }
+
+// maxNodes bounds a playbook's plain data, aliases expanded. The largest example
+// has under a thousand nodes.
+const maxNodes = 100_000
 
 // parseDocument reads YAML (or JSON, which YAML includes). Keys must be strings and
 // appear once per mapping.
@@ -36,6 +46,8 @@ func parseDocument(data []byte) (*document, error) {
 		lines: strings.Split(string(data), "\n"),
 		keys:  map[string]*yaml.Node{},
 		vals:  map[string]*yaml.Node{},
+
+		expanding: map[*yaml.Node]bool{},
 	}
 	if d.root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("line %d: a playbook is a mapping (name:, trigger:, steps: …)", d.root.Line)
@@ -51,8 +63,16 @@ func parseDocument(data []byte) (*document, error) {
 // walk converts a node to plain data, indexing positions by dotted path.
 func (d *document) walk(n *yaml.Node, path string) (any, error) {
 	d.vals[path] = n
+	if d.nodes++; d.nodes > maxNodes {
+		return nil, fmt.Errorf("line %d column %d: the playbook expands to more than %d values (aliases included)", n.Line, n.Column, maxNodes)
+	}
 	switch n.Kind {
 	case yaml.AliasNode:
+		if d.expanding[n.Alias] {
+			return nil, fmt.Errorf("line %d column %d: alias *%s is inside its own anchor", n.Line, n.Column, n.Value)
+		}
+		d.expanding[n.Alias] = true
+		defer delete(d.expanding, n.Alias)
 		return d.walk(n.Alias, path)
 	case yaml.MappingNode:
 		out := make(map[string]any, len(n.Content)/2)

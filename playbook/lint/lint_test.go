@@ -225,3 +225,50 @@ func TestYAMLPitfallsAreExplained(t *testing.T) {
 		t.Fatalf("quoted: %v", r.Problems)
 	}
 }
+
+// TestAliases: an alias may repeat a block; one inside its own anchor, or an
+// expansion bomb, is a diagnostic, not a hang.
+func TestAliases(t *testing.T) {
+	reuse := `name: reuse
+trigger: {when: "true"}
+steps:
+  - id: first
+    uses: edr.get_host
+    with: &host {host_id: "${{ alert.device.id }}"}
+  - id: second
+    uses: edr.get_host
+    with: *host
+`
+	if r := lintString(t, reuse); !r.OK() || r.Playbook.Steps[1].With["host_id"] != "${{ alert.device.id }}" {
+		t.Fatalf("a repeated block: %v", r.Problems)
+	}
+	bomb := "name: x\nvars:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for _, level := range []string{"a", "b", "c", "d", "e"} {
+		next := string(rune(level[0] + 1))
+		bomb += "  " + next + ": &" + next + " [" + strings.Repeat("*"+level+", ", 9) + "*" + level + "]\n"
+	}
+	for name, c := range map[string]struct{ src, want string }{
+		"inside its own anchor": {"name: x\nvars: &v {self: *v}\n", "2:17: alias *v is inside its own anchor"},
+		"a bomb":                {bomb, "expands to more than 100000 values"},
+	} {
+		r := lintString(t, c.src)
+		if len(r.Problems) != 1 || !strings.Contains(r.Problems[0].String(), c.want) {
+			t.Errorf("%s: %v", name, r.Problems)
+		}
+	}
+}
+
+// FuzzSource: whatever the text, lint answers with diagnostics (or a playbook) and
+// never panics: the API's lint and apply take it from anyone with a token.
+func FuzzSource(f *testing.F) {
+	f.Add([]byte(base))
+	f.Add([]byte("name: x\ntrigger: {when: \"alert.severity_id >= ${{ 4 }}\"}\nsteps: [{id: a, succeed: \"${{ lower(alert.finding.title) }}\"}]\n"))
+	f.Add([]byte(`{"name": "x", "trigger": {"when": "true"}, "steps": [{"id": "a", "foreach": "[1,2]", "as": "n", "steps": [{"id": "b", "set": {"v": "${{ n }}"}}]}]}`))
+	f.Add([]byte("a: &a [*a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := Source("f.yaml", data, nil)
+		if r == nil || r.Playbook == nil && len(r.Problems) == 0 {
+			t.Fatalf("no playbook and no problem for %q", data)
+		}
+	})
+}
