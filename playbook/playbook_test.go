@@ -242,3 +242,40 @@ func TestParseDurationFunction(t *testing.T) {
 		t.Fatal("a bad duration evaluated")
 	}
 }
+
+// FuzzExpression: whatever expression a playbook holds, type-checking it and then
+// running it (as the interpreter would, when it checked clean) answers with a
+// problem or a value, never a panic.
+func FuzzExpression(f *testing.F) {
+	for _, src := range []string{
+		`alert.severity_id >= 4 && enrich.ioc_hits > 0`,
+		`steps.a.status == "succeeded" ? "x" : lower(alert.finding.title)`,
+		`len(filter(extract_ips(alert.finding.desc), {!is_private_ip(#)})) > 0`,
+		`cidr_contains("10.0.0.0/8", alert.src_ip) || regex_match("(a+)+$", alert.rule.name)`,
+		`now() - duration("1h") < now()`,
+		`vars.n / 0 > 1`,
+		`((((((((((1))))))))))`,
+	} {
+		f.Add(src)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		pb := &Playbook{
+			Name:  "fuzz",
+			Vars:  map[string]any{"n": 1},
+			Steps: []Step{{ID: "a", Succeed: ptr("${{ " + src + " }}")}},
+		}
+		pb.Trigger.When = src
+		if problems := Check(pb, CheckOptions{}); len(problems) > 0 {
+			return
+		}
+		// The interpreter's environment: every step visible, pending.
+		env := func() *Env {
+			return &Env{Vars: map[string]any{"n": 1}, Steps: map[string]any{"a": map[string]any{"output": nil, "status": "pending", "error": ""}}}
+		}
+		rt := NewRuntime()
+		_, _ = rt.EvalBool(src, env())
+		_, _ = rt.Render("${{ "+src+" }}", env())
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
