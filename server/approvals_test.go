@@ -221,6 +221,8 @@ func TestReplayEndpoint(t *testing.T) {
 		{"/api/v1/playbooks/p/versions/1:replay", `{"since":"2h","alerts":["a"]}`, 400},
 		{"/api/v1/playbooks/p/versions/1:replay", `{"since":"soon"}`, 400},
 		{"/api/v1/playbooks/p/versions/1:replay", `{"limit":5000}`, 400},
+		{"/api/v1/playbooks/p/versions/1:replay", `{"limit":-4}`, 400},
+		{"/api/v1/playbooks/p/versions/1:replay", `{"alerts":["a",""]}`, 400},
 		{"/api/v1/playbooks/p/versions/0:replay", `{}`, 400},
 		{"/api/v1/playbooks/p/versions/7:replay", `{}`, 404},
 		{"/api/v1/playbooks/nope/versions/1:replay", `{}`, 404},

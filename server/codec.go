@@ -1,11 +1,13 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -52,7 +54,11 @@ func (s *Server) codec(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "invalid_body", "the body is not a Temporal Payloads message in JSON: "+err.Error())
 	}
 	out, err := transform(in.GetPayloads())
-	if err != nil {
+	var refused *temporal.ApplicationError
+	switch {
+	case errors.As(err, &refused): // its message, not the SDK's "(type: …, retryable: …)"
+		return apiError(http.StatusBadRequest, "codec_failed", refused.Message())
+	case err != nil:
 		return apiError(http.StatusBadRequest, "codec_failed", err.Error())
 	}
 	answer, err := protojson.Marshal(&commonpb.Payloads{Payloads: out})

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/rampart-soar/rampart/server"
@@ -32,7 +32,8 @@ func (upperCodec) Decode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(ps))
 	for i, p := range ps {
 		if bytes.Contains(p.GetData(), []byte("BROKEN")) {
-			return nil, errors.New("payload encrypted with key 0011 does not decrypt")
+			// As the real codec refuses: an application error, so a worker does not retry.
+			return nil, temporal.NewNonRetryableApplicationError("payload encrypted with key 0011 does not decrypt", "PayloadUndecryptable", nil)
 		}
 		out[i] = &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: bytes.ToLower(p.GetData())}
 	}
@@ -96,6 +97,9 @@ func TestCodecEndpoint(t *testing.T) {
 		if code != c.status || !strings.Contains(string(body), `"code":"`+c.code+`"`) {
 			t.Errorf("POST %s: %d %.200s, want %d %s", c.path, code, body, c.status, c.code)
 		}
+	}
+	if _, body := post("/api/v1/codec/decode", payloads("BROKEN"), auth); !strings.Contains(string(body), `"message":"payload encrypted with key 0011 does not decrypt"}`) {
+		t.Errorf("a refusal says what the codec said: %s", body)
 	}
 	// Reading a history through the codec is not a change to audit.
 	if strings.Contains(logs.String(), `msg="api change" method=POST path=/api/v1/codec`) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,8 +126,12 @@ func (s *Server) replayVersion(c echo.Context) error {
 	switch {
 	case body.Since != "" && len(body.Alerts) > 0:
 		return apiError(http.StatusBadRequest, "invalid_body", "give since or alerts, not both")
-	case len(body.Alerts) > MaxReplayAlerts || body.Limit < 0 || body.Limit > MaxReplayAlerts:
+	case len(body.Alerts) > MaxReplayAlerts:
 		return apiError(http.StatusBadRequest, "invalid_body", "at most "+strconv.Itoa(MaxReplayAlerts)+" alerts")
+	case body.Limit < 0 || body.Limit > MaxReplayAlerts:
+		return apiError(http.StatusBadRequest, "invalid_body", "limit is a number from 1 to "+strconv.Itoa(MaxReplayAlerts))
+	case slices.Contains(body.Alerts, ""):
+		return apiError(http.StatusBadRequest, "invalid_body", "an alert id is empty")
 	case len(body.Alerts) == 0:
 		since := body.Since
 		if since == "" {

@@ -122,6 +122,9 @@ func (k *Keyring) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, err
 		}
 		id := string(p.GetMetadata()[MetadataKeyID])
 		aead, ok := k.aeads[id]
+		if id == "" {
+			return nil, temporal.NewNonRetryableApplicationError("encrypted payload without a key id", "PayloadKeyMissing", nil)
+		}
 		if !ok {
 			return nil, temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("payload encrypted with key %s, which this process does not have", id), "PayloadKeyMissing", nil)
