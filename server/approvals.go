@@ -161,7 +161,10 @@ func (s *Server) decideApproval(c echo.Context) error {
 		}
 		d.By = who
 	}
-	if d.By == "" || len(d.By) > 128 || len(d.Reason) > 4096 {
+	switch {
+	case d.By == "":
+		return apiError(http.StatusBadRequest, "invalid_body", "by is required: who decides (without an API token nothing else says so)")
+	case len(d.By) > 128 || len(d.Reason) > 4096:
 		return apiError(http.StatusBadRequest, "invalid_body", "by names who decides (at most 128 characters); reason is at most 4096")
 	}
 	ctx := c.Request().Context()
