@@ -648,3 +648,69 @@ func BenchmarkBaselineDecodeAndSign(b *testing.B) {
 		}
 	}
 }
+
+// FuzzNormalizeFieldValues: a delivery shaped like the examples, its entity and
+// ATT&CK fields holding anything, is refused with a 4xx or accepted as an Alert
+// that alert.schema.json accepts: normalizing and fingerprinting never panic or
+// fail the server.
+func FuzzNormalizeFieldValues(f *testing.F) {
+	f.Add("fin-ws-0142", "10.20.4.142", "6a1f0c2e9b7d4e35a8c0f1d2e3b4a5c6", "T1486", "dana.okafor", int64(1795161600000), 90)
+	f.Add("", "::ffff:10.0.0.1", "", "TA0001", "a@b", int64(-1), -5)
+	f.Add("h\x00st", "999.1.1.1", "x", "T1003.001.7", "\xff", int64(1)<<62, 1<<30)
+	starter := &fakeStarter{}
+	p := newTestPipeline(f, starter)
+	cs, ocsf := example(f, "crowdstrike-ransomware.json"), example(f, "ocsf-dc-credential-dumping.json")
+	schema, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(schemas.AlertSchema()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, host, ip, id, technique, user string, at int64, severity int) {
+		set := func(doc map[string]any, value any, path ...string) {
+			for _, k := range path[:len(path)-1] {
+				doc = doc[k].(map[string]any)
+			}
+			doc[path[len(path)-1]] = value
+		}
+		var c, o map[string]any
+		if json.Unmarshal(cs, &c) != nil || json.Unmarshal(ocsf, &o) != nil {
+			t.Fatal("examples do not decode")
+		}
+		for _, v := range []struct {
+			path  []string
+			value any
+		}{
+			{[]string{"event", "Hostname"}, host}, {[]string{"event", "LocalIP"}, ip}, {[]string{"event", "AgentId"}, id},
+			{[]string{"event", "TechniqueId"}, technique}, {[]string{"event", "UserName"}, user},
+			{[]string{"metadata", "eventCreationTime"}, at}, {[]string{"event", "Severity"}, severity},
+		} {
+			set(c, v.value, v.path...)
+		}
+		for _, v := range []struct {
+			path  []string
+			value any
+		}{
+			{[]string{"device", "hostname"}, host}, {[]string{"device", "ip"}, ip}, {[]string{"device", "uid"}, id},
+			{[]string{"actor", "user", "email_addr"}, user}, {[]string{"time"}, at}, {[]string{"severity_id"}, severity},
+		} {
+			set(o, v.value, v.path...)
+		}
+		o["finding_info"].(map[string]any)["attacks"].([]any)[0].(map[string]any)["technique"] = map[string]any{"uid": technique}
+		for source, doc := range map[string]map[string]any{"crowdstrike": c, "ocsf": o} {
+			body, _ := json.Marshal(doc)
+			p.replays = newReplayCache(SignatureWindow, 1000)
+			starter.reqs = nil
+			_, err := p.Accept(context.Background(), signed(source, body, now))
+			var ie *Error
+			if err != nil && (!errors.As(err, &ie) || ie.Status < 400 || ie.Status > 499) {
+				t.Fatalf("%s %s: %v", source, body, err)
+			}
+			if err != nil {
+				continue
+			}
+			alert, _ := json.Marshal(starter.reqs[0].Input.Alert)
+			if res, err := schema.Validate(gojsonschema.NewBytesLoader(alert)); err != nil || !res.Valid() {
+				t.Fatalf("%s %s: the alert %s violates alert.schema.json: %v %v", source, body, alert, err, res.Errors())
+			}
+		}
+	})
+}
