@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -42,6 +43,8 @@ type Activities struct {
 	// Secrets resolves secrets.<name> in playbook actions (default EnvSecrets).
 	Secrets Secrets
 	Logger  *slog.Logger
+
+	unimplementedWarned sync.Map // operation → true, once warned about
 }
 
 // Registry is the part of a Temporal worker activities register with.

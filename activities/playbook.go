@@ -83,7 +83,7 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 	}
 	run, ok := a.operations()[name]
 	if !ok {
-		return workflows.ActionOutput{}, configError("integration operation %s has no configured implementation on this worker", name)
+		return workflows.ActionOutput{}, a.unimplemented(name)
 	}
 	resolved, err := a.resolveSecrets(inputs)
 	if err != nil {
@@ -250,6 +250,21 @@ func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, error) {
 
 // redact shows secret placeholders as [secret name] in what the store keeps.
 func redact(v any) any { return workflows.RedactSecrets(v) }
+
+// unimplemented fails a step whose operation no integration on this worker
+// provides. Until an integration is set up that is expected (the examples' chat
+// and ticket steps, on_error: continue), so the error is benign — Temporal's
+// worker logs it at debug, not as an error per alert — and this worker warns once
+// per operation instead.
+func (a *Activities) unimplemented(name string) error {
+	if _, warned := a.unimplementedWarned.LoadOrStore(name, true); !warned && a.Logger != nil {
+		a.Logger.Warn("playbook steps call an operation no integration on this worker provides: they fail, and their on_error decides",
+			"operation", name)
+	}
+	return temporal.NewApplicationErrorWithOptions(
+		fmt.Sprintf("integration operation %s has no configured implementation on this worker", name), workflows.ErrTypeConfig,
+		temporal.ApplicationErrorOptions{NonRetryable: true, Category: temporal.ApplicationErrorCategoryBenign})
+}
 
 func configError(format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), workflows.ErrTypeConfig, nil)

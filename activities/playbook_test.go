@@ -1,10 +1,12 @@
 package activities_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -84,10 +86,21 @@ func TestDryRunNeverCallsAContainOrNotifyOperation(t *testing.T) {
 
 func TestUnconfiguredOperationIsAFinalError(t *testing.T) {
 	f := newFixture(t)
+	var logs bytes.Buffer
+	f.acts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	_, err := f.action(t, workflows.ActionInput{Step: "ti", Operation: "ti.lookup_hash", Inputs: map[string]any{"hash": "ab"}})
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) || !appErr.NonRetryable() || !strings.Contains(err.Error(), "no configured implementation") {
 		t.Fatalf("err = %v", err)
+	}
+	// Expected until the integration is set up: not an error per alert in the
+	// worker's log, one warning per operation.
+	if appErr.Category() != temporal.ApplicationErrorCategoryBenign {
+		t.Fatalf("category = %v", appErr.Category())
+	}
+	_, _ = f.action(t, workflows.ActionInput{Step: "ti2", Operation: "ti.lookup_hash", Inputs: map[string]any{"hash": "cd"}})
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "operation=ti.lookup_hash") {
+		t.Fatalf("%d warnings:\n%s", n, logs.String())
 	}
 	_, err = f.action(t, workflows.ActionInput{Step: "x", Operation: "nope.nothing"})
 	if !errors.As(err, &appErr) || !appErr.NonRetryable() {
