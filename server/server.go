@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,16 +84,16 @@ func New(opts Options) *Server {
 	api := e.Group("/api/v1")
 	api.POST(webhookRoute[len("/api/v1"):], s.webhook)
 	api.POST(codecRoute[len("/api/v1"):], s.codec)
-	api.GET("/alerts", s.listAlerts)
+	api.GET("/alerts", s.listAlerts, wellFormedQuery)
 	api.GET("/alerts/:id", s.getAlert)
 	api.GET("/alerts/:id/state", s.alertState)
 	api.POST("/alerts/:target", s.alertAction)
-	api.GET("/approvals", s.listApprovals)
+	api.GET("/approvals", s.listApprovals, wellFormedQuery)
 	api.GET("/approvals/:id", s.getApproval)
 	api.POST("/approvals/:target", s.decideApproval)
-	api.POST("/playbooks\\:lint", s.lintPlaybook)
+	api.POST("/playbooks\\:lint", s.lintPlaybook, wellFormedQuery)
 	api.GET("/playbooks", s.listPlaybooks)
-	api.POST("/playbooks", s.applyPlaybook)
+	api.POST("/playbooks", s.applyPlaybook, wellFormedQuery)
 	api.GET("/playbooks/:name", s.getPlaybook)
 	api.GET("/playbooks/:name/versions/:version", s.getPlaybookVersion)
 	api.POST("/playbooks/:name/versions/:target", s.replayVersion)
@@ -101,6 +102,18 @@ func New(opts Options) *Server {
 	e.GET("/", page)
 	e.GET(ui.Prefix+"*", page)
 	return s
+}
+
+// wellFormedQuery refuses a query string that does not parse: the routes that
+// read one would otherwise drop what they cannot read (a cursor, a filter) and
+// answer as if it had not been given.
+func wellFormedQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+			return apiError(http.StatusBadRequest, "invalid_query", "the query string does not parse: "+err.Error())
+		}
+		return next(c)
+	}
 }
 
 // Handler is the server's http.Handler, for tests.

@@ -151,6 +151,8 @@ func TestRoutingErrorsUseTheErrorShape(t *testing.T) {
 		{http.MethodGet, "/api/v1/alerts?severity=9", 400, "invalid_query"},
 		{http.MethodGet, "/api/v1/alerts?min_severity=extreme", 400, "invalid_query"},
 		{http.MethodGet, "/api/v1/alerts?cursor=%25%25", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/alerts?cursor=%%%", 400, "invalid_query"},
+		{http.MethodGet, "/api/v1/approvals?status=%zz", 400, "invalid_query"},
 	} {
 		code, out := do(t, h, c.method, c.path, nil, nil)
 		if code != c.status || errCode(out) != c.code {
