@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -176,7 +177,7 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	var accepted Accepted
 	err = p.admit(src, now)
 	if err == nil {
-		accepted, err = p.accept(ctx, src, body, now)
+		accepted, err = p.accept(ctx, src, body, now, replayKey)
 	}
 	if err != nil && replayKey != "" {
 		p.replays.release(replayKey)
@@ -200,13 +201,23 @@ func (p *Pipeline) admit(src *Source, now time.Time) error {
 	return nil
 }
 
-func (p *Pipeline) accept(ctx context.Context, src *Source, body []byte, now time.Time) (Accepted, error) {
+// accept starts or signals the alert's run. signature is the signed delivery's
+// replay key, empty for a bearer-token source.
+func (p *Pipeline) accept(ctx context.Context, src *Source, body []byte, now time.Time, signature string) (Accepted, error) {
 	alert, err := p.Normalize(src, body)
 	if err != nil {
 		return Accepted{}, err
 	}
 	fingerprint := alert.Fingerprint()
 	deliveryID := newID()
+	if signature != "" {
+		// The same signed request replayed to another server replica, whose
+		// replay cache has not seen it, carries the same delivery id: the run
+		// does not count the delivery that started it again, and Temporal drops
+		// a signal whose request id it has had.
+		sum := sha256.Sum256([]byte(signature))
+		deliveryID = hex.EncodeToString(sum[:16])
+	}
 	req := StartRequest{
 		WorkflowID: WorkflowID(fingerprint),
 		Input: workflows.AlertInput{

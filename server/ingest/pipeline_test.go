@@ -201,6 +201,35 @@ func TestReplayedSignatureIsRefused(t *testing.T) {
 	}
 }
 
+// TestReplayToAnotherReplicaKeepsItsDeliveryID: a second server replica has not
+// seen the signature, so it accepts the replay; the delivery id it hands the run
+// is the first one's, which the run and Temporal deduplicate.
+func TestReplayToAnotherReplicaKeepsItsDeliveryID(t *testing.T) {
+	first, second := &fakeStarter{}, &fakeStarter{}
+	body := example(t, "ocsf-password-spray.json")
+	d := signed("ocsf", body, now)
+	if _, err := newTestPipeline(t, first).Accept(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	replay := signed("ocsf", body, now)
+	replay.Header.Set(SignatureHeader, d.Header.Get(SignatureHeader))
+	if _, err := newTestPipeline(t, second).Accept(context.Background(), replay); err != nil {
+		t.Fatal(err)
+	}
+	id := first.reqs[0].Input.DeliveryID
+	if id == "" || second.reqs[0].Input.DeliveryID != id || second.reqs[0].Delivery.DeliveryID != id {
+		t.Fatalf("delivery ids %q and %+v", id, second.reqs[0])
+	}
+	// Another signing of the same body is another delivery.
+	again := newTestPipeline(t, first)
+	if _, err := again.Accept(context.Background(), signed("ocsf", body, now.Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if first.reqs[1].Input.DeliveryID == id {
+		t.Fatal("a new signature kept the old delivery id")
+	}
+}
+
 func TestFailedDeliveryMayBeRetriedWithTheSameSignature(t *testing.T) {
 	starter := &fakeStarter{err: errors.New("temporal unavailable")}
 	p := newTestPipeline(t, starter)
