@@ -63,6 +63,14 @@ func TestUIApprovesAnAction(t *testing.T) {
 		decided.Status != "approved" || decided.DecidedBy != "ana" || decided.Reason != "tier 2 confirmed the dump" {
 		t.Fatalf("the approval: %d %+v", code, decided)
 	}
+	// The alert's page says how the playbook ended, and why.
+	waitFor(t, "the playbook run to finish", waitTimeout, func() bool {
+		a, ok := getAlert(t, d.URL, acc.AlertID)
+		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil
+	})
+	browser.navigate(t, d.URL+"/#"+acc.AlertID)
+	browser.waitText(t, "#playbook-malware-isolate-host", "Playbook malware-isolate-host v1: succeeded")
+	browser.waitText(t, "#playbook-malware-isolate-host + p", "isolated after approval")
 }
 
 // webDriver is one W3C WebDriver session with ChromeDriver: plain JSON over

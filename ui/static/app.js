@@ -89,11 +89,10 @@ async function showAlert(id) {
   );
   view.append(stepTable(d.steps));
   for (const p of d.playbooks || []) {
-    view.append(
-      text("h3", `Playbook ${p.playbook} v${p.version}${p.dry_run ? " (dry run)" : ""}: ${p.run.status}`),
-      text("p", p.run.error || ""),
-      stepTable(p.steps),
-    );
+    // A finished run says how it ended (succeeded, failed) and why; one in flight, that it runs.
+    const heading = text("h3", `Playbook ${p.playbook} v${p.version}${p.dry_run ? " (dry run)" : ""}: ${p.result ? p.result.status : p.run.status}`);
+    heading.id = "playbook-" + p.playbook;
+    view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps));
   }
   view.append(text("h3", "Decision"), text("pre", JSON.stringify(d.decision, null, 2)),
     text("h3", "Actions"), text("pre", JSON.stringify(d.actions, null, 2)),
