@@ -97,8 +97,13 @@ func TestAlertListAndShow(t *testing.T) {
 		t.Fatalf("list: exit %d: %s", code, out)
 	}
 	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
-	if code != 0 || !strings.Contains(out, `"workflow_id": "alert/x"`) {
+	if code != 0 || !strings.HasPrefix(out, "Password spray against SSO\n") || !regexp.MustCompile(`(?m)^  status\s+no_action$`).MatchString(out) ||
+		!strings.Contains(out, "Medium (confidence 0) · source ocsf") || !strings.Contains(out, "Steps\n  (none yet)") {
 		t.Fatalf("show: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "show", "a-1", "--json", "--url", url)
+	if code != 0 || !strings.Contains(out, `"workflow_id": "alert/x"`) {
+		t.Fatalf("show --json: exit %d: %s", code, out)
 	}
 	code, out = runCLI(t, "alert", "show", "missing", "--url", url)
 	if code != 1 || !strings.Contains(out, "404") {

@@ -169,10 +169,6 @@ func ellipsis(s string, n int) string {
 	return s
 }
 
-func newAlertShowCmd() *cobra.Command {
-	return getJSONCmd("show ID", "Show an alert with its enrichment, decision, steps and actions", "")
-}
-
 func newAlertStateCmd() *cobra.Command {
 	return getJSONCmd("state ID", "Ask an alert's run and its playbook runs where they are now: stage, position, variables, pending approvals", "/state")
 }
@@ -189,12 +185,7 @@ func getJSONCmd(use, short, suffix string) *cobra.Command {
 			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0])+suffix, "", nil, &detail); err != nil {
 				return err
 			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, detail, "", "  "); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), pretty.String())
-			return nil
+			return printIndented(cmd.OutOrStdout(), detail)
 		},
 	}
 	urlFlag(cmd, &base)

@@ -72,6 +72,16 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	if !bytes.Contains(ransom.Decision, []byte(`"stopped":true`)) {
 		t.Fatalf("decision = %s", ransom.Decision)
 	}
+	// The CLI shows it all for a reader.
+	code, out := runCLI(t, "alert", "show", ransom.ID, "--url", d.URL)
+	for _, want := range []string{
+		"1 IOC hit(s): sha256 4be1f82c", "ransomware-burst v1 matched; malware-isolate-host v1 not evaluated (stop_on_match)",
+		"Playbook ransomware-burst v1: succeeded — 1 host(s) isolated", "crowdstrike.isolate_host  " + ransomHost + "  succeeded · vendor contained",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("alert show: exit %d, no %q in:\n%s", code, want, out)
+		}
+	}
 	// Run the playbook again on the alert, as a dry run: nothing reaches the EDR.
 	if code, out := runCLI(t, "playbook", "run", "ransomware-burst", "--alert", ransom.ID, "--dry-run", "--url", d.URL); code != 0 ||
 		!strings.Contains(out, "(dry run)") {
@@ -123,7 +133,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		t.Fatalf("while waiting, the steps so far are recorded: %+v", a.Playbooks)
 	}
 	// The runs say where they are: the playbook at its approval step.
-	code, out := runCLI(t, "alert", "state", dc.AlertID, "--url", d.URL)
+	code, out = runCLI(t, "alert", "state", dc.AlertID, "--url", d.URL)
 	var live server.AlertStateView
 	if err := json.Unmarshal([]byte(out), &live); code != 0 || err != nil {
 		t.Fatalf("alert state: exit %d, %v: %s", code, err, out)

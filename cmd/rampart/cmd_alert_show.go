@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rampart-soar/rampart/policy"
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/triage"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+func newAlertShowCmd() *cobra.Command {
+	var base string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show an alert: what it is, why it ended as it did, its enrichment, decision, steps, playbook runs and actions",
+		Long: `show prints an alert for a reader: the finding and its entities, the summary of
+why it ended as it did, the enrichment, the decision, the steps of its run and of
+each playbook run, and the actions taken. --json prints the API's answer as it is.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var raw json.RawMessage
+			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0]), "", nil, &raw); err != nil {
+				return err
+			}
+			if asJSON {
+				return printIndented(cmd.OutOrStdout(), raw)
+			}
+			var d server.AlertDetail
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return fmt.Errorf("unreadable alert: %w", err)
+			}
+			printAlert(cmd.OutOrStdout(), &d)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+func printIndented(w io.Writer, raw json.RawMessage) error {
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, raw, "", "  "); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w, pretty.String())
+	return err
+}
+
+// printAlert writes the alert as a reader wants it, most telling first. Parts the
+// alert does not have (no enrichment before the run got there) are left out.
+func printAlert(w io.Writer, d *server.AlertDetail) {
+	var alert schemas.Alert
+	_ = json.Unmarshal(d.Alert, &alert)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	field := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
+	}
+
+	fmt.Fprintln(tw, d.Title)
+	field("id", "%s", d.ID)
+	field("status", "%s", d.Status)
+	if d.Summary != "" {
+		field("why", "%s", d.Summary)
+	}
+	field("severity", "%s (confidence %d) · source %s · rule %s", d.Severity, d.Confidence, d.Source, orDash(d.Rule))
+	field("received", "%s · event time %s", d.ReceivedAt.Local().Format(time.DateTime), d.EventTime.Local().Format(time.DateTime))
+	if d.DuplicateCount > 0 {
+		field("duplicates", "%d, the last at %s", d.DuplicateCount, d.LastSeenAt.Local().Format(time.DateTime))
+	}
+	for _, e := range []struct{ name, value string }{
+		{"device", joinNonEmpty(" · ", alert.Device.Hostname, alert.Device.IP, alert.Device.ID)},
+		{"user", joinNonEmpty(" · ", alert.User.Name, alert.User.Email)},
+		{"file", joinNonEmpty(" · ", alert.File.Name, alert.File.SHA256)},
+		{"network", joinNonEmpty(" → ", alert.SrcIP, alert.DstIP)},
+		{"domain", joinNonEmpty(" · ", alert.Domain, alert.URL)},
+	} {
+		if e.value != "" {
+			field(e.name, "%s", e.value)
+		}
+	}
+	var attack []string
+	for _, a := range alert.Attacks {
+		attack = append(attack, joinNonEmpty(" ", a.Technique.UID, a.Technique.Name))
+	}
+	if len(attack) > 0 {
+		field("ATT&CK", "%s", strings.Join(attack, "; "))
+	}
+	if e := enrichmentLine(d.Enrichment); e != "" {
+		field("enrichment", "%s", e)
+	}
+	if dec := decisionLine(d.Decision); dec != "" {
+		field("decision", "%s", dec)
+	}
+	field("workflow", "%s (run %s)", d.Temporal.WorkflowID, d.Temporal.RunID)
+	_ = tw.Flush()
+
+	fmt.Fprintln(w, "\nSteps")
+	printSteps(w, d.Steps)
+	for _, p := range d.Playbooks {
+		var result workflows.PlaybookResult
+		_ = json.Unmarshal(p.Result, &result)
+		status, message := p.Run.Status, p.Run.Error
+		if result.Status != "" {
+			status, message = result.Status, result.Message
+		}
+		mode := ""
+		if p.DryRun {
+			mode = " (dry run)"
+		}
+		fmt.Fprintf(w, "\nPlaybook %s v%d%s: %s%s\n", p.Playbook, p.Version, mode, status, prefixed(" — ", message))
+		printSteps(w, p.Steps)
+	}
+	if len(d.Actions) > 0 {
+		fmt.Fprintln(w, "\nActions")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, a := range d.Actions {
+			fmt.Fprintf(tw, "  %s.%s\t%s\t%s%s\t%d vendor call(s)%s\n", a.Integration, a.Operation, a.Target,
+				a.Status, prefixed(" · vendor ", joinNonEmpty(" ", a.VendorStatus, a.VendorID)), a.VendorCalls, prefixed(" · ", a.Error))
+		}
+		_ = tw.Flush()
+	}
+}
+
+func printSteps(w io.Writer, steps []server.StepView) {
+	if len(steps) == 0 {
+		fmt.Fprintln(w, "  (none yet)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range steps {
+		took := ""
+		if s.DurationMS != nil {
+			took = fmt.Sprintf("%d ms", *s.DurationMS)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", s.Error))
+	}
+	_ = tw.Flush()
+}
+
+// enrichmentLine says what the lookups found, in a line.
+func enrichmentLine(raw json.RawMessage) string {
+	var e triage.Enrichment
+	if len(raw) == 0 || json.Unmarshal(raw, &e) != nil {
+		return ""
+	}
+	var parts []string
+	if e.Asset.Found {
+		protected := ""
+		if e.Asset.Protected {
+			protected = ", protected"
+		}
+		parts = append(parts, fmt.Sprintf("asset %s (%s criticality%s%s)", orDash(e.Asset.Hostname), orDash(e.Asset.Criticality),
+			prefixed(", owner ", e.Asset.Owner), protected))
+	} else {
+		parts = append(parts, "not in the inventory")
+	}
+	hits := fmt.Sprintf("%d IOC hit(s)", e.IOCHits)
+	var iocs []string
+	for _, m := range e.IOCs {
+		iocs = append(iocs, m.Type+" "+m.Value)
+	}
+	parts = append(parts, hits+prefixed(": ", strings.Join(iocs, ", ")), fmt.Sprintf("%d prior alert(s) in 24 h", e.PriorAlerts))
+	if !e.Complete {
+		parts = append(parts, "incomplete: "+strings.Join(e.Errors, "; "))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// decisionLine says how the alert was decided: which playbooks' triggers matched,
+// or the contain rule's verdict.
+func decisionLine(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var selection struct {
+		Playbooks []workflows.TriggerResult `json:"playbooks"`
+	}
+	if json.Unmarshal(raw, &selection) == nil && selection.Playbooks != nil {
+		var parts []string
+		for _, t := range selection.Playbooks {
+			outcome := "no match"
+			switch {
+			case t.Stopped:
+				outcome = "not evaluated (stop_on_match)"
+			case t.Error != "":
+				outcome = "error: " + t.Error
+			case t.Matched:
+				outcome = "matched"
+			}
+			parts = append(parts, fmt.Sprintf("%s v%d %s", t.Playbook, t.Version, outcome))
+		}
+		return strings.Join(parts, "; ")
+	}
+	var v policy.Verdict
+	if json.Unmarshal(raw, &v) == nil && v.Expression != "" {
+		return fmt.Sprintf("contain rule: %s (%s)", v.Reason, v.Expression)
+	}
+	return string(raw)
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, sep)
+}
+
+// prefixed is prefix+s, or nothing for an empty s.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
