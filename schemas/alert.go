@@ -209,6 +209,11 @@ const (
 	EntityURL      = "url"
 )
 
+// EntityKinds lists every entity kind.
+func EntityKinds() []string {
+	return []string{EntityDevice, EntityHostname, EntityUser, EntityIP, EntityHash, EntityDomain, EntityURL}
+}
+
 // Entities lists the alert's entities, de-duplicated, in a fixed order. Values are
 // lower-cased so lookups are case-insensitive.
 func (a *Alert) Entities() []Entity {

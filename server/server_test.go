@@ -171,7 +171,8 @@ func TestAlertsAPI(t *testing.T) {
 			SeverityID: sev, Severity: schemas.SeverityName(sev), Status: store.AlertProcessing,
 			EventTime: t0, ReceivedAt: t0.Add(time.Duration(i) * time.Minute), LastSeenAt: t0, AlertJSON: `{"source":"crowdstrike"}`, RawJSON: `{"raw":true}`}
 		run := &store.Run{ID: id, WorkflowID: a.WorkflowID, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: t0}
-		if err := st.RecordAlert(ctx, a, nil, run); err != nil {
+		host := []schemas.Entity{{Kind: schemas.EntityHostname, Value: fmt.Sprintf("ws-%d", i%2)}}
+		if err := st.RecordAlert(ctx, a, host, run); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,6 +194,13 @@ func TestAlertsAPI(t *testing.T) {
 	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?min_severity=high&status=contained", nil, nil)
 	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 1 || alerts[0].(map[string]any)["id"] != "alert-1" {
 		t.Fatalf("filtered: %d %v", code, out)
+	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?entity=WS-0", nil, nil)
+	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 2 || alerts[0].(map[string]any)["id"] != "alert-2" || alerts[1].(map[string]any)["id"] != "alert-0" {
+		t.Fatalf("about ws-0: %d %v", code, out)
+	}
+	if code, out = do(t, h, http.MethodGet, "/api/v1/alerts?entity="+strings.Repeat("x", 513), nil, nil); code != 400 || errCode(out) != "invalid_query" {
+		t.Fatalf("a long entity: %d %v", code, out)
 	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
 	if code != 200 {

@@ -133,6 +133,10 @@ type AlertFilter struct {
 	SeverityID  *int
 	MinSeverity *int
 	Source      string
+	// Entity keeps alerts naming this value as any of their entities (hostname,
+	// device id, IP, user, hash, domain, URL); compared as entities are recorded,
+	// trimmed and in lower case.
+	Entity string
 	// Since keeps alerts received at or after it.
 	Since  time.Time
 	Limit  int
@@ -163,6 +167,11 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, string,
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("received_at >= ?", f.Since.UTC())
+	}
+	if v := strings.ToLower(strings.TrimSpace(f.Entity)); v != "" {
+		// Every kind named, so the lookup walks the entity index (kind, value, …).
+		q = q.Where("id IN (?)", s.db.Model(&AlertEntity{}).Select("alert_id").
+			Where("kind IN ? AND value = ?", schemas.EntityKinds(), v))
 	}
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)

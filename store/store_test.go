@@ -169,6 +169,46 @@ func TestListAlertsNewestFirstWithFilters(t *testing.T) {
 	})
 }
 
+func TestListAlertsAboutAnEntity(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		for i, e := range [][]schemas.Entity{
+			{{Kind: schemas.EntityHostname, Value: "fin-ws-0142"}, {Kind: schemas.EntityIP, Value: "10.20.4.142"}},
+			{{Kind: schemas.EntityHostname, Value: "eng-ws-0077"}, {Kind: schemas.EntityIP, Value: "203.0.113.66"}},
+			{{Kind: schemas.EntityUser, Value: "dana.okafor"}, {Kind: schemas.EntityIP, Value: "10.20.4.142"}},
+			{{Kind: schemas.EntityHostname, Value: "fin-ws-0142"}},
+		} {
+			if err := st.RecordAlert(ctx, alertRow(fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Minute), 3, store.AlertNoAction), e, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids := func(f store.AlertFilter) string {
+			rows, next, err := st.ListAlerts(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range rows {
+				out = append(out, r.ID)
+			}
+			return strings.Join(out, ",") + map[bool]string{true: " …"}[next != ""]
+		}
+		for entity, want := range map[string]string{
+			" FIN-WS-0142 ": "e3,e0", // as recorded: trimmed, lower case
+			"10.20.4.142":   "e2,e0", // an IP the device had and a source IP alike
+			"dana.okafor":   "e2",
+			"fin-ws":        "", // whole values only
+		} {
+			if got := ids(store.AlertFilter{Entity: entity}); got != want {
+				t.Errorf("entity %q: %q, want %q", entity, got, want)
+			}
+		}
+		if got := ids(store.AlertFilter{Entity: "fin-ws-0142", Limit: 1}); got != "e3 …" {
+			t.Errorf("first page: %q", got)
+		}
+	})
+}
+
 func TestStepsUpsertByRunAndName(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

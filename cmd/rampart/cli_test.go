@@ -88,13 +88,19 @@ func TestAlertListAndShow(t *testing.T) {
 	at := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "a-1", WorkflowID: "alert/x", Fingerprint: "x", Source: "ocsf",
 		Title: "Password spray against SSO", SeverityID: 3, Severity: schemas.SeverityName(3), Status: store.AlertNoAction,
-		EventTime: at, ReceivedAt: at, LastSeenAt: at, AlertJSON: `{}`}, nil, nil); err != nil {
+		EventTime: at, ReceivedAt: at, LastSeenAt: at, AlertJSON: `{}`}, []schemas.Entity{{Kind: schemas.EntityUser, Value: "ravi.patel"}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	url := apiServer(t, st)
 	code, out := runCLI(t, "alert", "list", "--url", url)
 	if code != 0 || !strings.Contains(out, "a-1") || !strings.Contains(out, "Password spray against SSO") || !strings.Contains(out, "no_action") {
 		t.Fatalf("list: exit %d: %s", code, out)
+	}
+	if code, out = runCLI(t, "alert", "list", "--entity", "Ravi.Patel", "--url", url); code != 0 || !strings.Contains(out, "a-1") {
+		t.Fatalf("list about ravi.patel: exit %d: %s", code, out)
+	}
+	if code, out = runCLI(t, "alert", "list", "--entity", "dana.okafor", "--url", url); code != 0 || strings.Contains(out, "a-1") {
+		t.Fatalf("list about dana.okafor: exit %d: %s", code, out)
 	}
 	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
 	if code != 0 || !strings.HasPrefix(out, "Password spray against SSO\n") || !regexp.MustCompile(`(?m)^  status\s+no_action$`).MatchString(out) ||

@@ -127,7 +127,7 @@ func readPayload(path string) ([]byte, error) {
 }
 
 func newAlertListCmd() *cobra.Command {
-	var base, status, severity string
+	var base, status, severity, entity string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -140,6 +140,9 @@ func newAlertListCmd() *cobra.Command {
 			}
 			if severity != "" {
 				q.Set("min_severity", severity)
+			}
+			if entity != "" {
+				q.Set("entity", entity)
 			}
 			var page server.AlertList
 			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts?"+q.Encode(), "", nil, &page); err != nil {
@@ -156,6 +159,7 @@ func newAlertListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&status, "status", "", "processing, contained, responded, no_action or failed")
 	cmd.Flags().StringVar(&severity, "min-severity", "", "minimum severity: id (0-6) or name (low, high…)")
+	cmd.Flags().StringVar(&entity, "entity", "", "only alerts about this hostname, device id, IP, user, hash, domain or URL")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
 	return cmd

@@ -71,6 +71,19 @@ func TestUIApprovesAnAction(t *testing.T) {
 	browser.navigate(t, d.URL+"/#"+acc.AlertID)
 	browser.waitText(t, "#playbook-malware-isolate-host", "Playbook malware-isolate-host v1: succeeded")
 	browser.waitText(t, "#playbook-malware-isolate-host + p", "isolated after approval")
+
+	// The list, narrowed to the alerts about the domain controller's host name.
+	status, _ = post(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	browser.navigate(t, d.URL+"/")
+	browser.waitText(t, "#alerts tr:nth-child(2) td:nth-child(3)", "Credential dumping from LSASS")
+	browser.typeText(t, `#filters input[name="entity"]`, "DC-01\ue007")
+	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")
+	if _, err := browser.find("#alerts tr:nth-child(2)"); err == nil {
+		t.Fatal("the list about dc-01 shows another alert")
+	}
 }
 
 // webDriver is one W3C WebDriver session with ChromeDriver: plain JSON over
@@ -218,6 +231,14 @@ func (w *webDriver) element(t *testing.T, selector string) string {
 func (w *webDriver) click(t *testing.T, selector string) {
 	t.Helper()
 	if err := w.call(http.MethodPost, "/element/"+w.element(t, selector)+"/click", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// typeText types text into an input, as a user does; "\ue007" is Enter.
+func (w *webDriver) typeText(t *testing.T, selector, text string) {
+	t.Helper()
+	if err := w.call(http.MethodPost, "/element/"+w.element(t, selector)+"/value", map[string]any{"text": text}, nil); err != nil {
 		t.Fatal(err)
 	}
 }

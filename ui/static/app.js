@@ -182,6 +182,7 @@ function route() {
 }
 
 $("#filters").addEventListener("change", () => loadAlerts(false));
+$("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadAlerts(false); });
 $("#more").addEventListener("click", () => loadAlerts(true));
 window.addEventListener("hashchange", route);
 route();
