@@ -220,9 +220,8 @@ func (a *Alert) Entities() []Entity {
 	var out []Entity
 	seen := map[Entity]bool{}
 	add := func(kind, value string) {
-		value = strings.ToLower(strings.TrimSpace(value))
-		e := Entity{Kind: kind, Value: value}
-		if value == "" || seen[e] {
+		e := Entity{Kind: kind, Value: EntityValue(value)}
+		if e.Value == "" || seen[e] {
 			return
 		}
 		seen[e] = true
@@ -241,6 +240,10 @@ func (a *Alert) Entities() []Entity {
 	add(EntityURL, a.URL)
 	return out
 }
+
+// EntityValue is a value as entities hold it, and as a lookup by entity must
+// give it: trimmed, in lower case.
+func EntityValue(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
 
 func firstNonEmpty(values ...string) string {
 	for _, v := range values {

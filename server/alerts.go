@@ -122,9 +122,6 @@ type ActionView struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// maxEntityLength is the longest entity value the store keeps.
-const maxEntityLength = 512
-
 var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertResponded, store.AlertNoAction, store.AlertFailed}
 
 func (s *Server) listAlerts(c echo.Context) error {
@@ -133,8 +130,8 @@ func (s *Server) listAlerts(c echo.Context) error {
 	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
 		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of "+strings.Join(alertStatuses, ", "))
 	}
-	if len(f.Entity) > maxEntityLength {
-		return apiError(http.StatusBadRequest, "invalid_query", "entity is at most "+strconv.Itoa(maxEntityLength)+" bytes")
+	if len(f.Entity) > store.MaxEntityValue {
+		return apiError(http.StatusBadRequest, "invalid_query", "entity is at most "+strconv.Itoa(store.MaxEntityValue)+" bytes")
 	}
 	var err error
 	if f.Limit, err = intParam(c, "limit", 50, 1, 200); err != nil {

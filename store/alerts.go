@@ -168,7 +168,7 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, string,
 	if !f.Since.IsZero() {
 		q = q.Where("received_at >= ?", f.Since.UTC())
 	}
-	if v := strings.ToLower(strings.TrimSpace(f.Entity)); v != "" {
+	if v := schemas.EntityValue(f.Entity); v != "" {
 		// Every kind named, so the lookup walks the entity index (kind, value, …).
 		q = q.Where("id IN (?)", s.db.Model(&AlertEntity{}).Select("alert_id").
 			Where("kind IN ? AND value = ?", schemas.EntityKinds(), v))

@@ -54,6 +54,10 @@ type Alert struct {
 	UpdatedAt      time.Time
 }
 
+// MaxEntityValue is the longest entity value alert_entities holds: the size of
+// AlertEntity.Value's column.
+const MaxEntityValue = 512
+
 // AlertEntity indexes an alert by each entity it names, for "prior alerts about the
 // same host/user/IP" lookups. Its one index is both the natural key and a covering
 // index for the lookup, so counting never visits the table.

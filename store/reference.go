@@ -20,8 +20,8 @@ func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
 		return nil
 	}
 	for i := range assets {
-		assets[i].Hostname = strings.ToLower(strings.TrimSpace(assets[i].Hostname))
-		assets[i].DeviceID = strings.ToLower(strings.TrimSpace(assets[i].DeviceID))
+		assets[i].Hostname = schemas.EntityValue(assets[i].Hostname)
+		assets[i].DeviceID = schemas.EntityValue(assets[i].DeviceID)
 		if assets[i].Hostname == "" {
 			return errors.New("store: asset without hostname")
 		}
@@ -50,8 +50,8 @@ func (a *Asset) Tags() []string {
 func (s *Store) FindAsset(ctx context.Context, deviceID, hostname, ip string) (Asset, error) {
 	db := s.db.WithContext(ctx)
 	for _, by := range []struct{ col, val string }{
-		{"device_id", strings.ToLower(strings.TrimSpace(deviceID))},
-		{"hostname", strings.ToLower(strings.TrimSpace(hostname))},
+		{"device_id", schemas.EntityValue(deviceID)},
+		{"hostname", schemas.EntityValue(hostname)},
 		{"ip", strings.TrimSpace(ip)},
 	} {
 		if by.val == "" {
@@ -98,7 +98,7 @@ func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
 	now := time.Now().UTC()
 	for i := range iocs {
 		iocs[i].Type = strings.ToLower(strings.TrimSpace(iocs[i].Type))
-		iocs[i].Value = strings.ToLower(strings.TrimSpace(iocs[i].Value))
+		iocs[i].Value = schemas.EntityValue(iocs[i].Value) // matched against the alerts' entities
 		iocs[i].UpdatedAt = now
 		if !ValidIOCType(iocs[i].Type) {
 			return fmt.Errorf("store: unknown IOC type %q", iocs[i].Type)
