@@ -564,8 +564,17 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("webhook: %d", status)
 	}
-	// The vendor accepted the request and the activity is polling: kill it now.
-	waitFor(t, "the contain request to reach the vendor", waitTimeout, func() bool { return sim.ContainCalls(ransomHost) == 1 })
+	// The vendor accepted the request, the action recorded it, and the activity
+	// is polling: kill it now. (Killed between the vendor's answer and that
+	// record, the retry still sends nothing twice — it reads the host first — but
+	// cannot tell its own containment from an earlier one.)
+	waitFor(t, "the contain request to reach the vendor and be recorded", waitTimeout, func() bool {
+		if sim.ContainCalls(ransomHost) != 1 {
+			return false
+		}
+		a, ok := getAlert(t, baseURL, acc.AlertID)
+		return ok && len(a.Actions) == 1 && a.Actions[0].VendorCalls == 1
+	})
 	child.kill(t)
 
 	child = startChild(t, dir, "run2", args, env)
