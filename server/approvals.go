@@ -22,6 +22,7 @@ type ApprovalStore interface {
 	GetApproval(ctx context.Context, id string) (store.Approval, error)
 	ListApprovals(ctx context.Context, status string, limit int) ([]store.Approval, error)
 	PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]store.Approval, error)
+	AlertHeadlines(ctx context.Context, ids []string) (map[string]store.AlertHeadline, error)
 }
 
 // WorkflowControl is what the API asks of running workflows.
@@ -67,6 +68,7 @@ type ApprovalView struct {
 	ID          string          `json:"id"`
 	Status      string          `json:"status"`
 	AlertID     string          `json:"alert_id,omitempty"`
+	Alert       *ApprovalAlert  `json:"alert,omitempty"`
 	Playbook    string          `json:"playbook"`
 	Step        string          `json:"step"`
 	Operation   string          `json:"operation"`
@@ -80,6 +82,17 @@ type ApprovalView struct {
 	Reason      string          `json:"reason,omitempty"`
 	WorkflowID  string          `json:"workflow_id"`
 	RunID       string          `json:"run_id"`
+}
+
+// ApprovalAlert is what an approval shows of its alert, so an analyst knows what
+// is at stake (the action's inputs name hosts by the vendor's ids).
+type ApprovalAlert struct {
+	Title      string `json:"title"`
+	Severity   string `json:"severity"`
+	SeverityID int    `json:"severity_id"`
+	Status     string `json:"status"`
+	Hostname   string `json:"hostname,omitempty"`
+	User       string `json:"user,omitempty"`
 }
 
 func approvalView(a store.Approval) ApprovalView {
@@ -105,9 +118,9 @@ func (s *Server) listApprovals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]ApprovalView, 0, len(rows))
-	for _, a := range rows {
-		out = append(out, approvalView(a))
+	out, err := s.approvalViews(c.Request().Context(), rows...)
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"approvals": out})
 }
@@ -117,7 +130,35 @@ func (s *Server) getApproval(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, approvalView(a))
+	views, err := s.approvalViews(c.Request().Context(), a)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, views[0])
+}
+
+// approvalViews gives approvals their alerts' headlines.
+func (s *Server) approvalViews(ctx context.Context, rows ...store.Approval) ([]ApprovalView, error) {
+	ids := make([]string, 0, len(rows))
+	for _, a := range rows {
+		if a.AlertID != "" {
+			ids = append(ids, a.AlertID)
+		}
+	}
+	alerts, err := s.opts.Approvals.AlertHeadlines(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ApprovalView, 0, len(rows))
+	for _, a := range rows {
+		v := approvalView(a)
+		if h, ok := alerts[a.AlertID]; ok {
+			v.Alert = &ApprovalAlert{Title: h.Title, Severity: h.Severity, SeverityID: h.SeverityID, Status: h.Status,
+				Hostname: h.Hostname, User: h.User}
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func (s *Server) approval(ctx context.Context, id string) (store.Approval, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -103,8 +104,16 @@ func TestApprovalsAPI(t *testing.T) {
 	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" {
 		t.Fatalf("pending inbox: %d %v", code, out)
 	}
+	// Each approval says what is at stake: the action's inputs name the host by the
+	// vendor's id, the alert by name.
+	wantAlert := map[string]any{"title": "Credential dumping from LSASS", "severity": "Critical", "severity_id": float64(5),
+		"status": store.AlertProcessing, "hostname": "dc-01", "user": "svc-backup"}
+	if got := out["approvals"].([]any)[0].(map[string]any)["alert"]; !reflect.DeepEqual(got, wantAlert) {
+		t.Fatalf("inbox alert: %v, want %v", got, wantAlert)
+	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/approvals/ap-0", nil, nil)
-	if code != 200 || out["operation"] != "edr.isolate_host" || out["inputs"].(map[string]any)["host_id"] != "h1" {
+	if code != 200 || out["operation"] != "edr.isolate_host" || out["inputs"].(map[string]any)["host_id"] != "h1" ||
+		!reflect.DeepEqual(out["alert"], wantAlert) {
 		t.Fatalf("get: %d %v", code, out)
 	}
 	for _, c := range []struct {
@@ -382,6 +391,8 @@ func recordAlert(t *testing.T, st *store.Store, status string) time.Time {
 	t.Helper()
 	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "alert-1", WorkflowID: "alert/fp", Source: "ocsf", Status: status,
+		Title: "Credential dumping from LSASS", Severity: "Critical", SeverityID: 5,
+		AlertJSON: `{"device":{"id":"h1","hostname":"dc-01"},"user":{"name":"svc-backup"}}`,
 		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
 		t.Fatal(err)
 	}

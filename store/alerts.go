@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -253,4 +254,43 @@ func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// AlertHeadline is what a view of something else (an approval) shows of the alert
+// behind it: enough to know what is at stake without opening the alert.
+type AlertHeadline struct {
+	ID         string
+	Title      string
+	Severity   string
+	SeverityID int
+	Status     string
+	Hostname   string
+	User       string
+}
+
+// AlertHeadlines returns the headlines of the given alerts by id; an unknown id
+// is left out.
+func (s *Store) AlertHeadlines(ctx context.Context, ids []string) (map[string]AlertHeadline, error) {
+	out := make(map[string]AlertHeadline, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []Alert
+	err := s.db.WithContext(ctx).Select("id", "title", "severity", "severity_id", "status", "alert_json").
+		Where("id IN ?", ids).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("store: alert headlines: %w", err)
+	}
+	for _, r := range rows {
+		// The entities come from the recorded alert; one that does not parse
+		// still has its title.
+		var a struct {
+			Device schemas.Device `json:"device"`
+			User   schemas.User   `json:"user"`
+		}
+		_ = json.Unmarshal([]byte(r.AlertJSON), &a)
+		out[r.ID] = AlertHeadline{ID: r.ID, Title: r.Title, Severity: r.Severity, SeverityID: r.SeverityID,
+			Status: r.Status, Hostname: a.Device.Hostname, User: a.User.Name}
+	}
+	return out, nil
 }

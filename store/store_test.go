@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -472,6 +473,35 @@ func TestApprovalsMirror(t *testing.T) {
 		}
 		if _, err := st.GetApproval(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("missing: %v", err)
+		}
+	})
+}
+
+func TestAlertHeadlines(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		a := alertRow("a1", t0, 5, store.AlertProcessing)
+		a.AlertJSON = `{"device":{"id":"d1","hostname":"dc-01"},"user":{"name":"svc-backup"},"raw":{"x":1}}`
+		broken := alertRow("a2", t0, 2, store.AlertNoAction)
+		broken.AlertJSON = `not json`
+		for _, row := range []*store.Alert{a, broken} {
+			if err := st.RecordAlert(ctx, row, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := st.AlertHeadlines(ctx, []string{"a1", "a2", "missing"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]store.AlertHeadline{
+			"a1": {ID: "a1", Title: "title a1", Severity: "Critical", SeverityID: 5, Status: store.AlertProcessing, Hostname: "dc-01", User: "svc-backup"},
+			"a2": {ID: "a2", Title: "title a2", Severity: "Low", SeverityID: 2, Status: store.AlertNoAction},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("headlines = %+v\nwant %+v", got, want)
+		}
+		if none, err := st.AlertHeadlines(ctx, nil); err != nil || len(none) != 0 {
+			t.Fatalf("no ids: %v, %v", none, err)
 		}
 	})
 }

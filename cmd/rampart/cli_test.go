@@ -239,6 +239,11 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "a-1", WorkflowID: "alert/fp", Source: "ocsf",
+		Status: store.AlertProcessing, Title: "Credential dumping from LSASS", Severity: "Critical", SeverityID: 5,
+		AlertJSON: `{"device":{"hostname":"dc-01"}}`, EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
 	tokens, err := server.NewAPITokens(map[string]string{"ana": token})
 	if err != nil {
 		t.Fatal(err)
@@ -251,7 +256,8 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 		t.Fatalf("without a token: exit %d: %s", code, out)
 	}
 	t.Setenv(apiTokenEnv, token)
-	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") {
+	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") ||
+		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)
 	}
 	// Webhook deliveries still sign with the source's secret.

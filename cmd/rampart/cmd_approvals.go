@@ -41,14 +41,14 @@ func newApprovalsListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTED\tDEADLINE\tPLAYBOOK\tSTEP\tOPERATION\tAPPROVERS")
+			fmt.Fprintln(tw, "ID\tSTATUS\tREQUESTED\tDEADLINE\tOPERATION\tALERT\tPLAYBOOK\tSTEP\tAPPROVERS")
 			for _, a := range out.Approvals {
 				deadline := ""
 				if a.Deadline != nil {
 					deadline = a.Deadline.Local().Format(time.DateTime)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.RequestedAt.Local().Format(time.DateTime),
-					deadline, a.Playbook, a.Step, a.Operation, compactJSON(a.Approvers))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.RequestedAt.Local().Format(time.DateTime),
+					deadline, a.Operation, ellipsis(approvalAlertLine(a), 60), a.Playbook, a.Step, compactJSON(a.Approvers))
 			}
 			return tw.Flush()
 		},
@@ -56,6 +56,21 @@ func newApprovalsListCmd() *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "pending", "pending, approved, denied, expired or all")
 	urlFlag(cmd, &base)
 	return cmd
+}
+
+// approvalAlertLine says in a line what an approval is about: the host or user,
+// the alert's severity and title.
+func approvalAlertLine(a server.ApprovalView) string {
+	if a.Alert == nil {
+		return a.AlertID
+	}
+	var parts []string
+	for _, p := range []string{a.Alert.Hostname, a.Alert.User, a.Alert.Severity, a.Alert.Title} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, " · ")
 }
 
 func newApprovalsShowCmd() *cobra.Command {

@@ -45,6 +45,10 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, row+" td:nth-child(6)"); !strings.Contains(got, dcHost) {
 		t.Fatalf("the inbox shows inputs %q", got)
 	}
+	// The inputs name the host by its device id; the alert cell by name.
+	if got := browser.text(t, row+" td:nth-child(3)"); got != "dc-01 · svc-backup · Credential dumping from LSASS Critical" {
+		t.Fatalf("the inbox shows alert %q", got)
+	}
 	browser.click(t, row+" button.approve")
 	if q := browser.answerPrompt(t, "tier 2 confirmed the dump"); !strings.Contains(q, "Reason") {
 		t.Fatalf("first prompt: %q", q)

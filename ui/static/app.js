@@ -138,11 +138,14 @@ async function loadApprovals() {
   for (const a of page.approvals) {
     const tr = document.createElement("tr");
     tr.id = "approval-" + a.id;
+    // The inputs name hosts by the vendor's ids: the alert says what is at stake.
     const link = document.createElement("a");
     link.href = "#" + a.alert_id;
-    link.textContent = a.alert_id || "";
+    const al = a.alert;
+    link.textContent = al ? [al.hostname, al.user, al.title].filter(Boolean).join(" · ") : a.alert_id || "";
     const alertCell = document.createElement("td");
     alertCell.append(link);
+    if (al) alertCell.append(" ", text("span", al.severity, "sev-" + al.severity_id));
     const actions = document.createElement("td");
     for (const decision of ["approve", "deny"]) {
       const b = text("button", decision === "approve" ? "Approve" : "Deny", decision);
