@@ -1,7 +1,9 @@
 // Command rampart is Rampart's one binary: `dev` runs everything in one process;
 // `server` and `worker` run the HTTP side and the Temporal worker side against an
 // external Temporal and PostgreSQL; `migrate` applies the store schema; `alert`
-// sends and inspects alerts.
+// sends, replays and inspects alerts; `playbook` lints, tests, versions and
+// shadow-replays playbooks; `approvals` answers the steps that wait for a human;
+// `sim-crowdstrike` serves the EDR simulator alone; `keygen` makes a key or token.
 package main
 
 import (
