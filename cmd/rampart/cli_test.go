@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -259,6 +260,18 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") ||
 		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)
+	}
+	code, out := runCLI(t, "approvals", "show", "ap-0", "--url", url)
+	for _, want := range []string{"edr.isolate_host on dc-01 · Critical · Credential dumping from LSASS", "status     pending", "inputs     {}",
+		"step       isolate (playbook malware)"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("approvals show: exit %d, want %q in:\n%s", code, want, out)
+		}
+	}
+	var shown server.ApprovalView
+	if code, out := runCLI(t, "approvals", "show", "ap-0", "--json", "--url", url); code != 0 || json.Unmarshal([]byte(out), &shown) != nil ||
+		shown.ID != "ap-0" || shown.Alert == nil || shown.Alert.Hostname != "dc-01" {
+		t.Fatalf("approvals show --json: exit %d: %s", code, out)
 	}
 	// Webhook deliveries still sign with the source's secret.
 	if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--sources", examples+"/sources.yaml"); code != 0 {

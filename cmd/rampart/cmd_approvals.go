@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -75,25 +76,63 @@ func approvalAlertLine(a server.ApprovalView) string {
 
 func newApprovalsShowCmd() *cobra.Command {
 	var base string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show ID",
-		Short: "Show an approval: the action, its exact inputs, who may decide, and the outcome",
-		Args:  cobra.ExactArgs(1),
+		Short: "Show an approval: the alert, the action and its exact inputs, who may decide, and the outcome",
+		Long: `show prints an approval for the analyst deciding it: the alert it is about, the
+action and its exact inputs, who may decide and by when, and the decision once made.
+--json prints the API's answer as it is.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var a json.RawMessage
-			if err := call(cmd, http.MethodGet, base, "/api/v1/approvals/"+url.PathEscape(args[0]), "", nil, &a); err != nil {
+			var raw json.RawMessage
+			if err := call(cmd, http.MethodGet, base, "/api/v1/approvals/"+url.PathEscape(args[0]), "", nil, &raw); err != nil {
 				return err
 			}
-			var pretty bytes.Buffer
-			if err := json.Indent(&pretty, a, "", "  "); err != nil {
-				return err
+			if asJSON {
+				return printIndented(cmd.OutOrStdout(), raw)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), pretty.String())
+			var a server.ApprovalView
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return fmt.Errorf("unreadable approval: %w", err)
+			}
+			printApproval(cmd.OutOrStdout(), a)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
 	urlFlag(cmd, &base)
 	return cmd
+}
+
+// printApproval writes what an analyst needs to decide: what is at stake, what
+// exactly would run, and who may say so by when.
+func printApproval(w io.Writer, a server.ApprovalView) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	field := func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
+	}
+	fmt.Fprintf(tw, "%s on %s\n", a.Operation, orDash(approvalAlertLine(a)))
+	field("id", "%s", a.ID)
+	field("status", "%s", a.Status)
+	if a.Alert != nil {
+		field("alert", "%s (%s)", a.AlertID, a.Alert.Status)
+	}
+	field("step", "%s (playbook %s)", a.Step, a.Playbook)
+	field("inputs", "%s", compactJSON(a.Inputs))
+	field("args hash", "%s", a.ArgsHash)
+	if approvers := compactJSON(a.Approvers); approvers != "" {
+		field("approvers", "%s", approvers)
+	}
+	field("requested", "%s", a.RequestedAt.Local().Format(time.DateTime))
+	if a.Deadline != nil {
+		field("deadline", "%s", a.Deadline.Local().Format(time.DateTime))
+	}
+	if a.DecidedAt != nil {
+		field("decided", "%s by %s%s", a.DecidedAt.Local().Format(time.DateTime), orDash(a.DecidedBy), prefixed(": ", a.Reason))
+	}
+	field("workflow", "%s (run %s)", a.WorkflowID, a.RunID)
+	_ = tw.Flush()
 }
 
 func newApprovalDecideCmd(decision string) *cobra.Command {
