@@ -21,28 +21,37 @@ import (
 )
 
 func newAlertShowCmd() *cobra.Command {
+	return showCmd("alert", "/api/v1/alerts/",
+		"Show an alert: what it is, why it ended as it did, its enrichment, decision, steps, playbook runs and actions",
+		`show prints an alert for a reader: the finding and its entities, the summary of
+why it ended as it did, the enrichment, the decision, the steps of its run and of
+each playbook run, and the actions taken. --json prints the API's answer as it is.`,
+		printAlert)
+}
+
+// showCmd is a `show ID` command: it GETs prefix+ID and prints the answer for a
+// reader with print, or as the API gave it with --json.
+func showCmd[T any](what, prefix, short, long string, print func(io.Writer, *T)) *cobra.Command {
 	var base string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "show ID",
-		Short: "Show an alert: what it is, why it ended as it did, its enrichment, decision, steps, playbook runs and actions",
-		Long: `show prints an alert for a reader: the finding and its entities, the summary of
-why it ended as it did, the enrichment, the decision, the steps of its run and of
-each playbook run, and the actions taken. --json prints the API's answer as it is.`,
-		Args: cobra.ExactArgs(1),
+		Short: short,
+		Long:  long,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw json.RawMessage
-			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0]), "", nil, &raw); err != nil {
+			if err := call(cmd, http.MethodGet, base, prefix+url.PathEscape(args[0]), "", nil, &raw); err != nil {
 				return err
 			}
 			if asJSON {
 				return printIndented(cmd.OutOrStdout(), raw)
 			}
-			var d server.AlertDetail
-			if err := json.Unmarshal(raw, &d); err != nil {
-				return fmt.Errorf("unreadable alert: %w", err)
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("unreadable %s: %w", what, err)
 			}
-			printAlert(cmd.OutOrStdout(), &d)
+			print(cmd.OutOrStdout(), &v)
 			return nil
 		},
 	}

@@ -75,44 +75,22 @@ func approvalAlertLine(a server.ApprovalView) string {
 }
 
 func newApprovalsShowCmd() *cobra.Command {
-	var base string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show an approval: the alert, the action and its exact inputs, who may decide, and the outcome",
-		Long: `show prints an approval for the analyst deciding it: the alert it is about, the
+	return showCmd("approval", "/api/v1/approvals/",
+		"Show an approval: the alert, the action and its exact inputs, who may decide, and the outcome",
+		`show prints an approval for the analyst deciding it: the alert it is about, the
 action and its exact inputs, who may decide and by when, and the decision once made.
 --json prints the API's answer as it is.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw json.RawMessage
-			if err := call(cmd, http.MethodGet, base, "/api/v1/approvals/"+url.PathEscape(args[0]), "", nil, &raw); err != nil {
-				return err
-			}
-			if asJSON {
-				return printIndented(cmd.OutOrStdout(), raw)
-			}
-			var a server.ApprovalView
-			if err := json.Unmarshal(raw, &a); err != nil {
-				return fmt.Errorf("unreadable approval: %w", err)
-			}
-			printApproval(cmd.OutOrStdout(), a)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON answer")
-	urlFlag(cmd, &base)
-	return cmd
+		printApproval)
 }
 
 // printApproval writes what an analyst needs to decide: what is at stake, what
 // exactly would run, and who may say so by when.
-func printApproval(w io.Writer, a server.ApprovalView) {
+func printApproval(w io.Writer, a *server.ApprovalView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	field := func(name, format string, args ...any) {
 		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
 	}
-	fmt.Fprintf(tw, "%s on %s\n", a.Operation, orDash(approvalAlertLine(a)))
+	fmt.Fprintf(tw, "%s on %s\n", a.Operation, orDash(approvalAlertLine(*a)))
 	field("id", "%s", a.ID)
 	field("status", "%s", a.Status)
 	if a.Alert != nil {
