@@ -85,7 +85,8 @@ type ApprovalView struct {
 }
 
 // ApprovalAlert is what an approval shows of its alert, so an analyst knows what
-// is at stake (the action's inputs name hosts by the vendor's ids).
+// is at stake (the action's inputs name hosts by the vendor's ids): the store's
+// AlertHeadline, field for field, with JSON names.
 type ApprovalAlert struct {
 	Title      string `json:"title"`
 	Severity   string `json:"severity"`
@@ -153,8 +154,8 @@ func (s *Server) approvalViews(ctx context.Context, rows ...store.Approval) ([]A
 	for _, a := range rows {
 		v := approvalView(a)
 		if h, ok := alerts[a.AlertID]; ok {
-			v.Alert = &ApprovalAlert{Title: h.Title, Severity: h.Severity, SeverityID: h.SeverityID, Status: h.Status,
-				Hostname: h.Hostname, User: h.User}
+			headline := ApprovalAlert(h)
+			v.Alert = &headline
 		}
 		out = append(out, v)
 	}

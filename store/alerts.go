@@ -259,7 +259,6 @@ func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 // AlertHeadline is what a view of something else (an approval) shows of the alert
 // behind it: enough to know what is at stake without opening the alert.
 type AlertHeadline struct {
-	ID         string
 	Title      string
 	Severity   string
 	SeverityID int
@@ -289,7 +288,7 @@ func (s *Store) AlertHeadlines(ctx context.Context, ids []string) (map[string]Al
 			User   schemas.User   `json:"user"`
 		}
 		_ = json.Unmarshal([]byte(r.AlertJSON), &a)
-		out[r.ID] = AlertHeadline{ID: r.ID, Title: r.Title, Severity: r.Severity, SeverityID: r.SeverityID,
+		out[r.ID] = AlertHeadline{Title: r.Title, Severity: r.Severity, SeverityID: r.SeverityID,
 			Status: r.Status, Hostname: a.Device.Hostname, User: a.User.Name}
 	}
 	return out, nil

@@ -494,8 +494,8 @@ func TestAlertHeadlines(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]store.AlertHeadline{
-			"a1": {ID: "a1", Title: "title a1", Severity: "Critical", SeverityID: 5, Status: store.AlertProcessing, Hostname: "dc-01", User: "svc-backup"},
-			"a2": {ID: "a2", Title: "title a2", Severity: "Low", SeverityID: 2, Status: store.AlertNoAction},
+			"a1": {Title: "title a1", Severity: "Critical", SeverityID: 5, Status: store.AlertProcessing, Hostname: "dc-01", User: "svc-backup"},
+			"a2": {Title: "title a2", Severity: "Low", SeverityID: 2, Status: store.AlertNoAction},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("headlines = %+v\nwant %+v", got, want)

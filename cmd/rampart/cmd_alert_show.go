@@ -74,10 +74,7 @@ func printIndented(w io.Writer, raw json.RawMessage) error {
 func printAlert(w io.Writer, d *server.AlertDetail) {
 	var alert schemas.Alert
 	_ = json.Unmarshal(d.Alert, &alert)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	field := func(name, format string, args ...any) {
-		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
-	}
+	tw, field := fieldWriter(w)
 
 	fmt.Fprintln(tw, d.Title)
 	field("id", "%s", d.ID)
@@ -219,6 +216,15 @@ func decisionLine(raw json.RawMessage) string {
 		return fmt.Sprintf("contain rule: %s (%s)", v.Reason, v.Expression)
 	}
 	return string(raw)
+}
+
+// fieldWriter aligns a view's "name  value" lines, indented under its heading;
+// flush the writer when done.
+func fieldWriter(w io.Writer) (*tabwriter.Writer, func(name, format string, args ...any)) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	return tw, func(name, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
+	}
 }
 
 func joinNonEmpty(sep string, parts ...string) string {

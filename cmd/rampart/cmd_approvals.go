@@ -65,13 +65,7 @@ func approvalAlertLine(a server.ApprovalView) string {
 	if a.Alert == nil {
 		return a.AlertID
 	}
-	var parts []string
-	for _, p := range []string{a.Alert.Hostname, a.Alert.User, a.Alert.Severity, a.Alert.Title} {
-		if p != "" {
-			parts = append(parts, p)
-		}
-	}
-	return strings.Join(parts, " · ")
+	return joinNonEmpty(" · ", a.Alert.Hostname, a.Alert.User, a.Alert.Severity, a.Alert.Title)
 }
 
 func newApprovalsShowCmd() *cobra.Command {
@@ -86,10 +80,7 @@ action and its exact inputs, who may decide and by when, and the decision once m
 // printApproval writes what an analyst needs to decide: what is at stake, what
 // exactly would run, and who may say so by when.
 func printApproval(w io.Writer, a *server.ApprovalView) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	field := func(name, format string, args ...any) {
-		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{name}, args...)...)
-	}
+	tw, field := fieldWriter(w)
 	fmt.Fprintf(tw, "%s on %s\n", a.Operation, orDash(approvalAlertLine(*a)))
 	field("id", "%s", a.ID)
 	field("status", "%s", a.Status)
