@@ -62,7 +62,10 @@ type AlertDetail struct {
 	Actions    []ActionView    `json:"actions"`
 	// Playbooks are the playbook runs the alert started, with their steps.
 	Playbooks []PlaybookRunView `json:"playbooks"`
-	Temporal  TemporalRef       `json:"temporal"`
+	// Approvals are those the runs asked for, oldest first: pending ones to
+	// decide, decided ones with who and why.
+	Approvals []ApprovalView `json:"approvals"`
+	Temporal  TemporalRef    `json:"temporal"`
 }
 
 // PlaybookRunView is one playbook run of an alert.
@@ -182,19 +185,27 @@ func (s *Server) sayWhoIsWaited(ctx context.Context, alerts []AlertSummary) erro
 		}
 	}
 	pending, err := s.opts.Approvals.PendingApprovalsFor(ctx, ids)
-	if err != nil || len(pending) == 0 {
+	if err != nil {
 		return err
 	}
+	sayWhatWaits(alerts, pending)
+	return nil
+}
+
+// sayWhatWaits gives each alert still in progress with no summary of its own
+// the pending approvals among approvals that are its.
+func sayWhatWaits(alerts []AlertSummary, approvals []store.Approval) {
 	waits := map[string][]string{}
-	for _, p := range pending {
-		waits[p.AlertID] = append(waits[p.AlertID], fmt.Sprintf("%s (%s · %s)", p.Operation, p.Playbook, p.Step))
+	for _, p := range approvals {
+		if p.Status == store.ApprovalPending {
+			waits[p.AlertID] = append(waits[p.AlertID], fmt.Sprintf("%s (%s · %s)", p.Operation, p.Playbook, p.Step))
+		}
 	}
 	for i := range alerts {
-		if w := waits[alerts[i].ID]; len(w) > 0 {
+		if w := waits[alerts[i].ID]; len(w) > 0 && alerts[i].Status == store.AlertProcessing && alerts[i].Summary == "" {
 			alerts[i].Summary = "waiting for approval: " + strings.Join(w, ", ")
 		}
 	}
-	return nil
 }
 
 // AlertStateView is where an alert's run and its playbook runs are now, as the
@@ -303,7 +314,7 @@ func (s *Server) getAlert(c echo.Context) error {
 		return c.JSON(http.StatusOK, AlertDetail{
 			AlertSummary: AlertSummary{ID: id, WorkflowID: run.WorkflowID, Source: run.Source, SeverityID: run.SeverityID,
 				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt},
-			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{},
+			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{}, Approvals: []ApprovalView{},
 			Temporal: TemporalRef{WorkflowID: run.WorkflowID, RunID: id},
 		})
 	}
@@ -331,6 +342,10 @@ func (s *Server) getAlert(c echo.Context) error {
 			Result: rawJSON(p.Run.ResultJSON), Steps: stepViews(p.Steps),
 		})
 	}
+	out.Approvals = make([]ApprovalView, 0, len(d.Approvals))
+	for _, ap := range d.Approvals {
+		out.Approvals = append(out.Approvals, approvalView(ap))
+	}
 	for _, ac := range d.Actions {
 		out.Actions = append(out.Actions, ActionView{
 			Integration: ac.Integration, Operation: ac.Operation, Target: ac.Target, Status: ac.Status,
@@ -340,9 +355,7 @@ func (s *Server) getAlert(c echo.Context) error {
 		})
 	}
 	one := []AlertSummary{out.AlertSummary}
-	if err := s.sayWhoIsWaited(c.Request().Context(), one); err != nil {
-		return err
-	}
+	sayWhatWaits(one, d.Approvals)
 	out.AlertSummary = one[0]
 	return c.JSON(http.StatusOK, out)
 }

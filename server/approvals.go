@@ -30,8 +30,8 @@ type WorkflowControl interface {
 	// DecideApproval delivers a decision through the run's decide Update and
 	// returns once the run has accepted it. ErrRejected wraps a refusal.
 	DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error
-	// KeepAction cancels a pending timed revert.
-	KeepAction(ctx context.Context, revertWorkflowID string) error
+	// KeepAction cancels a pending timed revert; k says who keeps the action.
+	KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Keep) error
 	// Query asks a run (runID empty: the latest of workflowID) for its state
 	// through the named query handler, decoding the answer into out.
 	// ErrRunNotFound means Temporal no longer has the run, ErrNoAnswer that no
@@ -194,20 +194,9 @@ func (s *Server) decideApproval(c echo.Context) error {
 	if d.Decision != "approve" && d.Decision != "deny" {
 		return apiError(http.StatusBadRequest, "invalid_body", `decision is "approve" or "deny"`)
 	}
-	d.By = strings.TrimSpace(d.By)
-	if who, ok := identity(c); ok {
-		// The token says who decides; a body naming someone else is refused
-		// rather than corrected, so a mistaken script fails loudly.
-		if d.By != "" && d.By != who {
-			return apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("by is %q but your API token is %q's: leave by out or give the same name", d.By, who))
-		}
-		d.By = who
-	}
-	switch {
-	case d.By == "":
-		return apiError(http.StatusBadRequest, "invalid_body", "by is required: who decides (without an API token nothing else says so)")
-	case len(d.By) > 128 || len(d.Reason) > 4096:
-		return apiError(http.StatusBadRequest, "invalid_body", "by names who decides (at most 128 characters); reason is at most 4096")
+	var err error
+	if d.By, err = actor(c, d.By, d.Reason, "decides"); err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	a, err := s.approval(ctx, id)
@@ -237,6 +226,27 @@ func (s *Server) decideApproval(c echo.Context) error {
 	return c.JSON(http.StatusOK, view)
 }
 
+// actor names who acts on a request: the API token's holder or, while the API is
+// open, the name the body gives (required then). A body naming someone other than
+// the token's holder is refused rather than corrected, so a mistaken script fails
+// loudly. does says what the name is for, in errors ("decides").
+func actor(c echo.Context, by, reason, does string) (string, error) {
+	by = strings.TrimSpace(by)
+	if who, ok := identity(c); ok {
+		if by != "" && by != who {
+			return "", apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("by is %q but your API token is %q's: leave by out or give the same name", by, who))
+		}
+		by = who
+	}
+	switch {
+	case by == "":
+		return "", apiError(http.StatusBadRequest, "invalid_body", "by is required: who "+does+" (without an API token nothing else says so)")
+	case len(by) > 128 || len(reason) > 4096:
+		return "", apiError(http.StatusBadRequest, "invalid_body", "by names who "+does+" (at most 128 characters); reason is at most 4096")
+	}
+	return by, nil
+}
+
 // alertAction serves POST /api/v1/alerts/{id}:keep and :run.
 func (s *Server) alertAction(c echo.Context) error {
 	id, action, _ := strings.Cut(c.Param("target"), ":")
@@ -250,8 +260,20 @@ func (s *Server) alertAction(c echo.Context) error {
 }
 
 // keepAlert cancels every timed revert the alert's playbooks scheduled and that
-// is still pending, so the containment stays until someone lifts it.
+// is still pending, so the containment stays until someone lifts it. The body,
+// {"by", "reason"}, says who keeps it and why (by comes from the API token when
+// there is one, and the body may then be left out); the reverts record both.
 func (s *Server) keepAlert(c echo.Context, id string) error {
+	var k workflows.Keep
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &k); err != nil {
+			return err
+		}
+	}
+	var err error
+	if k.By, err = actor(c, k.By, k.Reason, "keeps the actions"); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	d, err := s.opts.Alerts.GetAlert(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -267,7 +289,7 @@ func (s *Server) keepAlert(c echo.Context, id string) error {
 			if !isRevert || st.Status != store.StatusPending {
 				continue
 			}
-			err := s.opts.Control.KeepAction(ctx, workflows.RevertWorkflowID(run.Run.WorkflowID, step))
+			err := s.opts.Control.KeepAction(ctx, workflows.RevertWorkflowID(run.Run.WorkflowID, step), k)
 			if errors.Is(err, ErrRejected) {
 				continue // the revert ran or was kept meanwhile
 			}
@@ -277,7 +299,10 @@ func (s *Server) keepAlert(c echo.Context, id string) error {
 			kept = append(kept, run.Run.Playbook+"/"+step)
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"alert_id": id, "kept": kept})
+	if len(kept) > 0 {
+		s.log.Info("actions kept", "alert_id", id, "kept", kept, "by", k.By)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"alert_id": id, "kept": kept, "by": k.By})
 }
 
 // PlaybookStarter starts a playbook run on demand.

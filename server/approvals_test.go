@@ -24,6 +24,7 @@ import (
 type control struct {
 	decisions []workflows.Approval
 	kept      []string
+	keepers   []workflows.Keep
 	reject    error
 	states    map[string]any
 	queries   []string
@@ -67,8 +68,8 @@ func (c *control) DecideApproval(_ context.Context, workflowID, runID string, a 
 	return nil
 }
 
-func (c *control) KeepAction(_ context.Context, id string) error {
-	c.kept = append(c.kept, id)
+func (c *control) KeepAction(_ context.Context, id string, k workflows.Keep) error {
+	c.kept, c.keepers = append(c.kept, id), append(c.keepers, k)
 	return nil
 }
 
@@ -96,11 +97,18 @@ func TestApprovalsAPI(t *testing.T) {
 	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts", nil, nil); code != 200 || out["alerts"].([]any)[0].(map[string]any)["summary"] != waiting {
 		t.Fatalf("alert list: %d %v", code, out)
 	}
-	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil); code != 200 || out["summary"] != waiting {
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	if code != 200 || out["summary"] != waiting {
 		t.Fatalf("alert: %d %v", code, out)
 	}
+	// The alert's detail lists its approvals, oldest first, the decided one too.
+	if list, _ := out["approvals"].([]any); len(list) != 2 || list[0].(map[string]any)["id"] != "ap-0" ||
+		list[0].(map[string]any)["status"] != store.ApprovalPending || list[1].(map[string]any)["status"] != store.ApprovalDenied ||
+		list[0].(map[string]any)["inputs"].(map[string]any)["host_id"] != "h1" {
+		t.Fatalf("alert's approvals: %v", out["approvals"])
+	}
 
-	code, out := do(t, h, http.MethodGet, "/api/v1/approvals?status=pending", nil, nil)
+	code, out = do(t, h, http.MethodGet, "/api/v1/approvals?status=pending", nil, nil)
 	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" {
 		t.Fatalf("pending inbox: %d %v", code, out)
 	}
@@ -165,7 +173,9 @@ func TestApprovalsAPI(t *testing.T) {
 	if err := st.SaveApproval(ctx, &decided); err != nil {
 		t.Fatal(err)
 	}
-	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil); code != 200 || out["summary"] != nil {
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	if list, _ := out["approvals"].([]any); code != 200 || out["summary"] != nil || len(list) != 2 ||
+		list[0].(map[string]any)["decided_by"] != "ana" {
 		t.Fatalf("alert once decided: %d %v", code, out)
 	}
 }
@@ -185,14 +195,35 @@ func TestKeepCancelsPendingReverts(t *testing.T) {
 	}
 	ctl := &control{}
 	h := newServerWith(t, st, starter{}, ctl)
-	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:keep", nil, nil)
-	if kept, _ := out["kept"].([]any); code != 200 || len(kept) != 1 || kept[0] != "bf/block" {
+	jsonHeader := map[string]string{"Content-Type": "application/json"}
+	// Keeping a containment is a decision: the open API asks who makes it.
+	for _, c := range []struct {
+		body   string
+		header map[string]string
+		status int
+	}{
+		{"", nil, 400},
+		{`{"reason":"still investigating"}`, jsonHeader, 400},
+		{`{"by":"ana","extra":1}`, jsonHeader, 400},
+		{`{"by":"ana"}`, nil, 415},
+		{`{"by":"` + strings.Repeat("a", 129) + `"}`, jsonHeader, 400},
+	} {
+		if code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:keep", []byte(c.body), c.header); code != c.status {
+			t.Errorf("keep with %q: %d %v, want %d", c.body, code, out, c.status)
+		}
+	}
+	if len(ctl.kept) != 0 {
+		t.Fatalf("a refused keep reached a revert: %v", ctl.kept)
+	}
+	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:keep", []byte(`{"by":"ana","reason":"still investigating"}`), jsonHeader)
+	if kept, _ := out["kept"].([]any); code != 200 || len(kept) != 1 || kept[0] != "bf/block" || out["by"] != "ana" {
 		t.Fatalf("keep: %d %v", code, out)
 	}
-	if len(ctl.kept) != 1 || ctl.kept[0] != workflows.RevertWorkflowID("playbook/alert-1/bf", "block") {
-		t.Fatalf("signalled %v", ctl.kept)
+	if len(ctl.kept) != 1 || ctl.kept[0] != workflows.RevertWorkflowID("playbook/alert-1/bf", "block") ||
+		ctl.keepers[0] != (workflows.Keep{By: "ana", Reason: "still investigating"}) {
+		t.Fatalf("signalled %v with %+v", ctl.kept, ctl.keepers)
 	}
-	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/nope:keep", nil, nil); code != 404 {
+	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/nope:keep", []byte(`{"by":"ana"}`), jsonHeader); code != 404 {
 		t.Fatalf("unknown alert: %d", code)
 	}
 	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:explode", nil, nil); code != 404 {

@@ -157,9 +157,9 @@ func (t *TemporalControl) DecideApproval(ctx context.Context, workflowID, runID 
 	return rejection(err)
 }
 
-// KeepAction signals a timed revert to stand down.
-func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string) error {
-	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, nil))
+// KeepAction signals a timed revert to stand down, saying who keeps the action.
+func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Keep) error {
+	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, k))
 }
 
 // Query asks a run for its state; a worker answers it, replaying the run's

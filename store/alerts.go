@@ -222,10 +222,13 @@ type AlertDetail struct {
 	Actions []Action
 	// Playbooks are the playbook runs the alert started.
 	Playbooks []PlaybookRun
+	// Approvals are those its playbook runs asked for, oldest first, decided or
+	// not: the alert's audit of who allowed what.
+	Approvals []Approval
 }
 
-// GetAlert returns an alert with its run, steps (in stage order), actions and
-// playbook runs.
+// GetAlert returns an alert with its run, steps (in stage order), actions,
+// playbook runs and approvals.
 func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 	db := s.db.WithContext(ctx)
 	d := &AlertDetail{}
@@ -252,6 +255,9 @@ func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
 	}
 	if d.Playbooks, err = s.AlertPlaybookRuns(ctx, id); err != nil {
 		return nil, err
+	}
+	if err := db.Where("alert_id = ?", id).Order("requested_at, id").Find(&d.Approvals).Error; err != nil {
+		return nil, fmt.Errorf("store: get approvals: %w", err)
 	}
 	return d, nil
 }

@@ -506,6 +506,8 @@ func TestAlertHeadlines(t *testing.T) {
 	})
 }
 
+// TestAlertPlaybookRuns: an alert's detail holds its playbook runs with their
+// steps, and the approvals they asked for.
 func TestAlertPlaybookRuns(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -526,9 +528,23 @@ func TestAlertPlaybookRuns(t *testing.T) {
 		if err := st.UpdateRun(ctx, "pb-first", store.RunUpdate{Status: store.StatusCompleted, ResultJSON: `{"status":"succeeded"}`}); err != nil {
 			t.Fatal(err)
 		}
+		// Approvals of the alert's runs, one decided, one pending; another alert's stays out.
+		for _, ap := range []*store.Approval{
+			{ID: "ap-late", AlertID: "a1", Status: store.ApprovalPending, RequestedAt: at.Add(2 * time.Minute)},
+			{ID: "ap-early", AlertID: "a1", Status: store.ApprovalApproved, DecidedBy: "ana", RequestedAt: at.Add(time.Minute)},
+			{ID: "ap-other", AlertID: "a2", Status: store.ApprovalPending, RequestedAt: at},
+		} {
+			ap.WorkflowID, ap.RunID, ap.Playbook, ap.Step, ap.Operation, ap.ArgsHash = "playbook/a1/first", "pb-first", "first", "s1", "edr.isolate_host", "h"
+			if err := st.SaveApproval(ctx, ap); err != nil {
+				t.Fatal(err)
+			}
+		}
 		d, err := st.GetAlert(ctx, "a1")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(d.Approvals) != 2 || d.Approvals[0].ID != "ap-early" || d.Approvals[0].DecidedBy != "ana" || d.Approvals[1].ID != "ap-late" {
+			t.Fatalf("approvals = %+v", d.Approvals)
 		}
 		if len(d.Playbooks) != 2 || d.Playbooks[0].Run.Playbook != "first" || len(d.Playbooks[0].Steps) != 1 ||
 			d.Playbooks[0].Run.ResultJSON != `{"status":"succeeded"}` || d.Playbooks[1].Run.PlaybookVersion != 3 {

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -552,4 +553,54 @@ steps:
 	if res.Status != workflows.RunSucceeded || len(started) != 1 || started[0] != "block:firewall.block_ip:1h0m0s" {
 		t.Fatalf("result = %+v, reverts %v", res, started)
 	}
+}
+
+// TestRevertWorkflow: the revert records itself pending, then either calls the
+// inverse operation when its timer fires or, kept by an analyst first, stands
+// down recording who kept the action and why.
+func TestRevertWorkflow(t *testing.T) {
+	in := workflows.RevertInput{Ref: workflows.PlaybookRef{WorkflowID: "playbook/a1/bf", RunID: "r1"}, Step: "block",
+		Operation: "firewall.block_ip", Inputs: map[string]any{"ip": "203.0.113.66"}, After: time.Hour}
+	// keep, when set, is sent as the KeepSignal's payload half an hour in.
+	run := func(t *testing.T, keep func() any) (*actions, string) {
+		t.Helper()
+		a := &actions{}
+		env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+		workflows.Register(env)
+		a.register(env)
+		if keep != nil {
+			env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.KeepSignal, keep()) }, 30*time.Minute)
+		}
+		env.ExecuteWorkflow(workflows.RevertWorkflowName, in)
+		var outcome string
+		if err := env.GetWorkflowResult(&outcome); err != nil {
+			t.Fatalf("revert errored: %v", err)
+		}
+		if len(a.records) != 2 || a.records[0].Status != workflows.StepPending || a.records[0].Name != "block.revert" ||
+			a.records[0].Output.(map[string]any)["operation"] != "firewall.block_ip" {
+			t.Fatalf("records = %+v", a.records)
+		}
+		return a, outcome
+	}
+	t.Run("the timer fires", func(t *testing.T) {
+		a, outcome := run(t, nil)
+		if outcome != workflows.RevertDone || len(a.calls) != 1 || !a.calls[0].Revert || a.calls[0].Step != "block.revert" ||
+			a.calls[0].IdempotencyKey != "playbook/a1/bf/r1/block.revert" || a.records[1].Status != workflows.StepSucceeded {
+			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
+		}
+	})
+	t.Run("kept first", func(t *testing.T) {
+		a, outcome := run(t, func() any { return workflows.Keep{By: "ana", Reason: "forensics first"} })
+		want := map[string]any{"reason": "kept by ana", "kept_by": "ana", "note": "forensics first"}
+		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Status != workflows.StepSkipped ||
+			!reflect.DeepEqual(a.records[1].Output, want) {
+			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
+		}
+	})
+	t.Run("kept by a signal without a payload, as sent before Keep existed", func(t *testing.T) {
+		a, outcome := run(t, func() any { return nil })
+		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Output.(map[string]any)["reason"] != "kept by an analyst" {
+			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
+		}
+	})
 }

@@ -20,13 +20,19 @@ const (
 	PlaybookStateQuery = "playbook.state"
 	// ApprovalUpdate answers a pending approval (validated: the step must be waiting).
 	ApprovalUpdate = "decide"
-	// KeepSignal cancels the pending reverts of the run's actions (an analyst keeps
-	// the containment).
+	// KeepSignal, carrying a Keep, cancels a pending revert of an action (an
+	// analyst keeps the containment).
 	KeepSignal = "playbook.keep"
 	// EventSignal wakes wait-until steps to re-evaluate their condition; the alert
 	// workflow forwards each duplicate delivery.
 	EventSignal = "playbook.event"
 )
+
+// Keep says who kept an action, and why: the revert's step records it.
+type Keep struct {
+	By     string `json:"by,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
 
 // Playbook activity names.
 const (

@@ -39,9 +39,10 @@ const (
 // arrives first. It is its own workflow so the playbook run need not stay open.
 func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 	kept := false
+	var keeper Keep // empty from a signal sent without one, as before Keep existed
 	keep := workflow.GetSignalChannel(ctx, KeepSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		keep.Receive(ctx, nil)
+		keep.Receive(ctx, &keeper)
 		kept = true
 	})
 	started := workflow.Now(ctx)
@@ -54,7 +55,7 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 	}
 	rec := StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", StartedAt: started, FinishedAt: workflow.Now(ctx)}
 	if kept {
-		rec.Status, rec.Output = StepSkipped, map[string]any{"reason": "kept by an analyst"}
+		rec.Status, rec.Output = StepSkipped, keptOutput(keeper)
 		recordRevert(ctx, in.Ref, rec)
 		return RevertKept, nil
 	}
@@ -80,4 +81,16 @@ func recordRevert(ctx workflow.Context, ref PlaybookRef, rec StepRecord) {
 	if err != nil {
 		workflow.GetLogger(ctx).Error("recording the revert failed", "step", rec.Name, "error", err)
 	}
+}
+
+// keptOutput is the skipped revert's recorded output: who kept the action and why.
+func keptOutput(k Keep) map[string]any {
+	out := map[string]any{"reason": "kept by an analyst"}
+	if k.By != "" {
+		out["reason"], out["kept_by"] = "kept by "+k.By, k.By
+	}
+	if k.Reason != "" {
+		out["note"] = k.Reason
+	}
+	return out
 }

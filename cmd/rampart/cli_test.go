@@ -221,7 +221,7 @@ func (d *decisions) DecideApproval(_ context.Context, _, _ string, a workflows.A
 	d.got = append(d.got, a)
 	return nil
 }
-func (d *decisions) KeepAction(context.Context, string) error { return nil }
+func (d *decisions) KeepAction(context.Context, string, workflows.Keep) error { return nil }
 func (d *decisions) Query(context.Context, string, string, string, any) error {
 	return server.ErrRunNotFound
 }
@@ -273,6 +273,18 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 		shown.ID != "ap-0" || shown.Alert == nil || shown.Alert.Hostname != "dc-01" {
 		t.Fatalf("approvals show --json: exit %d: %s", code, out)
 	}
+	// The alert shows its approvals: what to run for a pending one, how a decided one ended.
+	ap1, _ := st.GetApproval(context.Background(), "ap-1")
+	ap1.Status, ap1.DecidedBy, ap1.Reason = store.ApprovalDenied, "bo", "a backup job"
+	if err := st.SaveApproval(context.Background(), &ap1); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
+	for _, want := range []string{"\nApprovals\n", "pending: rampart approvals approve|deny ap-0\n", "denied by bo: a backup job\n"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("alert show: exit %d, want %q in:\n%s", code, want, out)
+		}
+	}
 	// Webhook deliveries still sign with the source's secret.
 	if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--sources", examples+"/sources.yaml"); code != 0 {
 		t.Fatalf("alert send: exit %d: %s", code, out)
@@ -281,7 +293,7 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	if code, out := runCLI(t, "approvals", "approve", "ap-0", "--url", url); code != 0 || !strings.Contains(out, "approved by ana") {
 		t.Fatalf("approve: exit %d: %s", code, out)
 	}
-	if code, out := runCLI(t, "approvals", "deny", "ap-1", "--by", "bo", "--url", url); code != 1 || !strings.Contains(out, "HTTP 403") {
+	if code, out := runCLI(t, "approvals", "deny", "ap-0", "--by", "bo", "--url", url); code != 1 || !strings.Contains(out, "HTTP 403") {
 		t.Fatalf("deny as bo with ana's token: exit %d: %s", code, out)
 	}
 	if len(ctl.got) != 1 || ctl.got[0].By != "ana" || !ctl.got[0].Approved {

@@ -16,16 +16,17 @@ import (
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/triage"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
 func newAlertShowCmd() *cobra.Command {
 	return showCmd("alert", "/api/v1/alerts/",
-		"Show an alert: what it is, why it ended as it did, its enrichment, decision, steps, playbook runs and actions",
+		"Show an alert: what it is, why it ended as it did, its enrichment, decision, steps, playbook runs, actions and approvals",
 		`show prints an alert for a reader: the finding and its entities, the summary of
 why it ended as it did, the enrichment, the decision, the steps of its run and of
-each playbook run, and the actions taken. --json prints the API's answer as it is.`,
+each playbook run, the actions taken and the approvals asked for. --json prints the API's answer as it is.`,
 		printAlert)
 }
 
@@ -136,6 +137,18 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 		for _, a := range d.Actions {
 			fmt.Fprintf(tw, "  %s.%s\t%s\t%s%s\t%d vendor call(s)%s\n", a.Integration, a.Operation, a.Target,
 				a.Status, prefixed(" · vendor ", joinNonEmpty(" ", a.VendorStatus, a.VendorID)), a.VendorCalls, prefixed(" · ", a.Error))
+		}
+		_ = tw.Flush()
+	}
+	if len(d.Approvals) > 0 {
+		fmt.Fprintln(w, "\nApprovals")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, a := range d.Approvals {
+			outcome := "pending: rampart approvals approve|deny " + a.ID
+			if a.Status != store.ApprovalPending {
+				outcome = a.Status + prefixed(" by ", a.DecidedBy) + prefixed(": ", a.Reason)
+			}
+			fmt.Fprintf(tw, "  %s\t%s · %s\t%s\t%s\n", a.Operation, a.Playbook, a.Step, compactJSON(a.Inputs), outcome)
 		}
 		_ = tw.Flush()
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 func newApprovalsCmd() *cobra.Command {
@@ -115,10 +116,7 @@ func newApprovalDecideCmd(decision string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if os.Getenv(apiTokenEnv) != "" && !cmd.Flags().Changed("by") {
-				by = "" // the server names the token's holder
-			}
-			body, err := json.Marshal(server.Decision{Decision: decision, By: by, Reason: reason})
+			body, err := json.Marshal(server.Decision{Decision: decision, By: actorName(cmd, by), Reason: reason})
 			if err != nil {
 				return err
 			}
@@ -131,33 +129,54 @@ func newApprovalDecideCmd(decision string) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&by, "by", currentUser(), "who decides (env RAMPART_USER, else the login name); with RAMPART_API_TOKEN the server takes the token's holder")
-	cmd.Flags().StringVar(&reason, "reason", "", "why, for the audit trail")
+	actorFlags(cmd, &by, &reason, "decides")
 	urlFlag(cmd, &base)
 	return cmd
 }
 
+// actorFlags adds --by and --reason: who acts, and why, for the audit trail.
+func actorFlags(cmd *cobra.Command, by, reason *string, does string) {
+	cmd.Flags().StringVar(by, "by", currentUser(), "who "+does+" (env RAMPART_USER, else the login name); with RAMPART_API_TOKEN the server takes the token's holder")
+	cmd.Flags().StringVar(reason, "reason", "", "why, for the audit trail")
+}
+
+// actorName is the --by to send: none with an API token unless given, since the
+// server then names the token's holder.
+func actorName(cmd *cobra.Command, by string) string {
+	if os.Getenv(apiTokenEnv) != "" && !cmd.Flags().Changed("by") {
+		return ""
+	}
+	return by
+}
+
 func newAlertKeepCmd() *cobra.Command {
-	var base string
+	var base, by, reason string
 	cmd := &cobra.Command{
 		Use:   "keep ID",
 		Short: "Keep an alert's containment: cancel the timed reverts its playbooks scheduled",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := json.Marshal(workflows.Keep{By: actorName(cmd, by), Reason: reason})
+			if err != nil {
+				return err
+			}
 			var out struct {
 				Kept []string `json:"kept"`
+				By   string   `json:"by"`
 			}
-			if err := call(cmd, http.MethodPost, base, "/api/v1/alerts/"+url.PathEscape(args[0])+":keep", "", nil, &out); err != nil {
+			path := "/api/v1/alerts/" + url.PathEscape(args[0]) + ":keep"
+			if err := call(cmd, http.MethodPost, base, path, "application/json", body, &out); err != nil {
 				return err
 			}
 			if len(out.Kept) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "no pending revert")
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "kept: %s\n", strings.Join(out.Kept, ", "))
+			fmt.Fprintf(cmd.OutOrStdout(), "kept by %s: %s\n", out.By, strings.Join(out.Kept, ", "))
 			return nil
 		},
 	}
+	actorFlags(cmd, &by, &reason, "keeps the actions")
 	urlFlag(cmd, &base)
 	return cmd
 }

@@ -193,13 +193,22 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		a, _ := getAlert(t, d.URL, again.AlertID)
 		return hasStep(a, "isolate_with_approval.revert", "pending")
 	})
-	if code, out := runCLI(t, "alert", "keep", again.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "malware-isolate-host/isolate_with_approval") {
+	code, out = runCLI(t, "alert", "keep", again.AlertID, "--by", "bo", "--reason", "forensics first", "--url", d.URL)
+	if code != 0 || out != "kept by bo: malware-isolate-host/isolate_with_approval\n" {
 		t.Fatalf("alert keep: exit %d: %s", code, out)
 	}
+	var kept server.AlertDetail
 	waitFor(t, "the revert to stand down", waitTimeout, func() bool {
-		a, _ := getAlert(t, d.URL, again.AlertID)
-		return hasStep(a, "isolate_with_approval.revert", "skipped")
+		kept, _ = getAlert(t, d.URL, again.AlertID)
+		return hasStep(kept, "isolate_with_approval.revert", "skipped")
 	})
+	// The revert's step says who kept the isolation, and why.
+	for _, s := range kept.Playbooks[0].Steps {
+		if s.Name == "isolate_with_approval.revert" &&
+			string(s.Output) != `{"kept_by":"bo","note":"forensics first","reason":"kept by bo"}` {
+			t.Fatalf("the kept revert recorded %s", s.Output)
+		}
+	}
 	if h, _ := d.Simulator.Host(dcHost); h.Status != integrations.HostContained {
 		t.Fatalf("host after keep = %+v", h)
 	}
@@ -207,6 +216,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	saveHistory(t, d, ransom.WorkflowID, "alert_playbooks.json")
 	saveHistory(t, d, ransom.Playbooks[0].WorkflowID, "playbook_ransomware.json")
 	saveHistory(t, d, approved.Playbooks[0].WorkflowID, "playbook_approval.json")
+	saveHistory(t, d, workflows.RevertWorkflowID(approved.Playbooks[0].WorkflowID, "isolate_with_approval"), "revert_kept.json")
 }
 
 func hasStep(a server.AlertDetail, name, status string) bool {

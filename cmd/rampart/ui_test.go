@@ -23,9 +23,9 @@ import (
 const requireBrowserEnv = "RAMPART_REQUIRE_BROWSER"
 
 // TestUIApprovesAnAction drives the web UI in headless Chromium against
-// `rampart dev`: the analyst opens the approval inbox, approves the isolation the
-// malware playbook asks about for the domain controller, and the host is
-// contained.
+// `rampart dev`: the analyst opens the approval inbox, follows the isolation the
+// malware playbook asks about to its alert, the domain controller's, approves it
+// there, the host is contained, and the analyst keeps it so (no timed revert).
 func TestUIApprovesAnAction(t *testing.T) {
 	browser := startBrowser(t)
 	cfg := devConfig(t, 3*time.Second)
@@ -49,6 +49,13 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, row+" td:nth-child(3)"); got != "dc-01 · svc-backup · Credential dumping from LSASS Critical" {
 		t.Fatalf("the inbox shows alert %q", got)
 	}
+	browser.element(t, row+" button.approve")
+	// The alert's page shows what the inbox shows, with the same buttons.
+	browser.click(t, row+" td:nth-child(3) a")
+	row = fmt.Sprintf(`[id="alert-approval-%s"]`, pending.ID)
+	if got := browser.text(t, row+" td:nth-child(3)"); got != "edr.isolate_host" {
+		t.Fatalf("the alert's page shows action %q", got)
+	}
 	browser.click(t, row+" button.approve")
 	if q := browser.answerPrompt(t, "tier 2 confirmed the dump"); !strings.Contains(q, "Reason") {
 		t.Fatalf("first prompt: %q", q)
@@ -68,13 +75,33 @@ func TestUIApprovesAnAction(t *testing.T) {
 		t.Fatalf("the approval: %d %+v", code, decided)
 	}
 	// The alert's page says how the playbook ended, and why.
-	waitFor(t, "the playbook run to finish", waitTimeout, func() bool {
+	waitFor(t, "the playbook run to finish, its revert scheduled", waitTimeout, func() bool {
 		a, ok := getAlert(t, d.URL, acc.AlertID)
-		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil
+		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil && hasStep(a, "isolate_with_approval.revert", "pending")
 	})
-	browser.navigate(t, d.URL+"/#"+acc.AlertID)
+	browser.refresh(t) // still on the alert's page
 	browser.waitText(t, "#playbook-malware-isolate-host", "Playbook malware-isolate-host v1: succeeded")
 	browser.waitText(t, "#playbook-malware-isolate-host + p", "isolated after approval")
+	browser.waitText(t, row+" td:last-child", "approved by ana: tier 2 confirmed the dump")
+
+	// The isolation lifts itself in 24 h unless kept; the analyst keeps it.
+	if got := browser.text(t, "#reverts tr td:first-child"); got != "malware-isolate-host · isolate_with_approval" {
+		t.Fatalf("the pending revert shows as %q", got)
+	}
+	browser.click(t, "#reverts button.keep")
+	if q := browser.answerPrompt(t, "forensics first"); !strings.Contains(q, "Keep these actions") {
+		t.Fatalf("keep prompt: %q", q)
+	}
+	browser.waitText(t, "#reverts span.kept", "kept by ana: malware-isolate-host/isolate_with_approval")
+	waitFor(t, "the revert to stand down", waitTimeout, func() bool {
+		a, _ := getAlert(t, d.URL, acc.AlertID)
+		return hasStep(a, "isolate_with_approval.revert", "skipped")
+	})
+	browser.refresh(t)
+	browser.element(t, "#alert-approvals")
+	if _, err := browser.find("#reverts"); err == nil {
+		t.Fatal("the alert still shows a pending revert once kept")
+	}
 
 	// The list, narrowed to the alerts about the domain controller's host name.
 	status, _ = post(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")), time.Now())
@@ -198,6 +225,13 @@ func (w *webDriver) call(method, path string, body, into any) error {
 func (w *webDriver) navigate(t *testing.T, url string) {
 	t.Helper()
 	if err := w.call(http.MethodPost, "/url", map[string]string{"url": url}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *webDriver) refresh(t *testing.T) {
+	t.Helper()
+	if err := w.call(http.MethodPost, "/refresh", map[string]any{}, nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -85,9 +85,11 @@ async function showAlert(id) {
     text("h2", d.title),
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
     text("p", d.summary || "", "why"),
-    text("h3", "Steps"),
   );
-  view.append(stepTable(d.steps));
+  if (d.approvals && d.approvals.length) view.append(text("h3", "Approvals"), approvalTable(d.approvals));
+  const reverts = pendingReverts(d);
+  if (reverts.length) view.append(text("h3", "Timed reverts"), revertBox(d.id, reverts));
+  view.append(text("h3", "Steps"), stepTable(d.steps));
   for (const p of d.playbooks || []) {
     // A finished run says how it ended (succeeded, failed) and why; one in flight, that it runs.
     const heading = text("h3", `Playbook ${p.playbook} v${p.version}${p.dry_run ? " (dry run)" : ""}: ${p.result ? p.result.status : p.run.status}`);
@@ -115,13 +117,22 @@ function decider() {
   return name;
 }
 
-async function decide(a, decision, cell) {
-  const reason = prompt(`${decision === "approve" ? "Approve" : "Deny"} ${a.operation} (${a.playbook} · ${a.step})? Reason, for the audit trail:`);
-  if (reason === null) return;
-  const body = { decision, reason };
+// askWhy asks the reason for a decision, and who makes it while the API is open:
+// the body of a decision, or null when the analyst cancels.
+function askWhy(question) {
+  const reason = prompt(question + " Reason, for the audit trail:");
+  if (reason === null) return null;
+  const body = { reason };
   const by = decider();
   if (by) body.by = by;
-  else if (!sessionStorage.getItem(tokenKey)) return;
+  else if (!sessionStorage.getItem(tokenKey)) return null;
+  return body;
+}
+
+async function decide(a, decision, cell) {
+  const body = askWhy(`${decision === "approve" ? "Approve" : "Deny"} ${a.operation} (${a.playbook} · ${a.step})?`);
+  if (!body) return;
+  body.decision = decision;
   cell.replaceChildren(text("span", "sending…"));
   try {
     const done = await api("/api/v1/approvals/" + encodeURIComponent(a.id) + ":decide", "POST", body);
@@ -129,6 +140,89 @@ async function decide(a, decision, cell) {
   } catch (e) {
     cell.replaceChildren(text("span", e.message, "status-failed"));
   }
+}
+
+// decideCell holds a pending approval's Approve and Deny buttons, or how a
+// decided one ended.
+function decideCell(a) {
+  const cell = document.createElement("td");
+  if (a.status !== "pending") {
+    const who = a.decided_by ? ` by ${a.decided_by}` : "";
+    cell.append(text("span", a.status + who + (a.reason ? `: ${a.reason}` : ""), "status-" + a.status));
+    return cell;
+  }
+  for (const decision of ["approve", "deny"]) {
+    const b = text("button", decision === "approve" ? "Approve" : "Deny", decision);
+    b.addEventListener("click", () => decide(a, decision, cell));
+    cell.append(b);
+  }
+  return cell;
+}
+
+// approvalTable lists an alert's approvals: what each asked to do, and its
+// buttons or its outcome.
+function approvalTable(approvals) {
+  const table = document.createElement("table");
+  table.id = "alert-approvals";
+  for (const a of approvals) {
+    const tr = document.createElement("tr");
+    tr.id = "alert-approval-" + a.id;
+    tr.append(
+      text("td", new Date(a.requested_at).toLocaleString()),
+      text("td", `${a.playbook} · ${a.step}`),
+      text("td", a.operation),
+      text("td", JSON.stringify(a.inputs)),
+      decideCell(a),
+    );
+    table.append(tr);
+  }
+  return table;
+}
+
+// pendingReverts are the alert's actions whose timed revert (revert_after) is
+// still to come, as [playbook run, revert step] pairs.
+function pendingReverts(d) {
+  const out = [];
+  for (const p of d.playbooks || []) {
+    for (const s of p.steps) if (s.status === "pending" && s.name.endsWith(".revert")) out.push([p, s]);
+  }
+  return out;
+}
+
+// revertBox lists the pending reverts with a Keep button that cancels them all,
+// so the containment stays until someone lifts it.
+function revertBox(alertID, reverts) {
+  const box = document.createElement("div");
+  box.id = "reverts";
+  const table = document.createElement("table");
+  for (const [p, s] of reverts) {
+    const out = s.output || {};
+    const tr = document.createElement("tr");
+    tr.append(
+      text("td", `${p.playbook} · ${s.name.slice(0, -".revert".length)}`),
+      text("td", out.operation || ""),
+      text("td", out.revert_at ? "reverts " + new Date(out.revert_at).toLocaleString() : ""),
+    );
+    table.append(tr);
+  }
+  const result = text("span", "", "kept");
+  const keep = text("button", "Keep", "keep");
+  keep.addEventListener("click", async () => {
+    const body = askWhy("Keep these actions in place (cancel their timed reverts)?");
+    if (!body) return;
+    keep.disabled = true;
+    try {
+      const k = await api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":keep", "POST", body);
+      result.textContent = k.kept.length ? `kept by ${k.by}: ${k.kept.join(", ")}` : "no revert was pending any more";
+      result.className = "kept status-approved";
+    } catch (e) {
+      keep.disabled = false;
+      result.textContent = e.message;
+      result.className = "kept status-failed";
+    }
+  });
+  box.append(table, keep, " ", result);
+  return box;
 }
 
 async function loadApprovals() {
@@ -146,12 +240,6 @@ async function loadApprovals() {
     const alertCell = document.createElement("td");
     alertCell.append(link);
     if (al) alertCell.append(" ", text("span", al.severity, "sev-" + al.severity_id));
-    const actions = document.createElement("td");
-    for (const decision of ["approve", "deny"]) {
-      const b = text("button", decision === "approve" ? "Approve" : "Deny", decision);
-      b.addEventListener("click", () => decide(a, decision, actions));
-      actions.append(b);
-    }
     tr.append(
       text("td", new Date(a.requested_at).toLocaleString()),
       text("td", a.deadline ? new Date(a.deadline).toLocaleString() : ""),
@@ -160,7 +248,7 @@ async function loadApprovals() {
       text("td", a.operation),
       text("td", JSON.stringify(a.inputs)),
       text("td", (a.approvers || []).join(", ")),
-      actions,
+      decideCell(a),
     );
     tbody.append(tr);
   }
