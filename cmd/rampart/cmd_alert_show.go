@@ -165,9 +165,21 @@ func printSteps(w io.Writer, steps []server.StepView) {
 		if s.DurationMS != nil {
 			took = fmt.Sprintf("%d ms", *s.DurationMS)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", s.Error))
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", joinNonEmpty("\t", s.Error, keptBy(s))))
 	}
 	_ = tw.Flush()
+}
+
+// keptBy says who kept a revert's action, and why, when an analyst did.
+func keptBy(s server.StepView) string {
+	var out struct {
+		Reason string `json:"reason"`
+		Note   string `json:"note"`
+	}
+	if !strings.HasSuffix(s.Name, workflows.RevertStepSuffix) || s.Status != workflows.StepSkipped || json.Unmarshal(s.Output, &out) != nil {
+		return ""
+	}
+	return out.Reason + prefixed(": ", out.Note)
 }
 
 // enrichmentLine says what the lookups found, in a line.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -208,6 +209,10 @@ func TestEndToEndPlaybooks(t *testing.T) {
 			string(s.Output) != `{"kept_by":"bo","note":"forensics first","reason":"kept by bo"}` {
 			t.Fatalf("the kept revert recorded %s", s.Output)
 		}
+	}
+	code, out = runCLI(t, "alert", "show", again.AlertID, "--url", d.URL)
+	if code != 0 || !regexp.MustCompile(`(?m)^  isolate_with_approval\.revert\s+skipped\s+\d+ ms\s+kept by bo: forensics first$`).MatchString(out) {
+		t.Fatalf("alert show after keep: exit %d:\n%s", code, out)
 	}
 	if h, _ := d.Simulator.Host(dcHost); h.Status != integrations.HostContained {
 		t.Fatalf("host after keep = %+v", h)

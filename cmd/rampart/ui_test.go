@@ -98,7 +98,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 		return hasStep(a, "isolate_with_approval.revert", "skipped")
 	})
 	browser.refresh(t)
-	browser.element(t, "#alert-approvals")
+	browser.waitText(t, "#playbook-malware-isolate-host + p + table tr:last-child td:last-child", "kept by ana: forensics first")
 	if _, err := browser.find("#reverts"); err == nil {
 		t.Fatal("the alert still shows a pending revert once kept")
 	}

@@ -71,8 +71,11 @@ function stepTable(steps) {
   const table = document.createElement("table");
   for (const s of steps) {
     const tr = document.createElement("tr");
+    // A revert an analyst kept says who kept it, and why.
+    const kept = s.name.endsWith(".revert") && s.status === "skipped" && s.output ? s.output : {};
+    const note = kept.reason ? kept.reason + (kept.note ? ": " + kept.note : "") : "";
     tr.append(text("td", s.name), text("td", s.status, "status-" + s.status),
-      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || ""));
+      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || note));
     table.append(tr);
   }
   return table;
