@@ -57,9 +57,12 @@ type AlertDetail struct {
 	Detection  json.RawMessage `json:"detection,omitempty"`
 	Enrichment json.RawMessage `json:"enrichment,omitempty"`
 	Decision   json.RawMessage `json:"decision,omitempty"`
-	Run        *RunView        `json:"run,omitempty"`
-	Steps      []StepView      `json:"steps"`
-	Actions    []ActionView    `json:"actions"`
+	// EnrichmentSummary and DecisionSummary say the two in a line, for a reader.
+	EnrichmentSummary string       `json:"enrichment_summary,omitempty"`
+	DecisionSummary   string       `json:"decision_summary,omitempty"`
+	Run               *RunView     `json:"run,omitempty"`
+	Steps             []StepView   `json:"steps"`
+	Actions           []ActionView `json:"actions"`
 	// Playbooks are the playbook runs the alert started, with their steps.
 	Playbooks []PlaybookRunView `json:"playbooks"`
 	// Approvals are those the runs asked for, oldest first: pending ones to
@@ -107,6 +110,9 @@ type StepView struct {
 	Input      json.RawMessage `json:"input,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	Error      string          `json:"error,omitempty"`
+	// Note is what the record says beyond status and error, for a reader: who
+	// kept a revert, and why.
+	Note string `json:"note,omitempty"`
 }
 
 // ActionView is one integration action.
@@ -320,14 +326,16 @@ func (s *Server) getAlert(c echo.Context) error {
 	}
 	a := &d.Alert
 	out := AlertDetail{
-		AlertSummary: summary(a),
-		Alert:        rawJSON(a.AlertJSON),
-		Raw:          rawJSON(a.RawJSON),
-		Detection:    rawJSON(a.DetectionJSON),
-		Enrichment:   rawJSON(a.EnrichmentJSON),
-		Decision:     rawJSON(a.DecisionJSON),
-		Actions:      make([]ActionView, 0, len(d.Actions)),
-		Temporal:     TemporalRef{WorkflowID: a.WorkflowID, RunID: a.ID},
+		AlertSummary:      summary(a),
+		Alert:             rawJSON(a.AlertJSON),
+		Raw:               rawJSON(a.RawJSON),
+		Detection:         rawJSON(a.DetectionJSON),
+		Enrichment:        rawJSON(a.EnrichmentJSON),
+		Decision:          rawJSON(a.DecisionJSON),
+		EnrichmentSummary: explainEnrichment(a.EnrichmentJSON),
+		DecisionSummary:   explainDecision(a.DecisionJSON),
+		Actions:           make([]ActionView, 0, len(d.Actions)),
+		Temporal:          TemporalRef{WorkflowID: a.WorkflowID, RunID: a.ID},
 	}
 	if r := d.Run; r != nil {
 		v := runView(r)
@@ -369,7 +377,7 @@ func stepViews(steps []store.Step) []StepView {
 	out := make([]StepView, 0, len(steps))
 	for _, st := range steps {
 		v := StepView{Name: st.Name, Status: st.Status, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
-			Input: rawJSON(st.InputJSON), Output: rawJSON(st.OutputJSON), Error: st.Error}
+			Input: rawJSON(st.InputJSON), Output: rawJSON(st.OutputJSON), Error: st.Error, Note: stepNote(st)}
 		if st.FinishedAt != nil {
 			ms := st.FinishedAt.Sub(st.StartedAt).Milliseconds()
 			v.DurationMS = &ms

@@ -13,11 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/store"
-	"github.com/rampart-soar/rampart/triage"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -106,11 +104,11 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 	if len(attack) > 0 {
 		field("ATT&CK", "%s", strings.Join(attack, "; "))
 	}
-	if e := enrichmentLine(d.Enrichment); e != "" {
-		field("enrichment", "%s", e)
+	if d.EnrichmentSummary != "" {
+		field("enrichment", "%s", d.EnrichmentSummary)
 	}
-	if dec := decisionLine(d.Decision); dec != "" {
-		field("decision", "%s", dec)
+	if d.DecisionSummary != "" {
+		field("decision", "%s", d.DecisionSummary)
 	}
 	field("workflow", "%s (run %s)", d.Temporal.WorkflowID, d.Temporal.RunID)
 	_ = tw.Flush()
@@ -165,82 +163,9 @@ func printSteps(w io.Writer, steps []server.StepView) {
 		if s.DurationMS != nil {
 			took = fmt.Sprintf("%d ms", *s.DurationMS)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", joinNonEmpty("\t", s.Error, keptBy(s))))
+		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", joinNonEmpty("\t", s.Error, s.Note)))
 	}
 	_ = tw.Flush()
-}
-
-// keptBy says who kept a revert's action, and why, when an analyst did.
-func keptBy(s server.StepView) string {
-	var out struct {
-		Reason string `json:"reason"`
-		Note   string `json:"note"`
-	}
-	if !strings.HasSuffix(s.Name, workflows.RevertStepSuffix) || s.Status != workflows.StepSkipped || json.Unmarshal(s.Output, &out) != nil {
-		return ""
-	}
-	return out.Reason + prefixed(": ", out.Note)
-}
-
-// enrichmentLine says what the lookups found, in a line.
-func enrichmentLine(raw json.RawMessage) string {
-	var e triage.Enrichment
-	if len(raw) == 0 || json.Unmarshal(raw, &e) != nil {
-		return ""
-	}
-	var parts []string
-	if e.Asset.Found {
-		protected := ""
-		if e.Asset.Protected {
-			protected = ", protected"
-		}
-		parts = append(parts, fmt.Sprintf("asset %s (%s criticality%s%s)", orDash(e.Asset.Hostname), orDash(e.Asset.Criticality),
-			prefixed(", owner ", e.Asset.Owner), protected))
-	} else {
-		parts = append(parts, "not in the inventory")
-	}
-	hits := fmt.Sprintf("%d IOC hit(s)", e.IOCHits)
-	var iocs []string
-	for _, m := range e.IOCs {
-		iocs = append(iocs, m.Type+" "+m.Value)
-	}
-	parts = append(parts, hits+prefixed(": ", strings.Join(iocs, ", ")), fmt.Sprintf("%d prior alert(s) in 24 h", e.PriorAlerts))
-	if !e.Complete {
-		parts = append(parts, "incomplete: "+strings.Join(e.Errors, "; "))
-	}
-	return strings.Join(parts, " · ")
-}
-
-// decisionLine says how the alert was decided: which playbooks' triggers matched,
-// or the contain rule's verdict.
-func decisionLine(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var selection struct {
-		Playbooks []workflows.TriggerResult `json:"playbooks"`
-	}
-	if json.Unmarshal(raw, &selection) == nil && selection.Playbooks != nil {
-		var parts []string
-		for _, t := range selection.Playbooks {
-			outcome := "no match"
-			switch {
-			case t.Stopped:
-				outcome = "not evaluated (stop_on_match)"
-			case t.Error != "":
-				outcome = "error: " + t.Error
-			case t.Matched:
-				outcome = "matched"
-			}
-			parts = append(parts, fmt.Sprintf("%s v%d %s", t.Playbook, t.Version, outcome))
-		}
-		return strings.Join(parts, "; ")
-	}
-	var v policy.Verdict
-	if json.Unmarshal(raw, &v) == nil && v.Expression != "" {
-		return fmt.Sprintf("contain rule: %s (%s)", v.Reason, v.Expression)
-	}
-	return string(raw)
 }
 
 // fieldWriter aligns a view's "name  value" lines, indented under its heading;

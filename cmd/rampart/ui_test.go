@@ -99,6 +99,15 @@ func TestUIApprovesAnAction(t *testing.T) {
 	})
 	browser.refresh(t)
 	browser.waitText(t, "#playbook-malware-isolate-host + p + table tr:last-child td:last-child", "kept by ana: forensics first")
+	// The page says in lines what the lookups found, how the alert was decided and
+	// what was done.
+	if got := browser.text(t, "#facts"); !strings.Contains(got, "asset dc-01 (critical criticality, owner it-infra, protected)") ||
+		!strings.Contains(got, "malware-isolate-host v1 matched") {
+		t.Fatalf("the alert's facts: %q", got)
+	}
+	if got := browser.text(t, "#actions tr:first-child"); !strings.HasPrefix(got, "crowdstrike.isolate_host "+dcHost+" succeeded vendor contained") {
+		t.Fatalf("the alert's action: %q", got)
+	}
 	if _, err := browser.find("#reverts"); err == nil {
 		t.Fatal("the alert still shows a pending revert once kept")
 	}

@@ -67,17 +67,38 @@ async function loadAlerts(append) {
   $("#more").hidden = !cursor;
 }
 
-function stepTable(steps) {
+// rowTable is a table with one row per item, its cells made by cells(item); the
+// row is named by rowID(item) when given.
+function rowTable(items, cells, rowID) {
   const table = document.createElement("table");
-  for (const s of steps) {
+  for (const item of items) {
     const tr = document.createElement("tr");
-    // A revert an analyst kept says who kept it, and why.
-    const kept = s.name.endsWith(".revert") && s.status === "skipped" && s.output ? s.output : {};
-    const note = kept.reason ? kept.reason + (kept.note ? ": " + kept.note : "") : "";
-    tr.append(text("td", s.name), text("td", s.status, "status-" + s.status),
-      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || note));
+    if (rowID) tr.id = rowID(item);
+    tr.append(...cells(item));
     table.append(tr);
   }
+  return table;
+}
+
+function stepTable(steps) {
+  return rowTable(steps, (s) => [text("td", s.name), text("td", s.status, "status-" + s.status),
+    text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || s.note || "")]);
+}
+
+// actionTable lists the vendor actions taken: which, on what, how they ended.
+function actionTable(actions) {
+  const table = rowTable(actions, (a) => {
+    const vendor = [a.vendor_status, a.vendor_id].filter(Boolean).join(" ");
+    return [
+      text("td", `${a.integration}.${a.operation}`),
+      text("td", a.target),
+      text("td", a.status, "status-" + a.status),
+      text("td", vendor ? "vendor " + vendor : ""),
+      text("td", `${a.vendor_calls} vendor call(s)`),
+      text("td", a.error || ""),
+    ];
+  });
+  table.id = "actions";
   return table;
 }
 
@@ -89,6 +110,12 @@ async function showAlert(id) {
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
     text("p", d.summary || "", "why"),
   );
+  const facts = document.createElement("dl");
+  facts.id = "facts";
+  for (const [name, value] of [["Enrichment", d.enrichment_summary], ["Decision", d.decision_summary]]) {
+    if (value) facts.append(text("dt", name), text("dd", value));
+  }
+  view.append(facts);
   if (d.approvals && d.approvals.length) view.append(text("h3", "Approvals"), approvalTable(d.approvals));
   const reverts = pendingReverts(d);
   if (reverts.length) view.append(text("h3", "Timed reverts"), revertBox(d.id, reverts));
@@ -99,10 +126,14 @@ async function showAlert(id) {
     heading.id = "playbook-" + p.playbook;
     view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps));
   }
-  view.append(text("h3", "Decision"), text("pre", JSON.stringify(d.decision, null, 2)),
-    text("h3", "Actions"), text("pre", JSON.stringify(d.actions, null, 2)),
-    text("h3", "Enrichment"), text("pre", JSON.stringify(d.enrichment, null, 2)),
-    text("h3", "Alert"), text("pre", JSON.stringify(d.alert, null, 2)));
+  if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
+  // The records as stored, for whoever needs more than the lines above.
+  for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Alert", d.alert]]) {
+    if (value == null) continue;
+    const raw = document.createElement("details");
+    raw.append(text("summary", name + " (JSON)"), text("pre", JSON.stringify(value, null, 2)));
+    view.append(raw);
+  }
   show("detail");
 }
 
@@ -165,20 +196,14 @@ function decideCell(a) {
 // approvalTable lists an alert's approvals: what each asked to do, and its
 // buttons or its outcome.
 function approvalTable(approvals) {
-  const table = document.createElement("table");
+  const table = rowTable(approvals, (a) => [
+    text("td", new Date(a.requested_at).toLocaleString()),
+    text("td", `${a.playbook} · ${a.step}`),
+    text("td", a.operation),
+    text("td", JSON.stringify(a.inputs)),
+    decideCell(a),
+  ], (a) => "alert-approval-" + a.id);
   table.id = "alert-approvals";
-  for (const a of approvals) {
-    const tr = document.createElement("tr");
-    tr.id = "alert-approval-" + a.id;
-    tr.append(
-      text("td", new Date(a.requested_at).toLocaleString()),
-      text("td", `${a.playbook} · ${a.step}`),
-      text("td", a.operation),
-      text("td", JSON.stringify(a.inputs)),
-      decideCell(a),
-    );
-    table.append(tr);
-  }
   return table;
 }
 
@@ -197,17 +222,14 @@ function pendingReverts(d) {
 function revertBox(alertID, reverts) {
   const box = document.createElement("div");
   box.id = "reverts";
-  const table = document.createElement("table");
-  for (const [p, s] of reverts) {
+  const table = rowTable(reverts, ([p, s]) => {
     const out = s.output || {};
-    const tr = document.createElement("tr");
-    tr.append(
+    return [
       text("td", `${p.playbook} · ${s.name.slice(0, -".revert".length)}`),
       text("td", out.operation || ""),
       text("td", out.revert_at ? "reverts " + new Date(out.revert_at).toLocaleString() : ""),
-    );
-    table.append(tr);
-  }
+    ];
+  });
   const result = text("span", "", "kept");
   const keep = text("button", "Keep", "keep");
   keep.addEventListener("click", async () => {
