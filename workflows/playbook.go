@@ -49,6 +49,7 @@ type interpreter struct {
 	position  []string
 	approvals map[string]*PendingApproval
 	decisions map[string]*Approval
+	reverts   map[string]bool // steps whose revert this run has scheduled
 	status    string
 
 	pending []StepRecord // finished steps the store has not confirmed yet

@@ -152,14 +152,33 @@ func (it *interpreter) recordApproval(ctx workflow.Context, p *PendingApproval) 
 	it.record(ctx, &RecordInput{Ref: it.ref, Approval: &snapshot})
 }
 
+// versionRevertOnce marks runs in which a step run again by a goto keeps its first
+// revert. It is asked only on such a second run, so other runs record no marker.
+const (
+	versionRevertOnce = "revert-once-per-step"
+	revertOnce        = 1
+)
+
 // scheduleRevert starts the durable revert of an action as its own workflow, so
 // this run can finish: after the delay it calls the operation's inverse, unless
 // a KeepSignal reaches it first.
+//
+// A step a goto runs again keeps the revert its first run scheduled: a contain
+// action is keyed by run and step, so the vendor was asked once, and the
+// revert's workflow id is the step's. (Before versionRevertOnce a second start was tried
+// and failed the step.)
 func (it *interpreter) scheduleRevert(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) error {
 	after, err := playbook.ParseDuration(s.RevertAfter)
 	if err != nil {
 		return err
 	}
+	if it.reverts[name] && workflow.GetVersion(ctx, versionRevertOnce, workflow.DefaultVersion, revertOnce) >= revertOnce {
+		return nil
+	}
+	if it.reverts == nil {
+		it.reverts = map[string]bool{}
+	}
+	it.reverts[name] = true
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 		WorkflowID:        RevertWorkflowID(it.ref.WorkflowID, name),
 		ParentClosePolicy: enumspb.PARENT_CLOSE_POLICY_ABANDON, // the revert outlives this run

@@ -604,3 +604,43 @@ func TestRevertWorkflow(t *testing.T) {
 		}
 	})
 }
+
+// TestRevisitedStepKeepsItsRevert: a reversible step that a goto runs again does
+// not start a second revert under the same workflow id (which Temporal refuses
+// while the first waits); the first one stands.
+func TestRevisitedStepKeepsItsRevert(t *testing.T) {
+	a := &actions{}
+	pb := parsePlaybook(t, `
+name: reblock
+trigger: {when: "true"}
+vars: {rounds: 0}
+steps:
+  - id: block
+    uses: firewall.block_ip
+    with: {ip: 203.0.113.66, duration: 1h}
+    revert_after: 1h
+  - id: count
+    set: {rounds: "${{ vars.rounds + 1 }}"}
+  - id: again
+    switch:
+      - when: vars.rounds < 3
+        goto: block
+      - default: done
+  - id: done
+    succeed: "blocked"
+`)
+	var started []string
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnWorkflow(workflows.RevertWorkflowName, mock.Anything, mock.Anything).Return(func(ctx workflow.Context, in workflows.RevertInput) (string, error) {
+			started = append(started, workflow.GetInfo(ctx).WorkflowExecution.ID)
+			// The revert waits out its delay, as a real one does, while the run goes on.
+			if err := workflow.Sleep(ctx, in.After); err != nil {
+				return "", err
+			}
+			return workflows.RevertDone, nil
+		})
+	})
+	if res.Status != workflows.RunSucceeded || len(a.calls) != 3 || len(started) != 1 || started[0] != "revert/playbook/test/block" {
+		t.Fatalf("result = %+v, %d calls, reverts started %v", res, len(a.calls), started)
+	}
+}
