@@ -141,11 +141,15 @@ const StatusSimulated = "simulated"
 // PlaybookRecord writes steps, and the run's start or result, to the store.
 func (a *Activities) PlaybookRecord(ctx context.Context, in workflows.RecordInput) error {
 	if in.Started != nil {
-		if err := a.Store.SaveRun(ctx, &store.Run{
+		run := &store.Run{
 			ID: in.Ref.RunID, WorkflowID: in.Ref.WorkflowID, WorkflowType: workflows.PlaybookWorkflowName,
 			AlertID: in.Ref.AlertID, Status: store.StatusRunning, StartedAt: *in.Started,
 			Playbook: in.Ref.Playbook, PlaybookVersion: in.Ref.Version, DryRun: in.DryRun,
-		}); err != nil {
+		}
+		if by := in.RequestedBy; by != nil {
+			run.RequestedBy, run.RequestReason = by.By, by.Reason
+		}
+		if err := a.Store.SaveRun(ctx, run); err != nil {
 			return err
 		}
 	}

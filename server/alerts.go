@@ -98,6 +98,9 @@ type RunView struct {
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
 	ClosedAt    *time.Time `json:"closed_at,omitempty"`
 	DedupUntil  *time.Time `json:"dedup_until,omitempty"`
+	// RequestedBy and RequestReason: who started a playbook run on demand, and why.
+	RequestedBy   string `json:"requested_by,omitempty"`
+	RequestReason string `json:"request_reason,omitempty"`
 }
 
 // StepView is one stage of a run.
@@ -370,7 +373,8 @@ func (s *Server) getAlert(c echo.Context) error {
 
 func runView(r *store.Run) RunView {
 	return RunView{Status: r.Status, Stage: r.Stage, Error: r.Error, StartedAt: r.StartedAt,
-		CompletedAt: r.CompletedAt, ClosedAt: r.ClosedAt, DedupUntil: r.DedupUntil}
+		CompletedAt: r.CompletedAt, ClosedAt: r.ClosedAt, DedupUntil: r.DedupUntil,
+		RequestedBy: r.RequestedBy, RequestReason: r.RequestReason}
 }
 
 func stepViews(steps []store.Step) []StepView {

@@ -31,7 +31,7 @@ type WorkflowControl interface {
 	// returns once the run has accepted it. ErrRejected wraps a refusal.
 	DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error
 	// KeepAction cancels a pending timed revert; k says who keeps the action.
-	KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Keep) error
+	KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Actor) error
 	// Query asks a run (runID empty: the latest of workflowID) for its state
 	// through the named query handler, decoding the answer into out.
 	// ErrRunNotFound means Temporal no longer has the run, ErrNoAnswer that no
@@ -264,7 +264,7 @@ func (s *Server) alertAction(c echo.Context) error {
 // {"by", "reason"}, says who keeps it and why (by comes from the API token when
 // there is one, and the body may then be left out); the reverts record both.
 func (s *Server) keepAlert(c echo.Context, id string) error {
-	var k workflows.Keep
+	var k workflows.Actor
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &k); err != nil {
 			return err
@@ -311,11 +311,15 @@ type PlaybookStarter interface {
 }
 
 // RunRequest asks for a run of a playbook version (0: the latest) on an alert.
+// By and Reason say who asks and why (by is the API token's holder when there
+// is one); the run records them.
 type RunRequest struct {
 	AlertID  string `json:"-"`
 	Playbook string `json:"playbook"`
 	Version  int    `json:"version,omitempty"`
 	DryRun   bool   `json:"dry_run,omitempty"`
+	By       string `json:"by,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // RunStarted names the run started.
@@ -335,7 +339,11 @@ func (s *Server) runPlaybook(c echo.Context, alertID string) error {
 		return err
 	}
 	if req.Playbook == "" || req.Version < 0 {
-		return apiError(http.StatusBadRequest, "invalid_body", `name the playbook: {"playbook": "...", "version": n, "dry_run": true}`)
+		return apiError(http.StatusBadRequest, "invalid_body", `name the playbook: {"playbook": "...", "version": n, "dry_run": true, "by": "..."}`)
+	}
+	var err error
+	if req.By, err = actor(c, req.By, req.Reason, "runs the playbook"); err != nil {
+		return err
 	}
 	req.AlertID = alertID
 	ctx := c.Request().Context()
@@ -354,7 +362,7 @@ func (s *Server) runPlaybook(c echo.Context, alertID string) error {
 		return err
 	}
 	s.log.Info("playbook run started", "alert_id", alertID, "playbook", req.Playbook, "version", started.Version,
-		"dry_run", req.DryRun, "workflow_id", started.WorkflowID)
+		"dry_run", req.DryRun, "workflow_id", started.WorkflowID, "by", req.By)
 	return c.JSON(http.StatusAccepted, started)
 }
 

@@ -24,7 +24,7 @@ import (
 type control struct {
 	decisions []workflows.Approval
 	kept      []string
-	keepers   []workflows.Keep
+	keepers   []workflows.Actor
 	reject    error
 	states    map[string]any
 	queries   []string
@@ -68,7 +68,7 @@ func (c *control) DecideApproval(_ context.Context, workflowID, runID string, a 
 	return nil
 }
 
-func (c *control) KeepAction(_ context.Context, id string, k workflows.Keep) error {
+func (c *control) KeepAction(_ context.Context, id string, k workflows.Actor) error {
 	c.kept, c.keepers = append(c.kept, id), append(c.keepers, k)
 	return nil
 }
@@ -220,7 +220,7 @@ func TestKeepCancelsPendingReverts(t *testing.T) {
 		t.Fatalf("keep: %d %v", code, out)
 	}
 	if len(ctl.kept) != 1 || ctl.kept[0] != workflows.RevertWorkflowID("playbook/alert-1/bf", "block") ||
-		ctl.keepers[0] != (workflows.Keep{By: "ana", Reason: "still investigating"}) {
+		ctl.keepers[0] != (workflows.Actor{By: "ana", Reason: "still investigating"}) {
 		t.Fatalf("signalled %v with %+v", ctl.kept, ctl.keepers)
 	}
 	if code, _ := do(t, h, http.MethodPost, "/api/v1/alerts/nope:keep", []byte(`{"by":"ana"}`), jsonHeader); code != 404 {
@@ -316,18 +316,20 @@ func TestRunPlaybookOnAnAlert(t *testing.T) {
 		status     int
 	}{
 		{"/api/v1/alerts/alert-1:run", `{}`, 400},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":-1}`, 400},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"nope"}`, 404},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":9}`, 404},
-		{"/api/v1/alerts/nope:run", `{"playbook":"p"}`, 404},
-		{"/api/v1/alerts/alert-1:walk", `{"playbook":"p"}`, 404},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":-1,"by":"ana"}`, 400},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p"}`, 400}, // the open API asks who runs it
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"nope","by":"ana"}`, 404},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":9,"by":"ana"}`, 404},
+		{"/api/v1/alerts/nope:run", `{"playbook":"p","by":"ana"}`, 404},
+		{"/api/v1/alerts/alert-1:walk", `{"playbook":"p","by":"ana"}`, 404},
 	} {
 		if code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), js); code != c.status || errCode(out) == "" {
 			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, out, c.status)
 		}
 	}
-	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:run", []byte(`{"playbook":"p","dry_run":true}`), js)
-	if code != http.StatusAccepted || out["workflow_id"] == "" || len(runs.got) != 1 || !runs.got[0].DryRun || runs.got[0].AlertID != "alert-1" {
+	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:run", []byte(`{"playbook":"p","dry_run":true,"by":"ana","reason":"try v2"}`), js)
+	if code != http.StatusAccepted || out["workflow_id"] == "" || len(runs.got) != 1 || !runs.got[0].DryRun || runs.got[0].AlertID != "alert-1" ||
+		runs.got[0].By != "ana" || runs.got[0].Reason != "try v2" {
 		t.Fatalf("run: %d %v, requests %+v", code, out, runs.got)
 	}
 }

@@ -158,7 +158,7 @@ func (t *TemporalControl) DecideApproval(ctx context.Context, workflowID, runID 
 }
 
 // KeepAction signals a timed revert to stand down, saying who keeps the action.
-func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Keep) error {
+func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Actor) error {
 	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, k))
 }
 

@@ -87,7 +87,11 @@ type Run struct {
 	PlaybookVersion int
 	DryRun          bool
 	ResultJSON      string `gorm:"type:text"`
-	UpdatedAt       time.Time
+	// RequestedBy and RequestReason say who started a run on demand, and why;
+	// empty for runs an alert's triggers started.
+	RequestedBy   string `gorm:"size:128"`
+	RequestReason string `gorm:"type:text"`
+	UpdatedAt     time.Time
 }
 
 // Step is one named stage of a run. (run_id, name) is its natural key.

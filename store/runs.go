@@ -18,7 +18,7 @@ func upsertRun(tx *gorm.DB, r *Run) error {
 	err := tx.Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"workflow_id", "workflow_type", "alert_id", "started_at", "dedup_until",
-			"playbook", "playbook_version", "dry_run", "updated_at"}),
+			"playbook", "playbook_version", "dry_run", "requested_by", "request_reason", "updated_at"}),
 	}).Create(r).Error
 	if err != nil {
 		return fmt.Errorf("store: upsert run: %w", err)

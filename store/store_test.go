@@ -518,7 +518,8 @@ func TestAlertPlaybookRuns(t *testing.T) {
 		}
 		for i, name := range []string{"second", "first"} {
 			if err := st.SaveRun(ctx, &store.Run{ID: "pb-" + name, WorkflowID: "playbook/a1/" + name, WorkflowType: "PlaybookWorkflow",
-				AlertID: "a1", Status: store.StatusRunning, StartedAt: at.Add(time.Duration(1-i) * time.Second), Playbook: name, PlaybookVersion: 3}); err != nil {
+				AlertID: "a1", Status: store.StatusRunning, StartedAt: at.Add(time.Duration(1-i) * time.Second), Playbook: name, PlaybookVersion: 3,
+				RequestedBy: map[string]string{"first": "ana"}[name], RequestReason: map[string]string{"first": "try it"}[name]}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -547,6 +548,7 @@ func TestAlertPlaybookRuns(t *testing.T) {
 			t.Fatalf("approvals = %+v", d.Approvals)
 		}
 		if len(d.Playbooks) != 2 || d.Playbooks[0].Run.Playbook != "first" || len(d.Playbooks[0].Steps) != 1 ||
+			d.Playbooks[0].Run.RequestedBy != "ana" || d.Playbooks[0].Run.RequestReason != "try it" || d.Playbooks[1].Run.RequestedBy != "" ||
 			d.Playbooks[0].Run.ResultJSON != `{"status":"succeeded"}` || d.Playbooks[1].Run.PlaybookVersion != 3 {
 			t.Fatalf("playbook runs = %+v", d.Playbooks)
 		}

@@ -232,7 +232,7 @@ func (it *interpreter) inputs() map[string]any {
 
 func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 	started := workflow.Now(ctx)
-	it.record(ctx, &RecordInput{Ref: it.ref, Started: &started, DryRun: it.dryRun})
+	it.record(ctx, &RecordInput{Ref: it.ref, Started: &started, DryRun: it.dryRun, RequestedBy: it.in.RequestedBy})
 	end := it.runList(ctx, it.pb.Steps, nil, nil, "")
 	result := PlaybookResult{Status: RunSucceeded}
 	if end != nil {

@@ -590,14 +590,14 @@ func TestRevertWorkflow(t *testing.T) {
 		}
 	})
 	t.Run("kept first", func(t *testing.T) {
-		a, outcome := run(t, func() any { return workflows.Keep{By: "ana", Reason: "forensics first"} })
+		a, outcome := run(t, func() any { return workflows.Actor{By: "ana", Reason: "forensics first"} })
 		want := map[string]any{"reason": "kept by ana", "kept_by": "ana", "note": "forensics first"}
 		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Status != workflows.StepSkipped ||
 			!reflect.DeepEqual(a.records[1].Output, want) {
 			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
 		}
 	})
-	t.Run("kept by a signal without a payload, as sent before Keep existed", func(t *testing.T) {
+	t.Run("kept by a signal without a payload, as sent before it carried an Actor", func(t *testing.T) {
 		a, outcome := run(t, func() any { return nil })
 		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Output.(map[string]any)["reason"] != "kept by an analyst" {
 			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)

@@ -20,7 +20,7 @@ const (
 	PlaybookStateQuery = "playbook.state"
 	// ApprovalUpdate answers a pending approval (validated: the step must be waiting).
 	ApprovalUpdate = "decide"
-	// KeepSignal, carrying a Keep, cancels a pending revert of an action (an
+	// KeepSignal, carrying an Actor, cancels a pending revert of an action (an
 	// analyst keeps the containment).
 	KeepSignal = "playbook.keep"
 	// EventSignal wakes wait-until steps to re-evaluate their condition; the alert
@@ -28,8 +28,10 @@ const (
 	EventSignal = "playbook.event"
 )
 
-// Keep says who kept an action, and why: the revert's step records it.
-type Keep struct {
+// Actor says who did something to runs from outside, and why: who kept an
+// action (the KeepSignal's payload, recorded on the revert's step), or who started
+// a run on demand.
+type Actor struct {
 	By     string `json:"by,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -83,6 +85,9 @@ type PlaybookInput struct {
 	StepBudget int `json:"step_budget,omitempty"`
 	// AlertID is the alert the run responds to.
 	AlertID string `json:"alert_id"`
+	// RequestedBy says who started the run on demand, and why; nil when the
+	// alert's triggers started it.
+	RequestedBy *Actor `json:"requested_by,omitempty"`
 }
 
 // PlaybookRef names one playbook run.
@@ -143,6 +148,8 @@ type RecordInput struct {
 	Result  *PlaybookResult `json:"result,omitempty"`
 	Started *time.Time      `json:"started,omitempty"`
 	DryRun  bool            `json:"dry_run,omitempty"` // with Started
+	// RequestedBy is who started the run on demand (with Started).
+	RequestedBy *Actor `json:"requested_by,omitempty"`
 	// Approval is an approval requested, escalated or decided.
 	Approval *PendingApproval `json:"approval,omitempty"`
 }

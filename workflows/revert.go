@@ -39,7 +39,7 @@ const (
 // arrives first. It is its own workflow so the playbook run need not stay open.
 func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 	kept := false
-	var keeper Keep // empty from a signal sent without one, as before Keep existed
+	var keeper Actor // empty from a signal sent without one, as before it carried one
 	keep := workflow.GetSignalChannel(ctx, KeepSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		keep.Receive(ctx, &keeper)
@@ -84,7 +84,7 @@ func recordRevert(ctx workflow.Context, ref PlaybookRef, rec StepRecord) {
 }
 
 // keptOutput is the skipped revert's recorded output: who kept the action and why.
-func keptOutput(k Keep) map[string]any {
+func keptOutput(k Actor) map[string]any {
 	out := map[string]any{"reason": "kept by an analyst"}
 	if k.By != "" {
 		out["reason"], out["kept_by"] = "kept by "+k.By, k.By

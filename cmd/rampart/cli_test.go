@@ -221,7 +221,7 @@ func (d *decisions) DecideApproval(_ context.Context, _, _ string, a workflows.A
 	d.got = append(d.got, a)
 	return nil
 }
-func (d *decisions) KeepAction(context.Context, string, workflows.Keep) error { return nil }
+func (d *decisions) KeepAction(context.Context, string, workflows.Actor) error { return nil }
 func (d *decisions) Query(context.Context, string, string, string, any) error {
 	return server.ErrRunNotFound
 }

@@ -156,7 +156,7 @@ func newAlertKeepCmd() *cobra.Command {
 		Short: "Keep an alert's containment: cancel the timed reverts its playbooks scheduled",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, err := json.Marshal(workflows.Keep{By: actorName(cmd, by), Reason: reason})
+			body, err := json.Marshal(workflows.Actor{By: actorName(cmd, by), Reason: reason})
 			if err != nil {
 				return err
 			}

@@ -186,23 +186,24 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newPlaybookRunCmd() *cobra.Command {
-	var base, alertID string
+	var base, alertID, by, reason string
 	var version int
 	var dryRun bool
 	cmd := &cobra.Command{
-		Use:   "run NAME --alert ID [--version N] [--dry-run]",
+		Use:   "run NAME --alert ID [--version N] [--dry-run] [--by NAME] [--reason TEXT]",
 		Short: "Run a playbook on a recorded alert now, live or as a dry run",
 		Long: `run starts a playbook version (the latest by default) on a recorded alert, with
 the alert's recorded detection and enrichment, as a durable run on the worker. With
 --dry-run its contain and notify actions are recorded ("would call X with Y")
 instead of made; reads still run. The run's steps appear under the alert
-(rampart alert show ID).`,
+(rampart alert show ID), with who started it and why.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if alertID == "" {
 				return fmt.Errorf("--alert ID is required")
 			}
-			body, err := json.Marshal(server.RunRequest{Playbook: args[0], Version: version, DryRun: dryRun})
+			body, err := json.Marshal(server.RunRequest{Playbook: args[0], Version: version, DryRun: dryRun,
+				By: actorName(cmd, by), Reason: reason})
 			if err != nil {
 				return err
 			}
@@ -221,6 +222,7 @@ instead of made; reads still run. The run's steps appear under the alert
 	cmd.Flags().StringVar(&alertID, "alert", "", "the alert to run it on")
 	cmd.Flags().IntVar(&version, "version", 0, "the version (default: the latest)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "record contain and notify actions instead of making them")
+	actorFlags(cmd, &by, &reason, "runs the playbook")
 	urlFlag(cmd, &base)
 	return cmd
 }

@@ -84,8 +84,8 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		}
 	}
 	// Run the playbook again on the alert, as a dry run: nothing reaches the EDR.
-	if code, out := runCLI(t, "playbook", "run", "ransomware-burst", "--alert", ransom.ID, "--dry-run", "--url", d.URL); code != 0 ||
-		!strings.Contains(out, "(dry run)") {
+	if code, out := runCLI(t, "playbook", "run", "ransomware-burst", "--alert", ransom.ID, "--dry-run", "--by", "ana",
+		"--reason", "what would v1 do now", "--url", d.URL); code != 0 || !strings.Contains(out, "(dry run)") {
 		t.Fatalf("playbook run --dry-run: exit %d: %s", code, out)
 	}
 	var dry server.AlertDetail
@@ -95,6 +95,14 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	})
 	if !dry.Playbooks[1].DryRun || d.Simulator.ContainCalls(ransomHost) != 1 || !bytes.Contains(dry.Playbooks[1].Result, []byte(`"simulated":true`)) {
 		t.Fatalf("dry run = %+v; contain calls %d", dry.Playbooks[1], d.Simulator.ContainCalls(ransomHost))
+	}
+	// The run says who started it, and why; the one the trigger started, nobody.
+	if r := dry.Playbooks[1].Run; r.RequestedBy != "ana" || r.RequestReason != "what would v1 do now" || dry.Playbooks[0].Run.RequestedBy != "" {
+		t.Fatalf("requested by: %+v, trigger's run %+v", r, dry.Playbooks[0].Run)
+	}
+	if code, out := runCLI(t, "alert", "show", ransom.ID, "--url", d.URL); code != 0 ||
+		!strings.Contains(out, "Playbook ransomware-burst v1 (dry run; run by ana: what would v1 do now): succeeded") {
+		t.Fatalf("alert show after the dry run: exit %d:\n%s", code, out)
 	}
 	simulated := 0
 	for _, a := range dry.Actions {

@@ -25,7 +25,8 @@ const requireBrowserEnv = "RAMPART_REQUIRE_BROWSER"
 // TestUIApprovesAnAction drives the web UI in headless Chromium against
 // `rampart dev`: the analyst opens the approval inbox, follows the isolation the
 // malware playbook asks about to its alert, the domain controller's, approves it
-// there, the host is contained, and the analyst keeps it so (no timed revert).
+// there, the host is contained, and the analyst keeps it so (no timed revert),
+// then dry-runs another playbook on the alert.
 func TestUIApprovesAnAction(t *testing.T) {
 	browser := startBrowser(t)
 	cfg := devConfig(t, 3*time.Second)
@@ -108,6 +109,23 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, "#actions tr:first-child"); !strings.HasPrefix(got, "crowdstrike.isolate_host "+dcHost+" succeeded vendor contained") {
 		t.Fatalf("the alert's action: %q", got)
 	}
+
+	// The analyst runs another playbook on the alert, as a dry run (the default).
+	browser.click(t, `#run-playbook option[value="benign-noise-autoclose"]`)
+	browser.click(t, "#run-playbook button.run")
+	if q := browser.answerPrompt(t, "would the noise rule close it"); !strings.Contains(q, "benign-noise-autoclose on this alert as a dry run") {
+		t.Fatalf("run prompt: %q", q)
+	}
+	waitFor(t, "the run to start", waitTimeout, func() bool {
+		return strings.HasPrefix(browser.text(t, "#run-playbook .run-result"), "started playbook/"+acc.AlertID+"/benign-noise-autoclose/manual-")
+	})
+	waitFor(t, "the dry run to finish", waitTimeout, func() bool {
+		a, _ := getAlert(t, d.URL, acc.AlertID)
+		return len(a.Playbooks) == 2 && a.Playbooks[1].Run.CompletedAt != nil
+	})
+	browser.refresh(t)
+	browser.waitText(t, "#playbook-benign-noise-autoclose",
+		"Playbook benign-noise-autoclose v1 (dry run; run by ana: would the noise rule close it): succeeded")
 	if _, err := browser.find("#reverts"); err == nil {
 		t.Fatal("the alert still shows a pending revert once kept")
 	}

@@ -122,11 +122,17 @@ async function showAlert(id) {
   view.append(text("h3", "Steps"), stepTable(d.steps));
   for (const p of d.playbooks || []) {
     // A finished run says how it ended (succeeded, failed) and why; one in flight, that it runs.
-    const heading = text("h3", `Playbook ${p.playbook} v${p.version}${p.dry_run ? " (dry run)" : ""}: ${p.result ? p.result.status : p.run.status}`);
-    heading.id = "playbook-" + p.playbook;
+    const notes = [];
+    if (p.dry_run) notes.push("dry run");
+    if (p.run.requested_by) notes.push(`run by ${p.run.requested_by}` + (p.run.request_reason ? `: ${p.run.request_reason}` : ""));
+    const mode = notes.length ? ` (${notes.join("; ")})` : "";
+    const heading = text("h3", `Playbook ${p.playbook} v${p.version}${mode}: ${p.result ? p.result.status : p.run.status}`);
+    // The first run of a playbook is #playbook-<name>; later ones add their run id.
+    heading.id = "playbook-" + p.playbook + (view.querySelector(`[id="playbook-${p.playbook}"]`) ? "-" + p.run_id : "");
     view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps));
   }
   if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
+  if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id));
   // The records as stored, for whoever needs more than the lines above.
   for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Alert", d.alert]]) {
     if (value == null) continue;
@@ -205,6 +211,44 @@ function approvalTable(approvals) {
   ], (a) => "alert-approval-" + a.id);
   table.id = "alert-approvals";
   return table;
+}
+
+// runForm starts a playbook version on the alert now: a dry run unless the
+// analyst unticks it. The run records who started it, and why.
+function runForm(alertID) {
+  const form = document.createElement("form");
+  form.id = "run-playbook";
+  const choice = document.createElement("select");
+  choice.name = "playbook";
+  const dry = document.createElement("input");
+  dry.type = "checkbox";
+  dry.checked = true;
+  const dryLabel = document.createElement("label");
+  dryLabel.append(dry, " dry run (record contain and notify actions, make none)");
+  const result = text("span", "", "run-result");
+  form.append(choice, " ", dryLabel, " ", text("button", "Run", "run"), " ", result);
+  api("/api/v1/playbooks").then((page) => {
+    for (const p of page.playbooks) {
+      const option = text("option", `${p.name} v${p.latest_version}${p.enabled ? "" : " (disabled)"}`);
+      option.value = p.name;
+      choice.append(option);
+    }
+  }).catch((e) => { result.textContent = e.message; });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = askWhy(`Run ${choice.value} on this alert ${dry.checked ? "as a dry run" : "LIVE: its actions will be made"}?`);
+    if (!body) return;
+    Object.assign(body, { playbook: choice.value, dry_run: dry.checked });
+    try {
+      const started = await api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":run", "POST", body);
+      result.textContent = `started ${started.workflow_id}`;
+      result.className = "run-result status-approved";
+    } catch (err) {
+      result.textContent = err.message;
+      result.className = "run-result status-failed";
+    }
+  });
+  return form;
 }
 
 // pendingReverts are the alert's actions whose timed revert (revert_after) is

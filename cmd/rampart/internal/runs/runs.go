@@ -78,7 +78,8 @@ func (s *Starter) StartPlaybook(ctx context.Context, req server.RunRequest) (ser
 	id := fmt.Sprintf("%s/manual-%d", workflows.PlaybookRunID(req.AlertID, req.Playbook), time.Now().UnixNano())
 	run, err := s.Client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: s.TaskQueue}, workflows.PlaybookWorkflowName,
 		workflows.PlaybookInput{Playbook: pinned, Callees: callees, Alert: rec.Alert, Detection: rec.Detection,
-			Enrichment: rec.Enrichment, DryRun: req.DryRun, AlertID: req.AlertID})
+			Enrichment: rec.Enrichment, DryRun: req.DryRun, AlertID: req.AlertID,
+			RequestedBy: &workflows.Actor{By: req.By, Reason: req.Reason}})
 	if err != nil {
 		return server.RunStarted{}, fmt.Errorf("start %s: %w", id, err)
 	}
