@@ -26,7 +26,8 @@ const requireBrowserEnv = "RAMPART_REQUIRE_BROWSER"
 // `rampart dev`: the analyst opens the approval inbox, follows the isolation the
 // malware playbook asks about to its alert, the domain controller's, approves it
 // there, the host is contained, and the analyst keeps it so (no timed revert),
-// then dry-runs another playbook on the alert.
+// then dry-runs another playbook on the alert and finds the approval among the
+// approved ones.
 func TestUIApprovesAnAction(t *testing.T) {
 	browser := startBrowser(t)
 	cfg := devConfig(t, 3*time.Second)
@@ -126,6 +127,12 @@ func TestUIApprovesAnAction(t *testing.T) {
 	browser.refresh(t)
 	browser.waitText(t, "#playbook-benign-noise-autoclose",
 		"Playbook benign-noise-autoclose v1 (dry run; run by ana: would the noise rule close it): succeeded")
+
+	// The inbox is empty now; the approved ones are a choice away, with who and why.
+	browser.navigate(t, d.URL+"/#approvals")
+	browser.waitText(t, "#approvals-empty", "Nothing is waiting for a decision.")
+	browser.click(t, `#approval-status option[value="approved"]`)
+	browser.waitText(t, fmt.Sprintf(`[id="approval-%s"] td:last-child`, pending.ID), "approved by ana: tier 2 confirmed the dump")
 	if _, err := browser.find("#reverts"); err == nil {
 		t.Fatal("the alert still shows a pending revert once kept")
 	}

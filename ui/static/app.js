@@ -294,8 +294,11 @@ function revertBox(alertID, reverts) {
   return box;
 }
 
+// loadApprovals lists the approvals with the chosen status: by default the
+// inbox of those waiting for a decision, else the record of how others ended.
 async function loadApprovals() {
-  const page = await api("/api/v1/approvals?status=pending");
+  const status = $("#approval-status").value;
+  const page = await api("/api/v1/approvals?status=" + encodeURIComponent(status));
   const tbody = $("#approval-rows");
   tbody.replaceChildren();
   for (const a of page.approvals) {
@@ -321,7 +324,9 @@ async function loadApprovals() {
     );
     tbody.append(tr);
   }
-  $("#approvals-empty").hidden = page.approvals.length > 0;
+  const empty = $("#approvals-empty");
+  empty.textContent = status === "pending" ? "Nothing is waiting for a decision." : "No approvals to show.";
+  empty.hidden = page.approvals.length > 0;
 }
 
 function show(section) {
@@ -344,5 +349,6 @@ function route() {
 $("#filters").addEventListener("change", () => loadAlerts(false));
 $("#filters").addEventListener("submit", (e) => { e.preventDefault(); loadAlerts(false); });
 $("#more").addEventListener("click", () => loadAlerts(true));
+$("#approval-status").addEventListener("change", () => loadApprovals().catch((e) => alert(e.message)));
 window.addEventListener("hashchange", route);
 route();
