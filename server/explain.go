@@ -12,8 +12,8 @@ import (
 )
 
 // The explainers below turn recorded JSON into the lines a reader wants, so the
-// web UI and the CLI say the same thing. Each answers "" when there is nothing to
-// say or the enrichment does not parse.
+// web UI and the CLI say the same thing. Each answers "" when it has nothing to
+// say: no record yet, or one it cannot read.
 
 // explainEnrichment says what the lookups found, in a line.
 func explainEnrichment(raw string) string {

@@ -165,8 +165,8 @@ const (
 //
 // A step a goto runs again keeps the revert its first run scheduled: a contain
 // action is keyed by run and step, so the vendor was asked once, and the
-// revert's workflow id is the step's. (Before versionRevertOnce a second start was tried
-// and failed the step.)
+// revert's workflow id is the step's. (Before versionRevertOnce a second start
+// was tried, and failed the step.)
 func (it *interpreter) scheduleRevert(ctx workflow.Context, s *playbook.Step, name string, inputs map[string]any) error {
 	after, err := playbook.ParseDuration(s.RevertAfter)
 	if err != nil {
