@@ -134,7 +134,8 @@ async function showAlert(id) {
   if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
   if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id));
   // The records as stored, for whoever needs more than the lines above.
-  for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Alert", d.alert]]) {
+  for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Detection", d.detection],
+    ["Alert", d.alert], ["Payload as received", d.raw]]) {
     if (value == null) continue;
     const raw = document.createElement("details");
     raw.append(text("summary", name + " (JSON)"), text("pre", JSON.stringify(value, null, 2)));
