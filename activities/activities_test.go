@@ -279,8 +279,13 @@ func TestIsolateHostErrorClasses(t *testing.T) {
 			if c.minDelay > 0 && appErr.NextRetryDelay() < c.minDelay {
 				t.Fatalf("next retry delay = %v, want at least %v", appErr.NextRetryDelay(), c.minDelay)
 			}
-			if a, err := f.store.GetAction(context.Background(), "k-"+c.name); err != nil || a.Error == "" || a.Status == store.StatusSucceeded {
-				t.Fatalf("action after failure = %+v, %v", a, err)
+			// A final answer ends the action; a retryable one leaves it pending.
+			want := store.StatusPending
+			if c.nonRetryable {
+				want = store.StatusFailed
+			}
+			if a, err := f.store.GetAction(context.Background(), "k-"+c.name); err != nil || a.Error == "" || a.Status != want {
+				t.Fatalf("action after failure = %+v, %v; want status %s", a, err, want)
 			}
 		})
 	}

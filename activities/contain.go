@@ -87,8 +87,15 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 	}
 	out, err = a.changeHost(ctx, h, out, !created, action.VendorCalls > 0)
 	if err != nil {
-		_ = a.Store.UpdateAction(ctx, h.key, store.ActionUpdate{Error: err.Error()})
-		return out, classify(err)
+		failure := classify(err)
+		// A final answer (a 4xx) ends the action; anything else stays pending
+		// for the retry.
+		u := store.ActionUpdate{Error: err.Error()}
+		if final := (*temporal.ApplicationError)(nil); errors.As(failure, &final) && final.NonRetryable() {
+			u.Status = store.StatusFailed
+		}
+		_ = a.Store.UpdateAction(ctx, h.key, u)
+		return out, failure
 	}
 	err = a.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := tx.UpdateAction(ctx, h.key, store.ActionUpdate{Status: store.StatusSucceeded, VendorStatus: out.Status, ClearError: true}); err != nil {

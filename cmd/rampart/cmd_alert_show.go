@@ -140,8 +140,9 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 		fmt.Fprintln(w, "\nActions")
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, a := range d.Actions {
-			fmt.Fprintf(tw, "  %s.%s\t%s\t%s%s\t%d vendor call(s)%s\n", a.Integration, a.Operation, a.Target,
-				a.Status, prefixed(" · vendor ", joinNonEmpty(" ", a.VendorStatus, a.VendorID)), a.VendorCalls, prefixed(" · ", a.Error))
+			fmt.Fprintf(tw, "  %s.%s\t%s\t%s%s\t%s%d vendor call(s)%s\n", a.Integration, a.Operation, a.Target,
+				a.Status, prefixed(" · vendor ", joinNonEmpty(" ", a.VendorStatus, a.VendorID)), retried(a.Attempts), a.VendorCalls,
+				prefixed(" · ", a.Error))
 		}
 		_ = tw.Flush()
 	}
@@ -173,6 +174,15 @@ func printSteps(w io.Writer, steps []server.StepView) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s%s\n", s.Name, s.Status, took, prefixed("\t", joinNonEmpty("\t", s.Error, s.Note)))
 	}
 	_ = tw.Flush()
+}
+
+// retried says how many attempts an action took, when it took more than one: the
+// failures that were retried leave no other trace in the alert.
+func retried(attempts int) string {
+	if attempts <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d attempts, ", attempts)
 }
 
 // fieldWriter aligns a view's "name  value" lines, indented under its heading;

@@ -358,6 +358,50 @@ func (b *syncBuffer) Bytes() []byte {
 	return bytes.Clone(b.buf.Bytes())
 }
 
+// TestEndToEndEDRFailures: the EDR rate-limits the contain request once, then
+// fails it twice with 503 (faults queued through the simulator's own HTTP
+// endpoint, as the README shows). The isolate activity waits out the reset hint,
+// retries with backoff, reads the host before each retry, and the host is
+// contained by exactly one accepted request; the alert says it took four attempts.
+func TestEndToEndEDRFailures(t *testing.T) {
+	d := startDev(t, devConfig(t, 2*time.Second))
+	for _, fault := range []string{
+		`{"status":429,"retry_after":"1s","path":"/devices/entities/devices-actions/v2"}`,
+		`{"status":503,"count":2,"path":"/devices/entities/devices-actions/v2"}`,
+	} {
+		resp, err := http.Post(d.Simulator.URL()+"/_sim/faults", "application/json", strings.NewReader(fault))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("queue fault %s: %v %v", fault, resp, err)
+		}
+		_ = resp.Body.Close()
+	}
+	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("webhook answered %d", status)
+	}
+	var detail server.AlertDetail
+	waitFor(t, "the alert to be contained despite the faults", waitTimeout, func() bool {
+		var ok bool
+		detail, ok = getAlert(t, d.URL, acc.AlertID)
+		return ok && detail.Status == "contained"
+	})
+	var contains []int
+	for _, e := range d.Simulator.Audit() {
+		if e.Action == "contain" {
+			contains = append(contains, e.Status)
+		}
+	}
+	if fmt.Sprint(contains) != "[429 503 503 202]" || d.Simulator.ContainCalls(ransomHost) != 1 {
+		t.Fatalf("contain calls at the EDR: %v", contains)
+	}
+	if a := detail.Actions; len(a) != 1 || a[0].Attempts != 4 || a[0].VendorCalls != 1 || a[0].Status != "succeeded" || a[0].Error != "" {
+		t.Fatalf("actions = %+v", a)
+	}
+	if code, out := runCLI(t, "alert", "show", acc.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "4 attempts, 1 vendor call(s)") {
+		t.Fatalf("alert show: exit %d:\n%s", code, out)
+	}
+}
+
 func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 	d := startDev(t, devConfig(t, 6*time.Second))
 	body := readFile(t, ransomware)

@@ -210,3 +210,56 @@ func TestNewValidatesConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestControlEndpoints: a person breaks the simulator on purpose over HTTP (a
+// queued fault, added latency), and a bad request says what it wants.
+func TestControlEndpoints(t *testing.T) {
+	sim, c := startSim(t, SimOptions{})
+	post := func(path, body string) int {
+		t.Helper()
+		resp, err := http.Post(sim.URL()+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct{ path, body string }{
+		{"/_sim/faults", `{"status":200}`},
+		{"/_sim/faults", `{"status":429,"retry_after":"soon"}`},
+		{"/_sim/faults", `not json`},
+		{"/_sim/latency", `{"latency":"-1s"}`},
+		{"/_sim/latency", `{}`},
+	} {
+		if code := post(c.path, c.body); code != http.StatusBadRequest {
+			t.Errorf("POST %s %s = %d, want 400", c.path, c.body, code)
+		}
+	}
+	if code := post("/_sim/faults", `{"status":429,"retry_after":"2s","path":"`+pathActions+`"}`); code != http.StatusAccepted {
+		t.Fatalf("fault: %d", code)
+	}
+	ctx := context.Background()
+	if _, err := c.GetHost(ctx, hostID); err != nil { // another path: not faulted
+		t.Fatalf("read while the contain call is faulted: %v", err)
+	}
+	_, err := c.ContainHost(ctx, hostID)
+	var apiErr *integrations.APIError
+	if !errors.As(err, &apiErr) || !apiErr.Throttled() || apiErr.RetryAfter < time.Second || apiErr.RetryAfter > 3*time.Second {
+		t.Fatalf("contain under a 429 fault: %v", err)
+	}
+	audit := sim.Audit()
+	if last := audit[len(audit)-1]; last.Status != 429 || last.Fault == "" {
+		t.Fatalf("audit = %+v", last)
+	}
+	if _, err := c.ContainHost(ctx, hostID); err != nil {
+		t.Fatalf("once the fault is spent: %v", err)
+	}
+	if code := post("/_sim/latency", `{"latency":"300ms"}`); code != http.StatusAccepted {
+		t.Fatalf("latency: %d", code)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.GetHost(short, hostID); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("under 300 ms of latency: %v", err)
+	}
+}

@@ -67,7 +67,8 @@ type SimOptions struct {
 // Simulator is a stateful fake of the Falcon endpoints Rampart calls: OAuth2 token,
 // devices-actions v2 and devices v2, with the vendor's status codes, error body and
 // rate-limit headers, injectable faults, and an audit of every call. It serves real
-// HTTP so clients are exercised over the wire. Its /_sim/ endpoints show state.
+// HTTP so clients are exercised over the wire. Its /_sim/ endpoints show state
+// (hosts, audit) and let a person break it on purpose (faults, latency).
 type Simulator struct {
 	opts SimOptions
 
@@ -236,15 +237,51 @@ func (s *Simulator) Handler() http.Handler {
 	mux.HandleFunc("GET /_sim/hosts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Hosts()) })
 	mux.HandleFunc("GET /_sim/audit", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Audit()) })
 	mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
-		var f Fault
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&f); err != nil || f.Status < 400 || f.Status > 599 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be a fault with a 4xx/5xx status"})
+		var f simFault
+		err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&f)
+		fault, ok := f.fault()
+		if err != nil || !ok {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be a fault: {"status": 4xx or 5xx, "count": n, "path": "/devices/…", "retry_after": "2s"}`})
 			return
 		}
-		s.InjectFault(f)
+		s.InjectFault(fault)
 		writeJSON(w, http.StatusAccepted, f)
 	})
+	mux.HandleFunc("POST /_sim/latency", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Latency string `json:"latency"`
+		}
+		err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<10)).Decode(&body)
+		d, perr := time.ParseDuration(body.Latency)
+		if err != nil || perr != nil || d < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": `body must be {"latency": "300ms"}`})
+			return
+		}
+		s.SetLatency(d)
+		writeJSON(w, http.StatusAccepted, body)
+	})
 	return mux
+}
+
+// simFault is a Fault as POST /_sim/faults takes it: the reset hint as a
+// duration ("2s"), for people typing curl.
+type simFault struct {
+	Status     int    `json:"status"`
+	Count      int    `json:"count,omitempty"`
+	Path       string `json:"path,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
+}
+
+func (f simFault) fault() (Fault, bool) {
+	out := Fault{Status: f.Status, Count: f.Count, Path: f.Path}
+	if f.RetryAfter != "" {
+		d, err := time.ParseDuration(f.RetryAfter)
+		if err != nil || d < 0 {
+			return out, false
+		}
+		out.RetryAfter = d
+	}
+	return out, f.Status >= 400 && f.Status <= 599 && f.Count >= 0
 }
 
 type falconRecorder struct {

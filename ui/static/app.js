@@ -94,7 +94,7 @@ function actionTable(actions) {
       text("td", a.target),
       text("td", a.status, "status-" + a.status),
       text("td", vendor ? "vendor " + vendor : ""),
-      text("td", `${a.vendor_calls} vendor call(s)`),
+      text("td", (a.attempts > 1 ? `${a.attempts} attempts, ` : "") + `${a.vendor_calls} vendor call(s)`),
       text("td", a.error || ""),
     ];
   });
