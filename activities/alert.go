@@ -217,7 +217,10 @@ func outcomeSummary(in workflows.FinishInput) string {
 	case in.Outcome == workflows.OutcomeContained:
 		parts = append(parts, "contained: contain_when matched")
 	}
-	if in.Error != "" && in.Outcome == workflows.OutcomeFailed {
+	// A failed response stage's error restates the failed runs' messages, which
+	// the parts above already give.
+	restated := len(in.Playbooks) > 0 && in.FailedStage == workflows.StageContain
+	if in.Error != "" && in.Outcome == workflows.OutcomeFailed && !restated {
 		parts = append(parts, "failed: "+in.Error)
 	}
 	summary := strings.Join(parts, "; ")

@@ -21,6 +21,12 @@ func TestOutcomeSummarySaysWhy(t *testing.T) {
 		{workflows.FinishInput{Outcome: workflows.OutcomeFailed, Error: "respond: playbook malware failed", Playbooks: []workflows.PlaybookRunState{
 			{Playbook: "malware", Status: "failed", Message: "isolate: HTTP 403"},
 		}}, "malware failed: isolate: HTTP 403; failed: respond: playbook malware failed"},
+		// The response stage failing because a run failed: said once.
+		{workflows.FinishInput{Outcome: workflows.OutcomeFailed, FailedStage: workflows.StageContain,
+			Error: "playbooks failed: malware: isolate: HTTP 403", Playbooks: []workflows.PlaybookRunState{
+				{Playbook: "malware", Status: "failed", Message: "isolate: HTTP 403"},
+				{Playbook: "notify", Status: "succeeded"},
+			}}, "malware failed: isolate: HTTP 403; notify succeeded"},
 		{workflows.FinishInput{Outcome: workflows.OutcomeResponded, Playbooks: []workflows.PlaybookRunState{
 			{Playbook: "chatty", Status: "succeeded", Message: strings.Repeat("é", 1000)},
 		}}, "chatty succeeded: " + strings.Repeat("é", maxSummary-len("chatty succeeded: ")-1) + "…"},
