@@ -318,7 +318,11 @@ func TestFinishRecordsOutcomeAndClose(t *testing.T) {
 	if d.Run.ClosedAt == nil || d.Alert.DuplicateCount != 5 {
 		t.Fatalf("after close: %+v run %+v", d.Alert, d.Run)
 	}
-	// A failed stage is recorded as such.
+	// A failed stage is recorded as such, and the isolation it gave up on ends.
+	if _, _, err := f.store.ClaimAction(context.Background(), &store.Action{IdempotencyKey: workflows.IdempotencyKey(f.ref, workflows.StageContain),
+		AlertID: "run-1", RunID: "run-1", Integration: "crowdstrike", Operation: "isolate_host"}); err != nil {
+		t.Fatal(err)
+	}
 	get(t, f.env, workflows.ActivityFinish, workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeFailed, FailedStage: workflows.StageContain, Error: "contain: HTTP 403", At: at}, nil)
 	d, _ = f.store.GetAlert(context.Background(), "run-1")
 	if d.Alert.Status != store.AlertFailed || d.Run.Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Status != store.StatusFailed || d.Steps[len(d.Steps)-1].Error != "contain: HTTP 403" {
@@ -326,5 +330,8 @@ func TestFinishRecordsOutcomeAndClose(t *testing.T) {
 	}
 	if d.Alert.Summary != "failed: contain: HTTP 403" {
 		t.Fatalf("summary after failure = %q", d.Alert.Summary)
+	}
+	if len(d.Actions) != 1 || d.Actions[0].Status != store.StatusFailed {
+		t.Fatalf("actions after failure = %+v", d.Actions)
 	}
 }

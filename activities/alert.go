@@ -184,6 +184,11 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 			if err := markStepFailed(ctx, tx, in); err != nil {
 				return err
 			}
+			if in.FailedStage == workflows.StageContain { // the isolation's retries are spent
+				if err := tx.EndPendingAction(ctx, workflows.IdempotencyKey(in.Ref, workflows.StageContain)); err != nil {
+					return err
+				}
+			}
 		}
 		if !in.Closed { // the close repeats the outcome recorded when the stages ended
 			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome), Summary: outcomeSummary(in)}); err != nil {

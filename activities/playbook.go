@@ -213,6 +213,13 @@ func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef,
 			}); err != nil {
 				return err
 			}
+			// An action step that failed for good (retries spent) ends its action
+			// row too, rather than leaving it pending.
+			if r.Status == workflows.StepFailed && (r.Kind == playbook.KindAction || r.Kind == workflows.StepKindRevert) {
+				if err := tx.EndPendingAction(ctx, workflows.ActionKey(ref, r.Name)); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/playbook"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -168,6 +169,34 @@ func TestLargeOutputsAreStoredByReference(t *testing.T) {
 	content, err := f.store.GetBlob(context.Background(), ref.Ref)
 	if err != nil || len(content) != ref.Size || !strings.Contains(string(content), big) {
 		t.Fatalf("blob: %d bytes, %v", len(content), err)
+	}
+}
+
+// TestGivenUpActionsEnd: an action whose step failed for good (its retries spent
+// with the vendor never accepting) ends failed; one whose step succeeded is not
+// touched by the rule.
+func TestGivenUpActionsEnd(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ref := workflows.PlaybookRef{WorkflowID: "playbook/x", RunID: "pb-run-3", AlertID: "run-1", Playbook: "p", Version: 1}
+	for _, step := range []string{"isolate", "block.revert", "lookup"} {
+		if _, _, err := f.store.ClaimAction(ctx, &store.Action{IdempotencyKey: workflows.ActionKey(ref, step), Integration: "crowdstrike", Operation: "isolate_host"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	_, err := f.env.ExecuteActivity(workflows.ActivityPlaybookRecord, workflows.RecordInput{Ref: ref, Steps: []workflows.StepRecord{
+		{Name: "isolate", Seq: 1, Kind: playbook.KindAction, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now, Error: "HTTP 503"},
+		{Name: "block.revert", Seq: 2, Kind: workflows.StepKindRevert, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now},
+		{Name: "lookup", Seq: 3, Kind: playbook.KindAction, Status: workflows.StepSucceeded, StartedAt: now, FinishedAt: now},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, want := range map[string]string{"isolate": store.StatusFailed, "block.revert": store.StatusFailed, "lookup": store.StatusPending} {
+		if a, err := f.store.GetAction(ctx, workflows.ActionKey(ref, step)); err != nil || a.Status != want {
+			t.Errorf("%s: %+v, %v; want %s", step, a, err, want)
+		}
 	}
 }
 

@@ -37,6 +37,21 @@ func (s *Store) ClaimAction(ctx context.Context, a *Action) (got Action, created
 	return got, created, err
 }
 
+// EndPendingAction marks the action under key failed if no attempt got the vendor
+// to accept it (it is still pending): the run gave up on it. An action the vendor
+// accepted (running) or that finished keeps its status; with no row, nothing
+// changes.
+func (s *Store) EndPendingAction(ctx context.Context, key string) error {
+	return s.atomically(ctx, func(db *gorm.DB) error {
+		err := db.Model(&Action{}).Where("idempotency_key = ? AND status = ?", key, StatusPending).
+			Updates(map[string]any{"status": StatusFailed, "updated_at": time.Now().UTC()}).Error
+		if err != nil {
+			return fmt.Errorf("store: end action: %w", err)
+		}
+		return nil
+	})
+}
+
 // GetAction returns the action recorded under an idempotency key.
 func (s *Store) GetAction(ctx context.Context, key string) (Action, error) {
 	return getAction(s.db.WithContext(ctx), key)

@@ -291,6 +291,34 @@ func TestClaimActionOncePerKey(t *testing.T) {
 	})
 }
 
+// TestEndPendingAction: a run that gives up on an action ends it only if the
+// vendor never accepted it; an accepted or finished action keeps its status.
+func TestEndPendingAction(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		for key, status := range map[string]string{"k-pending": "", "k-running": store.StatusRunning, "k-done": store.StatusSucceeded} {
+			if _, _, err := st.ClaimAction(ctx, &store.Action{IdempotencyKey: key, Integration: "crowdstrike", Operation: "isolate_host"}); err != nil {
+				t.Fatal(err)
+			}
+			if status != "" {
+				if err := st.UpdateAction(ctx, key, store.ActionUpdate{Status: status}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, key := range []string{"k-pending", "k-running", "k-done", "k-missing"} {
+			if err := st.EndPendingAction(ctx, key); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+		}
+		for key, want := range map[string]string{"k-pending": store.StatusFailed, "k-running": store.StatusRunning, "k-done": store.StatusSucceeded} {
+			if a, err := st.GetAction(ctx, key); err != nil || a.Status != want {
+				t.Errorf("%s = %+v, %v; want %s", key, a, err, want)
+			}
+		}
+	})
+}
+
 func TestAssetsAndIOCs(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

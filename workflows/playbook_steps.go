@@ -34,7 +34,7 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 	batch := it.takePending()
 	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(s)), ActivityPlaybookAction, ActionInput{
 		Ref: it.ref, Step: name, Operation: s.Uses, Inputs: inputs, DryRun: it.dryRun,
-		IdempotencyKey: it.ref.WorkflowID + "/" + it.ref.RunID + "/" + name,
+		IdempotencyKey: ActionKey(it.ref, name),
 		ApprovedBy:     approvedBy,
 		Record:         batch,
 	}).Get(ctx, &out)

@@ -28,6 +28,9 @@ type RevertInput struct {
 // RevertStepSuffix names a revert's step: the action's step name plus this.
 const RevertStepSuffix = ".revert"
 
+// StepKindRevert is the kind a revert's step is recorded with.
+const StepKindRevert = "revert"
+
 // Revert outcomes.
 const (
 	RevertDone = "reverted"
@@ -48,12 +51,12 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 	started := workflow.Now(ctx)
 	name := in.Step + RevertStepSuffix
 	// Recorded as pending first, so the alert shows the revert and an analyst can keep.
-	recordRevert(ctx, in.Ref, StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", Status: StepPending, StartedAt: started,
+	recordRevert(ctx, in.Ref, StepRecord{Name: name, Seq: 1_000_000, Kind: StepKindRevert, Status: StepPending, StartedAt: started,
 		Input: in.Inputs, Output: map[string]any{"revert_at": started.Add(in.After), "operation": in.Operation}})
 	if _, err := workflow.AwaitWithTimeout(ctx, in.After, func() bool { return kept }); err != nil {
 		return "", err
 	}
-	rec := StepRecord{Name: name, Seq: 1_000_000, Kind: "revert", StartedAt: started, FinishedAt: workflow.Now(ctx)}
+	rec := StepRecord{Name: name, Seq: 1_000_000, Kind: StepKindRevert, StartedAt: started, FinishedAt: workflow.Now(ctx)}
 	if kept {
 		rec.Status, rec.Output = StepSkipped, keptOutput(keeper)
 		recordRevert(ctx, in.Ref, rec)
@@ -62,7 +65,7 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 	var out ActionOutput
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(nil)), ActivityPlaybookAction, ActionInput{
 		Ref: in.Ref, Step: name, Operation: in.Operation, Inputs: in.Inputs, DryRun: in.DryRun, Revert: true,
-		IdempotencyKey: in.Ref.WorkflowID + "/" + in.Ref.RunID + "/" + name,
+		IdempotencyKey: ActionKey(in.Ref, name),
 	}).Get(ctx, &out)
 	rec.FinishedAt, rec.Input, rec.Output = workflow.Now(ctx), in.Inputs, out.Output
 	if err != nil {

@@ -271,3 +271,9 @@ func Register(r Registry) {
 func IdempotencyKey(ref AlertRef, step string) string {
 	return ref.WorkflowID + "/" + ref.RunID + "/" + step
 }
+
+// ActionKey is the idempotency key of a playbook run's action step (or of its
+// revert): workflow id + run id + step, one action per step of a run.
+func ActionKey(ref PlaybookRef, step string) string {
+	return ref.WorkflowID + "/" + ref.RunID + "/" + step
+}
