@@ -40,6 +40,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
 	browser.navigate(t, d.URL+"/#approvals")
+	browser.waitText(t, "#nav-approvals", "Approvals (1)")
 	row := fmt.Sprintf(`[id="approval-%s"]`, pending.ID)
 	if got := browser.text(t, row+" td:nth-child(5)"); got != "edr.isolate_host" {
 		t.Fatalf("the inbox shows action %q", got)
@@ -131,6 +132,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	// The inbox is empty now; the approved ones are a choice away, with who and why.
 	browser.navigate(t, d.URL+"/#approvals")
 	browser.waitText(t, "#approvals-empty", "Nothing is waiting for a decision.")
+	browser.waitText(t, "#nav-approvals", "Approvals")
 	browser.click(t, `#approval-status option[value="approved"]`)
 	browser.waitText(t, fmt.Sprintf(`[id="approval-%s"] td:last-child`, pending.ID), "approved by ana: tier 2 confirmed the dump")
 	if _, err := browser.find("#reverts"); err == nil {

@@ -334,17 +334,28 @@ function show(section) {
   for (const id of ["list", "detail", "approvals"]) $("#" + id).hidden = id !== section;
 }
 
+// countWaiting shows in the header how many approvals wait for a decision,
+// whichever page is open.
+async function countWaiting() {
+  const page = await api("/api/v1/approvals?status=pending&limit=500");
+  const n = page.approvals.length;
+  $("#nav-approvals").textContent = n ? `Approvals (${n}${n === 500 ? "+" : ""})` : "Approvals";
+}
+
 function route() {
   const id = location.hash.slice(1);
+  let load;
   if (id === "approvals") {
     show("approvals");
-    loadApprovals().catch((e) => alert(e.message));
+    load = loadApprovals();
   } else if (id) {
-    showAlert(id).catch((e) => alert(e.message));
+    load = showAlert(id);
   } else {
     show("list");
-    loadAlerts(false).catch((e) => alert(e.message));
+    load = loadAlerts(false);
   }
+  // After the page's own request, so a token is asked for once.
+  load.catch((e) => alert(e.message)).then(() => countWaiting()).catch(() => {});
 }
 
 $("#filters").addEventListener("change", () => loadAlerts(false));
