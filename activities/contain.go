@@ -91,7 +91,8 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		// A final answer (a 4xx) ends the action; anything else stays pending
 		// for the retry.
 		u := store.ActionUpdate{Error: err.Error()}
-		if final := (*temporal.ApplicationError)(nil); errors.As(failure, &final) && final.NonRetryable() {
+		var appErr *temporal.ApplicationError
+		if errors.As(failure, &appErr) && appErr.NonRetryable() {
 			u.Status = store.StatusFailed
 		}
 		_ = a.Store.UpdateAction(ctx, h.key, u)

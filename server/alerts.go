@@ -81,6 +81,9 @@ type PlaybookRunView struct {
 	Run        RunView         `json:"run"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	Steps      []StepView      `json:"steps"`
+	// Note says how the run was started when not by a trigger in earnest: a dry
+	// run, and who started it on demand and why.
+	Note string `json:"note,omitempty"`
 }
 
 // TemporalRef names the alert's workflow execution.
@@ -350,7 +353,7 @@ func (s *Server) getAlert(c echo.Context) error {
 		out.Playbooks = append(out.Playbooks, PlaybookRunView{
 			Playbook: p.Run.Playbook, Version: p.Run.PlaybookVersion, DryRun: p.Run.DryRun,
 			WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID, Run: runView(&p.Run),
-			Result: rawJSON(p.Run.ResultJSON), Steps: stepViews(p.Steps),
+			Result: rawJSON(p.Run.ResultJSON), Steps: stepViews(p.Steps), Note: runNote(&p.Run),
 		})
 	}
 	out.Approvals = make([]ApprovalView, 0, len(d.Approvals))

@@ -81,16 +81,30 @@ func explainDecision(raw string) string {
 	return raw // a form this code does not know: as recorded
 }
 
+// runNote says how a playbook run was started, when not by a trigger in earnest:
+// "dry run; run by ana: why".
+func runNote(r *store.Run) string {
+	var notes []string
+	if r.DryRun {
+		notes = append(notes, "dry run")
+	}
+	if r.RequestedBy != "" {
+		by := "run by " + r.RequestedBy
+		if r.RequestReason != "" {
+			by += ": " + r.RequestReason
+		}
+		notes = append(notes, by)
+	}
+	return strings.Join(notes, "; ")
+}
+
 // stepNote is what a step's record says beyond its status and error: for a
 // revert an analyst kept, who kept it and why.
 func stepNote(st store.Step) string {
 	if !strings.HasSuffix(st.Name, workflows.RevertStepSuffix) || st.Status != store.StatusSkipped {
 		return ""
 	}
-	var out struct {
-		Reason string `json:"reason"`
-		Note   string `json:"note"`
-	}
+	var out workflows.KeptRevert
 	if json.Unmarshal([]byte(st.OutputJSON), &out) != nil || out.Reason == "" {
 		return ""
 	}

@@ -34,6 +34,9 @@ func TestExplainers(t *testing.T) {
 			OutputJSON: `{"reason":"kept by an analyst"}`}), "kept by an analyst"},
 		{"a revert that ran", stepNote(store.Step{Name: "block.revert", Status: store.StatusSucceeded, OutputJSON: `{"reason":"x"}`}), ""},
 		{"another skipped step", stepNote(store.Step{Name: "block", Status: store.StatusSkipped, OutputJSON: `{"reason":"x"}`}), ""},
+		{"a run a trigger started", runNote(&store.Run{}), ""},
+		{"a dry run started on demand", runNote(&store.Run{DryRun: true, RequestedBy: "ana", RequestReason: "try v2"}), "dry run; run by ana: try v2"},
+		{"a live run started on demand, no reason", runNote(&store.Run{RequestedBy: "bo"}), "run by bo"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, c.got, c.want)

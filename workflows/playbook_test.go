@@ -2,7 +2,6 @@ package workflows_test
 
 import (
 	"context"
-	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -591,15 +590,15 @@ func TestRevertWorkflow(t *testing.T) {
 	})
 	t.Run("kept first", func(t *testing.T) {
 		a, outcome := run(t, func() any { return workflows.Actor{By: "ana", Reason: "forensics first"} })
-		want := map[string]any{"reason": "kept by ana", "kept_by": "ana", "note": "forensics first"}
+		want := workflows.KeptRevert{Reason: "kept by ana", KeptBy: "ana", Note: "forensics first"}
 		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Status != workflows.StepSkipped ||
-			!reflect.DeepEqual(a.records[1].Output, want) {
+			a.records[1].Output != want {
 			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
 		}
 	})
 	t.Run("kept by a signal without a payload, as sent before it carried an Actor", func(t *testing.T) {
 		a, outcome := run(t, func() any { return nil })
-		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Output.(map[string]any)["reason"] != "kept by an analyst" {
+		if outcome != workflows.RevertKept || len(a.calls) != 0 || a.records[1].Output != (workflows.KeptRevert{Reason: "kept by an analyst"}) {
 			t.Fatalf("outcome %q, calls %+v, records %+v", outcome, a.calls, a.records)
 		}
 	})

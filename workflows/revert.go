@@ -86,14 +86,19 @@ func recordRevert(ctx workflow.Context, ref PlaybookRef, rec StepRecord) {
 	}
 }
 
-// keptOutput is the skipped revert's recorded output: who kept the action and why.
-func keptOutput(k Actor) map[string]any {
-	out := map[string]any{"reason": "kept by an analyst"}
+// KeptRevert is the recorded output of a revert an analyst kept: who, and why.
+// Its fields are in the order the map it replaced was written in.
+type KeptRevert struct {
+	KeptBy string `json:"kept_by,omitempty"`
+	Note   string `json:"note,omitempty"` // the analyst's reason
+	Reason string `json:"reason"`         // "kept by <who>", for a reader
+}
+
+// keptOutput is the skipped revert's recorded output.
+func keptOutput(k Actor) KeptRevert {
+	out := KeptRevert{Reason: "kept by an analyst", KeptBy: k.By, Note: k.Reason}
 	if k.By != "" {
-		out["reason"], out["kept_by"] = "kept by "+k.By, k.By
-	}
-	if k.Reason != "" {
-		out["note"] = k.Reason
+		out.Reason = "kept by " + k.By
 	}
 	return out
 }

@@ -269,11 +269,11 @@ func Register(r Registry) {
 
 // IdempotencyKey is the key of a run's action at one step.
 func IdempotencyKey(ref AlertRef, step string) string {
-	return ref.WorkflowID + "/" + ref.RunID + "/" + step
+	return stepKey(ref.WorkflowID, ref.RunID, step)
 }
 
 // ActionKey is the idempotency key of a playbook run's action step (or of its
 // revert): workflow id + run id + step, one action per step of a run.
-func ActionKey(ref PlaybookRef, step string) string {
-	return ref.WorkflowID + "/" + ref.RunID + "/" + step
-}
+func ActionKey(ref PlaybookRef, step string) string { return stepKey(ref.WorkflowID, ref.RunID, step) }
+
+func stepKey(workflowID, runID, step string) string { return workflowID + "/" + runID + "/" + step }

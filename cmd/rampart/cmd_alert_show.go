@@ -122,16 +122,9 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 		if result.Status != "" {
 			status, message = result.Status, result.Message
 		}
-		var notes []string
-		if p.DryRun {
-			notes = append(notes, "dry run")
-		}
-		if p.Run.RequestedBy != "" {
-			notes = append(notes, "run by "+p.Run.RequestedBy+prefixed(": ", p.Run.RequestReason))
-		}
 		mode := ""
-		if len(notes) > 0 {
-			mode = " (" + strings.Join(notes, "; ") + ")"
+		if p.Note != "" {
+			mode = " (" + p.Note + ")"
 		}
 		fmt.Fprintf(w, "\nPlaybook %s v%d%s: %s%s\n", p.Playbook, p.Version, mode, status, prefixed(" — ", message))
 		printSteps(w, p.Steps)

@@ -40,16 +40,17 @@ type AuditEntry struct {
 }
 
 // Fault makes the simulator answer the next Count matching calls with an error.
+// (POST /_sim/faults takes it as a simFault.)
 type Fault struct {
 	// Status is the HTTP status to answer: 429 adds X-RateLimit-RetryAfter.
-	Status int `json:"status"`
+	Status int
 	// Count is how many calls fail; 0 means 1.
-	Count int `json:"count"`
+	Count int
 	// Path limits the fault to calls whose path starts with it; empty means every
 	// API call but the token endpoint.
-	Path string `json:"path,omitempty"`
+	Path string
 	// RetryAfter is the 429 reset hint, from the moment of the answer.
-	RetryAfter time.Duration `json:"retry_after,omitempty"`
+	RetryAfter time.Duration
 }
 
 // SimOptions configure a simulator.

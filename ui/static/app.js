@@ -122,10 +122,7 @@ async function showAlert(id) {
   view.append(text("h3", "Steps"), stepTable(d.steps));
   for (const p of d.playbooks || []) {
     // A finished run says how it ended (succeeded, failed) and why; one in flight, that it runs.
-    const notes = [];
-    if (p.dry_run) notes.push("dry run");
-    if (p.run.requested_by) notes.push(`run by ${p.run.requested_by}` + (p.run.request_reason ? `: ${p.run.request_reason}` : ""));
-    const mode = notes.length ? ` (${notes.join("; ")})` : "";
+    const mode = p.note ? ` (${p.note})` : "";
     const heading = text("h3", `Playbook ${p.playbook} v${p.version}${mode}: ${p.result ? p.result.status : p.run.status}`);
     // The first run of a playbook is #playbook-<name>; later ones add their run id.
     heading.id = "playbook-" + p.playbook + (view.querySelector(`[id="playbook-${p.playbook}"]`) ? "-" + p.run_id : "");
