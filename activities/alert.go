@@ -185,7 +185,7 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 				return err
 			}
 			if in.FailedStage == workflows.StageContain { // the isolation's retries are spent
-				if err := tx.EndPendingAction(ctx, workflows.IdempotencyKey(in.Ref, workflows.StageContain)); err != nil {
+				if err := tx.EndAction(ctx, workflows.IdempotencyKey(in.Ref, workflows.StageContain)); err != nil {
 					return err
 				}
 			}

@@ -214,9 +214,9 @@ func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef,
 				return err
 			}
 			// An action step that failed for good (retries spent) ends its action
-			// row too, rather than leaving it pending.
+			// row too, rather than leaving it pending or running.
 			if r.Status == workflows.StepFailed && (r.Kind == playbook.KindAction || r.Kind == workflows.StepKindRevert) {
-				if err := tx.EndPendingAction(ctx, workflows.ActionKey(ref, r.Name)); err != nil {
+				if err := tx.EndAction(ctx, workflows.ActionKey(ref, r.Name)); err != nil {
 					return err
 				}
 			}

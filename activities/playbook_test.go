@@ -172,28 +172,34 @@ func TestLargeOutputsAreStoredByReference(t *testing.T) {
 	}
 }
 
-// TestGivenUpActionsEnd: an action whose step failed for good (its retries spent
-// with the vendor never accepting) ends failed; one whose step succeeded is not
-// touched by the rule.
+// TestGivenUpActionsEnd: an action whose step failed for good (its retries spent)
+// ends failed when the vendor never accepted it and unconfirmed when the vendor
+// accepted it but never said it was done; one whose step succeeded is not touched
+// by the rule.
 func TestGivenUpActionsEnd(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ref := workflows.PlaybookRef{WorkflowID: "playbook/x", RunID: "pb-run-3", AlertID: "run-1", Playbook: "p", Version: 1}
-	for _, step := range []string{"isolate", "block.revert", "lookup"} {
+	for _, step := range []string{"isolate", "block.revert", "lookup", "slow"} {
 		if _, _, err := f.store.ClaimAction(ctx, &store.Action{IdempotencyKey: workflows.ActionKey(ref, step), Integration: "crowdstrike", Operation: "isolate_host"}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	accepted := store.ActionUpdate{Status: store.StatusRunning, VendorID: "act-1", VendorStatus: integrations.HostContainmentPending, VendorCall: true}
+	if err := f.store.UpdateAction(ctx, workflows.ActionKey(ref, "slow"), accepted); err != nil {
+		t.Fatal(err)
 	}
 	now := time.Now()
 	_, err := f.env.ExecuteActivity(workflows.ActivityPlaybookRecord, workflows.RecordInput{Ref: ref, Steps: []workflows.StepRecord{
 		{Name: "isolate", Seq: 1, Kind: playbook.KindAction, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now, Error: "HTTP 503"},
 		{Name: "block.revert", Seq: 2, Kind: workflows.StepKindRevert, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now},
 		{Name: "lookup", Seq: 3, Kind: playbook.KindAction, Status: workflows.StepSucceeded, StartedAt: now, FinishedAt: now},
+		{Name: "slow", Seq: 4, Kind: playbook.KindAction, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now, Error: "not confirmed yet"},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for step, want := range map[string]string{"isolate": store.StatusFailed, "block.revert": store.StatusFailed, "lookup": store.StatusPending} {
+	for step, want := range map[string]string{"isolate": store.StatusFailed, "block.revert": store.StatusFailed, "lookup": store.StatusPending, "slow": store.StatusUnconfirmed} {
 		if a, err := f.store.GetAction(ctx, workflows.ActionKey(ref, step)); err != nil || a.Status != want {
 			t.Errorf("%s: %+v, %v; want %s", step, a, err, want)
 		}

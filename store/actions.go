@@ -37,16 +37,19 @@ func (s *Store) ClaimAction(ctx context.Context, a *Action) (got Action, created
 	return got, created, err
 }
 
-// EndPendingAction marks the action under key failed if no attempt got the vendor
-// to accept it (it is still pending): the run gave up on it. An action the vendor
-// accepted (running) or that finished keeps its status; with no row, nothing
-// changes.
-func (s *Store) EndPendingAction(ctx context.Context, key string) error {
+// EndAction settles the action under key when its run gave up on it: one no
+// attempt got the vendor to accept (pending) is failed; one the vendor accepted
+// but never confirmed (running) is unconfirmed, for nothing will look at it
+// again. A finished action keeps its status; with no row, nothing changes.
+func (s *Store) EndAction(ctx context.Context, key string) error {
 	return s.atomically(ctx, func(db *gorm.DB) error {
-		err := db.Model(&Action{}).Where("idempotency_key = ? AND status = ?", key, StatusPending).
-			Updates(map[string]any{"status": StatusFailed, "updated_at": time.Now().UTC()}).Error
-		if err != nil {
-			return fmt.Errorf("store: end action: %w", err)
+		now := time.Now().UTC()
+		for _, end := range [][2]string{{StatusPending, StatusFailed}, {StatusRunning, StatusUnconfirmed}} {
+			err := db.Model(&Action{}).Where("idempotency_key = ? AND status = ?", key, end[0]).
+				Updates(map[string]any{"status": end[1], "updated_at": now}).Error
+			if err != nil {
+				return fmt.Errorf("store: end action: %w", err)
+			}
 		}
 		return nil
 	})

@@ -19,6 +19,9 @@ const (
 	StatusSkipped   = "skipped"
 	StatusFailed    = "failed"
 	StatusPending   = "pending"
+	// StatusUnconfirmed is an action the vendor accepted but had not confirmed done
+	// when the run gave up waiting: the host may yet reach the wanted state.
+	StatusUnconfirmed = "unconfirmed"
 )
 
 // Alert is one alert occurrence: the first delivery of a fingerprint that started a

@@ -291,9 +291,10 @@ func TestClaimActionOncePerKey(t *testing.T) {
 	})
 }
 
-// TestEndPendingAction: a run that gives up on an action ends it only if the
-// vendor never accepted it; an accepted or finished action keeps its status.
-func TestEndPendingAction(t *testing.T) {
+// TestEndAction: a run that gives up on an action fails it if the vendor never
+// accepted it, marks it unconfirmed if the vendor accepted it, and leaves a
+// finished one as it is.
+func TestEndAction(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		for key, status := range map[string]string{"k-pending": "", "k-running": store.StatusRunning, "k-done": store.StatusSucceeded} {
@@ -307,11 +308,11 @@ func TestEndPendingAction(t *testing.T) {
 			}
 		}
 		for _, key := range []string{"k-pending", "k-running", "k-done", "k-missing"} {
-			if err := st.EndPendingAction(ctx, key); err != nil {
+			if err := st.EndAction(ctx, key); err != nil {
 				t.Fatalf("%s: %v", key, err)
 			}
 		}
-		for key, want := range map[string]string{"k-pending": store.StatusFailed, "k-running": store.StatusRunning, "k-done": store.StatusSucceeded} {
+		for key, want := range map[string]string{"k-pending": store.StatusFailed, "k-running": store.StatusUnconfirmed, "k-done": store.StatusSucceeded} {
 			if a, err := st.GetAction(ctx, key); err != nil || a.Status != want {
 				t.Errorf("%s = %+v, %v; want %s", key, a, err, want)
 			}
