@@ -101,7 +101,17 @@ func TestUIApprovesAnAction(t *testing.T) {
 		return hasStep(a, "isolate_with_approval.revert", "skipped")
 	})
 	browser.refresh(t)
-	browser.waitText(t, "#playbook-malware-isolate-host + p + table tr:last-child td:last-child", "kept by ana: forensics first")
+	browser.waitText(t, "#playbook-malware-isolate-host + p + table tr:last-child td:nth-child(4)", "kept by ana: forensics first")
+	// Each step unfolds what it was given and what it returned.
+	isolate := `#playbook-malware-isolate-host + p + table tr[data-step="isolate_with_approval"] td:last-child details`
+	browser.click(t, isolate+":first-child summary")
+	if got := browser.text(t, isolate+":first-child pre"); !strings.Contains(got, `"host_id": "`+dcHost+`"`) {
+		t.Fatalf("the isolate step's input: %q", got)
+	}
+	browser.click(t, isolate+":last-child summary")
+	if got := browser.text(t, isolate+":last-child pre"); !strings.Contains(got, `"status": "contained"`) {
+		t.Fatalf("the isolate step's output: %q", got)
+	}
 	// The page says in lines what the lookups found, how the alert was decided and
 	// what was done.
 	if got := browser.text(t, "#facts"); !strings.Contains(got, "asset dc-01 (critical criticality, owner it-infra, protected)") ||

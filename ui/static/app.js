@@ -80,9 +80,26 @@ function rowTable(items, cells, rowID) {
   return table;
 }
 
+// jsonDetails folds a record away under a summary line, shown as indented JSON.
+function jsonDetails(summary, value) {
+  const box = document.createElement("details");
+  box.append(text("summary", summary), text("pre", JSON.stringify(value, null, 2)));
+  return box;
+}
+
+// stepTable lists steps by name (data-step), with what each was given and
+// returned folded away in its last cell.
 function stepTable(steps) {
-  return rowTable(steps, (s) => [text("td", s.name), text("td", s.status, "status-" + s.status),
-    text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || s.note || "")]);
+  const table = rowTable(steps, (s) => {
+    const data = document.createElement("td");
+    if (s.input != null) data.append(jsonDetails("input", s.input));
+    if (s.output != null) data.append(jsonDetails("output", s.output));
+    return [text("td", s.name), text("td", s.status, "status-" + s.status),
+      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || s.note || ""), data];
+  });
+  table.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
+  table.className = "steps";
+  return table;
 }
 
 // actionTable lists the vendor actions taken: which, on what, how they ended.
@@ -133,10 +150,7 @@ async function showAlert(id) {
   // The records as stored, for whoever needs more than the lines above.
   for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Detection", d.detection],
     ["Alert", d.alert], ["Payload as received", d.raw]]) {
-    if (value == null) continue;
-    const raw = document.createElement("details");
-    raw.append(text("summary", name + " (JSON)"), text("pre", JSON.stringify(value, null, 2)));
-    view.append(raw);
+    if (value != null) view.append(jsonDetails(name + " (JSON)", value));
   }
   show("detail");
 }
