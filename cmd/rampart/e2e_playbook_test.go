@@ -34,21 +34,13 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	send := func(file string) ingest.Accepted {
 		t.Helper()
 		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[strings.HasPrefix(file, "crowdstrike")]
-		status, acc := post(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)), time.Now())
-		if status != http.StatusAccepted {
-			t.Fatalf("%s: webhook answered %d", file, status)
-		}
-		return acc
+		return accepted(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)))
 	}
 	settled := func(acc ingest.Accepted, status string) server.AlertDetail {
 		t.Helper()
-		var a server.AlertDetail
-		waitFor(t, acc.AlertID+" to be "+status, waitTimeout, func() bool {
-			var ok bool
-			a, ok = getAlert(t, d.URL, acc.AlertID)
-			return ok && a.Status == status && a.Run != nil && a.Run.CompletedAt != nil
+		return awaitAlert(t, d.URL, acc.AlertID, acc.AlertID+" to be "+status, waitTimeout, func(a server.AlertDetail) bool {
+			return a.Status == status && a.Run != nil && a.Run.CompletedAt != nil
 		})
-		return a
 	}
 
 	// Ransomware: ransomware-burst (stop_on_match) isolates the host; chat and
@@ -178,8 +170,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	}
 
 	// The same alert after its dedup window: a new run, approved over the API.
-	waitFor(t, "the first domain controller alert to close", waitTimeout, func() bool {
-		a, _ := getAlert(t, d.URL, dc.AlertID)
+	awaitAlert(t, d.URL, dc.AlertID, "the first domain controller alert to close", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Run != nil && a.Run.ClosedAt != nil
 	})
 	again := send("ocsf-dc-credential-dumping.json")
@@ -198,8 +189,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	}
 	// The isolation lifts itself after 24h unless kept: the revert waits, and
 	// keeping the alert cancels it.
-	waitFor(t, "the revert to be scheduled", waitTimeout, func() bool {
-		a, _ := getAlert(t, d.URL, again.AlertID)
+	awaitAlert(t, d.URL, again.AlertID, "the revert to be scheduled", waitTimeout, func(a server.AlertDetail) bool {
 		return hasStep(a, "isolate_with_approval.revert", "pending")
 	})
 	code, out = runCLI(t, "alert", "keep", again.AlertID, "--by", "bo", "--reason", "forensics first", "--url", d.URL)
@@ -323,15 +313,9 @@ steps:
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = dir
 	d := startDev(t, cfg, &logs)
-	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
-	var a server.AlertDetail
-	waitFor(t, "the playbook run to finish", waitTimeout, func() bool {
-		var ok bool
-		a, ok = getAlert(t, d.URL, acc.AlertID)
-		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.Status == "completed"
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	a := awaitAlert(t, d.URL, acc.AlertID, "the playbook run to finish", waitTimeout, func(a server.AlertDetail) bool {
+		return len(a.Playbooks) == 1 && a.Playbooks[0].Run.Status == "completed"
 	})
 	var tell server.StepView
 	for _, s := range a.Playbooks[0].Steps {
@@ -388,10 +372,7 @@ steps:
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = dir
 	d := startDev(t, cfg)
-	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 	// Waiting for its approval, the run has decided nothing final.
 	code, out := runCLI(t, "playbook", "replay", "triage", "--version", "1", "--alerts", acc.AlertID, "--all", "--url", d.URL)
@@ -411,11 +392,8 @@ steps:
 	if code := postJSON(t, d.URL+"/api/v1/approvals/"+pending.ID+":decide", []byte(`{"decision":"approve","by":"ana"}`), &decided); code != 200 {
 		t.Fatalf("approve: %d %+v", code, decided)
 	}
-	var a server.AlertDetail
-	waitFor(t, "the version 1 run to finish", waitTimeout, func() bool {
-		var ok bool
-		a, ok = getAlert(t, d.URL, acc.AlertID)
-		return ok && a.Status == "contained"
+	a := awaitAlert(t, d.URL, acc.AlertID, "the version 1 run to finish", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained"
 	})
 	if len(a.Playbooks) != 1 || a.Playbooks[0].Version != 1 || d.Simulator.ContainCalls(ransomHost) != 1 {
 		t.Fatalf("the run was not pinned to version 1: %+v, %d contain calls", a.Playbooks, d.Simulator.ContainCalls(ransomHost))
@@ -433,13 +411,9 @@ steps:
 	}
 	// Noise the closer took, triage's trigger matching too: replayed, triage is
 	// still not reached.
-	status, pup := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
-	waitFor(t, "the closer to close the noise", waitTimeout, func() bool {
-		a, ok := getAlert(t, d.URL, pup.AlertID)
-		return ok && a.Status == "no_action" && len(a.Playbooks) == 1 && a.Playbooks[0].Playbook == "closer"
+	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
+	awaitAlert(t, d.URL, pup.AlertID, "the closer to close the noise", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "no_action" && len(a.Playbooks) == 1 && a.Playbooks[0].Playbook == "closer"
 	})
 	code, out = runCLI(t, "playbook", "replay", "triage", "--version", "2", "--alerts", pup.AlertID+",no-such-alert", "--all", "--url", d.URL)
 	if code != 0 || !strings.Contains(out, "closer (stop_on_match) comes first") || !strings.Contains(out, "NOT_FOUND   no-such-alert") ||

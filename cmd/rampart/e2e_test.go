@@ -127,9 +127,33 @@ func post(t testing.TB, baseURL string, sources map[string]*ingest.Source, sourc
 	return resp.StatusCode, out
 }
 
+// accepted posts a signed alert now and fails the test unless the webhook
+// answers 202; it returns the answer.
+func accepted(t testing.TB, baseURL string, sources map[string]*ingest.Source, source string, body []byte) ingest.Accepted {
+	t.Helper()
+	status, acc := post(t, baseURL, sources, source, body, time.Now())
+	if status != http.StatusAccepted {
+		t.Fatalf("the %s webhook answered %d", source, status)
+	}
+	return acc
+}
+
 func getAlert(t testing.TB, baseURL, id string) (server.AlertDetail, bool) {
 	t.Helper()
 	return getAlertWith(t, http.DefaultClient, baseURL, id)
+}
+
+// awaitAlert waits until the API shows the alert and cond holds for it, and
+// returns what it showed then.
+func awaitAlert(t testing.TB, baseURL, id, what string, timeout time.Duration, cond func(server.AlertDetail) bool) server.AlertDetail {
+	t.Helper()
+	var a server.AlertDetail
+	waitFor(t, what, timeout, func() bool {
+		var ok bool
+		a, ok = getAlert(t, baseURL, id)
+		return ok && cond(a)
+	})
+	return a
 }
 
 // getAlertWith is getAlert through a client of the caller's (one that presents
@@ -218,11 +242,8 @@ func TestEndToEndContainment(t *testing.T) {
 		h, _ := d.Simulator.Host(ransomHost)
 		return h.Status == integrations.HostContained
 	})
-	var detail server.AlertDetail
-	waitFor(t, "the API to show the run complete and closed", waitTimeout, func() bool {
-		var ok bool
-		detail, ok = getAlert(t, d.URL, acc.AlertID)
-		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	detail := awaitAlert(t, d.URL, acc.AlertID, "the API to show the run complete and closed", waitTimeout, func(detail server.AlertDetail) bool {
+		return detail.Run != nil && detail.Run.ClosedAt != nil
 	})
 	if detail.Status != "contained" || detail.Summary != "contained: contain_when matched" || detail.Run.Status != "completed" ||
 		detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
@@ -265,23 +286,17 @@ func TestEndToEndContainment(t *testing.T) {
 		"ocsf-password-spray.json":        "contain_when did not match",
 	} {
 		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[file[:3] == "cro"]
-		status, acc := post(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)), time.Now())
-		if status != http.StatusAccepted {
-			t.Fatalf("%s: %d", file, status)
-		}
-		waitFor(t, file+" to be decided", waitTimeout, func() bool {
-			a, ok := getAlert(t, d.URL, acc.AlertID)
-			return ok && a.Status == "no_action"
+		acc := accepted(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)))
+		a := awaitAlert(t, d.URL, acc.AlertID, file+" to be decided", waitTimeout, func(a server.AlertDetail) bool {
+			return a.Status == "no_action"
 		})
-		a, _ := getAlert(t, d.URL, acc.AlertID)
 		if !bytes.Contains(a.Steps[len(a.Steps)-1].Output, []byte(reason)) {
 			t.Fatalf("%s: contain step = %+v", file, a.Steps[len(a.Steps)-1])
 		}
 		noAction = append(noAction, acc)
 	}
-	waitFor(t, "the no-action runs to close", waitTimeout, func() bool {
-		a, ok := getAlert(t, d.URL, noAction[0].AlertID)
-		return ok && a.Run.ClosedAt != nil
+	awaitAlert(t, d.URL, noAction[0].AlertID, "the no-action runs to close", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Run.ClosedAt != nil
 	})
 	saveHistory(t, d, noAction[0].WorkflowID, "alert_no_action.json")
 	saveHistory(t, d, detail.WorkflowID, "alert_contained.json")
@@ -375,15 +390,9 @@ func TestEndToEndEDRFailures(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 	}
-	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
-	var detail server.AlertDetail
-	waitFor(t, "the alert to be contained despite the faults", waitTimeout, func() bool {
-		var ok bool
-		detail, ok = getAlert(t, d.URL, acc.AlertID)
-		return ok && detail.Status == "contained"
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	detail := awaitAlert(t, d.URL, acc.AlertID, "the alert to be contained despite the faults", waitTimeout, func(detail server.AlertDetail) bool {
+		return detail.Status == "contained"
 	})
 	var contains []int
 	for _, e := range d.Simulator.Audit() {
@@ -432,11 +441,8 @@ func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 			t.Fatalf("duplicate answered %+v, first was %+v", acc, first)
 		}
 	}
-	var detail server.AlertDetail
-	waitFor(t, "the run to close", waitTimeout, func() bool {
-		var ok bool
-		detail, ok = getAlert(t, d.URL, first.AlertID)
-		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	detail := awaitAlert(t, d.URL, first.AlertID, "the run to close", waitTimeout, func(detail server.AlertDetail) bool {
+		return detail.Run != nil && detail.Run.ClosedAt != nil
 	})
 	if detail.DuplicateCount != dups {
 		t.Fatalf("duplicate count = %d, want %d", detail.DuplicateCount, dups)
@@ -604,10 +610,7 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, acc := post(t, baseURL, sources, "crowdstrike", readFile(t, ransomware), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook: %d", status)
-	}
+	acc := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
 	// The vendor accepted the request, the action recorded it, and the activity
 	// is polling: kill it now. (Killed between the vendor's answer and that
 	// record, the retry still sends nothing twice — it reads the host first — but
@@ -623,20 +626,16 @@ func TestCrashAndRestartResumes(t *testing.T) {
 
 	child = startChild(t, dir, "run2", args, env)
 	waitReady(t, baseURL)
-	waitFor(t, "containment to complete after the restart", 2*waitTimeout, func() bool {
-		a, ok := getAlert(t, baseURL, acc.AlertID)
-		return ok && a.Status == "contained"
+	awaitAlert(t, baseURL, acc.AlertID, "containment to complete after the restart", 2*waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained"
 	})
 	// Now the workflow waits out its dedup window: kill it again.
 	child.kill(t)
 
 	startChild(t, dir, "run3", args, env)
 	waitReady(t, baseURL)
-	var detail server.AlertDetail
-	waitFor(t, "the run to close after the second restart", 2*waitTimeout, func() bool {
-		var ok bool
-		detail, ok = getAlert(t, baseURL, acc.AlertID)
-		return ok && detail.Run != nil && detail.Run.ClosedAt != nil
+	detail := awaitAlert(t, baseURL, acc.AlertID, "the run to close after the second restart", 2*waitTimeout, func(detail server.AlertDetail) bool {
+		return detail.Run != nil && detail.Run.ClosedAt != nil
 	})
 	if n := sim.ContainCalls(ransomHost); n != 1 {
 		t.Fatalf("contain calls at the vendor = %d, want exactly 1", n)
@@ -776,10 +775,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, acc := post(t, baseURL, sources, "crowdstrike", readFile(t, ransomware), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook: %d", status)
-	}
+	acc := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
 	anonymous, err := http.Get(baseURL + "/api/v1/alerts/" + acc.AlertID)
 	if err != nil {
 		t.Fatal(err)

@@ -33,10 +33,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	cfg := devConfig(t, 3*time.Second)
 	cfg.PlaybooksDir = filepath.Join(examples, "playbooks")
 	d := startDev(t, cfg)
-	status, acc := post(t, d.URL, d.Sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
+	acc := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
 	browser.navigate(t, d.URL+"/#approvals")
@@ -78,9 +75,8 @@ func TestUIApprovesAnAction(t *testing.T) {
 		t.Fatalf("the approval: %d %+v", code, decided)
 	}
 	// The alert's page says how the playbook ended, and why.
-	waitFor(t, "the playbook run to finish, its revert scheduled", waitTimeout, func() bool {
-		a, ok := getAlert(t, d.URL, acc.AlertID)
-		return ok && len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil && hasStep(a, "isolate_with_approval.revert", "pending")
+	awaitAlert(t, d.URL, acc.AlertID, "the playbook run to finish, its revert scheduled", waitTimeout, func(a server.AlertDetail) bool {
+		return len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil && hasStep(a, "isolate_with_approval.revert", "pending")
 	})
 	browser.refresh(t) // still on the alert's page
 	browser.waitText(t, "#playbook-malware-isolate-host", "Playbook malware-isolate-host v1: succeeded")
@@ -96,8 +92,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 		t.Fatalf("keep prompt: %q", q)
 	}
 	browser.waitText(t, "#reverts span.kept", "kept by ana: malware-isolate-host/isolate_with_approval")
-	waitFor(t, "the revert to stand down", waitTimeout, func() bool {
-		a, _ := getAlert(t, d.URL, acc.AlertID)
+	awaitAlert(t, d.URL, acc.AlertID, "the revert to stand down", waitTimeout, func(a server.AlertDetail) bool {
 		return hasStep(a, "isolate_with_approval.revert", "skipped")
 	})
 	browser.refresh(t)
@@ -131,8 +126,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	waitFor(t, "the run to start", waitTimeout, func() bool {
 		return strings.HasPrefix(browser.text(t, "#run-playbook .run-result"), "started playbook/"+acc.AlertID+"/benign-noise-autoclose/manual-")
 	})
-	waitFor(t, "the dry run to finish", waitTimeout, func() bool {
-		a, _ := getAlert(t, d.URL, acc.AlertID)
+	awaitAlert(t, d.URL, acc.AlertID, "the dry run to finish", waitTimeout, func(a server.AlertDetail) bool {
 		return len(a.Playbooks) == 2 && a.Playbooks[1].Run.CompletedAt != nil
 	})
 	browser.refresh(t)
@@ -150,10 +144,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	}
 
 	// The list, narrowed to the alerts about the domain controller's host name.
-	status, _ = post(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")), time.Now())
-	if status != http.StatusAccepted {
-		t.Fatalf("webhook answered %d", status)
-	}
+	accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
 	browser.navigate(t, d.URL+"/")
 	browser.waitText(t, "#alerts tr:nth-child(2) td:nth-child(3)", "Credential dumping from LSASS")
 	browser.typeText(t, `#filters input[name="entity"]`, "DC-01\ue007")
