@@ -236,7 +236,7 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	for _, id := range []string{"ap-0", "ap-1"} {
 		if err := st.SaveApproval(context.Background(), &store.Approval{ID: id, AlertID: "a-1", WorkflowID: "playbook/a-1/malware",
 			RunID: "run-1", Playbook: "malware", Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{}`,
-			Status: store.ApprovalPending, RequestedAt: at}); err != nil {
+			ApproversJSON: `["role:tier2","ana"]`, Status: store.ApprovalPending, RequestedAt: at}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -258,12 +258,12 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	}
 	t.Setenv(apiTokenEnv, token)
 	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") ||
-		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") {
+		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") || !strings.Contains(out, "role:tier2, ana") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)
 	}
 	code, out := runCLI(t, "approvals", "show", "ap-0", "--url", url)
 	for _, want := range []string{"edr.isolate_host on dc-01 · Critical · Credential dumping from LSASS", "status     pending", "inputs     {}",
-		"step       isolate (playbook malware)"} {
+		"step       isolate (playbook malware)", "approvers  role:tier2, ana"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("approvals show: exit %d, want %q in:\n%s", code, want, out)
 		}

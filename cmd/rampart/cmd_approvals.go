@@ -50,7 +50,7 @@ func newApprovalsListCmd() *cobra.Command {
 					deadline = a.Deadline.Local().Format(time.DateTime)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.RequestedAt.Local().Format(time.DateTime),
-					deadline, a.Operation, ellipsis(approvalAlertLine(a), 60), a.Playbook, a.Step, compactJSON(a.Approvers))
+					deadline, a.Operation, ellipsis(approvalAlertLine(a), 60), a.Playbook, a.Step, approverList(a.Approvers))
 			}
 			return tw.Flush()
 		},
@@ -91,7 +91,7 @@ func printApproval(w io.Writer, a *server.ApprovalView) {
 	field("step", "%s (playbook %s)", a.Step, a.Playbook)
 	field("inputs", "%s", compactJSON(a.Inputs))
 	field("args hash", "%s", a.ArgsHash)
-	if approvers := compactJSON(a.Approvers); approvers != "" {
+	if approvers := approverList(a.Approvers); approvers != "" {
 		field("approvers", "%s", approvers)
 	}
 	field("requested", "%s", a.RequestedAt.Local().Format(time.DateTime))
@@ -190,6 +190,16 @@ func currentUser() string {
 		return u.Username
 	}
 	return ""
+}
+
+// approverList reads the approvers a step names as a list for a person: "role:tier2,
+// ana"; anything but a list of names is shown as its JSON.
+func approverList(raw json.RawMessage) string {
+	var names []string
+	if json.Unmarshal(raw, &names) != nil {
+		return compactJSON(raw)
+	}
+	return strings.Join(names, ", ")
 }
 
 func compactJSON(raw json.RawMessage) string {
