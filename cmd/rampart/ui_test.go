@@ -33,10 +33,11 @@ func TestUIApprovesAnAction(t *testing.T) {
 	cfg := devConfig(t, 3*time.Second)
 	cfg.PlaybooksDir = filepath.Join(examples, "playbooks")
 	d := startDev(t, cfg)
+	// The analyst has the inbox open before the alert arrives: it shows up by itself.
+	browser.navigate(t, d.URL+"/#approvals")
+	browser.waitText(t, "#approvals-empty", "Nothing is waiting for a decision.")
 	acc := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")))
 	pending := waitApproval(t, d.URL, acc.AlertID)
-
-	browser.navigate(t, d.URL+"/#approvals")
 	browser.waitText(t, "#nav-approvals", "Approvals (1)")
 	row := fmt.Sprintf(`[id="approval-%s"]`, pending.ID)
 	if got := browser.text(t, row+" td:nth-child(5)"); got != "edr.isolate_host" {
@@ -63,7 +64,9 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if q := browser.answerPrompt(t, "ana"); !strings.Contains(q, "Your name") {
 		t.Fatalf("second prompt: %q", q)
 	}
-	browser.waitText(t, row+" td:last-child", "approved by ana")
+	browser.waitText(t, row+" td:last-child", "approved by ana: tier 2 confirmed the dump")
+	// The alert's page follows the run on its own until the alert settles.
+	browser.waitText(t, "#playbook-malware-isolate-host", "Playbook malware-isolate-host v1: succeeded")
 
 	waitFor(t, "the domain controller to be contained", waitTimeout, func() bool {
 		h, _ := d.Simulator.Host(dcHost)
@@ -143,9 +146,11 @@ func TestUIApprovesAnAction(t *testing.T) {
 		t.Fatal("the alert still shows a pending revert once kept")
 	}
 
-	// The list, narrowed to the alerts about the domain controller's host name.
-	accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
+	// The list on screen takes in a new alert by itself; narrowed to the alerts
+	// about the domain controller's host name, it shows that one alone.
 	browser.navigate(t, d.URL+"/")
+	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")
+	accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
 	browser.waitText(t, "#alerts tr:nth-child(2) td:nth-child(3)", "Credential dumping from LSASS")
 	browser.typeText(t, `#filters input[name="entity"]`, "DC-01\ue007")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")

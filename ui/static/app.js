@@ -4,6 +4,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 let cursor = "";
+let pages = 0; // pages of the alert list on screen
 
 function text(tag, value, cls) {
   const el = document.createElement(tag);
@@ -65,6 +66,7 @@ async function loadAlerts(append) {
   }
   cursor = page.next_cursor || "";
   $("#more").hidden = !cursor;
+  pages = append ? pages + 1 : 1;
 }
 
 // rowTable is a table with one row per item, its cells made by cells(item); the
@@ -88,8 +90,9 @@ function jsonDetails(summary, value) {
 }
 
 // stepTable lists steps by name (data-step), with what each was given and
-// returned folded away in its last cell.
-function stepTable(steps) {
+// returned folded away in its last cell. The table is named (data-steps) for
+// whose steps they are.
+function stepTable(steps, whose) {
   const table = rowTable(steps, (s) => {
     const data = document.createElement("td");
     if (s.input != null) data.append(jsonDetails("input", s.input));
@@ -99,6 +102,7 @@ function stepTable(steps) {
   });
   table.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
   table.className = "steps";
+  table.dataset.steps = whose;
   return table;
 }
 
@@ -119,9 +123,23 @@ function actionTable(actions) {
   return table;
 }
 
+// shownAlert is the alert on the detail page, as last shown.
+let shownAlert = null;
+
+// detailsKey names a folded record on the alert's page, so a refresh can unfold
+// again what the analyst had unfolded.
+function detailsKey(box) {
+  const table = box.closest("table[data-steps]");
+  const row = box.closest("tr[data-step]");
+  return [table ? table.dataset.steps : "", row ? row.dataset.step : "", box.querySelector("summary").textContent].join("/");
+}
+
 async function showAlert(id) {
   const d = await api("/api/v1/alerts/" + encodeURIComponent(id));
+  if (location.hash.slice(1) !== id) return; // the analyst went elsewhere meanwhile
   const view = $("#detail");
+  const unfolded = new Set([...view.querySelectorAll("details[open]")].map(detailsKey));
+  shownAlert = d;
   view.replaceChildren(
     text("h2", d.title),
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
@@ -136,14 +154,14 @@ async function showAlert(id) {
   if (d.approvals && d.approvals.length) view.append(text("h3", "Approvals"), approvalTable(d.approvals));
   const reverts = pendingReverts(d);
   if (reverts.length) view.append(text("h3", "Timed reverts"), revertBox(d.id, reverts));
-  view.append(text("h3", "Steps"), stepTable(d.steps));
+  view.append(text("h3", "Steps"), stepTable(d.steps, "alert"));
   for (const p of d.playbooks || []) {
     // A finished run says how it ended (succeeded, failed) and why; one in flight, that it runs.
     const mode = p.note ? ` (${p.note})` : "";
     const heading = text("h3", `Playbook ${p.playbook} v${p.version}${mode}: ${p.result ? p.result.status : p.run.status}`);
     // The first run of a playbook is #playbook-<name>; later ones add their run id.
     heading.id = "playbook-" + p.playbook + (view.querySelector(`[id="playbook-${p.playbook}"]`) ? "-" + p.run_id : "");
-    view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps));
+    view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps, heading.id));
   }
   if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
   if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id));
@@ -152,6 +170,7 @@ async function showAlert(id) {
     ["Alert", d.alert], ["Payload as received", d.raw]]) {
     if (value != null) view.append(jsonDetails(name + " (JSON)", value));
   }
+  for (const box of view.querySelectorAll("details")) if (unfolded.has(detailsKey(box))) box.open = true;
   show("detail");
 }
 
@@ -181,17 +200,36 @@ function askWhy(question) {
   return body;
 }
 
+// acting counts the analyst's requests in flight (a decision, a keep, a run): the
+// page does not refresh under them.
+let acting = 0;
+
+async function act(request) {
+  acting++;
+  try {
+    return await request();
+  } finally {
+    acting--;
+  }
+}
+
 async function decide(a, decision, cell) {
   const body = askWhy(`${decision === "approve" ? "Approve" : "Deny"} ${a.operation} (${a.playbook} · ${a.step})?`);
   if (!body) return;
   body.decision = decision;
   cell.replaceChildren(text("span", "sending…"));
   try {
-    const done = await api("/api/v1/approvals/" + encodeURIComponent(a.id) + ":decide", "POST", body);
-    cell.replaceChildren(text("span", `${done.status} by ${done.decided_by}`, "status-" + done.status));
+    const done = await act(() => api("/api/v1/approvals/" + encodeURIComponent(a.id) + ":decide", "POST", body));
+    cell.replaceChildren(outcome(done));
   } catch (e) {
     cell.replaceChildren(text("span", e.message, "status-failed"));
   }
+}
+
+// outcome is how a decided approval ended: by whom, and why.
+function outcome(a) {
+  const who = a.decided_by ? ` by ${a.decided_by}` : "";
+  return text("span", a.status + who + (a.reason ? `: ${a.reason}` : ""), "status-" + a.status);
 }
 
 // decideCell holds a pending approval's Approve and Deny buttons, or how a
@@ -199,8 +237,7 @@ async function decide(a, decision, cell) {
 function decideCell(a) {
   const cell = document.createElement("td");
   if (a.status !== "pending") {
-    const who = a.decided_by ? ` by ${a.decided_by}` : "";
-    cell.append(text("span", a.status + who + (a.reason ? `: ${a.reason}` : ""), "status-" + a.status));
+    cell.append(outcome(a));
     return cell;
   }
   for (const decision of ["approve", "deny"]) {
@@ -252,7 +289,7 @@ function runForm(alertID) {
     if (!body) return;
     Object.assign(body, { playbook: choice.value, dry_run: dry.checked });
     try {
-      const started = await api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":run", "POST", body);
+      const started = await act(() => api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":run", "POST", body));
       result.textContent = `started ${started.workflow_id}`;
       result.className = "run-result status-approved";
     } catch (err) {
@@ -293,7 +330,7 @@ function revertBox(alertID, reverts) {
     if (!body) return;
     keep.disabled = true;
     try {
-      const k = await api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":keep", "POST", body);
+      const k = await act(() => api("/api/v1/alerts/" + encodeURIComponent(alertID) + ":keep", "POST", body));
       result.textContent = k.kept.length ? `kept by ${k.by}: ${k.kept.join(", ")}` : "no revert was pending any more";
       result.className = "kept status-approved";
     } catch (e) {
@@ -353,7 +390,12 @@ async function countWaiting() {
   $("#nav-approvals").textContent = n ? `Approvals (${n}${n === 500 ? "+" : ""})` : "Approvals";
 }
 
+// loaded says the page's last load worked: a page that failed (no token given,
+// say) waits for the analyst rather than asking again by itself.
+let loaded = false;
+
 function route() {
+  loaded = false;
   const id = location.hash.slice(1);
   let load;
   if (id === "approvals") {
@@ -366,7 +408,25 @@ function route() {
     load = loadAlerts(false);
   }
   // After the page's own request, so a token is asked for once.
-  load.catch((e) => alert(e.message)).then(() => countWaiting()).catch(() => {});
+  load.then(() => { loaded = true; }, (e) => alert(e.message)).then(() => countWaiting()).catch(() => {});
+}
+
+// refresh brings the page on screen up to date, every few seconds: the list's
+// first page, the inbox, the header's count, and an alert's page while the alert
+// is in progress. It holds off while the analyst acts or picks in a form.
+const refreshEvery = 5000;
+
+async function refresh() {
+  if (document.hidden || acting || !loaded || document.activeElement.matches("#detail select, #detail input")) return;
+  const id = location.hash.slice(1);
+  if (id === "approvals") {
+    await loadApprovals();
+  } else if (id) {
+    if (shownAlert && shownAlert.id === id && ["received", "processing"].includes(shownAlert.status)) await showAlert(id);
+  } else if (pages === 1) {
+    await loadAlerts(false);
+  }
+  await countWaiting();
 }
 
 $("#filters").addEventListener("change", () => loadAlerts(false));
@@ -375,3 +435,4 @@ $("#more").addEventListener("click", () => loadAlerts(true));
 $("#approval-status").addEventListener("change", () => loadApprovals().catch((e) => alert(e.message)));
 window.addEventListener("hashchange", route);
 route();
+setInterval(() => refresh().catch(() => {}), refreshEvery);
