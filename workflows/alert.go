@@ -145,8 +145,8 @@ func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 		Playbooks: w.state.Playbooks, RespondStarted: w.respondStarted}
 	if err != nil {
 		w.state.Outcome = OutcomeFailed
-		w.state.Error = err.Error()
-		finish.Outcome, finish.Error, finish.FailedStage = OutcomeFailed, err.Error(), stage
+		w.state.Error = failureText(err)
+		finish.Outcome, finish.Error, finish.FailedStage = OutcomeFailed, w.state.Error, stage
 	}
 	w.state.Stage = StageDone
 	w.record(ctx, &finish)
@@ -458,6 +458,17 @@ func rootMessage(err error) string {
 		return app.Message()
 	}
 	return err.Error()
+}
+
+// failureText is a stage's error as a person reads it: the stage's own words
+// ("contain: "), then the activity's message without Temporal's wrapping (event
+// ids, worker identity, error types) or its cause restated.
+func failureText(err error) string {
+	var act *temporal.ActivityError
+	if !errors.As(err, &act) {
+		return err.Error()
+	}
+	return strings.TrimSuffix(err.Error(), act.Error()) + rootMessage(act)
 }
 
 // rootError is the innermost error of a chain.

@@ -306,7 +306,8 @@ func TestContainFailureClasses(t *testing.T) {
 			t.Fatalf("attempts = %d, want 1", len(s.attempts))
 		}
 		f := s.finishes[0]
-		if f.Outcome != workflows.OutcomeFailed || f.FailedStage != workflows.StageContain || f.Error == "" {
+		// The error reads as the vendor's answer, without Temporal's wrapping.
+		if f.Outcome != workflows.OutcomeFailed || f.FailedStage != workflows.StageContain || f.Error != "contain: crowdstrike contain: HTTP 403" {
 			t.Fatalf("finish = %+v", f)
 		}
 		if len(s.finishes) != 2 || !s.finishes[1].Closed {

@@ -409,6 +409,22 @@ func TestEndToEndEDRFailures(t *testing.T) {
 	if code, out := runCLI(t, "alert", "show", acc.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "4 attempts, 1 vendor call(s)") {
 		t.Fatalf("alert show: exit %d:\n%s", code, out)
 	}
+
+	// The same detection once its run has closed, against an EDR that now refuses:
+	// the refusal is final, and the alert says so in the vendor's words.
+	awaitAlert(t, d.URL, acc.AlertID, "the first run to close", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Run != nil && a.Run.ClosedAt != nil
+	})
+	d.Simulator.InjectFault(crowdstrike.Fault{Status: http.StatusForbidden, Path: "/devices/entities/devices-actions/v2"})
+	again := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	refused := awaitAlert(t, d.URL, again.AlertID, "the refused alert to fail", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "failed"
+	})
+	const why = "failed: contain: crowdstrike contain: HTTP 403: Forbidden (trace "
+	if !strings.HasPrefix(refused.Summary, why) || strings.Contains(refused.Summary, "activity error") ||
+		len(refused.Actions) != 1 || refused.Actions[0].Status != "failed" {
+		t.Fatalf("refused alert: %q, actions %+v", refused.Summary, refused.Actions)
+	}
 }
 
 func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
