@@ -37,10 +37,10 @@ func (s *Store) ClaimAction(ctx context.Context, a *Action) (got Action, created
 	return got, created, err
 }
 
-// EndAction settles the action under key when its run gave up on it: one no
-// attempt got the vendor to accept (pending) is failed; one the vendor accepted
-// but never confirmed (running) is unconfirmed, for nothing will look at it
-// again. A finished action keeps its status; with no row, nothing changes.
+// EndAction settles the action under key when its run gave up on it: an action
+// the vendor never accepted (pending) becomes failed; one it accepted but never
+// confirmed (running) becomes unconfirmed, since nothing will look at it again. A
+// finished action keeps its status; with no row, nothing changes.
 func (s *Store) EndAction(ctx context.Context, key string) error {
 	return s.atomically(ctx, func(db *gorm.DB) error {
 		now := time.Now().UTC()
