@@ -116,7 +116,10 @@ func TestUIApprovesAnAction(t *testing.T) {
 		!strings.Contains(got, "malware-isolate-host v1 matched") {
 		t.Fatalf("the alert's facts: %q", got)
 	}
-	if got := browser.text(t, "#actions tr:first-child"); !strings.HasPrefix(got, "crowdstrike.isolate_host "+dcHost+" succeeded vendor contained") {
+	if got := browser.text(t, "#actions thead"); got != "Action Target Status Vendor Calls Error" {
+		t.Fatalf("the actions' headings: %q", got)
+	}
+	if got := browser.text(t, "#actions tbody tr:first-child"); !strings.HasPrefix(got, "crowdstrike.isolate_host "+dcHost+" succeeded vendor contained") {
 		t.Fatalf("the alert's action: %q", got)
 	}
 

@@ -69,15 +69,19 @@ async function loadAlerts(append) {
   pages = append ? pages + 1 : 1;
 }
 
-// rowTable is a table with one row per item, its cells made by cells(item); the
-// row is named by rowID(item) when given.
-function rowTable(items, cells, rowID) {
+// rowTable is a table under the column headings, with one row per item, its
+// cells made by cells(item); the row is named by rowID(item) when given.
+function rowTable(headings, items, cells, rowID) {
   const table = document.createElement("table");
+  const head = document.createElement("tr");
+  head.append(...headings.map((h) => text("th", h)));
+  table.createTHead().append(head);
+  const body = table.createTBody();
   for (const item of items) {
     const tr = document.createElement("tr");
     if (rowID) tr.id = rowID(item);
     tr.append(...cells(item));
-    table.append(tr);
+    body.append(tr);
   }
   return table;
 }
@@ -93,14 +97,14 @@ function jsonDetails(summary, value) {
 // returned folded away in its last cell. The table is named (data-steps) for
 // whose steps they are.
 function stepTable(steps, whose) {
-  const table = rowTable(steps, (s) => {
+  const table = rowTable(["Step", "Status", "Took", "Error or note", "Data"], steps, (s) => {
     const data = document.createElement("td");
     if (s.input != null) data.append(jsonDetails("input", s.input));
     if (s.output != null) data.append(jsonDetails("output", s.output));
     return [text("td", s.name), text("td", s.status, "status-" + s.status),
       text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || s.note || ""), data];
   });
-  table.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
+  table.tBodies[0].querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
   table.className = "steps";
   table.dataset.steps = whose;
   return table;
@@ -108,7 +112,7 @@ function stepTable(steps, whose) {
 
 // actionTable lists the vendor actions taken: which, on what, how they ended.
 function actionTable(actions) {
-  const table = rowTable(actions, (a) => {
+  const table = rowTable(["Action", "Target", "Status", "Vendor", "Calls", "Error"], actions, (a) => {
     const vendor = [a.vendor_status, a.vendor_id].filter(Boolean).join(" ");
     return [
       text("td", `${a.integration}.${a.operation}`),
@@ -251,7 +255,7 @@ function decideCell(a) {
 // approvalTable lists an alert's approvals: what each asked to do, and its
 // buttons or its outcome.
 function approvalTable(approvals) {
-  const table = rowTable(approvals, (a) => [
+  const table = rowTable(["Requested", "Playbook · step", "Action", "Inputs", "Decision"], approvals, (a) => [
     text("td", new Date(a.requested_at).toLocaleString()),
     text("td", `${a.playbook} · ${a.step}`),
     text("td", a.operation),
@@ -315,7 +319,7 @@ function pendingReverts(d) {
 function revertBox(alertID, reverts) {
   const box = document.createElement("div");
   box.id = "reverts";
-  const table = rowTable(reverts, ([p, s]) => {
+  const table = rowTable(["Playbook · step", "Undoes", "When"], reverts, ([p, s]) => {
     const out = s.output || {};
     return [
       text("td", `${p.playbook} · ${s.name.slice(0, -".revert".length)}`),
