@@ -43,11 +43,15 @@ async function answer(res) {
   return body;
 }
 
-async function loadAlerts(append) {
+// The loaders below take an optional stillWanted(): a refresh passes one, and
+// the answer is dropped if the analyst acted while it was on its way.
+
+async function loadAlerts(append, stillWanted) {
   const params = new URLSearchParams(new FormData($("#filters")));
   for (const [k, v] of [...params]) if (!v) params.delete(k);
   if (append && cursor) params.set("cursor", cursor);
   const page = await api("/api/v1/alerts?" + params);
+  if (stillWanted && !stillWanted()) return;
   const tbody = $("#alerts");
   if (!append) tbody.replaceChildren();
   for (const a of page.alerts) {
@@ -138,9 +142,9 @@ function detailsKey(box) {
   return [table ? table.dataset.steps : "", row ? row.dataset.step : "", box.querySelector("summary").textContent].join("/");
 }
 
-async function showAlert(id) {
+async function showAlert(id, stillWanted) {
   const d = await api("/api/v1/alerts/" + encodeURIComponent(id));
-  if (location.hash.slice(1) !== id) return; // the analyst went elsewhere meanwhile
+  if (location.hash.slice(1) !== id || stillWanted && !stillWanted()) return; // the analyst went elsewhere meanwhile
   const view = $("#detail");
   const unfolded = new Set([...view.querySelectorAll("details[open]")].map(detailsKey));
   shownAlert = d;
@@ -204,12 +208,15 @@ function askWhy(question) {
   return body;
 }
 
-// acting counts the analyst's requests in flight (a decision, a keep, a run): the
-// page does not refresh under them.
+// acting counts the analyst's requests in flight (a decision, a keep, a run), and
+// acts all of them ever started: the page does not refresh under them, nor with
+// what it read before one.
 let acting = 0;
+let acts = 0;
 
 async function act(request) {
   acting++;
+  acts++;
   try {
     return await request();
   } finally {
@@ -349,9 +356,10 @@ function revertBox(alertID, reverts) {
 
 // loadApprovals lists the approvals with the chosen status: by default the
 // inbox of those waiting for a decision, else the record of how others ended.
-async function loadApprovals() {
+async function loadApprovals(stillWanted) {
   const status = $("#approval-status").value;
   const page = await api("/api/v1/approvals?status=" + encodeURIComponent(status));
+  if (stillWanted && !stillWanted()) return;
   const tbody = $("#approval-rows");
   tbody.replaceChildren();
   for (const a of page.approvals) {
@@ -423,12 +431,14 @@ const refreshEvery = 5000;
 async function refresh() {
   if (document.hidden || acting || !loaded || document.activeElement.matches("#detail select, #detail input")) return;
   const id = location.hash.slice(1);
+  const before = acts;
+  const quiet = () => !acting && acts === before;
   if (id === "approvals") {
-    await loadApprovals();
+    await loadApprovals(quiet);
   } else if (id) {
-    if (shownAlert && shownAlert.id === id && ["received", "processing"].includes(shownAlert.status)) await showAlert(id);
+    if (shownAlert && shownAlert.id === id && ["received", "processing"].includes(shownAlert.status)) await showAlert(id, quiet);
   } else if (pages === 1) {
-    await loadAlerts(false);
+    await loadAlerts(false, quiet);
   }
   await countWaiting();
 }
