@@ -429,7 +429,7 @@ function route() {
 const refreshEvery = 5000;
 
 async function refresh() {
-  if (document.hidden || acting || !loaded || document.activeElement.matches("#detail select, #detail input")) return;
+  if (document.hidden || acting || !loaded || document.activeElement?.matches("#detail select, #detail input")) return;
   const id = location.hash.slice(1);
   const before = acts;
   const quiet = () => !acting && acts === before;
