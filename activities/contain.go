@@ -193,7 +193,7 @@ func (a *Activities) awaitHost(ctx context.Context, deviceID string, c hostChang
 		}
 		select {
 		case <-ctx.Done():
-			return out, fmt.Errorf("%s of %s not confirmed yet: %w", c.want, deviceID, ctx.Err())
+			return out, fmt.Errorf("host %s still %s, not %s yet: %w", deviceID, host.Status, c.want, ctx.Err())
 		case <-time.After(interval):
 		}
 	}
