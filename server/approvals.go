@@ -21,6 +21,7 @@ import (
 type ApprovalStore interface {
 	GetApproval(ctx context.Context, id string) (store.Approval, error)
 	ListApprovals(ctx context.Context, status string, limit int) ([]store.Approval, error)
+	CountApprovals(ctx context.Context, status string) (int64, error)
 	PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]store.Approval, error)
 	AlertHeadlines(ctx context.Context, ids []string) (map[string]store.AlertHeadline, error)
 }
@@ -115,15 +116,20 @@ func (s *Server) listApprovals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.opts.Approvals.ListApprovals(c.Request().Context(), status, limit)
+	ctx := c.Request().Context()
+	rows, err := s.opts.Approvals.ListApprovals(ctx, status, limit)
 	if err != nil {
 		return err
 	}
-	out, err := s.approvalViews(c.Request().Context(), rows...)
+	total, err := s.opts.Approvals.CountApprovals(ctx, status)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"approvals": out})
+	out, err := s.approvalViews(ctx, rows...)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"approvals": out, "total": total})
 }
 
 func (s *Server) getApproval(c echo.Context) error {

@@ -109,8 +109,12 @@ func TestApprovalsAPI(t *testing.T) {
 	}
 
 	code, out = do(t, h, http.MethodGet, "/api/v1/approvals?status=pending", nil, nil)
-	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" {
+	if list, _ := out["approvals"].([]any); code != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != "ap-0" || out["total"] != float64(1) {
 		t.Fatalf("pending inbox: %d %v", code, out)
+	}
+	// The total counts beyond the page.
+	if code, out := do(t, h, http.MethodGet, "/api/v1/approvals?limit=1", nil, nil); code != 200 || len(out["approvals"].([]any)) != 1 || out["total"] != float64(2) {
+		t.Fatalf("a page of one: %d %v", code, out)
 	}
 	// Each approval says what is at stake: the action's inputs name the host by the
 	// vendor's id, the alert by name.

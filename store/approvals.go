@@ -94,6 +94,19 @@ func (s *Store) PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]A
 	return out, nil
 }
 
+// CountApprovals counts the approvals with the given status (all when empty).
+func (s *Store) CountApprovals(ctx context.Context, status string) (int64, error) {
+	q := s.db.WithContext(ctx).Model(&Approval{})
+	if status != "" {
+		q = q.Where("status = ?", status)
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("store: count approvals: %w", err)
+	}
+	return n, nil
+}
+
 // ListApprovals returns approvals, newest first, with the given status (any when
 // empty), at most limit.
 func (s *Store) ListApprovals(ctx context.Context, status string, limit int) ([]Approval, error) {

@@ -500,6 +500,12 @@ func TestApprovalsMirror(t *testing.T) {
 		if all, _ := st.ListApprovals(ctx, "", 10); len(all) != 1 {
 			t.Fatalf("all = %+v", all)
 		}
+		if n, err := st.CountApprovals(ctx, store.ApprovalDenied); err != nil || n != 1 {
+			t.Fatalf("denied count = %d, %v", n, err)
+		}
+		if n, err := st.CountApprovals(ctx, store.ApprovalPending); err != nil || n != 0 {
+			t.Fatalf("pending count = %d, %v", n, err)
+		}
 		if _, err := st.GetApproval(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("missing: %v", err)
 		}

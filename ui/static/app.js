@@ -397,9 +397,8 @@ function show(section) {
 // countWaiting shows in the header how many approvals wait for a decision,
 // whichever page is open.
 async function countWaiting() {
-  const page = await api("/api/v1/approvals?status=pending&limit=500");
-  const n = page.approvals.length;
-  $("#nav-approvals").textContent = n ? `Approvals (${n}${n === 500 ? "+" : ""})` : "Approvals";
+  const page = await api("/api/v1/approvals?status=pending&limit=1");
+  $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
 }
 
 // loaded says the page's last load worked: a page that failed (no token given,
