@@ -14,21 +14,11 @@ import (
 	"github.com/rampart-soar/rampart/triage"
 )
 
-// Activity options per kind. Store writes retry for a long time: the alert is safe
-// in history meanwhile, and giving up would drop its projection. Enrichment lookups
-// give up fast: a missing lookup makes the picture incomplete, which policy refuses
-// to act on. Vendor calls retry with backoff; HTTP 4xx (but 408/429) is final and
-// 429 waits for the vendor's reset hint (the activity sets NextRetryDelay).
+// Activity options per kind (store calls: store.go). Enrichment lookups give up
+// fast: a missing lookup makes the picture incomplete, which policy refuses to act
+// on. Vendor calls retry with backoff; HTTP 4xx (but 408/429) is final and 429
+// waits for the vendor's reset hint (the activity sets NextRetryDelay).
 var (
-	storeOptions = workflow.LocalActivityOptions{
-		StartToCloseTimeout:    15 * time.Second,
-		ScheduleToCloseTimeout: time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    200 * time.Millisecond,
-			BackoffCoefficient: 2,
-			MaximumInterval:    30 * time.Second,
-		},
-	}
 	enrichOptions = workflow.LocalActivityOptions{
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: time.Minute,
@@ -79,8 +69,9 @@ type alertWorkflow struct {
 	alert schemas.Alert // the alert without its raw payload, passed to activities
 	state AlertState
 
-	detection  triage.Detection
-	enrichment triage.Enrichment
+	detectInput DetectInput
+	detection   triage.Detection
+	enrichment  triage.Enrichment
 
 	recordedDuplicates int
 	runs               []workflow.ChildWorkflowFuture // playbook runs in flight
@@ -200,18 +191,21 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 }
 
 func (w *alertWorkflow) startDetect(ctx workflow.Context) workflow.Future {
-	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDetect, DetectInput{
+	w.detectInput = DetectInput{
 		Ref:        w.ref,
 		Alert:      w.in.Alert,
 		ReceivedAt: w.in.ReceivedAt,
 		StartedAt:  workflow.Now(ctx),
 		DedupUntil: w.state.DedupUntil,
-	})
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityDetect, w.detectInput)
 }
 
+// finishDetect collects detect's record, waiting out a store outage: the alert is
+// not dropped because the store was away when it came.
 func (w *alertWorkflow) finishDetect(ctx workflow.Context, f workflow.Future) error {
 	var out DetectOutput
-	if err := f.Get(ctx, &out); err != nil {
+	if err := awaitStore(ctx, f.Get(ctx, &out), ActivityDetect, w.detectInput, &out); err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
 	w.detection = out.Detection
@@ -225,7 +219,7 @@ type enrichment struct{ asset, iocs, prior workflow.Future }
 // startEnrich starts the lookups in parallel.
 func (w *alertWorkflow) startEnrich(ctx workflow.Context) enrichment {
 	lctx := workflow.WithLocalActivityOptions(ctx, enrichOptions)
-	in := EnrichInput{Ref: w.ref, Alert: w.alert}
+	in := w.enrichInput()
 	return enrichment{
 		asset: workflow.ExecuteLocalActivity(lctx, ActivityLookupAsset, in),
 		iocs:  workflow.ExecuteLocalActivity(lctx, ActivityMatchIOCs, in),
@@ -233,25 +227,43 @@ func (w *alertWorkflow) startEnrich(ctx workflow.Context) enrichment {
 	}
 }
 
+func (w *alertWorkflow) enrichInput() EnrichInput { return EnrichInput{Ref: w.ref, Alert: w.alert} }
+
 // finishEnrich collects the lookups. A failed lookup leaves the enrichment
 // incomplete rather than failing the alert: the decision is still recorded, and
-// policy refuses to act on a partial picture.
+// policy refuses to act on a partial picture. A lookup that failed gets one more
+// try first, now that detect's record has gone through: it most likely met the
+// outage detect waited out.
 func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 	e := triage.Enrichment{Complete: true}
-	fail := func(what string, err error) {
-		e.Complete = false
-		e.Errors = append(e.Errors, what+": "+rootMessage(err))
+	lookups := []struct {
+		name, activity string
+		result         workflow.Future
+		out            any
+	}{
+		{"asset", ActivityLookupAsset, f.asset, &e.Asset},
+		{"iocs", ActivityMatchIOCs, f.iocs, &e.IOCs},
+		{"prior_alerts", ActivityCountPriorAlerts, f.prior, &e.PriorAlerts},
 	}
-	if err := f.asset.Get(ctx, &e.Asset); err != nil {
-		fail("asset", err)
+	failed := false
+	for _, l := range lookups {
+		failed = l.result.Get(ctx, l.out) != nil || failed
 	}
-	if err := f.iocs.Get(ctx, &e.IOCs); err != nil {
-		fail("iocs", err)
+	if failed && workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) >= storeOutageWait {
+		lctx := workflow.WithLocalActivityOptions(ctx, enrichOptions)
+		for i, l := range lookups {
+			if l.result.Get(ctx, nil) != nil {
+				lookups[i].result = workflow.ExecuteLocalActivity(lctx, l.activity, w.enrichInput())
+			}
+		}
+	}
+	for _, l := range lookups {
+		if err := l.result.Get(ctx, l.out); err != nil {
+			e.Complete = false
+			e.Errors = append(e.Errors, l.name+": "+rootMessage(err))
+		}
 	}
 	e.IOCHits = len(e.IOCs)
-	if err := f.prior.Get(ctx, &e.PriorAlerts); err != nil {
-		fail("prior_alerts", err)
-	}
 	w.enrichment = e
 }
 
@@ -259,8 +271,7 @@ func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 // or, with none enabled, the contain rule's verdict.
 func (w *alertWorkflow) howToRespond(ctx workflow.Context, enrichStarted time.Time) (ResponseDecision, error) {
 	decide := func(activity string, out any) error {
-		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), activity,
-			w.decideInput(ctx, enrichStarted)).Get(ctx, out)
+		return storeCall(ctx, activity, w.decideInput(ctx, enrichStarted), out)
 	}
 	switch version := workflow.GetVersion(ctx, versionPlaybooks, workflow.DefaultVersion, versionDecideOnce); {
 	case version >= versionDecideOnce:
@@ -435,13 +446,14 @@ func (w *alertWorkflow) flushDuplicates(ctx workflow.Context) {
 	w.recordedDuplicates = count
 }
 
-// record writes the alert's outcome. A failure here is logged, not fatal: the
-// outcome is in the workflow's own history and result either way.
+// record writes the alert's outcome, waiting out a store outage. A failure past
+// that is logged, not fatal: the outcome is in the workflow's own history and
+// result either way.
 func (w *alertWorkflow) record(ctx workflow.Context, in *FinishInput) {
 	in.At = workflow.Now(ctx)
 	in.Duplicates = w.state.Duplicates
 	in.LastSeen = w.state.LastSeen
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityFinish, *in).Get(ctx, nil)
+	err := storeCall(ctx, ActivityFinish, *in, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("recording the outcome failed", "alert_id", w.ref.AlertID, "error", err)
 		return

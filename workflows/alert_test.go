@@ -40,17 +40,35 @@ type stubs struct {
 	// calls names the deciding activities in the order they ran.
 	calls []string
 	now   func() time.Time
+	// storeDownUntil fails the store's activities (and the asset lookup) until then,
+	// as an unreachable database does; detects counts detect's tries.
+	storeDownUntil time.Time
+	detects        int
 }
+
+var errStoreDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+
+// storeDown says the store is unreachable now.
+func (s *stubs) storeDown() bool { return s.now().Before(s.storeDownUntil) }
 
 func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 	reg := func(name string, fn any) { env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name}) }
 	reg(workflows.ActivityDetect, func(_ context.Context, in workflows.DetectInput) (workflows.DetectOutput, error) {
+		s.mu.Lock()
+		s.detects++
+		s.mu.Unlock()
+		if s.storeDown() {
+			return workflows.DetectOutput{}, errStoreDown
+		}
 		d, attacks := triage.NewAttack().Detect(&in.Alert)
 		return workflows.DetectOutput{Detection: d, Attacks: attacks}, nil
 	})
 	reg(workflows.ActivityLookupAsset, func(_ context.Context, in workflows.EnrichInput) (triage.Asset, error) {
 		if s.enrichErr != nil {
 			return triage.Asset{}, s.enrichErr
+		}
+		if s.storeDown() {
+			return triage.Asset{}, errStoreDown
 		}
 		return triage.Asset{Found: true, DeviceID: in.Alert.Device.ID}, nil
 	})
@@ -80,6 +98,9 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.selects = append(s.selects, in)
+		if s.storeDown() {
+			return workflows.ResponseDecision{}, errStoreDown
+		}
 		s.calls = append(s.calls, workflows.ActivityDecideResponse)
 		if s.selection != nil && s.selection.Configured {
 			return workflows.ResponseDecision{Selection: *s.selection}, nil
@@ -105,6 +126,9 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		return nil
 	})
 	reg(workflows.ActivityFinish, func(_ context.Context, in workflows.FinishInput) error {
+		if s.storeDown() {
+			return errStoreDown
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.finishes = append(s.finishes, in)
@@ -284,6 +308,56 @@ func TestEnrichmentFailureIsRecordedNotFatal(t *testing.T) {
 	}
 	if r.Outcome != workflows.OutcomeNoAction {
 		t.Fatalf("outcome = %s", r.Outcome)
+	}
+}
+
+// An alert that arrives while the store is down is recorded, fully enriched and
+// contained once the store is back, hours later; the run waits on timers meanwhile,
+// trying every few minutes, not with every retry of a local activity.
+func TestAlertWaitsOutAStoreOutage(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, storeDownUntil: received.Add(3 * time.Hour)}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeContained || len(s.contains) != 1 {
+		t.Fatalf("outcome %s after %d containment(s); want contained once", r.Outcome, len(s.contains))
+	}
+	if at := s.attempts[0]; at.Before(s.storeDownUntil) || at.After(s.storeDownUntil.Add(6*time.Minute)) {
+		t.Fatalf("contained at %s; want within the longest wait after the store came back at %s", at, s.storeDownUntil)
+	}
+	if e := s.decides[0].Enrichment; !e.Complete || !e.Asset.Found {
+		t.Fatalf("enrichment = %+v; want the asset lookup tried again once detect went through", e)
+	}
+	// Three hours at one try per 5-minute wait is 36 tries, plus the first minutes'.
+	if s.detects < 30 || s.detects > 60 {
+		t.Fatalf("detect tried %d times over the outage", s.detects)
+	}
+	if n := len(s.finishes); n != 2 || s.finishes[1].Outcome != workflows.OutcomeContained {
+		t.Fatalf("finishes = %+v", s.finishes)
+	}
+}
+
+// An outage past the limit fails the alert at detect rather than waiting forever.
+func TestAlertGivesUpOnAStoreThatStaysDown(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, storeDownUntil: received.Add(100 * time.Hour)}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "failed at detect") {
+		t.Fatalf("error = %v; want the alert failed at detect", err)
+	}
+	if len(s.contains) != 0 {
+		t.Fatal("contained without a record")
+	}
+	// The failure is recorded when the store is back, saying when the run gave up.
+	if len(s.finishes) == 0 || s.finishes[0].FailedStage != workflows.StageDetect {
+		t.Fatalf("finishes = %+v; want the failure at detect recorded", s.finishes)
+	}
+	if gaveUp := s.finishes[0].At.Sub(received); gaveUp < 71*time.Hour || gaveUp > 73*time.Hour {
+		t.Fatalf("gave up after %s; want about 72h", gaveUp)
 	}
 }
 

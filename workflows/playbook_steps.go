@@ -374,11 +374,12 @@ func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string,
 	return stepResult{output: res.Outputs, input: inputs}
 }
 
-// record writes finished steps (and the run's start or result) to the store.
-// Failing to record is logged, not fatal: the outcome is in this run's history.
+// record writes finished steps (and the run's start or result) to the store,
+// waiting out a store outage. Failing past that is logged, not fatal: the outcome
+// is in this run's history.
 func (it *interpreter) record(ctx workflow.Context, in *RecordInput) {
 	in.Steps = it.takePending()
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityPlaybookRecord, *in).Get(ctx, nil)
+	err := storeCall(ctx, ActivityPlaybookRecord, *in, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("recording playbook steps failed", "playbook", it.pb.Name, "error", err)
 		return

@@ -36,6 +36,8 @@ type actions struct {
 	// contain or notify operation is recorded as simulated, as a dry run does.
 	sideEffect func(op string) string
 	simulate   bool
+	// recordErr, when set, answers the record activity first (a store outage).
+	recordErr func() error
 }
 
 func (a *actions) register(env *testsuite.TestWorkflowEnvironment) {
@@ -68,6 +70,11 @@ func (a *actions) register(env *testsuite.TestWorkflowEnvironment) {
 		return workflows.ActionOutput{Output: out, SideEffect: class}, err
 	}, activity.RegisterOptions{Name: workflows.ActivityPlaybookAction})
 	env.RegisterActivityWithOptions(func(ctx context.Context, in workflows.RecordInput) error {
+		if a.recordErr != nil {
+			if err := a.recordErr(); err != nil {
+				return err
+			}
+		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.records = append(a.records, in.Steps...)
@@ -181,6 +188,50 @@ outputs:
 	}
 	if _, ran := statuses["fine"]; ran {
 		t.Fatal("the switch jumped over fine, yet it ran")
+	}
+}
+
+// A run that meets a store outage waits for the store and records every step
+// and its result once the store is back, instead of running on unrecorded.
+func TestRunWaitsOutAStoreOutage(t *testing.T) {
+	a := &actions{}
+	pb := parsePlaybook(t, `
+name: outage
+trigger: {when: "true"}
+steps:
+  - id: lookup
+    uses: ti.lookup_hash
+    with: {hash: abc}
+  - id: note
+    set: {seen: true}
+`)
+	start := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	var recordedAt []time.Time
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.SetStartTime(start)
+		a.recordErr = func() error {
+			if env.Now().Before(start.Add(3 * time.Hour)) {
+				return errStoreDown
+			}
+			recordedAt = append(recordedAt, env.Now())
+			return nil
+		}
+	})
+	if res.Status != workflows.RunSucceeded {
+		t.Fatalf("result = %+v", res)
+	}
+	if len(a.results) != 1 || a.results[0].Status != workflows.RunSucceeded {
+		t.Fatalf("recorded results = %+v", a.results)
+	}
+	statuses := map[string]string{}
+	for _, r := range a.records {
+		statuses[r.Name] = r.Status
+	}
+	if statuses["lookup"] != "succeeded" || statuses["note"] != "succeeded" {
+		t.Fatalf("recorded steps = %v", statuses)
+	}
+	if len(recordedAt) == 0 || recordedAt[0].After(start.Add(3*time.Hour+6*time.Minute)) {
+		t.Fatalf("recorded at %v; want soon after the store came back at 12:00", recordedAt)
 	}
 }
 

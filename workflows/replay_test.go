@@ -17,10 +17,11 @@ import (
 // TestReplayRecordedHistories replays histories recorded from real runs on the
 // embedded server (alerts contained, no action, 50 duplicates, through playbooks;
 // playbook runs with a parallel foreach, and with an approval and a revert; a
-// timed revert an analyst kept) against today's workflow code. A failure means a change is not deterministic for
+// timed revert an analyst kept; an alert that waited out a store outage) against
+// today's workflow code. A failure means a change is not deterministic for
 // runs in flight: guard it with workflow.GetVersion. Runs of today's code are
 // re-recorded with
-// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks)$'
+// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks|StoreOutage)$'
 // and *.vN.json keep runs recorded at version N of a change, for as long as such
 // runs can be in flight.
 func TestReplayRecordedHistories(t *testing.T) {

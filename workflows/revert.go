@@ -79,8 +79,7 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 }
 
 func recordRevert(ctx workflow.Context, ref PlaybookRef, rec StepRecord) {
-	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), ActivityPlaybookRecord,
-		RecordInput{Ref: ref, Steps: []StepRecord{rec}}).Get(ctx, nil)
+	err := storeCall(ctx, ActivityPlaybookRecord, RecordInput{Ref: ref, Steps: []StepRecord{rec}}, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("recording the revert failed", "step", rec.Name, "error", err)
 	}

@@ -1,0 +1,96 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// Store calls are local activities. A first try retries in the worker for up to a
+// minute (storeOptions). When the store stays unreachable longer — a database
+// restarted, failed over, or down for the night — the run waits for it on durable
+// timers and tries once after each wait (storeRetryOptions), for up to
+// storeOutageLimit. An accepted alert is then recorded and decided when the store
+// is back, instead of failing with its record lost; and each wait adds a handful of
+// events to the history, where retrying the local activity for hours would add
+// some with every attempt.
+var (
+	storeOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout:    15 * time.Second,
+		ScheduleToCloseTimeout: time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    200 * time.Millisecond,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+		},
+	}
+	storeRetryOptions = workflow.LocalActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	}
+)
+
+// How long a run waits between tries while the store is down, and in all.
+const (
+	storeFirstWait   = 30 * time.Second
+	storeMaxWait     = 5 * time.Minute
+	storeOutageLimit = 72 * time.Hour
+)
+
+// versionStoreOutage marks runs that wait out a store outage (and try a failed
+// enrichment lookup again). It is asked only when a store call has failed, so runs
+// that never met an outage record no marker.
+const (
+	versionStoreOutage = "store-outage-wait"
+	storeOutageWait    = 1
+)
+
+// storeCall runs a store activity, waiting out an outage.
+func storeCall(ctx workflow.Context, activity string, in, out any) error {
+	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), activity, in).Get(ctx, out)
+	return awaitStore(ctx, err, activity, in, out)
+}
+
+// awaitStore carries on a store call whose first try ended with err: while the
+// failure is one a later try may not meet, it waits (30 s, doubling up to 5 min)
+// and tries again, until the store answers or storeOutageLimit has passed. It
+// returns the last try's error.
+func awaitStore(ctx workflow.Context, err error, activity string, in, out any) error {
+	if !storeMayRecover(err) || workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) < storeOutageWait {
+		return err
+	}
+	log := workflow.GetLogger(ctx)
+	giveUp := workflow.Now(ctx).Add(storeOutageLimit)
+	rctx := workflow.WithLocalActivityOptions(ctx, storeRetryOptions)
+	for wait := storeFirstWait; storeMayRecover(err); wait = min(2*wait, storeMaxWait) {
+		if !workflow.Now(ctx).Add(wait).Before(giveUp) {
+			log.Error("the store stayed unavailable: giving up", "activity", activity, "after", storeOutageLimit, "error", err)
+			return err
+		}
+		log.Warn("the store is unavailable: waiting to try again", "activity", activity, "wait", wait, "error", err)
+		if serr := workflow.Sleep(ctx, wait); serr != nil {
+			return serr // the run was cancelled
+		}
+		err = workflow.ExecuteLocalActivity(rctx, activity, in).Get(ctx, out)
+	}
+	return err
+}
+
+// storeMayRecover says a store call's failure may pass: not a final answer, a
+// panic (the same code would panic again) or the run's cancellation.
+func storeMayRecover(err error) bool {
+	var (
+		appErr   *temporal.ApplicationError
+		panicErr *temporal.PanicError
+		canceled *temporal.CanceledError
+	)
+	switch {
+	case err == nil, errors.As(err, &panicErr), errors.As(err, &canceled):
+		return false
+	case errors.As(err, &appErr):
+		return !appErr.NonRetryable()
+	}
+	return true
+}
