@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +113,20 @@ func jsonText(v any) string {
 		return fmt.Sprintf(`{"error":%q}`, err.Error())
 	}
 	return string(b)
+}
+
+// storeFailure marks an error of the store's as such. It stays retryable; a run
+// whose activity still meets it after its retries waits for the store and runs
+// the activity again (the action's idempotency key keeps that safe).
+func storeFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "store: ") {
+		msg = "store: " + msg
+	}
+	return temporal.NewApplicationErrorWithOptions(msg, workflows.ErrTypeStore, temporal.ApplicationErrorOptions{Cause: err})
 }
 
 // classify turns an integration error into the retry behaviour its class calls for:

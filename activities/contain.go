@@ -78,7 +78,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		return h.onClaim(tx)
 	})
 	if err != nil {
-		return out, err
+		return out, storeFailure(err)
 	}
 	out.VendorActionID = action.VendorID
 	if action.Status == store.StatusSucceeded {
@@ -107,7 +107,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		}
 		return h.onDone(tx, out)
 	})
-	return out, err
+	return out, storeFailure(err)
 }
 
 // maxConflicts bounds how often a 409 sends changeHost back to re-read the host.
@@ -163,7 +163,7 @@ func (a *Activities) changeHost(ctx context.Context, h hostAction, out workflows
 		if err := a.Store.UpdateAction(ctx, h.key, store.ActionUpdate{
 			Status: store.StatusRunning, VendorID: receipt.ActionID, VendorStatus: c.pending, VendorCall: true,
 		}); err != nil {
-			return out, err
+			return out, storeFailure(err)
 		}
 		return a.awaitHost(ctx, h.deviceID, c, out)
 	}

@@ -68,7 +68,7 @@ func (a *Activities) operations() map[string]operation {
 // answers with its declared simulated output. Read-only operations run either way.
 func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInput) (workflows.ActionOutput, error) {
 	if err := a.recordSteps(ctx, in.Ref, in.Record); err != nil {
-		return workflows.ActionOutput{}, err
+		return workflows.ActionOutput{}, storeFailure(err)
 	}
 	op, inputs, err := integrations.Resolve(in.Operation, in.Inputs, in.Revert)
 	if err != nil {
@@ -112,7 +112,7 @@ func (a *Activities) guard(ctx context.Context, in workflows.ActionInput, op int
 		return nil
 	}
 	if err != nil {
-		return err
+		return storeFailure(err)
 	}
 	if asset.Protected {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
@@ -130,7 +130,7 @@ func (a *Activities) simulate(ctx context.Context, in workflows.ActionInput, op 
 		Status: StatusSimulated, Error: "dry run: would call " + op.Name + " with " + jsonText(redact(inputs)),
 	})
 	if err != nil {
-		return workflows.ActionOutput{}, err
+		return workflows.ActionOutput{}, storeFailure(err)
 	}
 	return workflows.ActionOutput{Output: playbook.Conform(op.SimulatedOutput, op.Output), Simulated: true, SideEffect: op.SideEffect}, nil
 }

@@ -261,3 +261,25 @@ func TestProtectedAssetsAreNeverContainedWithoutApproval(t *testing.T) {
 		t.Fatalf("revert: %v", err)
 	}
 }
+
+// An action that cannot use the store fails with ErrTypeStore, retryable, before
+// asking the vendor anything: the run waits for the store and runs it again.
+func TestActionsMarkStoreFailures(t *testing.T) {
+	f := newFixture(t)
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, isolateErr := f.isolate(t)
+	_, actionErr := f.action(t, workflows.ActionInput{Step: "isolate", Operation: "edr.isolate_host", Inputs: map[string]any{"host_id": hostID}})
+	_, dryErr := f.action(t, workflows.ActionInput{Step: "dry", Operation: "chat.post_message", DryRun: true,
+		Inputs: map[string]any{"channel": "#soc", "text": "hi"}})
+	for name, err := range map[string]error{"isolate_host": isolateErr, "playbook action": actionErr, "dry run": dryErr} {
+		var appErr *temporal.ApplicationError
+		if !errors.As(err, &appErr) || appErr.Type() != workflows.ErrTypeStore || appErr.NonRetryable() {
+			t.Errorf("%s with the store closed: %v; want a retryable %s", name, err, workflows.ErrTypeStore)
+		}
+	}
+	if n := len(f.sim.Audit()); n != 0 {
+		t.Fatalf("the EDR received %d calls without a claim on record", n)
+	}
+}

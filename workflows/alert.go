@@ -51,6 +51,9 @@ const (
 	// ErrTypeGuardrail: a guardrail refused the action (final).
 	ErrTypeGuardrail = "GuardrailError"
 	ErrTypeDecision  = "DecisionError"
+	// ErrTypeStore: the activity could not use the store (retryable); a run
+	// waits for the store and then runs the activity again.
+	ErrTypeStore = "StoreUnavailable"
 )
 
 // AlertWorkflow takes one alert through detect → enrich → decide → contain, then
@@ -205,7 +208,7 @@ func (w *alertWorkflow) startDetect(ctx workflow.Context) workflow.Future {
 // not dropped because the store was away when it came.
 func (w *alertWorkflow) finishDetect(ctx workflow.Context, f workflow.Future) error {
 	var out DetectOutput
-	if err := awaitStore(ctx, f.Get(ctx, &out), ActivityDetect, w.detectInput, &out); err != nil {
+	if err := awaitStoreLocal(ctx, f.Get(ctx, &out), ActivityDetect, w.detectInput, &out); err != nil {
 		return fmt.Errorf("detect: %w", err)
 	}
 	w.detection = out.Detection
@@ -392,14 +395,15 @@ func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Tim
 
 func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {
 	var out ContainOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, containOptions), ActivityIsolateHost, ContainInput{
+	in := ContainInput{
 		Ref:            w.ref,
 		DeviceID:       policy.ContainTarget(w.alert, w.enrichment),
 		Hostname:       w.alert.Device.Hostname,
 		IdempotencyKey: IdempotencyKey(w.ref, StageContain),
 		StartedAt:      workflow.Now(ctx),
-	}).Get(ctx, &out)
-	if err != nil {
+	}
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, containOptions), ActivityIsolateHost, in).Get(ctx, &out)
+	if err = awaitActionStore(ctx, err, containOptions, ActivityIsolateHost, in, &out); err != nil {
 		return fmt.Errorf("contain: %w", err)
 	}
 	w.state.Action = &out

@@ -337,6 +337,27 @@ func TestAlertWaitsOutAStoreOutage(t *testing.T) {
 	}
 }
 
+// A containment whose activity cannot use the store past its retries waits for the
+// store, then contains.
+func TestContainWaitsOutAStoreOutage(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}}
+	s.isolate = func(_ context.Context, attempt int32) (workflows.ContainOutput, error) {
+		if s.now().Before(received.Add(2 * time.Hour)) {
+			return workflows.ContainOutput{}, temporal.NewApplicationError("store: "+errStoreDown.Error(), workflows.ErrTypeStore)
+		}
+		return workflows.ContainOutput{Status: "contained", VendorActionID: "v-1"}, nil
+	}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	r := result(t, env)
+	if r.Outcome != workflows.OutcomeContained || r.Action == nil || r.Action.VendorActionID != "v-1" {
+		t.Fatalf("result = %+v", r)
+	}
+	if last := s.attempts[len(s.attempts)-1]; last.After(received.Add(2*time.Hour + 6*time.Minute)) {
+		t.Fatalf("contained at %s; want soon after the store came back", last)
+	}
+}
+
 // An outage past the limit fails the alert at detect rather than waiting forever.
 func TestAlertGivesUpOnAStoreThatStaysDown(t *testing.T) {
 	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, storeDownUntil: received.Add(100 * time.Hour)}

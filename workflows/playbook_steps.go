@@ -32,12 +32,15 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 	}
 	var out ActionOutput
 	batch := it.takePending()
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(s)), ActivityPlaybookAction, ActionInput{
+	in := ActionInput{
 		Ref: it.ref, Step: name, Operation: s.Uses, Inputs: inputs, DryRun: it.dryRun,
 		IdempotencyKey: ActionKey(it.ref, name),
 		ApprovedBy:     approvedBy,
 		Record:         batch,
-	}).Get(ctx, &out)
+	}
+	options := actionOptions(s)
+	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, options), ActivityPlaybookAction, in).Get(ctx, &out)
+	err = awaitActionStore(ctx, err, options, ActivityPlaybookAction, in, &out)
 	if err == nil {
 		it.confirm(batch) // written by the activity
 	}

@@ -235,6 +235,45 @@ steps:
 	}
 }
 
+// An action whose activity cannot use the store past its retries waits for the
+// store and runs again, rather than failing the step.
+func TestActionWaitsOutAStoreOutage(t *testing.T) {
+	start := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	var now func() time.Time
+	a := &actions{fn: map[string]func(workflows.ActionInput) (map[string]any, error){
+		"edr.isolate_host": func(workflows.ActionInput) (map[string]any, error) {
+			if now().Before(start.Add(time.Hour)) {
+				return nil, temporal.NewApplicationError("store: "+errStoreDown.Error(), workflows.ErrTypeStore)
+			}
+			return map[string]any{"status": "contained"}, nil
+		},
+	}}
+	pb := parsePlaybook(t, `
+name: outage
+trigger: {when: "true"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}"}
+`)
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.SetStartTime(start)
+		now = env.Now
+	})
+	if res.Status != workflows.RunSucceeded {
+		t.Fatalf("result = %+v", res)
+	}
+	// Five attempts per try, a try after each wait of up to 5 minutes: a bounded number.
+	if n := len(a.calls); n < 10 || n > 100 {
+		t.Fatalf("the action ran %d times over an hour's outage", n)
+	}
+	for _, c := range a.calls {
+		if c.IdempotencyKey != a.calls[0].IdempotencyKey {
+			t.Fatalf("a try ran under another key: %s, %s", c.IdempotencyKey, a.calls[0].IdempotencyKey)
+		}
+	}
+}
+
 func TestGotoLoopsStopAtTheBudget(t *testing.T) {
 	a := &actions{}
 	pb := parsePlaybook(t, `

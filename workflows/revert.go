@@ -63,10 +63,12 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 		return RevertKept, nil
 	}
 	var out ActionOutput
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, actionOptions(nil)), ActivityPlaybookAction, ActionInput{
+	action, options := ActionInput{
 		Ref: in.Ref, Step: name, Operation: in.Operation, Inputs: in.Inputs, DryRun: in.DryRun, Revert: true,
 		IdempotencyKey: ActionKey(in.Ref, name),
-	}).Get(ctx, &out)
+	}, actionOptions(nil)
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, options), ActivityPlaybookAction, action).Get(ctx, &out)
+	err = awaitActionStore(ctx, err, options, ActivityPlaybookAction, action, &out)
 	rec.FinishedAt, rec.Input, rec.Output = workflow.Now(ctx), in.Inputs, out.Output
 	if err != nil {
 		rec.Status, rec.Error = StepFailed, rootMessage(err)

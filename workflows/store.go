@@ -50,21 +50,40 @@ const (
 // storeCall runs a store activity, waiting out an outage.
 func storeCall(ctx workflow.Context, activity string, in, out any) error {
 	err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, storeOptions), activity, in).Get(ctx, out)
-	return awaitStore(ctx, err, activity, in, out)
+	return awaitStoreLocal(ctx, err, activity, in, out)
 }
 
-// awaitStore carries on a store call whose first try ended with err: while the
-// failure is one a later try may not meet, it waits (30 s, doubling up to 5 min)
-// and tries again, until the store answers or storeOutageLimit has passed. It
+// awaitStoreLocal carries on a store call whose first try ended with err, waiting
+// out an outage (awaitStore).
+func awaitStoreLocal(ctx workflow.Context, err error, activity string, in, out any) error {
+	rctx := workflow.WithLocalActivityOptions(ctx, storeRetryOptions)
+	return awaitStore(ctx, err, activity, storeMayRecover, func() error {
+		return workflow.ExecuteLocalActivity(rctx, activity, in).Get(ctx, out)
+	})
+}
+
+// awaitActionStore carries on an action activity that ended with err: when the
+// activity could not write to the store (its claim of the action, or its record)
+// it waits out the outage and runs the activity again. The action's idempotency
+// key makes that safe: the vendor is asked at most once.
+func awaitActionStore(ctx workflow.Context, err error, options workflow.ActivityOptions, activity string, in, out any) error {
+	actx := workflow.WithActivityOptions(ctx, options)
+	return awaitStore(ctx, err, activity, isStoreFailure, func() error {
+		return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
+	})
+}
+
+// awaitStore carries on a call whose first try ended with err: while mayRecover
+// says a later try may not meet the failure, it waits (30 s, doubling up to 5 min)
+// and tries again, until the call succeeds or storeOutageLimit has passed. It
 // returns the last try's error.
-func awaitStore(ctx workflow.Context, err error, activity string, in, out any) error {
-	if !storeMayRecover(err) || workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) < storeOutageWait {
+func awaitStore(ctx workflow.Context, err error, activity string, mayRecover func(error) bool, again func() error) error {
+	if !mayRecover(err) || workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) < storeOutageWait {
 		return err
 	}
 	log := workflow.GetLogger(ctx)
 	giveUp := workflow.Now(ctx).Add(storeOutageLimit)
-	rctx := workflow.WithLocalActivityOptions(ctx, storeRetryOptions)
-	for wait := storeFirstWait; storeMayRecover(err); wait = min(2*wait, storeMaxWait) {
+	for wait := storeFirstWait; mayRecover(err); wait = min(2*wait, storeMaxWait) {
 		if !workflow.Now(ctx).Add(wait).Before(giveUp) {
 			log.Error("the store stayed unavailable: giving up", "activity", activity, "after", storeOutageLimit, "error", err)
 			return err
@@ -73,9 +92,15 @@ func awaitStore(ctx workflow.Context, err error, activity string, in, out any) e
 		if serr := workflow.Sleep(ctx, wait); serr != nil {
 			return serr // the run was cancelled
 		}
-		err = workflow.ExecuteLocalActivity(rctx, activity, in).Get(ctx, out)
+		err = again()
 	}
 	return err
+}
+
+// isStoreFailure says an activity failed because it could not use the store.
+func isStoreFailure(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.Type() == ErrTypeStore
 }
 
 // storeMayRecover says a store call's failure may pass: not a final answer, a
