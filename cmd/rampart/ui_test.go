@@ -57,6 +57,24 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, row+" td:nth-child(3)"); got != "edr.isolate_host" {
 		t.Fatalf("the alert's page shows action %q", got)
 	}
+	// While the alert waits, its page refreshes itself; what the analyst picked in
+	// the run form stays picked.
+	browser.click(t, `#run-playbook option[value="phishing-report"]`)
+	browser.click(t, "#run-playbook input[type=checkbox]")
+	browser.click(t, "#detail h2") // focus away from the form, which holds refreshes off
+	title := browser.element(t, "#detail h2")
+	waitFor(t, "the alert's page to refresh", waitTimeout, func() bool {
+		id, err := browser.find("#detail h2")
+		return err == nil && id != title
+	})
+	if got := browser.property(t, "#run-playbook select", "value"); got != "phishing-report" {
+		t.Fatalf("after a refresh the run form offers %v", got)
+	}
+	if got := browser.property(t, "#run-playbook input[type=checkbox]", "checked"); got != false {
+		t.Fatalf("after a refresh the dry-run box is %v; the analyst had unticked it", got)
+	}
+	browser.click(t, "#run-playbook input[type=checkbox]") // a dry run again, for later
+
 	browser.click(t, row+" button.approve")
 	if q := browser.answerPrompt(t, "tier 2 confirmed the dump"); !strings.Contains(q, "Reason") {
 		t.Fatalf("first prompt: %q", q)
@@ -333,6 +351,16 @@ func (w *webDriver) text(t *testing.T, selector string) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// property reads a property of the element (an input's value, a checkbox's checked).
+func (w *webDriver) property(t *testing.T, selector, name string) any {
+	t.Helper()
+	var v any
+	if err := w.call(http.MethodGet, "/element/"+w.element(t, selector)+"/property/"+name, nil, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // waitText waits until the element's text is want.

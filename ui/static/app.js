@@ -147,6 +147,11 @@ async function showAlert(id, stillWanted) {
   if (location.hash.slice(1) !== id || stillWanted && !stillWanted()) return; // the analyst went elsewhere meanwhile
   const view = $("#detail");
   const unfolded = new Set([...view.querySelectorAll("details[open]")].map(detailsKey));
+  const form = view.querySelector(`#run-playbook[data-alert="${CSS.escape(id)}"]`);
+  const picked = form && {
+    playbook: form.elements.playbook.value, dry: form.querySelector("input[type=checkbox]").checked,
+    result: form.querySelector(".run-result").textContent, resultClass: form.querySelector(".run-result").className,
+  };
   shownAlert = d;
   view.replaceChildren(
     text("h2", d.title),
@@ -172,7 +177,7 @@ async function showAlert(id, stillWanted) {
     view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps, heading.id));
   }
   if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
-  if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id));
+  if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id, picked));
   // The records as stored, for whoever needs more than the lines above.
   for (const [name, value] of [["Decision", d.decision], ["Enrichment", d.enrichment], ["Detection", d.detection],
     ["Alert", d.alert], ["Payload as received", d.raw]]) {
@@ -273,26 +278,41 @@ function approvalTable(approvals) {
   return table;
 }
 
+// playbookList is the playbooks the run form offers, asked once per alert page:
+// the page's refreshes reuse it.
+let playbookList = null;
+
+function playbooksFor(alertID) {
+  if (!playbookList || playbookList.alertID !== alertID) {
+    playbookList = { alertID, page: api("/api/v1/playbooks") };
+    playbookList.page.catch(() => { playbookList = null; }); // asked again next time
+  }
+  return playbookList.page;
+}
+
 // runForm starts a playbook version on the alert now: a dry run unless the
-// analyst unticks it. The run records who started it, and why.
-function runForm(alertID) {
+// analyst unticks it. The run records who started it, and why. A refresh of the
+// page keeps what the analyst had picked, and the last run's answer.
+function runForm(alertID, before) {
   const form = document.createElement("form");
   form.id = "run-playbook";
+  form.dataset.alert = alertID;
   const choice = document.createElement("select");
   choice.name = "playbook";
   const dry = document.createElement("input");
   dry.type = "checkbox";
-  dry.checked = true;
+  dry.checked = before ? before.dry : true;
   const dryLabel = document.createElement("label");
   dryLabel.append(dry, " dry run (record contain and notify actions, make none)");
-  const result = text("span", "", "run-result");
+  const result = text("span", before ? before.result : "", before ? before.resultClass : "run-result");
   form.append(choice, " ", dryLabel, " ", text("button", "Run", "run"), " ", result);
-  api("/api/v1/playbooks").then((page) => {
+  playbooksFor(alertID).then((page) => {
     for (const p of page.playbooks) {
       const option = text("option", `${p.name} v${p.latest_version}${p.enabled ? "" : " (disabled)"}`);
       option.value = p.name;
       choice.append(option);
     }
+    if (before && before.playbook) choice.value = before.playbook;
   }).catch((e) => { result.textContent = e.message; });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -407,6 +427,7 @@ let loaded = false;
 
 function route() {
   loaded = false;
+  playbookList = null;
   const id = location.hash.slice(1);
   let load;
   if (id === "approvals") {
