@@ -231,6 +231,29 @@ func TestHealthAndReadiness(t *testing.T) {
 	if code, _ := do(t, broken, http.MethodGet, "/healthz", nil, nil); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
+	// A request that fails while the database is down says so: 503, try again.
+	closed := storetest.SQLite(t)
+	down := newServer(t, closed, starter{}, server.Check{Name: "database", Check: closed.Ping})
+	if err := closed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/alerts", "/api/v1/alerts/some-id", "/api/v1/approvals", "/api/v1/playbooks"} {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Host = "127.0.0.1:8080"
+		rec := httptest.NewRecorder()
+		down.ServeHTTP(rec, req)
+		var body map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		msg, _ := body["error"].(map[string]any)["message"].(string)
+		if rec.Code != http.StatusServiceUnavailable || errCode(body) != "unavailable" || !strings.HasPrefix(msg, "database is unavailable") ||
+			rec.Header().Get("Retry-After") != "5" {
+			t.Errorf("GET %s with the database down: %d %v (Retry-After %q)", path, rec.Code, body, rec.Header().Get("Retry-After"))
+		}
+	}
+	// The same failure with every dependency answering is Rampart's own: 500.
+	if code, out := do(t, newServer(t, closed, starter{}), http.MethodGet, "/api/v1/alerts", nil, nil); code != 500 || errCode(out) != "internal" {
+		t.Fatalf("a failure with no dependency down: %d %v", code, out)
+	}
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	rec := httptest.NewRecorder()
 	ok.ServeHTTP(rec, req)
