@@ -55,6 +55,13 @@ func newServerFrom(t *testing.T, start ingest.Starter, opts server.Options) http
 
 func do(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any) {
 	t.Helper()
+	code, out, _ := doHeader(t, h, method, path, body, header)
+	return code, out
+}
+
+// doHeader is do that also returns the response's header.
+func doHeader(t *testing.T, h http.Handler, method, path string, body []byte, header map[string]string) (int, map[string]any, http.Header) {
+	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	req.Host = "127.0.0.1:8080" // the open API answers loopback names only
 	for k, v := range header {
@@ -72,7 +79,7 @@ func do(t *testing.T, h http.Handler, method, path string, body []byte, header m
 			t.Fatalf("%s %s: body is not JSON: %q", method, path, rec.Body.String())
 		}
 	}
-	return rec.Code, out
+	return rec.Code, out, rec.Header()
 }
 
 func errCode(body map[string]any) string {
@@ -127,9 +134,9 @@ func TestWebhookStatusCodesAndErrorShape(t *testing.T) {
 	}
 
 	down := newServer(t, storetest.SQLite(t), starter{err: errors.New("unavailable")})
-	code, out = do(t, down, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, sign(body))
-	if code != http.StatusServiceUnavailable || errCode(out) != "workflow_unavailable" {
-		t.Fatalf("temporal down: %d %v", code, out)
+	code, out, header := doHeader(t, down, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, sign(body))
+	if code != http.StatusServiceUnavailable || errCode(out) != "workflow_unavailable" || header.Get("Retry-After") != "5" {
+		t.Fatalf("temporal down: %d %v (Retry-After %q)", code, out, header.Get("Retry-After"))
 	}
 }
 
@@ -238,16 +245,11 @@ func TestHealthAndReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, path := range []string{"/api/v1/alerts", "/api/v1/alerts/some-id", "/api/v1/approvals", "/api/v1/playbooks"} {
-		req := httptest.NewRequest(http.MethodGet, path, nil)
-		req.Host = "127.0.0.1:8080"
-		rec := httptest.NewRecorder()
-		down.ServeHTTP(rec, req)
-		var body map[string]any
-		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		code, body, header := doHeader(t, down, http.MethodGet, path, nil, nil)
 		msg, _ := body["error"].(map[string]any)["message"].(string)
-		if rec.Code != http.StatusServiceUnavailable || errCode(body) != "unavailable" || !strings.HasPrefix(msg, "database is unavailable") ||
-			rec.Header().Get("Retry-After") != "5" {
-			t.Errorf("GET %s with the database down: %d %v (Retry-After %q)", path, rec.Code, body, rec.Header().Get("Retry-After"))
+		if code != http.StatusServiceUnavailable || errCode(body) != "unavailable" || !strings.HasPrefix(msg, "database is unavailable") ||
+			header.Get("Retry-After") != "5" {
+			t.Errorf("GET %s with the database down: %d %v (Retry-After %q)", path, code, body, header.Get("Retry-After"))
 		}
 	}
 	// The same failure with every dependency answering is Rampart's own: 500.

@@ -231,7 +231,7 @@ func (p *Pipeline) accept(ctx context.Context, src *Source, body []byte, now tim
 	res, err := p.starter.StartAlert(ctx, req)
 	if err != nil {
 		return Accepted{}, &Error{Status: http.StatusServiceUnavailable, Code: "workflow_unavailable",
-			Message: "the alert could not be handed to the workflow engine; retry the delivery"}
+			Message: "the alert could not be handed to the workflow engine; retry the delivery", RetryAfter: 5 * time.Second}
 	}
 	return Accepted{AlertID: res.RunID, WorkflowID: req.WorkflowID, Duplicate: !res.Started, Fingerprint: fingerprint}, nil
 }
