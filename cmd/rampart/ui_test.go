@@ -189,6 +189,26 @@ type webDriver struct {
 
 // startBrowser runs ChromeDriver on a free loopback port and opens a headless
 // Chromium session; both stop when the test ends.
+// TestUISaysWhenItCannotRefresh: with the database gone, the page on screen keeps
+// what it last read and says, under the header, that it is not up to date and why.
+func TestUISaysWhenItCannotRefresh(t *testing.T) {
+	browser := startBrowser(t)
+	d := startDev(t, devConfig(t, time.Second))
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	awaitAlert(t, d.URL, acc.AlertID, "the alert to be recorded", waitTimeout, func(a server.AlertDetail) bool { return a.Status == "contained" })
+	browser.navigate(t, d.URL+"/")
+	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(5)", "contained")
+	if err := d.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	browser.waitTextThat(t, "#stale", "say the page is not up to date", func(got string) bool {
+		return strings.HasPrefix(got, "Not up to date: database is unavailable")
+	})
+	if got := browser.text(t, "#alerts tr:nth-child(1) td:nth-child(5)"); got != "contained" {
+		t.Fatalf("the list on screen shows %q", got)
+	}
+}
+
 func startBrowser(t *testing.T) *webDriver {
 	t.Helper()
 	if testing.Short() {
@@ -366,10 +386,16 @@ func (w *webDriver) property(t *testing.T, selector, name string) any {
 // waitText waits until the element's text is want.
 func (w *webDriver) waitText(t *testing.T, selector, want string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%s to say %q", selector, want), w.timeout, func() bool {
+	w.waitTextThat(t, selector, fmt.Sprintf("say %q", want), func(got string) bool { return got == want })
+}
+
+// waitTextThat waits until the element's text passes ok.
+func (w *webDriver) waitTextThat(t *testing.T, selector, what string, ok func(string) bool) {
+	t.Helper()
+	waitFor(t, selector+" to "+what, w.timeout, func() bool {
 		id, err := w.find(selector)
 		var got string
-		return err == nil && w.call(http.MethodGet, "/element/"+id+"/text", nil, &got) == nil && got == want
+		return err == nil && w.call(http.MethodGet, "/element/"+id+"/text", nil, &got) == nil && ok(got)
 	})
 }
 

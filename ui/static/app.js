@@ -415,10 +415,20 @@ function show(section) {
 }
 
 // countWaiting shows in the header how many approvals wait for a decision,
-// whichever page is open.
+// whichever page is open. It is the last request of a refresh: when it answers,
+// the page is up to date.
 async function countWaiting() {
   const page = await api("/api/v1/approvals?status=pending&limit=1");
   $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
+  stale(null);
+}
+
+// stale says, under the header, that the page could not be brought up to date
+// and why (the database is down, say); null takes it away.
+function stale(e) {
+  const note = $("#stale");
+  note.textContent = e ? `Not up to date: ${e.message}. The page shows what it last read.` : "";
+  note.hidden = !e;
 }
 
 // loaded says the page's last load worked: a page that failed (no token given,
@@ -445,7 +455,8 @@ function route() {
 
 // refresh brings the page on screen up to date, every few seconds: the list's
 // first page, the inbox, the header's count, and an alert's page while the alert
-// is in progress. It holds off while the analyst acts or picks in a form.
+// is in progress. It holds off while the analyst acts or picks in a form. One
+// that fails says so under the header (stale) until one works again.
 const refreshEvery = 5000;
 
 async function refresh() {
@@ -469,4 +480,4 @@ $("#more").addEventListener("click", () => loadAlerts(true));
 $("#approval-status").addEventListener("change", () => loadApprovals().catch((e) => alert(e.message)));
 window.addEventListener("hashchange", route);
 route();
-setInterval(() => refresh().catch(() => {}), refreshEvery);
+setInterval(() => refresh().catch(stale), refreshEvery);
