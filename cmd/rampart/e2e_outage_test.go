@@ -20,7 +20,7 @@ import (
 // failed over is: another process holds its write lock. The webhook still answers
 // 202 (it needs only Temporal), the alert's run waits on a durable timer rather
 // than failing, and once the lock goes the alert is recorded, decided and its host
-// contained, once. It takes about two minutes.
+// contained, once. It takes about a minute and a half.
 func TestEndToEndStoreOutage(t *testing.T) {
 	cfg := devConfig(t, 2*time.Second)
 	d := startDev(t, cfg)
