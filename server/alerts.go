@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -255,6 +256,16 @@ func (s *Server) alertState(c echo.Context) error {
 	defer cancel()
 	id := c.Param("id")
 	d, accepted, err := s.findAlert(ctx, id)
+	var answered *ingest.Error
+	if err != nil && !errors.As(err, &answered) {
+		// The store failed (it is down, say): a run still open can be found, and
+		// asked, through Temporal alone.
+		run, aerr := s.opts.Control.AcceptedAlert(ctx, id)
+		if aerr != nil {
+			return err
+		}
+		accepted, err = &run, nil
+	}
 	if err != nil {
 		return err
 	}
@@ -274,10 +285,19 @@ func (s *Server) alertState(c echo.Context) error {
 	case err != nil:
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "state query failed: "+err.Error())
 	}
+	views := make([]PlaybookStateView, 0, len(playbooks))
 	for _, p := range playbooks {
-		v := PlaybookStateView{Playbook: p.Run.Playbook, WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID}
+		views = append(views, PlaybookStateView{Playbook: p.Run.Playbook, WorkflowID: p.Run.WorkflowID, RunID: p.Run.ID})
+	}
+	if d == nil {
+		// Not recorded (yet, or the store is down): the runs the alert's own state names.
+		for _, p := range out.State.Playbooks {
+			views = append(views, PlaybookStateView{Playbook: p.Playbook, WorkflowID: p.WorkflowID})
+		}
+	}
+	for _, v := range views {
 		var st workflows.PlaybookState
-		if err := s.opts.Control.Query(ctx, p.Run.WorkflowID, p.Run.ID, workflows.PlaybookStateQuery, &st); err != nil {
+		if err := s.opts.Control.Query(ctx, v.WorkflowID, v.RunID, workflows.PlaybookStateQuery, &st); err != nil {
 			v.Error = err.Error()
 		} else {
 			v.State = &st

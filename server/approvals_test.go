@@ -422,6 +422,46 @@ func TestAcceptedAlertNotRecordedYet(t *testing.T) {
 	}
 }
 
+// TestAlertStateWhileTheStoreIsDown: with the database down an alert's page cannot
+// be read, but its open run can still be found and asked through Temporal: what it
+// waits for, and its playbook runs.
+func TestAlertStateWhileTheStoreIsDown(t *testing.T) {
+	st := storetest.SQLite(t)
+	const id = "0b2c9d4e-1f3a-4b5c-8d6e-7f8091a2b3c4"
+	waiting := "alert.finish: waiting for the store since 2026-11-28T09:00:00Z (connection refused); next try at 2026-11-28T09:05:00Z"
+	ctl := &control{
+		accepted: map[string]server.AcceptedRun{id: {WorkflowID: "alert/fp-1", Source: "crowdstrike", SeverityID: 5}},
+		states: map[string]any{
+			"alert/fp-1": workflows.AlertState{Stage: workflows.StageDone, Outcome: workflows.OutcomeContained, Waiting: waiting,
+				Playbooks: []workflows.PlaybookRunState{{Playbook: "malware", Version: 2, WorkflowID: "playbook/" + id + "/malware"}}},
+			"playbook/" + id + "/malware": workflows.PlaybookState{Playbook: "malware", Version: 2, Status: "succeeded"},
+		},
+	}
+	h := newServerWith(t, st, starter{}, ctl, server.Check{Name: "database", Check: st.Ping})
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id, nil, nil); code != 503 || errCode(out) != "unavailable" {
+		t.Fatalf("the alert with the database down: %d %v", code, out)
+	}
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id+"/state", nil, nil)
+	if code != 200 || out["state"].(map[string]any)["waiting"] != waiting || out["workflow_id"] != "alert/fp-1" {
+		t.Fatalf("the alert's state with the database down: %d %v", code, out)
+	}
+	runs, _ := out["playbooks"].([]any)
+	if len(runs) != 1 || runs[0].(map[string]any)["state"].(map[string]any)["status"] != "succeeded" {
+		t.Fatalf("its playbook runs: %v", runs)
+	}
+	if want := "playbook/" + id + "/malware/ playbook.state"; ctl.queries[len(ctl.queries)-1] != want {
+		t.Fatalf("queries %v; want the latest run of %s asked", ctl.queries, want)
+	}
+	// A run Temporal does not hold open: the store's failure stands.
+	delete(ctl.accepted, id)
+	if code, out := do(t, h, http.MethodGet, "/api/v1/alerts/"+id+"/state", nil, nil); code != 503 || errCode(out) != "unavailable" {
+		t.Fatalf("a closed run's state with the database down: %d %v", code, out)
+	}
+}
+
 // recordAlert records alert-1 (workflow alert/fp) with status, as of the time it
 // returns.
 func recordAlert(t *testing.T, st *store.Store, status string) time.Time {

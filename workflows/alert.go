@@ -60,6 +60,7 @@ const (
 // stays open for the dedup window absorbing deliveries of the same fingerprint.
 func AlertWorkflow(ctx workflow.Context, in AlertInput) (AlertResult, error) {
 	w := &alertWorkflow{in: in}
+	ctx = withStoreWait(ctx, &w.state.Waiting)
 	if err := w.setup(ctx); err != nil {
 		return AlertResult{}, err
 	}

@@ -317,8 +317,27 @@ func TestEnrichmentFailureIsRecordedNotFatal(t *testing.T) {
 func TestAlertWaitsOutAStoreOutage(t *testing.T) {
 	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, storeDownUntil: received.Add(3 * time.Hour)}
 	env := setup(t, s)
+	var during workflows.AlertState
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.StateQuery)
+		if err == nil {
+			err = v.Get(&during)
+		}
+		if err != nil {
+			t.Errorf("state query during the outage: %v", err)
+		}
+	}, 2*time.Hour)
 	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
 	r := result(t, env)
+	if !strings.HasPrefix(during.Waiting, "alert.detect: waiting for the store since 2026-11-27T09:0") ||
+		!strings.Contains(during.Waiting, "connection refused") || during.Stage != workflows.StageDetect {
+		t.Fatalf("the state during the outage: stage %s, waiting %q", during.Stage, during.Waiting)
+	}
+	v, err := env.QueryWorkflow(workflows.StateQuery)
+	var after workflows.AlertState
+	if err != nil || v.Get(&after) != nil || after.Waiting != "" {
+		t.Fatalf("the state after the outage: %+v, %v", after, err)
+	}
 	if r.Outcome != workflows.OutcomeContained || len(s.contains) != 1 {
 		t.Fatalf("outcome %s after %d containment(s); want contained once", r.Outcome, len(s.contains))
 	}

@@ -27,6 +27,7 @@ const (
 // child playbooks and timed reverts. Every step's outcome is recorded in the store.
 func PlaybookWorkflow(ctx workflow.Context, in PlaybookInput) (PlaybookResult, error) {
 	it := &interpreter{in: in}
+	ctx = withStoreWait(ctx, &it.waiting)
 	if err := it.setup(ctx); err != nil {
 		return PlaybookResult{}, err
 	}
@@ -40,6 +41,8 @@ type interpreter struct {
 	rt     *playbook.Runtime
 	dryRun bool
 	budget int
+	// waiting says why the run waits for the store, while it does.
+	waiting string
 
 	vars      map[string]any
 	steps     map[string]any // id → {"output", "status", "error"} of steps outside foreach
@@ -139,7 +142,7 @@ func (it *interpreter) setup(ctx workflow.Context) error {
 
 	if err := workflow.SetQueryHandler(ctx, PlaybookStateQuery, func() (PlaybookState, error) {
 		st := PlaybookState{Playbook: it.pb.Name, Version: it.in.Playbook.Version, Position: append([]string(nil), it.position...),
-			Steps: it.used, Vars: it.vars, Status: it.status}
+			Steps: it.used, Vars: it.vars, Status: it.status, Waiting: it.waiting}
 		for _, name := range slices.Sorted(maps.Keys(it.approvals)) {
 			st.Approvals = append(st.Approvals, *it.approvals[name])
 		}

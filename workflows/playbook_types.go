@@ -234,4 +234,6 @@ type PlaybookState struct {
 	Vars      map[string]any    `json:"vars"`
 	Approvals []PendingApproval `json:"approvals,omitempty"`
 	Status    string            `json:"status,omitempty"`
+	// Waiting says, while the run waits out a store outage, since when and why.
+	Waiting string `json:"waiting,omitempty"`
 }

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -73,28 +74,53 @@ func awaitActionStore(ctx workflow.Context, err error, options workflow.Activity
 	})
 }
 
+// storeWaitKey keys, in a run's context, the text its state query shows while the
+// run waits for the store.
+type storeWaitKey struct{}
+
+func withStoreWait(ctx workflow.Context, note *string) workflow.Context {
+	return workflow.WithValue(ctx, storeWaitKey{}, note)
+}
+
 // awaitStore carries on a call whose first try ended with err: while mayRecover
 // says a later try may not meet the failure, it waits (30 s, doubling up to 5 min)
 // and tries again, until the call succeeds or storeOutageLimit has passed. It
-// returns the last try's error.
+// returns the last try's error. Meanwhile the run's state says what it waits for.
 func awaitStore(ctx workflow.Context, err error, activity string, mayRecover func(error) bool, again func() error) error {
 	if !mayRecover(err) || workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) < storeOutageWait {
 		return err
 	}
 	log := workflow.GetLogger(ctx)
-	giveUp := workflow.Now(ctx).Add(storeOutageLimit)
+	since := workflow.Now(ctx)
+	giveUp := since.Add(storeOutageLimit)
+	note, _ := ctx.Value(storeWaitKey{}).(*string)
+	if note == nil {
+		note = new(string)
+	}
+	defer func() { *note = "" }()
 	for wait := storeFirstWait; mayRecover(err); wait = min(2*wait, storeMaxWait) {
 		if !workflow.Now(ctx).Add(wait).Before(giveUp) {
 			log.Error("the store stayed unavailable: giving up", "activity", activity, "after", storeOutageLimit, "error", err)
 			return err
 		}
 		log.Warn("the store is unavailable: waiting to try again", "activity", activity, "wait", wait, "error", err)
+		*note = fmt.Sprintf("%s: waiting for the store since %s (%s); next try at %s", activity,
+			since.UTC().Format(time.RFC3339), storeTrouble(err), workflow.Now(ctx).Add(wait).UTC().Format(time.RFC3339))
 		if serr := workflow.Sleep(ctx, wait); serr != nil {
 			return serr // the run was cancelled
 		}
 		err = again()
 	}
 	return err
+}
+
+// storeTrouble is what a failed store call met, as a person reads it.
+func storeTrouble(err error) string {
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return "no answer in time"
+	}
+	return rootMessage(err)
 }
 
 // isStoreFailure says an activity failed because it could not use the store.

@@ -245,6 +245,8 @@ type AlertState struct {
 	LastSeen   time.Time          `json:"last_seen"`
 	DedupUntil time.Time          `json:"dedup_until"`
 	Error      string             `json:"error,omitempty"`
+	// Waiting says, while the run waits out a store outage, since when and why.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // AlertResult is the workflow's result.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,12 @@ func TestEndToEndStoreOutage(t *testing.T) {
 	if n := d.Simulator.ContainCalls(ransomHost); n != 0 {
 		t.Fatalf("contained before the alert was recorded: %d call(s)", n)
 	}
+	// The run itself says what it waits for.
+	var state server.AlertStateView
+	waitFor(t, "the run's state to say it waits for the store", waitTimeout, func() bool {
+		return getJSON(t, d.URL+"/api/v1/alerts/"+acc.AlertID+"/state", &state) == http.StatusOK &&
+			strings.HasPrefix(state.State.Waiting, "alert.detect: waiting for the store since ")
+	})
 	unlock()
 
 	detail := awaitAlert(t, d.URL, acc.AlertID, "the alert to be contained after the outage", waitTimeout, func(a server.AlertDetail) bool {
