@@ -116,8 +116,7 @@ func awaitStore(ctx workflow.Context, err error, activity string, mayRecover fun
 
 // storeTrouble is what a failed store call met, as a person reads it.
 func storeTrouble(err error) string {
-	var timeout *temporal.TimeoutError
-	if errors.As(err, &timeout) {
+	if _, timedOut := rootError(err).(*temporal.TimeoutError); timedOut {
 		return "no answer in time"
 	}
 	return rootMessage(err)
