@@ -206,7 +206,10 @@ steps:
     set: {seen: true}
 `)
 	start := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
-	var recordedAt []time.Time
+	var (
+		recordedAt []time.Time
+		during     workflows.PlaybookState
+	)
 	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
 		env.SetStartTime(start)
 		a.recordErr = func() error {
@@ -216,9 +219,21 @@ steps:
 			recordedAt = append(recordedAt, env.Now())
 			return nil
 		}
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(workflows.PlaybookStateQuery)
+			if err == nil {
+				err = v.Get(&during)
+			}
+			if err != nil {
+				t.Errorf("state query during the outage: %v", err)
+			}
+		}, time.Hour)
 	})
 	if res.Status != workflows.RunSucceeded {
 		t.Fatalf("result = %+v", res)
+	}
+	if !strings.HasPrefix(during.Waiting, workflows.ActivityPlaybookRecord+": waiting for the store since ") {
+		t.Fatalf("the run's state during the outage says it waits for %q", during.Waiting)
 	}
 	if len(a.results) != 1 || a.results[0].Status != workflows.RunSucceeded {
 		t.Fatalf("recorded results = %+v", a.results)

@@ -97,15 +97,21 @@ func awaitStore(ctx workflow.Context, err error, activity string, mayRecover fun
 	if note == nil {
 		note = new(string)
 	}
-	defer func() { *note = "" }()
+	var said string // this wait's note; another branch's wait may have replaced it
+	defer func() {
+		if *note == said {
+			*note = ""
+		}
+	}()
 	for wait := storeFirstWait; mayRecover(err); wait = min(2*wait, storeMaxWait) {
 		if !workflow.Now(ctx).Add(wait).Before(giveUp) {
 			log.Error("the store stayed unavailable: giving up", "activity", activity, "after", storeOutageLimit, "error", err)
 			return err
 		}
 		log.Warn("the store is unavailable: waiting to try again", "activity", activity, "wait", wait, "error", err)
-		*note = fmt.Sprintf("%s: waiting for the store since %s (%s); next try at %s", activity,
+		said = fmt.Sprintf("%s: waiting for the store since %s (%s); next try at %s", activity,
 			since.UTC().Format(time.RFC3339), storeTrouble(err), workflow.Now(ctx).Add(wait).UTC().Format(time.RFC3339))
+		*note = said
 		if serr := workflow.Sleep(ctx, wait); serr != nil {
 			return serr // the run was cancelled
 		}
