@@ -48,15 +48,30 @@ func IsPostgresDSN(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-// Open connects to the database the DSN names: a postgres:// URL selects PostgreSQL,
-// anything else is a SQLite file path.
+// Open connects to the database the DSN names (a postgres:// URL selects
+// PostgreSQL, anything else is a SQLite file path) and checks that it answers.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	s, err := Connect(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect is Open without the check: the store connects when first used, so a
+// database that does not answer yet fails the calls made meanwhile, not this one.
+func Connect(dsn string) (*Store, error) {
 	if strings.TrimSpace(dsn) == "" {
 		return nil, errors.New("store: database DSN is empty")
 	}
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 	}
 	var (
@@ -92,12 +107,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		sqlDB.SetMaxOpenConns(16)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, dialect: dialect, stmts: pool}
-	if err := s.Ping(ctx); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	return s, nil
+	return &Store{db: db, dialect: dialect, stmts: pool}, nil
 }
 
 // sqliteDSN turns a file path into a modernc DSN with WAL, a busy timeout and

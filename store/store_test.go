@@ -385,6 +385,19 @@ func TestOpenRejectsBadDSNWithoutLeakingPassword(t *testing.T) {
 	if _, err := store.Open(context.Background(), " "); err == nil {
 		t.Fatal("empty DSN accepted")
 	}
+	// Connect leaves the database for later: the store opens, and its calls fail
+	// until the database answers.
+	st, err := store.Connect("postgres://u:s3cr3t-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatalf("connect without the database answering: %v", err)
+	}
+	defer st.Close()
+	if err := st.Ping(context.Background()); err == nil || strings.Contains(err.Error(), "s3cr3t-pw") {
+		t.Fatalf("ping of a database nobody serves: %v", err)
+	}
+	if _, _, err := st.ListAlerts(context.Background(), store.AlertFilter{Limit: 1}); err == nil {
+		t.Fatal("a query of a database nobody serves succeeded")
+	}
 }
 
 func TestCountPriorAlertsIsCapped(t *testing.T) {

@@ -36,7 +36,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := app.OpenStore(ctx, cfg.DatabaseDSN, migrate)
+			st, err := app.OpenServerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
 				return err
 			}

@@ -836,6 +836,49 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 			t.Errorf("workflow history stores %q in clear", plain)
 		}
 	}
+
+	// A server whose database does not answer starts all the same: its webhooks
+	// take alerts (they need only Temporal), and the rest of its API says 503.
+	downListen := freeAddr(t)
+	var downEnv []string // env, the database swapped for one nobody listens for
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "RAMPART_DATABASE_DSN=") {
+			downEnv = append(downEnv, kv)
+		}
+	}
+	startChild(t, dir, "server-without-db", []string{"server", "--listen", downListen, "--sources", examples + "/sources.yaml"},
+		append(downEnv, "RAMPART_DATABASE_DSN=postgres://postgres@"+freeAddr(t)+"/rampart?sslmode=disable&connect_timeout=2",
+			"RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token))
+	downURL := "http://" + downListen
+	waitFor(t, "the server without its database to answer", waitTimeout, func() bool {
+		resp, err := http.Get(downURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	if code := getJSON(t, downURL+"/readyz", &ready); code != http.StatusServiceUnavailable ||
+		!strings.HasPrefix(ready.Checks["database"], "unavailable") || ready.Checks["temporal"] != "ok" {
+		t.Fatalf("readyz without the database: %d %v", code, ready.Checks)
+	}
+	pup := accepted(t, downURL, sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
+	resp, err = api.Get(downURL + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "database is unavailable") {
+		t.Fatalf("the API without the database: %d %s", resp.StatusCode, body)
+	}
+	// The alert it took is the worker's like any other.
+	waitFor(t, "the alert taken without the database to be decided", waitTimeout, func() bool {
+		a, ok := getAlertWith(t, api, baseURL, pup.AlertID)
+		return ok && a.Status == "no_action"
+	})
 }
 
 // refusesToStart runs a rampart command that must exit with an error naming want,

@@ -45,6 +45,24 @@ func OpenStore(ctx context.Context, dsn string, migrate bool) (*store.Store, err
 	return st, nil
 }
 
+// OpenServerStore opens the store for `rampart server`. Unless it is to migrate,
+// the server starts without the database answering: the webhooks need only
+// Temporal, and the rest of the API answers 503 until the database does.
+func OpenServerStore(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (*store.Store, error) {
+	if migrate {
+		return OpenStore(ctx, dsn, true)
+	}
+	st, err := store.Connect(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Ping(ctx); err != nil {
+		log.Warn("the database does not answer: serving anyway; the webhooks take alerts, the rest of the API answers 503 until it does",
+			"error", err)
+	}
+	return st, nil
+}
+
 // NewIntegrations builds a client for every vendor the config points at.
 func NewIntegrations(cfg *Config) (*integrations.Registry, error) {
 	reg := integrations.NewRegistry()
