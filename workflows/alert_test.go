@@ -168,6 +168,20 @@ func setup(t *testing.T, s *stubs) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// queryAt asks the run's query name into out once the workflow clock is after
+// past the start.
+func queryAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, after time.Duration, name string, out any) {
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(name)
+		if err == nil {
+			err = v.Get(out)
+		}
+		if err != nil {
+			t.Errorf("query %s after %s: %v", name, after, err)
+		}
+	}, after)
+}
+
 func result(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.AlertResult {
 	t.Helper()
 	if !env.IsWorkflowCompleted() {
@@ -184,14 +198,7 @@ func TestContainPath(t *testing.T) {
 	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true, Reason: "contain_when matched"}}
 	env := setup(t, s)
 	var state workflows.AlertState
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.StateQuery)
-		if err != nil {
-			t.Errorf("query: %v", err)
-			return
-		}
-		_ = v.Get(&state)
-	}, time.Minute)
+	queryAt(t, env, time.Minute, workflows.StateQuery, &state)
 	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
 	r := result(t, env)
 	if r.Outcome != workflows.OutcomeContained || r.Action == nil || r.Action.VendorActionID != "v-1" || r.Duplicates != 0 {
@@ -276,10 +283,7 @@ func TestDuplicatesAreCountedNotRestarted(t *testing.T) {
 		}, at)
 	}
 	var mid workflows.AlertState
-	env.RegisterDelayedCallback(func() {
-		v, _ := env.QueryWorkflow(workflows.StateQuery)
-		_ = v.Get(&mid)
-	}, 5*time.Minute)
+	queryAt(t, env, 5*time.Minute, workflows.StateQuery, &mid)
 	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
 	r := result(t, env)
 	if r.Duplicates != 4 || len(s.contains) != 1 {
@@ -318,15 +322,7 @@ func TestAlertWaitsOutAStoreOutage(t *testing.T) {
 	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, storeDownUntil: received.Add(3 * time.Hour)}
 	env := setup(t, s)
 	var during workflows.AlertState
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.StateQuery)
-		if err == nil {
-			err = v.Get(&during)
-		}
-		if err != nil {
-			t.Errorf("state query during the outage: %v", err)
-		}
-	}, 2*time.Hour)
+	queryAt(t, env, 2*time.Hour, workflows.StateQuery, &during)
 	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
 	r := result(t, env)
 	if !strings.HasPrefix(during.Waiting, "alert.detect: waiting for the store since 2026-11-27T09:0") ||

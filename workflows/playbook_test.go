@@ -219,15 +219,7 @@ steps:
 			recordedAt = append(recordedAt, env.Now())
 			return nil
 		}
-		env.RegisterDelayedCallback(func() {
-			v, err := env.QueryWorkflow(workflows.PlaybookStateQuery)
-			if err == nil {
-				err = v.Get(&during)
-			}
-			if err != nil {
-				t.Errorf("state query during the outage: %v", err)
-			}
-		}, time.Hour)
+		queryAt(t, env, time.Hour, workflows.PlaybookStateQuery, &during)
 	})
 	if res.Status != workflows.RunSucceeded {
 		t.Fatalf("result = %+v", res)
