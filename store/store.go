@@ -57,7 +57,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
-		return nil, err
+		return nil, redactDSNError(err, dsn)
 	}
 	return s, nil
 }

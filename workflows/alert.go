@@ -249,16 +249,16 @@ func (w *alertWorkflow) finishEnrich(ctx workflow.Context, f enrichment) {
 		{"iocs", ActivityMatchIOCs, f.iocs, &e.IOCs},
 		{"prior_alerts", ActivityCountPriorAlerts, f.prior, &e.PriorAlerts},
 	}
-	failed := false
-	for _, l := range lookups {
-		failed = l.result.Get(ctx, l.out) != nil || failed
+	var failed []int
+	for i, l := range lookups {
+		if l.result.Get(ctx, l.out) != nil {
+			failed = append(failed, i)
+		}
 	}
-	if failed && workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) >= storeOutageWait {
+	if len(failed) > 0 && workflow.GetVersion(ctx, versionStoreOutage, workflow.DefaultVersion, storeOutageWait) >= storeOutageWait {
 		lctx := workflow.WithLocalActivityOptions(ctx, enrichOptions)
-		for i, l := range lookups {
-			if l.result.Get(ctx, nil) != nil {
-				lookups[i].result = workflow.ExecuteLocalActivity(lctx, l.activity, w.enrichInput())
-			}
+		for _, i := range failed {
+			lookups[i].result = workflow.ExecuteLocalActivity(lctx, lookups[i].activity, w.enrichInput())
 		}
 	}
 	for _, l := range lookups {
@@ -396,15 +396,14 @@ func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Tim
 
 func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {
 	var out ContainOutput
-	in := ContainInput{
+	err := actionCall(ctx, containOptions, ActivityIsolateHost, ContainInput{
 		Ref:            w.ref,
 		DeviceID:       policy.ContainTarget(w.alert, w.enrichment),
 		Hostname:       w.alert.Device.Hostname,
 		IdempotencyKey: IdempotencyKey(w.ref, StageContain),
 		StartedAt:      workflow.Now(ctx),
-	}
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, containOptions), ActivityIsolateHost, in).Get(ctx, &out)
-	if err = awaitActionStore(ctx, err, containOptions, ActivityIsolateHost, in, &out); err != nil {
+	}, &out)
+	if err != nil {
 		return fmt.Errorf("contain: %w", err)
 	}
 	w.state.Action = &out

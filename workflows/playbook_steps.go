@@ -38,9 +38,7 @@ func (it *interpreter) action(ctx workflow.Context, s *playbook.Step, name strin
 		ApprovedBy:     approvedBy,
 		Record:         batch,
 	}
-	options := actionOptions(s)
-	err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, options), ActivityPlaybookAction, in).Get(ctx, &out)
-	err = awaitActionStore(ctx, err, options, ActivityPlaybookAction, in, &out)
+	err = actionCall(ctx, actionOptions(s), ActivityPlaybookAction, in, &out)
 	if err == nil {
 		it.confirm(batch) // written by the activity
 	}

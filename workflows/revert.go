@@ -63,12 +63,10 @@ func RevertWorkflow(ctx workflow.Context, in RevertInput) (string, error) {
 		return RevertKept, nil
 	}
 	var out ActionOutput
-	action, options := ActionInput{
+	err := actionCall(ctx, actionOptions(nil), ActivityPlaybookAction, ActionInput{
 		Ref: in.Ref, Step: name, Operation: in.Operation, Inputs: in.Inputs, DryRun: in.DryRun, Revert: true,
 		IdempotencyKey: ActionKey(in.Ref, name),
-	}, actionOptions(nil)
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, options), ActivityPlaybookAction, action).Get(ctx, &out)
-	err = awaitActionStore(ctx, err, options, ActivityPlaybookAction, action, &out)
+	}, &out)
 	rec.FinishedAt, rec.Input, rec.Output = workflow.Now(ctx), in.Inputs, out.Output
 	if err != nil {
 		rec.Status, rec.Error = StepFailed, rootMessage(err)

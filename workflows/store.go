@@ -63,15 +63,14 @@ func awaitStoreLocal(ctx workflow.Context, err error, activity string, in, out a
 	})
 }
 
-// awaitActionStore carries on an action activity that ended with err: when the
-// activity could not write to the store (its claim of the action, or its record)
-// it waits out the outage and runs the activity again. The action's idempotency
-// key makes that safe: the vendor is asked at most once.
-func awaitActionStore(ctx workflow.Context, err error, options workflow.ActivityOptions, activity string, in, out any) error {
+// actionCall runs an action activity. When the activity could not write to the
+// store past its retries (its claim of the action, or its record), it waits out
+// the outage and runs the activity again; the action's idempotency key makes that
+// safe: the vendor is asked at most once.
+func actionCall(ctx workflow.Context, options workflow.ActivityOptions, activity string, in, out any) error {
 	actx := workflow.WithActivityOptions(ctx, options)
-	return awaitStore(ctx, err, activity, isStoreFailure, func() error {
-		return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
-	})
+	run := func() error { return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out) }
+	return awaitStore(ctx, run(), activity, isStoreFailure, run)
 }
 
 // storeWaitKey keys, in a run's context, the text its state query shows while the
