@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/integrations"
@@ -223,6 +225,132 @@ func TestIsolateHostActsOncePerDecision(t *testing.T) {
 	last := d.Steps[len(d.Steps)-1]
 	if last.Name != "contain" || last.Status != store.StatusSucceeded || last.FinishedAt == nil {
 		t.Fatalf("contain step = %+v", last)
+	}
+}
+
+// claimedIsolation is decide's input with the isolation to claim, and that
+// isolation.
+func (f *fixture) claimedIsolation() (workflows.DecideInput, *workflows.ContainInput) {
+	in := f.containableInput()
+	in.Contain = &workflows.ContainInput{Ref: f.ref, DeviceID: hostID, Hostname: "fin-ws-0142",
+		IdempotencyKey: workflows.IdempotencyKey(f.ref, workflows.StageContain), StartedAt: in.DecideStarted}
+	return in, in.Contain
+}
+
+func TestDecisionClaimsTheIsolation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	in, contain := f.claimedIsolation()
+	var d workflows.ResponseDecision
+	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
+	if d.Verdict == nil || !d.Verdict.Contain || !d.ContainClaimed {
+		t.Fatalf("decision = %+v", d)
+	}
+	a, err := f.store.GetAction(ctx, contain.IdempotencyKey)
+	if err != nil || a.Status != store.StatusPending || a.Attempts != 1 || a.VendorCalls != 0 ||
+		a.Integration != "crowdstrike" || a.Operation != "isolate_host" || a.Target != hostID {
+		t.Fatalf("claimed action = %+v, %v", a, err)
+	}
+	detail, _ := f.store.GetAlert(ctx, "run-1")
+	if last := detail.Steps[len(detail.Steps)-1]; last.Name != "contain" || last.Status != store.StatusRunning {
+		t.Fatalf("contain step = %+v", last)
+	}
+	// The isolation's first attempt asks the vendor straight away.
+	contain.Claimed = true
+	v, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, *contain)
+	var out workflows.ContainOutput
+	if err == nil {
+		err = v.Get(&out)
+	}
+	if err != nil || out.Status != integrations.HostContained {
+		t.Fatalf("isolate = %+v, %v", out, err)
+	}
+	if calls := hostCalls(f.sim); len(calls) == 0 || calls[0].Action != "contain" {
+		t.Fatalf("the vendor's calls for the host = %+v, want the contain request first", calls)
+	}
+	a, _ = f.store.GetAction(ctx, contain.IdempotencyKey)
+	if a.Status != store.StatusSucceeded || a.Attempts != 1 || a.VendorCalls != 1 || f.sim.ContainCalls(hostID) != 1 {
+		t.Fatalf("action = %+v, contain calls %d", a, f.sim.ContainCalls(hostID))
+	}
+	// Asked again (the local activity retried after its transaction committed),
+	// the claim is not new, so no isolation takes it as its own; and the
+	// finished action keeps its record.
+	var again workflows.ResponseDecision
+	get(t, f.env, workflows.ActivityDecideResponse, in, &again)
+	if !again.Verdict.Contain || again.ContainClaimed {
+		t.Fatalf("decision asked again = %+v", again)
+	}
+	detail, _ = f.store.GetAlert(ctx, "run-1")
+	if last := detail.Steps[len(detail.Steps)-1]; last.Name != "contain" || last.Status != store.StatusSucceeded {
+		t.Fatalf("contain step after the decision was asked again = %+v", last)
+	}
+}
+
+func TestDecisionClaimsNothingItDoesNotContain(t *testing.T) {
+	f := newFixture(t)
+	in, contain := f.claimedIsolation()
+	in.Enrichment.IOCHits = 0
+	var d workflows.ResponseDecision
+	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
+	if d.Verdict == nil || d.Verdict.Contain || d.ContainClaimed {
+		t.Fatalf("decision = %+v", d)
+	}
+	if a, err := f.store.GetAction(context.Background(), contain.IdempotencyKey); err == nil {
+		t.Fatalf("an action was claimed: %+v", a)
+	}
+}
+
+// hostCalls is the simulator's audit of the calls about the test host.
+func hostCalls(sim *crowdstrike.Simulator) []crowdstrike.AuditEntry {
+	var calls []crowdstrike.AuditEntry
+	for _, e := range sim.Audit() {
+		if slices.Contains(e.IDs, hostID) {
+			calls = append(calls, e)
+		}
+	}
+	return calls
+}
+
+// isolateWithRetries runs the isolation as the alert workflow does, with retries.
+func isolateWithRetries(ctx workflow.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Millisecond, MaximumAttempts: 3},
+	})
+	var out workflows.ContainOutput
+	err := workflow.ExecuteActivity(ctx, workflows.ActivityIsolateHost, in).Get(ctx, &out)
+	return out, err
+}
+
+// A claimed isolation's retry is not a first attempt: it claims as usual and reads
+// the host before asking, so the vendor is asked once.
+func TestClaimedIsolationRetryReadsTheHostFirst(t *testing.T) {
+	f := newFixture(t)
+	in, contain := f.claimedIsolation()
+	var d workflows.ResponseDecision
+	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
+	contain.Claimed = d.ContainClaimed
+	// The first attempt's request is accepted; its first poll fails.
+	f.sim.InjectFault(crowdstrike.Fault{Status: 502, Path: "/devices/entities/devices/v2"})
+	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()
+	f.acts.Register(env)
+	env.RegisterWorkflow(isolateWithRetries)
+	env.ExecuteWorkflow(isolateWithRetries, *contain)
+	var out workflows.ContainOutput
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.GetWorkflowResult(&out); err != nil || out.Status != integrations.HostContained {
+		t.Fatalf("out = %+v, %v", out, err)
+	}
+	for _, c := range hostCalls(f.sim) {
+		if c.Action == "contain" && c.Status != 202 {
+			t.Fatalf("the retry asked the vendor again: %+v", c)
+		}
+	}
+	a, _ := f.store.GetAction(context.Background(), contain.IdempotencyKey)
+	if f.sim.ContainCalls(hostID) != 1 || a.Attempts != 2 || a.VendorCalls != 1 || a.Status != store.StatusSucceeded {
+		t.Fatalf("contain calls %d, action %+v", f.sim.ContainCalls(hostID), a)
 	}
 }
 

@@ -116,6 +116,14 @@ func (a *Activities) CountPriorAlerts(ctx context.Context, in workflows.EnrichIn
 // Decide records the enrichment, evaluates the containment rule and records the
 // decision with the values that drove it.
 func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (policy.Verdict, error) {
+	verdict, _, err := a.decide(ctx, in, false)
+	return verdict, err
+}
+
+// decide is Decide. With claim, a verdict to contain also claims the isolation
+// (in.Contain) in the decision's transaction, and says whether this call created
+// the claim.
+func (a *Activities) decide(ctx context.Context, in workflows.DecideInput, claim bool) (_ policy.Verdict, claimed bool, _ error) {
 	recordEnrich := func(tx *store.Store) error {
 		return a.recordEnrich(ctx, tx, in.Ref, in.Enrichment, in.EnrichStarted, in.EnrichFinished)
 	}
@@ -129,11 +137,18 @@ func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (poli
 			}
 			return saveStep(ctx, tx, in.Ref, workflows.StageDecide, store.StatusFailed, in.DecideStarted, &now, nil, nil, err.Error())
 		})
-		return policy.Verdict{}, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeDecision, err)
+		return policy.Verdict{}, false, temporal.NewNonRetryableApplicationError(err.Error(), workflows.ErrTypeDecision, err)
 	}
+	claim = claim && verdict.Contain && in.Contain != nil && in.Contain.DeviceID != "" && a.EDR != nil
 	err = a.Store.InTx(ctx, func(tx *store.Store) error {
 		if err := recordEnrich(tx); err != nil {
 			return err
+		}
+		if claim {
+			var err error
+			if _, claimed, err = isolation(ctx, *in.Contain).claim(ctx, tx, a.EDR.Name()); err != nil {
+				return err
+			}
 		}
 		if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{
 			EnrichmentJSON: jsonText(in.Enrichment),
@@ -145,9 +160,9 @@ func (a *Activities) Decide(ctx context.Context, in workflows.DecideInput) (poli
 			map[string]any{"expression": verdict.Expression}, verdict, "")
 	})
 	if err != nil {
-		return policy.Verdict{}, err
+		return policy.Verdict{}, false, err
 	}
-	return verdict, nil
+	return verdict, claimed, nil
 }
 
 // RecordDuplicates records the duplicate count.

@@ -22,10 +22,16 @@ const (
 // IsolateHost network-contains the alert's host through the EDR, at most once per
 // decision, and records the alert's contain step.
 func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
+	return a.hostAction(ctx, isolation(ctx, in))
+}
+
+// isolation is the isolate action an alert's contain step takes.
+func isolation(ctx context.Context, in workflows.ContainInput) hostAction {
 	summary := map[string]string{"operation": operationIsolateHost, "target": in.DeviceID, "hostname": in.Hostname}
-	return a.hostAction(ctx, hostAction{
+	return hostAction{
 		operation: operationIsolateHost, key: in.IdempotencyKey, deviceID: in.DeviceID, step: workflows.StageContain,
 		alertID: in.Ref.AlertID, runID: in.Ref.RunID, workflowID: in.Ref.WorkflowID,
+		claimed: in.Claimed,
 		onClaim: func(tx *store.Store) error {
 			return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusRunning, in.StartedAt, nil, summary, nil, "")
 		},
@@ -33,7 +39,7 @@ func (a *Activities) IsolateHost(ctx context.Context, in workflows.ContainInput)
 			now := time.Now()
 			return saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSucceeded, in.StartedAt, &now, nil, out, "")
 		},
-	})
+	}
 }
 
 // hostAction is one EDR action on one host, keyed for idempotency. onClaim and
@@ -42,8 +48,11 @@ type hostAction struct {
 	operation                  string // isolate_host or release_host
 	key, deviceID, step        string
 	alertID, runID, workflowID string
-	onClaim                    func(tx *store.Store) error
-	onDone                     func(tx *store.Store, out workflows.ContainOutput) error
+	// claimed: the caller claimed the action under key in its own transaction and
+	// this run is the first to act on it (ContainInput.Claimed).
+	claimed bool
+	onClaim func(tx *store.Store) error
+	onDone  func(tx *store.Store, out workflows.ContainOutput) error
 }
 
 // hostAction runs an isolate or release at most once per key.
@@ -66,18 +75,15 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		action  store.Action
 		created bool
 	)
-	err := a.Store.InTx(ctx, func(tx *store.Store) error {
+	if h.claimed && firstAttempt(ctx) {
+		// Claimed by the decision a moment ago, and no attempt before this one:
+		// the vendor has not been asked.
+		action, created = store.Action{Status: store.StatusPending}, true
+	} else if err := a.Store.InTx(ctx, func(tx *store.Store) error {
 		var err error
-		action, created, err = tx.ClaimAction(ctx, &store.Action{
-			IdempotencyKey: h.key, AlertID: h.alertID, RunID: h.runID, WorkflowID: h.workflowID, Step: h.step,
-			Integration: out.Integration, Operation: out.Operation, Target: h.deviceID,
-		})
-		if err != nil || action.Status == store.StatusSucceeded || h.onClaim == nil {
-			return err
-		}
-		return h.onClaim(tx)
-	})
-	if err != nil {
+		action, created, err = h.claim(ctx, tx, out.Integration)
+		return err
+	}); err != nil {
 		return out, storeFailure(err)
 	}
 	out.VendorActionID = action.VendorID
@@ -85,7 +91,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		out.Status = action.VendorStatus
 		return out, nil
 	}
-	out, err = a.changeHost(ctx, h, out, !created, action.VendorCalls > 0)
+	out, err := a.changeHost(ctx, h, out, !created, action.VendorCalls > 0)
 	if err != nil {
 		failure := classify(err)
 		// A final answer (a 4xx) ends the action; anything else stays pending
@@ -108,6 +114,25 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		return h.onDone(tx, out)
 	})
 	return out, storeFailure(err)
+}
+
+// claim claims the action in tx, through the named integration, and records the
+// caller's claim (onClaim) unless the action has already succeeded.
+func (h hostAction) claim(ctx context.Context, tx *store.Store, integration string) (action store.Action, created bool, err error) {
+	action, created, err = tx.ClaimAction(ctx, &store.Action{
+		IdempotencyKey: h.key, AlertID: h.alertID, RunID: h.runID, WorkflowID: h.workflowID, Step: h.step,
+		Integration: integration, Operation: h.operation, Target: h.deviceID,
+	})
+	if err != nil || action.Status == store.StatusSucceeded || h.onClaim == nil {
+		return action, created, err
+	}
+	return action, created, h.onClaim(tx)
+}
+
+// firstAttempt says ctx is an activity's first attempt: Temporal has not run it
+// before, in any worker.
+func firstAttempt(ctx context.Context) bool {
+	return activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt == 1
 }
 
 // maxConflicts bounds how often a 409 sends changeHost back to re-read the host.

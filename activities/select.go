@@ -173,11 +173,11 @@ func (a *Activities) DecideResponse(ctx context.Context, in workflows.DecideInpu
 	if err != nil || sel.Configured {
 		return workflows.ResponseDecision{Selection: sel}, err
 	}
-	v, err := a.Decide(ctx, in)
+	v, claimed, err := a.decide(ctx, in, true)
 	if err != nil {
 		return workflows.ResponseDecision{}, err
 	}
-	return workflows.ResponseDecision{Selection: sel, Verdict: &v}, nil
+	return workflows.ResponseDecision{Selection: sel, Verdict: &v, ContainClaimed: claimed}, nil
 }
 
 // recordEnrich records the enrich step: failed when a lookup failed.

@@ -74,6 +74,7 @@ type alertWorkflow struct {
 	state AlertState
 
 	detectInput DetectInput
+	decided     DecideInput // the last decision asked for
 	detection   triage.Detection
 	enrichment  triage.Enrichment
 
@@ -187,7 +188,7 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 		return StageDecide, verdict.Reason, nil
 	}
 	w.state.Stage = StageContain
-	if err := w.contain(ctx, verdict); err != nil {
+	if err := w.contain(ctx, d.ContainClaimed); err != nil {
 		return StageContain, "", err
 	}
 	w.state.Outcome = OutcomeContained
@@ -383,7 +384,8 @@ func responseOutcome(runs []PlaybookRunState) string {
 // and enrichment, and when enrichment ran.
 func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Time) DecideInput {
 	now := workflow.Now(ctx)
-	return DecideInput{
+	contain := w.containInput(now)
+	w.decided = DecideInput{
 		Ref:            w.ref,
 		Alert:          w.alert,
 		Detection:      w.detection,
@@ -391,18 +393,37 @@ func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Tim
 		EnrichStarted:  enrichStarted,
 		EnrichFinished: now,
 		DecideStarted:  now,
+		Contain:        &contain,
 	}
+	return w.decided
 }
 
-func (w *alertWorkflow) contain(ctx workflow.Context, v policy.Verdict) error {
-	var out ContainOutput
-	err := actionCall(ctx, containOptions, ActivityIsolateHost, ContainInput{
+// containInput is the isolation of the alert's host, started at.
+func (w *alertWorkflow) containInput(started time.Time) ContainInput {
+	return ContainInput{
 		Ref:            w.ref,
 		DeviceID:       policy.ContainTarget(w.alert, w.enrichment),
 		Hostname:       w.alert.Device.Hostname,
 		IdempotencyKey: IdempotencyKey(w.ref, StageContain),
-		StartedAt:      workflow.Now(ctx),
-	}, &out)
+		StartedAt:      started,
+	}
+}
+
+// contain isolates the alert's host. When the decision claimed the action
+// (claimed), the contain step started with that decision, and the activity's first
+// run may call the vendor without claiming it again; a run after a wait for the
+// store is not a first and claims as usual, finding the row, so it reads the host's
+// state before asking.
+func (w *alertWorkflow) contain(ctx workflow.Context, claimed bool) error {
+	again := w.containInput(workflow.Now(ctx))
+	first := again
+	if claimed {
+		first = *w.decided.Contain
+		first.Claimed = true
+		again.StartedAt = first.StartedAt
+	}
+	var out ContainOutput
+	err := actionCallAgain(ctx, containOptions, ActivityIsolateHost, first, again, &out)
 	if err != nil {
 		return fmt.Errorf("contain: %w", err)
 	}

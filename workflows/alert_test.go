@@ -44,6 +44,9 @@ type stubs struct {
 	// as an unreachable database does; detects counts detect's tries.
 	storeDownUntil time.Time
 	detects        int
+	// claims: a verdict to contain claims the isolation, as the real decision
+	// does when the store takes the claim.
+	claims bool
 }
 
 var errStoreDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
@@ -107,7 +110,7 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		s.decides = append(s.decides, in)
 		v := s.verdict
-		return workflows.ResponseDecision{Verdict: &v}, nil
+		return workflows.ResponseDecision{Verdict: &v, ContainClaimed: s.claims && v.Contain && in.Contain != nil}, nil
 	})
 	reg(workflows.ActivityIsolateHost, func(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
 		s.mu.Lock()
@@ -355,7 +358,7 @@ func TestAlertWaitsOutAStoreOutage(t *testing.T) {
 // A containment whose activity cannot use the store past its retries waits for the
 // store, then contains.
 func TestContainWaitsOutAStoreOutage(t *testing.T) {
-	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}}
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, claims: true}
 	s.isolate = func(_ context.Context, attempt int32) (workflows.ContainOutput, error) {
 		if s.now().Before(received.Add(2 * time.Hour)) {
 			return workflows.ContainOutput{}, temporal.NewApplicationError("store: "+errStoreDown.Error(), workflows.ErrTypeStore)
@@ -370,6 +373,15 @@ func TestContainWaitsOutAStoreOutage(t *testing.T) {
 	}
 	if last := s.attempts[len(s.attempts)-1]; last.After(received.Add(2*time.Hour + 6*time.Minute)) {
 		t.Fatalf("contained at %s; want soon after the store came back", last)
+	}
+	// The decision claimed the isolation, so the first run may act without a claim
+	// of its own; the run after the wait is not a first and must claim.
+	decided := s.decides[0].Contain
+	if decided == nil || decided.IdempotencyKey != s.contains[0].IdempotencyKey || decided.DeviceID != "dev-1" {
+		t.Fatalf("decide was asked to claim %+v; isolate got %+v", decided, s.contains[0])
+	}
+	if first, last := s.contains[0], s.contains[len(s.contains)-1]; !first.Claimed || !first.StartedAt.Equal(decided.StartedAt) || last.Claimed {
+		t.Fatalf("first isolate %+v, last %+v: want only the first run claimed", first, last)
 	}
 }
 

@@ -68,9 +68,18 @@ func awaitStoreLocal(ctx workflow.Context, err error, activity string, in, out a
 // the outage and runs the activity again; the action's idempotency key makes that
 // safe: the vendor is asked at most once.
 func actionCall(ctx workflow.Context, options workflow.ActivityOptions, activity string, in, out any) error {
+	return actionCallAgain(ctx, options, activity, in, in, out)
+}
+
+// actionCallAgain is actionCall running the activity with first the first time and
+// with again after a wait: a first run's input may claim what only a first run
+// can (ContainInput.Claimed).
+func actionCallAgain(ctx workflow.Context, options workflow.ActivityOptions, activity string, first, again, out any) error {
 	actx := workflow.WithActivityOptions(ctx, options)
-	run := func() error { return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out) }
-	return awaitStore(ctx, run(), activity, isStoreFailure, run)
+	run := func(in any) func() error {
+		return func() error { return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out) }
+	}
+	return awaitStore(ctx, run(first)(), activity, isStoreFailure, run(again))
 }
 
 // storeWaitKey keys, in a run's context, the text its state query shows while the

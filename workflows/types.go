@@ -142,6 +142,10 @@ type DecideInput struct {
 	EnrichStarted  time.Time         `json:"enrich_started"`
 	EnrichFinished time.Time         `json:"enrich_finished"`
 	DecideStarted  time.Time         `json:"decide_started"`
+	// Contain is the isolation the contain rule would ask for. When the rule says
+	// contain, the decision's transaction claims its action, so the isolate
+	// activity's first attempt can call the vendor without a write of its own.
+	Contain *ContainInput `json:"contain,omitempty"`
 }
 
 // ContainInput asks the EDR to isolate a host.
@@ -152,6 +156,10 @@ type ContainInput struct {
 	// IdempotencyKey is workflow id + run id + step: one decision, one action.
 	IdempotencyKey string    `json:"idempotency_key"`
 	StartedAt      time.Time `json:"started_at"`
+	// Claimed says the decision claimed the action under IdempotencyKey itself,
+	// just now: no attempt has called the vendor for it before this activity's
+	// first.
+	Claimed bool `json:"claimed,omitempty"`
 }
 
 // ContainOutput is the recorded result of the isolate action.
@@ -191,6 +199,9 @@ type ResponseDecision struct {
 	Selection SelectOutput `json:"selection"`
 	// Verdict is set when no playbook is enabled (Selection.Configured is false).
 	Verdict *policy.Verdict `json:"verdict,omitempty"`
+	// ContainClaimed says the decision claimed the contain action
+	// (DecideInput.Contain) in its own transaction.
+	ContainClaimed bool `json:"contain_claimed,omitempty"`
 }
 
 // TriggerResult is one playbook's trigger evaluated on the alert.
