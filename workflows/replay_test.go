@@ -23,7 +23,8 @@ import (
 // re-recorded with
 // RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks|StoreOutage)$'
 // and *.vN.json keep runs recorded at version N of a change, for as long as such
-// runs can be in flight.
+// runs can be in flight (alert_contained.unclaimed.json: a run recorded before the
+// decision claimed its isolation).
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil || len(files) < 3 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"go.temporal.io/api/proxy"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -36,6 +38,7 @@ import (
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 // The test binary doubles as the rampart binary, so the crash test can run
@@ -278,6 +281,19 @@ func TestEndToEndContainment(t *testing.T) {
 	if n := d.Simulator.ContainCalls(ransomHost); n != 1 {
 		t.Fatalf("contain calls = %d", n)
 	}
+	// The decision claimed the action, so the isolation's first attempt asked the
+	// vendor with nothing before it.
+	if in := isolateInput(t, d, acc.WorkflowID); !in.Claimed || in.IdempotencyKey != detail.Actions[0].IdempotencyKey {
+		t.Fatalf("isolate input = %+v; want the decision's claim", in)
+	}
+	for _, call := range d.Simulator.Audit() {
+		if slices.Contains(call.IDs, ransomHost) {
+			if call.Action != "contain" {
+				t.Fatalf("the first call about the host = %+v; want the contain request", call)
+			}
+			break
+		}
+	}
 	// The other examples: no containment, each recorded with the reason.
 	var noAction []ingest.Accepted
 	for file, reason := range map[string]string{
@@ -307,6 +323,24 @@ func TestEndToEndContainment(t *testing.T) {
 		t.Fatal("nothing to search: the logs or history are empty")
 	}
 	wantNoSecrets(t, configuredSecrets(t, d), withDatabase(t, cfg.DataDir, map[string][]byte{"logs": logs.Bytes(), "history": history}))
+}
+
+// isolateInput is the input the run's isolate activity was scheduled with.
+func isolateInput(t *testing.T, d *app.Dev, workflowID string) workflows.ContainInput {
+	t.Helper()
+	for _, ev := range decodedHistory(t, d, workflowID) {
+		attrs := ev.GetActivityTaskScheduledEventAttributes()
+		if attrs.GetActivityType().GetName() != workflows.ActivityIsolateHost {
+			continue
+		}
+		var in workflows.ContainInput
+		if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetInput(), &in); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	t.Fatalf("%s scheduled no isolation", workflowID)
+	return workflows.ContainInput{}
 }
 
 // configuredSecrets are the secrets a dev process holds: the EDR's, every
@@ -599,11 +633,18 @@ func startSimulator(t *testing.T, clientID string, containDelay time.Duration) *
 // TestCrashAndRestartResumes kills `rampart dev` with SIGKILL twice — once while
 // the isolate activity is in flight, once while the workflow waits out its dedup
 // window — and restarts it on the same data dir each time. The run must complete
-// with exactly one containment call at the vendor.
+// with exactly one containment call at the vendor: when a playbook contains the
+// host, and when the contain rule does (no playbook applied), where the decision
+// claimed the action and the killed attempt was the isolation's first.
 func TestCrashAndRestartResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
+	t.Run("playbook", func(t *testing.T) { crashAndRestart(t, examples+"/playbooks") })
+	t.Run("contain rule", func(t *testing.T) { crashAndRestart(t, "") })
+}
+
+func crashAndRestart(t *testing.T, playbooks string) {
 	sim := startSimulator(t, "crash-test", 4*time.Second)
 
 	dir := t.TempDir()
@@ -616,7 +657,7 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	args := []string{"dev", "--data-dir", filepath.Join(dir, "data"), "--listen", listen,
 		"--temporal-port", strconv.Itoa(freePort(t)), "--config", config,
 		"--sources", examples + "/sources.yaml", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
-		"--playbooks", examples + "/playbooks",
+		"--playbooks", playbooks,
 		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "crash-test", "--log-level", "warn"}
 	env := []string{childEnv + "=1", "RAMPART_CROWDSTRIKE_CLIENT_SECRET=crash-test-secret-0123456789"}
 
@@ -661,6 +702,9 @@ func TestCrashAndRestartResumes(t *testing.T) {
 	}
 	if a := detail.Actions; len(a) != 1 || a[0].VendorCalls != 1 || a[0].Attempts < 2 {
 		t.Fatalf("actions = %+v (want one vendor call over at least two attempts)", a)
+	}
+	if ran := len(detail.Playbooks) > 0; ran != (playbooks != "") {
+		t.Fatalf("playbook runs = %+v; want them only when playbooks are applied", detail.Playbooks)
 	}
 }
 
