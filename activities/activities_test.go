@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -35,6 +36,15 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureFor(t, workflows.AlertRef{AlertID: "run-1", WorkflowID: "alert/fp", RunID: "run-1"})
+}
+
+// testEnvRun is the workflow run the SDK's test environments run activities for.
+var testEnvRun = workflows.AlertRef{AlertID: "default-test-run-id", WorkflowID: "default-test-workflow-id", RunID: "default-test-run-id"}
+
+// newFixtureFor is a fixture whose alert is ref's, recorded by detect.
+func newFixtureFor(t *testing.T, ref workflows.AlertRef) *fixture {
+	t.Helper()
 	st := storetest.SQLite(t)
 	sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: "id", ClientSecret: "secret-0123456789", ContainDelay: 30 * time.Millisecond})
 	sim.AddHost(crowdstrike.SimHost{ID: hostID, Hostname: "fin-ws-0142"})
@@ -53,8 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	acts := &activities.Activities{Store: st, EDR: edr, Decider: rule, Attack: triage.NewAttack(), PollInterval: 10 * time.Millisecond}
 	env := (&testsuite.WorkflowTestSuite{}).NewTestActivityEnvironment()
 	acts.Register(env)
-	f := &fixture{acts: acts, store: st, sim: sim, env: env,
-		ref: workflows.AlertRef{AlertID: "run-1", WorkflowID: "alert/fp", RunID: "run-1"}}
+	f := &fixture{acts: acts, store: st, sim: sim, env: env, ref: ref}
 	f.detect(t)
 	return f
 }
@@ -238,12 +247,12 @@ func (f *fixture) claimedIsolation() (workflows.DecideInput, *workflows.ContainI
 }
 
 func TestDecisionClaimsTheIsolation(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureFor(t, testEnvRun)
 	ctx := context.Background()
 	in, contain := f.claimedIsolation()
 	var d workflows.ResponseDecision
 	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
-	if d.Verdict == nil || !d.Verdict.Contain || !d.ContainClaimed {
+	if d.Verdict == nil || !d.Verdict.Contain || d.ClaimedAction != contain.IdempotencyKey {
 		t.Fatalf("decision = %+v", d)
 	}
 	a, err := f.store.GetAction(ctx, contain.IdempotencyKey)
@@ -251,7 +260,7 @@ func TestDecisionClaimsTheIsolation(t *testing.T) {
 		a.Integration != "crowdstrike" || a.Operation != "isolate_host" || a.Target != hostID {
 		t.Fatalf("claimed action = %+v, %v", a, err)
 	}
-	detail, _ := f.store.GetAlert(ctx, "run-1")
+	detail, _ := f.store.GetAlert(ctx, f.ref.AlertID)
 	if last := detail.Steps[len(detail.Steps)-1]; last.Name != "contain" || last.Status != store.StatusRunning {
 		t.Fatalf("contain step = %+v", last)
 	}
@@ -277,26 +286,54 @@ func TestDecisionClaimsTheIsolation(t *testing.T) {
 	// finished action keeps its record.
 	var again workflows.ResponseDecision
 	get(t, f.env, workflows.ActivityDecideResponse, in, &again)
-	if !again.Verdict.Contain || again.ContainClaimed {
+	if !again.Verdict.Contain || again.ClaimedAction != "" {
 		t.Fatalf("decision asked again = %+v", again)
 	}
-	detail, _ = f.store.GetAlert(ctx, "run-1")
+	detail, _ = f.store.GetAlert(ctx, f.ref.AlertID)
 	if last := detail.Steps[len(detail.Steps)-1]; last.Name != "contain" || last.Status != store.StatusSucceeded {
 		t.Fatalf("contain step after the decision was asked again = %+v", last)
 	}
 }
 
 func TestDecisionClaimsNothingItDoesNotContain(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureFor(t, testEnvRun)
 	in, contain := f.claimedIsolation()
 	in.Enrichment.IOCHits = 0
 	var d workflows.ResponseDecision
 	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
-	if d.Verdict == nil || d.Verdict.Contain || d.ContainClaimed {
+	if d.Verdict == nil || d.Verdict.Contain || d.ClaimedAction != "" {
 		t.Fatalf("decision = %+v", d)
 	}
 	if a, err := f.store.GetAction(context.Background(), contain.IdempotencyKey); err == nil {
 		t.Fatalf("an action was claimed: %+v", a)
+	}
+}
+
+// A claimed isolation run for another workflow run than its own — a run reset from
+// it copies its input — is not that claim's first try: it claims and reads the host
+// before asking.
+func TestClaimedIsolationOfAnotherRunClaims(t *testing.T) {
+	f := newFixture(t) // its alert's run is not the test environment's
+	in, contain := f.claimedIsolation()
+	var d workflows.ResponseDecision
+	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
+	contain.Claimed = d.ClaimedAction == contain.IdempotencyKey
+	if !contain.Claimed {
+		t.Fatalf("decision = %+v", d)
+	}
+	v, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, *contain)
+	var out workflows.ContainOutput
+	if err == nil {
+		err = v.Get(&out)
+	}
+	if err != nil || out.Status != integrations.HostContained {
+		t.Fatalf("isolate = %+v, %v", out, err)
+	}
+	if calls := hostCalls(f.sim); len(calls) == 0 || calls[0].Method != http.MethodGet {
+		t.Fatalf("the vendor's calls for the host = %+v, want the host read first", calls)
+	}
+	if a, _ := f.store.GetAction(context.Background(), contain.IdempotencyKey); a.Attempts != 2 || f.sim.ContainCalls(hostID) != 1 {
+		t.Fatalf("action = %+v, contain calls %d", a, f.sim.ContainCalls(hostID))
 	}
 }
 
@@ -325,11 +362,11 @@ func isolateWithRetries(ctx workflow.Context, in workflows.ContainInput) (workfl
 // A claimed isolation's retry is not a first attempt: it claims as usual and reads
 // the host before asking, so the vendor is asked once.
 func TestClaimedIsolationRetryReadsTheHostFirst(t *testing.T) {
-	f := newFixture(t)
+	f := newFixtureFor(t, testEnvRun)
 	in, contain := f.claimedIsolation()
 	var d workflows.ResponseDecision
 	get(t, f.env, workflows.ActivityDecideResponse, in, &d)
-	contain.Claimed = d.ContainClaimed
+	contain.Claimed = d.ClaimedAction == contain.IdempotencyKey
 	// The first attempt's request is accepted; its first poll fails.
 	f.sim.InjectFault(crowdstrike.Fault{Status: 502, Path: "/devices/entities/devices/v2"})
 	env := (&testsuite.WorkflowTestSuite{}).NewTestWorkflowEnvironment()

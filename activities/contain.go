@@ -75,7 +75,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		action  store.Action
 		created bool
 	)
-	if h.claimed && firstAttempt(ctx) {
+	if h.claimed && firstTry(ctx, h.runID) {
 		// Claimed by the decision a moment ago, and no attempt before this one:
 		// the vendor has not been asked.
 		action, created = store.Action{Status: store.StatusPending}, true
@@ -129,10 +129,15 @@ func (h hostAction) claim(ctx context.Context, tx *store.Store, integration stri
 	return action, created, h.onClaim(tx)
 }
 
-// firstAttempt says ctx is an activity's first attempt: Temporal has not run it
-// before, in any worker.
-func firstAttempt(ctx context.Context) bool {
-	return activity.IsActivity(ctx) && activity.GetInfo(ctx).Attempt == 1
+// firstTry says ctx is the first attempt of an activity of the workflow run runID:
+// Temporal has not run it before, in any worker. (A run reset from runID would
+// carry the same input into a first attempt of its own.)
+func firstTry(ctx context.Context, runID string) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	info := activity.GetInfo(ctx)
+	return info.Attempt == 1 && info.WorkflowExecution.RunID == runID
 }
 
 // maxConflicts bounds how often a 409 sends changeHost back to re-read the host.

@@ -177,7 +177,11 @@ func (a *Activities) DecideResponse(ctx context.Context, in workflows.DecideInpu
 	if err != nil {
 		return workflows.ResponseDecision{}, err
 	}
-	return workflows.ResponseDecision{Selection: sel, Verdict: &v, ContainClaimed: claimed}, nil
+	d := workflows.ResponseDecision{Selection: sel, Verdict: &v}
+	if claimed {
+		d.ClaimedAction = in.Contain.IdempotencyKey
+	}
+	return d, nil
 }
 
 // recordEnrich records the enrich step: failed when a lookup failed.

@@ -188,7 +188,7 @@ func (w *alertWorkflow) pipeline(ctx workflow.Context) (stage, skipContain strin
 		return StageDecide, verdict.Reason, nil
 	}
 	w.state.Stage = StageContain
-	if err := w.contain(ctx, d.ContainClaimed); err != nil {
+	if err := w.contain(ctx, d.ClaimedAction); err != nil {
 		return StageContain, "", err
 	}
 	w.state.Outcome = OutcomeContained
@@ -409,15 +409,16 @@ func (w *alertWorkflow) containInput(started time.Time) ContainInput {
 	}
 }
 
-// contain isolates the alert's host. When the decision claimed the action
-// (claimed), the contain step started with that decision, and the activity's first
-// run may call the vendor without claiming it again; a run after a wait for the
-// store is not a first and claims as usual, finding the row, so it reads the host's
-// state before asking.
-func (w *alertWorkflow) contain(ctx workflow.Context, claimed bool) error {
+// contain isolates the alert's host. When the decision claimed this run's action
+// (claimed is its key), the contain step started with that decision, and the
+// activity's first run may call the vendor without claiming it again; a run after a
+// wait for the store is not a first and claims as usual, finding the row, so it
+// reads the host's state before asking. (A run reset from another replays that
+// run's claim, under that run's key: it claims its own.)
+func (w *alertWorkflow) contain(ctx workflow.Context, claimed string) error {
 	again := w.containInput(workflow.Now(ctx))
 	first := again
-	if claimed {
+	if claimed != "" && claimed == again.IdempotencyKey {
 		first = *w.decided.Contain
 		first.Claimed = true
 		again.StartedAt = first.StartedAt

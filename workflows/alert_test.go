@@ -44,9 +44,9 @@ type stubs struct {
 	// as an unreachable database does; detects counts detect's tries.
 	storeDownUntil time.Time
 	detects        int
-	// claims: a verdict to contain claims the isolation, as the real decision
-	// does when the store takes the claim.
-	claims bool
+	// claims: a verdict to contain claims an isolation, as the real decision does
+	// when the store takes the claim: the one it was given ("{key}") or another.
+	claims string
 }
 
 var errStoreDown = errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
@@ -110,7 +110,11 @@ func (s *stubs) register(env *testsuite.TestWorkflowEnvironment) {
 		}
 		s.decides = append(s.decides, in)
 		v := s.verdict
-		return workflows.ResponseDecision{Verdict: &v, ContainClaimed: s.claims && v.Contain && in.Contain != nil}, nil
+		d := workflows.ResponseDecision{Verdict: &v}
+		if s.claims != "" && v.Contain && in.Contain != nil {
+			d.ClaimedAction = strings.ReplaceAll(s.claims, "{key}", in.Contain.IdempotencyKey)
+		}
+		return d, nil
 	})
 	reg(workflows.ActivityIsolateHost, func(ctx context.Context, in workflows.ContainInput) (workflows.ContainOutput, error) {
 		s.mu.Lock()
@@ -358,7 +362,7 @@ func TestAlertWaitsOutAStoreOutage(t *testing.T) {
 // A containment whose activity cannot use the store past its retries waits for the
 // store, then contains.
 func TestContainWaitsOutAStoreOutage(t *testing.T) {
-	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, claims: true}
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, claims: "{key}"}
 	s.isolate = func(_ context.Context, attempt int32) (workflows.ContainOutput, error) {
 		if s.now().Before(received.Add(2 * time.Hour)) {
 			return workflows.ContainOutput{}, temporal.NewApplicationError("store: "+errStoreDown.Error(), workflows.ErrTypeStore)
@@ -382,6 +386,20 @@ func TestContainWaitsOutAStoreOutage(t *testing.T) {
 	}
 	if first, last := s.contains[0], s.contains[len(s.contains)-1]; !first.Claimed || !first.StartedAt.Equal(decided.StartedAt) || last.Claimed {
 		t.Fatalf("first isolate %+v, last %+v: want only the first run claimed", first, last)
+	}
+}
+
+// A claim under another run's key — what a run reset from another replays — is not
+// this run's: its isolation claims as usual.
+func TestContainTrustsOnlyItsOwnRunsClaim(t *testing.T) {
+	s := &stubs{verdict: policy.Verdict{Contain: true, RuleMatched: true}, claims: "alert/fp-test/an-earlier-run/contain"}
+	env := setup(t, s)
+	env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+	if r := result(t, env); r.Outcome != workflows.OutcomeContained {
+		t.Fatalf("result = %+v", r)
+	}
+	if len(s.contains) != 1 || s.contains[0].Claimed {
+		t.Fatalf("isolate inputs = %+v; want one, not claimed", s.contains)
 	}
 }
 

@@ -199,9 +199,9 @@ type ResponseDecision struct {
 	Selection SelectOutput `json:"selection"`
 	// Verdict is set when no playbook is enabled (Selection.Configured is false).
 	Verdict *policy.Verdict `json:"verdict,omitempty"`
-	// ContainClaimed says the decision claimed the contain action
-	// (DecideInput.Contain) in its own transaction.
-	ContainClaimed bool `json:"contain_claimed,omitempty"`
+	// ClaimedAction is the idempotency key of the isolation (DecideInput.Contain)
+	// the decision claimed in its own transaction, when it claimed one.
+	ClaimedAction string `json:"claimed_action,omitempty"`
 }
 
 // TriggerResult is one playbook's trigger evaluated on the alert.
