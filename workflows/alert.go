@@ -74,7 +74,7 @@ type alertWorkflow struct {
 	state AlertState
 
 	detectInput DetectInput
-	decided     DecideInput // the last decision asked for
+	offered     ContainInput // the isolation the last decision was offered to claim
 	detection   triage.Detection
 	enrichment  triage.Enrichment
 
@@ -384,8 +384,8 @@ func responseOutcome(runs []PlaybookRunState) string {
 // and enrichment, and when enrichment ran.
 func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Time) DecideInput {
 	now := workflow.Now(ctx)
-	contain := w.containInput(now)
-	w.decided = DecideInput{
+	w.offered = w.containInput(now)
+	return DecideInput{
 		Ref:            w.ref,
 		Alert:          w.alert,
 		Detection:      w.detection,
@@ -393,9 +393,8 @@ func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Tim
 		EnrichStarted:  enrichStarted,
 		EnrichFinished: now,
 		DecideStarted:  now,
-		Contain:        &contain,
+		Contain:        &w.offered,
 	}
-	return w.decided
 }
 
 // containInput is the isolation of the alert's host, started at.
@@ -418,10 +417,9 @@ func (w *alertWorkflow) containInput(started time.Time) ContainInput {
 func (w *alertWorkflow) contain(ctx workflow.Context, claimed string) error {
 	again := w.containInput(workflow.Now(ctx))
 	first := again
-	if claimed != "" && claimed == again.IdempotencyKey {
-		first = *w.decided.Contain
+	if claimed != "" && claimed == w.offered.IdempotencyKey {
+		first, again.StartedAt = w.offered, w.offered.StartedAt
 		first.Claimed = true
-		again.StartedAt = first.StartedAt
 	}
 	var out ContainOutput
 	err := actionCallAgain(ctx, containOptions, ActivityIsolateHost, first, again, &out)
