@@ -266,13 +266,10 @@ func TestDecisionClaimsTheIsolation(t *testing.T) {
 	}
 	// The isolation's first attempt asks the vendor straight away.
 	contain.Claimed = true
-	v, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, *contain)
 	var out workflows.ContainOutput
-	if err == nil {
-		err = v.Get(&out)
-	}
-	if err != nil || out.Status != integrations.HostContained {
-		t.Fatalf("isolate = %+v, %v", out, err)
+	get(t, f.env, workflows.ActivityIsolateHost, *contain, &out)
+	if out.Status != integrations.HostContained {
+		t.Fatalf("isolate = %+v", out)
 	}
 	if calls := hostCalls(f.sim); len(calls) == 0 || calls[0].Action != "contain" {
 		t.Fatalf("the vendor's calls for the host = %+v, want the contain request first", calls)
@@ -321,13 +318,10 @@ func TestClaimedIsolationOfAnotherRunClaims(t *testing.T) {
 	if !contain.Claimed {
 		t.Fatalf("decision = %+v", d)
 	}
-	v, err := f.env.ExecuteActivity(workflows.ActivityIsolateHost, *contain)
 	var out workflows.ContainOutput
-	if err == nil {
-		err = v.Get(&out)
-	}
-	if err != nil || out.Status != integrations.HostContained {
-		t.Fatalf("isolate = %+v, %v", out, err)
+	get(t, f.env, workflows.ActivityIsolateHost, *contain, &out)
+	if out.Status != integrations.HostContained {
+		t.Fatalf("isolate = %+v", out)
 	}
 	if calls := hostCalls(f.sim); len(calls) == 0 || calls[0].Method != http.MethodGet {
 		t.Fatalf("the vendor's calls for the host = %+v, want the host read first", calls)
