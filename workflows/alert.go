@@ -385,6 +385,7 @@ func responseOutcome(runs []PlaybookRunState) string {
 func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Time) DecideInput {
 	now := workflow.Now(ctx)
 	w.offered = w.containInput(now)
+	offered := w.offered // a local activity gets its input as Go values, not encoded: no pointer into w
 	return DecideInput{
 		Ref:            w.ref,
 		Alert:          w.alert,
@@ -393,7 +394,7 @@ func (w *alertWorkflow) decideInput(ctx workflow.Context, enrichStarted time.Tim
 		EnrichStarted:  enrichStarted,
 		EnrichFinished: now,
 		DecideStarted:  now,
-		Contain:        &w.offered,
+		Contain:        &offered,
 	}
 }
 
