@@ -344,8 +344,11 @@ func (s *Server) runPlaybook(c echo.Context, alertID string) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Playbook == "" || req.Version < 0 {
+	if req.Playbook == "" {
 		return apiError(http.StatusBadRequest, "invalid_body", `name the playbook: {"playbook": "...", "version": n, "dry_run": true, "by": "..."}`)
+	}
+	if req.Version < 0 {
+		return apiError(http.StatusBadRequest, "invalid_body", "version is a number from 1, or 0 or absent for the latest")
 	}
 	var err error
 	if req.By, err = actor(c, req.By, req.Reason, "runs the playbook"); err != nil {

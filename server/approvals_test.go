@@ -318,17 +318,21 @@ func TestRunPlaybookOnAnAlert(t *testing.T) {
 	for _, c := range []struct {
 		path, body string
 		status     int
+		says       string // in the error's message
 	}{
-		{"/api/v1/alerts/alert-1:run", `{}`, 400},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":-1,"by":"ana"}`, 400},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"p"}`, 400}, // the open API asks who runs it
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"nope","by":"ana"}`, 404},
-		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":9,"by":"ana"}`, 404},
-		{"/api/v1/alerts/nope:run", `{"playbook":"p","by":"ana"}`, 404},
-		{"/api/v1/alerts/alert-1:walk", `{"playbook":"p","by":"ana"}`, 404},
+		{"/api/v1/alerts/alert-1:run", `{}`, 400, "name the playbook"},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":-1,"by":"ana"}`, 400, "version is a number"},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p"}`, 400, "by is required"}, // the open API asks who runs it
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"nope","by":"ana"}`, 404, "no such playbook version"},
+		{"/api/v1/alerts/alert-1:run", `{"playbook":"p","version":9,"by":"ana"}`, 404, "no such playbook version"},
+		{"/api/v1/alerts/nope:run", `{"playbook":"p","by":"ana"}`, 404, "no such alert"},
+		{"/api/v1/alerts/alert-1:walk", `{"playbook":"p","by":"ana"}`, 404, ""},
 	} {
-		if code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), js); code != c.status || errCode(out) == "" {
-			t.Errorf("%s %s: %d %v, want %d", c.path, c.body, code, out, c.status)
+		code, out := do(t, h, http.MethodPost, c.path, []byte(c.body), js)
+		e, _ := out["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if code != c.status || errCode(out) == "" || !strings.Contains(msg, c.says) {
+			t.Errorf("%s %s: %d %v, want %d saying %q", c.path, c.body, code, out, c.status, c.says)
 		}
 	}
 	code, out := do(t, h, http.MethodPost, "/api/v1/alerts/alert-1:run", []byte(`{"playbook":"p","dry_run":true,"by":"ana","reason":"try v2"}`), js)
