@@ -245,10 +245,11 @@ func (p *Pipeline) Normalize(src *Source, body []byte) (schemas.Alert, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return schemas.Alert{}, errBadRequest("invalid_json", "body must be a JSON object")
 	}
-	if !json.Valid(trimmed) {
+	doc, err := decodeDocument(trimmed)
+	if err != nil {
 		return schemas.Alert{}, errBadRequest("invalid_json", describeJSONError(trimmed))
 	}
-	result, err := p.schemas[src.Format].Validate(gojsonschema.NewBytesLoader(trimmed))
+	result, err := p.schemas[src.Format].Validate(gojsonschema.NewRawLoader(doc))
 	if err != nil {
 		return schemas.Alert{}, errBadRequest("invalid_json", err.Error())
 	}
@@ -325,6 +326,22 @@ func fieldPath(e gojsonschema.ResultError) string {
 		}
 	}
 	return field
+}
+
+// decodeDocument decodes a JSON document as gojsonschema reads it (numbers as
+// json.Number), refusing anything after it: the one pass that both checks the
+// syntax and feeds the schema, where a bytes loader would decode it again.
+func decodeDocument(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON document")
+	}
+	return doc, nil
 }
 
 // describeJSONError locates a syntax error for the sender.
