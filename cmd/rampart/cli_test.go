@@ -242,7 +242,9 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	}
 	if err := st.RecordAlert(context.Background(), &store.Alert{ID: "a-1", WorkflowID: "alert/fp", Source: "ocsf",
 		Status: store.AlertProcessing, Title: "Credential dumping from LSASS", Severity: "Critical", SeverityID: 5,
-		AlertJSON: `{"device":{"hostname":"dc-01"}}`, EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
+		AlertJSON: `{"device":{"hostname":"dc-01"},"file":{"name":"dumpert.exe","md5":"0123456789abcdef0123456789abcdef"},` +
+			`"process":{"name":"dumpert.exe","cmd_line":"dumpert.exe -o d.bin"}}`,
+		EventTime: at, ReceivedAt: at, LastSeenAt: at}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	tokens, err := server.NewAPITokens(map[string]string{"ana": token})
@@ -280,7 +282,8 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
-	for _, want := range []string{"\nApprovals\n", "pending: rampart approvals approve|deny ap-0\n", "denied by bo: a backup job\n"} {
+	for _, want := range []string{"\nApprovals\n", "pending: rampart approvals approve|deny ap-0\n", "denied by bo: a backup job\n",
+		"dumpert.exe · 0123456789abcdef0123456789abcdef\n", "process   dumpert.exe · dumpert.exe -o d.bin\n"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("alert show: exit %d, want %q in:\n%s", code, want, out)
 		}

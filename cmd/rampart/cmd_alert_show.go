@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,7 +90,8 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 	for _, e := range []struct{ name, value string }{
 		{"device", joinNonEmpty(" · ", alert.Device.Hostname, alert.Device.IP, alert.Device.ID)},
 		{"user", joinNonEmpty(" · ", alert.User.Name, alert.User.Email)},
-		{"file", joinNonEmpty(" · ", alert.File.Name, alert.File.SHA256)},
+		{"file", joinNonEmpty(" · ", alert.File.Name, cmp.Or(alert.File.SHA256, alert.File.SHA1, alert.File.MD5))},
+		{"process", joinNonEmpty(" · ", alert.Process.Name, alert.Process.CmdLine)},
 		{"network", joinNonEmpty(" → ", alert.SrcIP, alert.DstIP)},
 		{"domain", joinNonEmpty(" · ", alert.Domain, alert.URL)},
 	} {

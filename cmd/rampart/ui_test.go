@@ -128,11 +128,15 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, isolate+":last-child pre"); !strings.Contains(got, `"status": "contained"`) {
 		t.Fatalf("the isolate step's output: %q", got)
 	}
-	// The page says in lines what the lookups found, how the alert was decided and
-	// what was done.
-	if got := browser.text(t, "#facts"); !strings.Contains(got, "asset dc-01 (critical criticality, owner it-infra, protected)") ||
-		!strings.Contains(got, "malware-isolate-host v1 matched") {
-		t.Fatalf("the alert's facts: %q", got)
+	// The page says in lines what the alert is about, what the lookups found, how
+	// the alert was decided and what was done.
+	facts := browser.text(t, "#facts")
+	for _, want := range []string{"dc-01 · 10.30.0.10 · " + dcHost, "svc-backup · svc-backup@corp.example",
+		"dumpert.exe · dumpert.exe -o C:\\ProgramData\\d.bin", "T1003.001 LSASS Memory", "edr-lsass-read · confidence 85",
+		"asset dc-01 (critical criticality, owner it-infra, protected)", "malware-isolate-host v1 matched"} {
+		if !strings.Contains(facts, want) {
+			t.Fatalf("the alert's facts: want %q in %q", want, facts)
+		}
 	}
 	if got := browser.text(t, "#actions thead"); got != "Action Target Status Vendor Calls Error" {
 		t.Fatalf("the actions' headings: %q", got)

@@ -142,6 +142,28 @@ function detailsKey(box) {
   return [table ? table.dataset.steps : "", row ? row.dataset.step : "", box.querySelector("summary").textContent].join("/");
 }
 
+// What the alert is about, in the lines an analyst reads first, as `rampart alert
+// show` prints them; a line the alert has nothing for is left out.
+function alertFacts(d) {
+  const a = d.alert || {};
+  const join = (sep, ...parts) => parts.filter(Boolean).join(sep);
+  const when = (t) => (t && !t.startsWith("0001-") ? new Date(t).toLocaleString() : "");
+  const device = a.device || {}, user = a.user || {}, file = a.file || {}, process = a.process || {};
+  const attack = (a.attacks || []).map((x) => join(" ", x.technique && x.technique.uid, x.technique && x.technique.name));
+  return [
+    ["Received", join(" · ", when(d.received_at), when(d.event_time) && "event time " + when(d.event_time))],
+    ["Rule", join(" · ", d.rule, d.confidence ? `confidence ${d.confidence}` : "")],
+    ["Device", join(" · ", device.hostname, device.ip, device.id)],
+    ["User", join(" · ", user.name, user.email)],
+    ["File", join(" · ", file.name, file.sha256 || file.sha1 || file.md5)],
+    ["Process", join(" · ", process.name, process.cmd_line)],
+    ["Network", join(" → ", a.src_ip, a.dst_ip)],
+    ["Domain", join(" · ", a.domain, a.url)],
+    ["ATT&CK", attack.filter(Boolean).join("; ")],
+    ["Duplicates", d.duplicate_count > 0 ? `${d.duplicate_count}, the last at ${when(d.last_seen_at)}` : ""],
+  ];
+}
+
 async function showAlert(id, stillWanted) {
   const d = await api("/api/v1/alerts/" + encodeURIComponent(id));
   if (location.hash.slice(1) !== id || stillWanted && !stillWanted()) return; // the analyst went elsewhere meanwhile
@@ -160,7 +182,7 @@ async function showAlert(id, stillWanted) {
   );
   const facts = document.createElement("dl");
   facts.id = "facts";
-  for (const [name, value] of [["Enrichment", d.enrichment_summary], ["Decision", d.decision_summary]]) {
+  for (const [name, value] of [...alertFacts(d), ["Enrichment", d.enrichment_summary], ["Decision", d.decision_summary]]) {
     if (value) facts.append(text("dt", name), text("dd", value));
   }
   view.append(facts);
