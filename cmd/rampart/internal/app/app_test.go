@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -321,5 +322,21 @@ func TestAPIAuth(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "ana-token") {
 			t.Errorf("the error shows a token: %v", err)
 		}
+	}
+}
+
+func TestPortTakenNamesTheFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = net.Listen("tcp", l.Addr().String())
+	if got := portTaken(err, "--listen"); got == nil || !strings.Contains(got.Error(), "--listen picks another") || !errors.Is(got, err) {
+		t.Fatalf("a taken port: %v", got)
+	}
+	other := errors.New("listen tcp: address 127.0.0.1:x: invalid port")
+	if got := portTaken(other, "--listen"); got != other {
+		t.Fatalf("another failure: %v", got)
 	}
 }
