@@ -209,7 +209,7 @@ func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef,
 			}
 			if err := tx.SaveStep(ctx, &store.Step{
 				RunID: ref.RunID, Name: r.Name, Seq: r.Seq, Status: r.Status, StartedAt: r.StartedAt, FinishedAt: finished,
-				InputJSON: jsonText(redact(r.Input)), OutputJSON: output, Error: r.Error,
+				InputJSON: jsonText(redact(r.Input)), OutputJSON: output, Error: r.Error, Note: r.Note,
 			}); err != nil {
 				return err
 			}

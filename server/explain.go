@@ -98,9 +98,13 @@ func runNote(r *store.Run) string {
 	return strings.Join(notes, "; ")
 }
 
-// stepNote is what a step's record says beyond its status and error: for a
-// revert an analyst kept, who kept it and why.
+// stepNote is what a step's record says beyond its status and error: where the
+// playbook went after a failure the step's on_error handled; for a revert an
+// analyst kept, who kept it and why.
 func stepNote(st store.Step) string {
+	if st.Note != "" {
+		return st.Note
+	}
 	if !strings.HasSuffix(st.Name, workflows.RevertStepSuffix) || st.Status != store.StatusSkipped {
 		return ""
 	}

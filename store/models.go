@@ -109,7 +109,9 @@ type Step struct {
 	InputJSON  string `gorm:"type:text"`
 	OutputJSON string `gorm:"type:text"`
 	Error      string `gorm:"type:text"`
-	UpdatedAt  time.Time
+	// Note says what became of the run after a failure the step handled.
+	Note      string `gorm:"type:text"`
+	UpdatedAt time.Time
 }
 
 // Action is one side-effecting integration call. IdempotencyKey (workflow id, run

@@ -78,6 +78,9 @@ func (s *Store) SaveStep(ctx context.Context, st *Step) error {
 	if st.Error != "" {
 		update = append(update, "error")
 	}
+	if st.Note != "" {
+		update = append(update, "note")
+	}
 	err := s.atomically(ctx, func(db *gorm.DB) error {
 		return db.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "run_id"}, {Name: "name"}},

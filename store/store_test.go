@@ -225,7 +225,8 @@ func TestStepsUpsertByRunAndName(t *testing.T) {
 			t.Fatal(err)
 		}
 		done := t0.Add(2 * time.Second)
-		if err := st.SaveStep(ctx, &store.Step{RunID: "s", Name: "contain", Seq: 4, Status: store.StatusSucceeded, StartedAt: t0, FinishedAt: &done, OutputJSON: `{"status":"contained"}`}); err != nil {
+		if err := st.SaveStep(ctx, &store.Step{RunID: "s", Name: "contain", Seq: 4, Status: store.StatusSucceeded, StartedAt: t0, FinishedAt: &done, OutputJSON: `{"status":"contained"}`,
+			Note: "the playbook went on"}); err != nil {
 			t.Fatal(err)
 		}
 		d, err := st.GetAlert(ctx, "s")
@@ -236,7 +237,8 @@ func TestStepsUpsertByRunAndName(t *testing.T) {
 			t.Fatalf("steps = %+v", d.Steps)
 		}
 		c := d.Steps[1]
-		if c.Status != store.StatusSucceeded || c.InputJSON != `{"target":"x"}` || c.OutputJSON != `{"status":"contained"}` || c.FinishedAt == nil {
+		if c.Status != store.StatusSucceeded || c.InputJSON != `{"target":"x"}` || c.OutputJSON != `{"status":"contained"}` || c.FinishedAt == nil ||
+			c.Note != "the playbook went on" {
 			t.Fatalf("contain step after upsert = %+v", c)
 		}
 		if started, err := st.StepStartedAt(ctx, "s", "contain"); err != nil || !started.Equal(t0) {

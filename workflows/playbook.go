@@ -349,19 +349,24 @@ func (it *interpreter) runStep(ctx workflow.Context, s *playbook.Step, local, it
 	if res.err != nil {
 		rec.Error = res.err.Error()
 	}
-	it.pending = append(it.pending, rec)
-
-	if res.status != StepFailed || res.flow.end != nil { // a fail step ends the run with its own message
-		return res.flow
+	flow := res.flow
+	if res.status == StepFailed && res.flow.end == nil { // a fail step ends the run with its own message
+		flow, rec.Note = afterFailure(s, name, res.err)
 	}
-	// A failed action follows its on_error; any other failed step fails the run.
+	it.pending = append(it.pending, rec)
+	return flow
+}
+
+// afterFailure is where the run goes after step s failed, and the note that says
+// so: a failed action follows its on_error; any other failed step fails the run.
+func afterFailure(s *playbook.Step, name string, err error) (outcome, string) {
 	switch {
 	case s.Kind() == playbook.KindAction && s.OnError == playbook.OnErrorContinue:
-		return outcome{}
+		return outcome{}, "the playbook went on (on_error: continue)"
 	case s.Kind() == playbook.KindAction && s.GotoTarget() != "":
-		return outcome{gotoID: s.GotoTarget()}
+		return outcome{gotoID: s.GotoTarget()}, "the playbook went to " + s.GotoTarget() + " (on_error)"
 	}
-	return outcome{end: &runEnd{RunFailed, fmt.Sprintf("step %s failed: %v", name, res.err)}}
+	return outcome{end: &runEnd{RunFailed, fmt.Sprintf("step %s failed: %v", name, err)}}, ""
 }
 
 // execute runs a step of any kind.

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -346,6 +347,20 @@ on_failure:
 	// The activity's own words, without the SDK's "(type: …, retryable: …)".
 	if text := a.calls[2].Inputs["text"].(string); text != "failed: edr.get_host: HTTP 403" {
 		t.Fatalf("cleanup saw %q", text)
+	}
+	// Each failed step's record says where the playbook went after it.
+	notes := map[string]string{}
+	for _, r := range a.records {
+		if r.Status == workflows.StepFailed {
+			notes[r.Name] = r.Note
+		}
+	}
+	if want := map[string]string{
+		"tolerated": "the playbook went on (on_error: continue)",
+		"rerouted":  "the playbook went to cleanup (on_error)",
+		"fatal":     "",
+	}; !maps.Equal(notes, want) {
+		t.Fatalf("failed steps' notes = %q, want %q", notes, want)
 	}
 
 	// A run from before the change keeps reading the SDK's form.

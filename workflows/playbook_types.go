@@ -111,6 +111,10 @@ type StepRecord struct {
 	Input      map[string]any `json:"input,omitempty"`
 	Output     any            `json:"output,omitempty"`
 	Error      string         `json:"error,omitempty"`
+	// Note says where the run went after the step failed, when its on_error
+	// handled the failure: the reader of a failed step should not have to guess
+	// whether it stopped the playbook.
+	Note string `json:"note,omitempty"`
 }
 
 // ActionInput asks the action activity to run one integration operation.

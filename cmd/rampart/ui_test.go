@@ -118,6 +118,11 @@ func TestUIApprovesAnAction(t *testing.T) {
 	})
 	browser.refresh(t)
 	browser.waitText(t, "#playbook-malware-isolate-host + p + table tr:last-child td:nth-child(4)", "kept by ana: forensics first")
+	// A failed step says the playbook went on past it (no threat-intel integration here).
+	if got := browser.text(t, `#playbook-malware-isolate-host + p + table tr[data-step="ti"] td:nth-child(4)`); !strings.HasPrefix(got, "ti.lookup_hash: ") ||
+		!strings.HasSuffix(got, " — the playbook went on (on_error: continue)") {
+		t.Fatalf("the failed ti step says %q", got)
+	}
 	// Each step unfolds what it was given and what it returned.
 	isolate := `#playbook-malware-isolate-host + p + table tr[data-step="isolate_with_approval"] td:last-child details`
 	browser.click(t, isolate+":first-child summary")

@@ -106,7 +106,7 @@ function stepTable(steps, whose) {
     if (s.input != null) data.append(jsonDetails("input", s.input));
     if (s.output != null) data.append(jsonDetails("output", s.output));
     return [text("td", s.name), text("td", s.status, "status-" + s.status),
-      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", s.error || s.note || ""), data];
+      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", [s.error, s.note].filter(Boolean).join(" — ")), data];
   });
   table.tBodies[0].querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
   table.className = "steps";
