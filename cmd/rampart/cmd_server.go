@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -21,18 +22,11 @@ func newServerCmd() *cobra.Command {
 		Short: "Run the HTTP side: webhook ingress, API and UI, against an external Temporal and database",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load()
+			cfg, log, err := f.loadProcess(cmd)
 			if err != nil {
-				return err
-			}
-			if err := cfg.LoadPayloadKeys(false); err != nil {
 				return err
 			}
 			if _, err := cfg.APIAuth(); err != nil { // before connecting to anything
-				return err
-			}
-			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
-			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -92,14 +86,7 @@ func newWorkerCmd() *cobra.Command {
 		Short: "Run a Temporal worker: the alert workflow and its activities, against an external Temporal and database",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load()
-			if err != nil {
-				return err
-			}
-			if err := cfg.LoadPayloadKeys(false); err != nil {
-				return err
-			}
-			log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+			cfg, log, err := f.loadProcess(cmd)
 			if err != nil {
 				return err
 			}
@@ -145,6 +132,20 @@ func newWorkerCmd() *cobra.Command {
 	f.edr(cmd)
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply the store schema before polling")
 	return cmd
+}
+
+// loadProcess reads the config of a server or worker process, with the payload
+// keys it must be given (no dev default), and makes its logger.
+func (f *configFlags) loadProcess(cmd *cobra.Command) (*app.Config, *slog.Logger, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.LoadPayloadKeys(false); err != nil {
+		return nil, nil, err
+	}
+	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
+	return cfg, log, err
 }
 
 func newMigrateCmd() *cobra.Command {
