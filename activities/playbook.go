@@ -213,9 +213,11 @@ func (a *Activities) recordSteps(ctx context.Context, ref workflows.PlaybookRef,
 			}); err != nil {
 				return err
 			}
-			// An action step that failed for good (retries spent) ends its action
-			// row too, rather than leaving it pending or running.
-			if r.Status == workflows.StepFailed && (r.Kind == playbook.KindAction || r.Kind == workflows.StepKindRevert) {
+			// An action step that failed for good (retries spent), or was cancelled
+			// with its branch, ends its action row too, rather than leaving it
+			// pending or running.
+			if (r.Status == workflows.StepFailed || r.Status == workflows.StepCancelled) &&
+				(r.Kind == playbook.KindAction || r.Kind == workflows.StepKindRevert) {
 				if err := tx.EndAction(ctx, workflows.ActionKey(ref, r.Name)); err != nil {
 					return err
 				}

@@ -172,15 +172,15 @@ func TestLargeOutputsAreStoredByReference(t *testing.T) {
 	}
 }
 
-// TestGivenUpActionsEnd: an action whose step failed for good (its retries spent)
-// ends failed when the vendor never accepted it and unconfirmed when the vendor
+// TestGivenUpActionsEnd: an action whose step failed for good (its retries spent),
+// or was cancelled with its branch, ends failed when the vendor never accepted it and unconfirmed when the vendor
 // accepted it but never said it was done; one whose step succeeded is not touched
 // by the rule.
 func TestGivenUpActionsEnd(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	ref := workflows.PlaybookRef{WorkflowID: "playbook/x", RunID: "pb-run-3", AlertID: "run-1", Playbook: "p", Version: 1}
-	for _, step := range []string{"isolate", "block.revert", "lookup", "slow"} {
+	for _, step := range []string{"isolate", "block.revert", "lookup", "slow", "raced"} {
 		if _, _, err := f.store.ClaimAction(ctx, &store.Action{IdempotencyKey: workflows.ActionKey(ref, step), Integration: "crowdstrike", Operation: "isolate_host"}); err != nil {
 			t.Fatal(err)
 		}
@@ -195,11 +195,12 @@ func TestGivenUpActionsEnd(t *testing.T) {
 		{Name: "block.revert", Seq: 2, Kind: workflows.StepKindRevert, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now},
 		{Name: "lookup", Seq: 3, Kind: playbook.KindAction, Status: workflows.StepSucceeded, StartedAt: now, FinishedAt: now},
 		{Name: "slow", Seq: 4, Kind: playbook.KindAction, Status: workflows.StepFailed, StartedAt: now, FinishedAt: now, Error: "not confirmed yet"},
+		{Name: "raced", Seq: 5, Kind: playbook.KindAction, Status: workflows.StepCancelled, StartedAt: now, FinishedAt: now, Error: "cancelled"},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for step, want := range map[string]string{"isolate": store.StatusFailed, "block.revert": store.StatusFailed, "lookup": store.StatusPending, "slow": store.StatusUnconfirmed} {
+	for step, want := range map[string]string{"isolate": store.StatusFailed, "block.revert": store.StatusFailed, "lookup": store.StatusPending, "slow": store.StatusUnconfirmed, "raced": store.StatusFailed} {
 		if a, err := f.store.GetAction(ctx, workflows.ActionKey(ref, step)); err != nil || a.Status != want {
 			t.Errorf("%s: %+v, %v; want %s", step, a, err, want)
 		}

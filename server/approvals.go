@@ -104,7 +104,7 @@ func approvalView(a store.Approval) ApprovalView {
 		WorkflowID: a.WorkflowID, RunID: a.RunID}
 }
 
-var approvalStatuses = []string{store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalExpired}
+var approvalStatuses = []string{store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalExpired, store.ApprovalCancelled}
 
 // listApprovals serves GET /api/v1/approvals?status=pending&limit=50.
 func (s *Server) listApprovals(c echo.Context) error {

@@ -16,6 +16,8 @@ const (
 	ApprovalApproved = "approved"
 	ApprovalDenied   = "denied"
 	ApprovalExpired  = "expired"
+	// ApprovalCancelled: the step stopped waiting (its branch was cancelled).
+	ApprovalCancelled = "cancelled"
 )
 
 // Approval mirrors an approval a playbook step waits for, for the inbox. The

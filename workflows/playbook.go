@@ -54,6 +54,9 @@ type interpreter struct {
 	decisions map[string]*Approval
 	reverts   map[string]bool // steps whose revert this run has scheduled
 	status    string
+	// windDown: branches a parallel step cancels stop at their next step and
+	// record where they stopped (versionWindDown).
+	windDown bool
 
 	pending []StepRecord // finished steps the store has not confirmed yet
 	actions []PerformedAction
@@ -269,6 +272,9 @@ func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 // when the list ran out, or how the run ended.
 func (it *interpreter) runList(ctx workflow.Context, list []playbook.Step, local, items map[string]any, suffix string) *runEnd {
 	for i := 0; i < len(list); {
+		if it.cancelled(ctx) {
+			return &runEnd{RunFailed, StepCancelled}
+		}
 		s := &list[i]
 		it.used++
 		if it.used > it.budget {
@@ -330,6 +336,9 @@ func (it *interpreter) runStep(ctx workflow.Context, s *playbook.Step, local, it
 	}
 	if res.status == "" {
 		res.status = StepSucceeded
+	}
+	if res.status == StepFailed && it.cancelled(ctx) {
+		res.status, res.err = StepCancelled, errors.New(StepCancelled)
 	}
 	if res.output == nil && res.status != StepSucceeded && s.Kind() == playbook.KindAction {
 		res.output = it.in.Playbook.ZeroOutputs[s.ID]

@@ -114,12 +114,14 @@ func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name stri
 	decided := func() bool { return it.decisions[name] != nil }
 	ok, err := workflow.AwaitWithTimeout(ctx, timeout, decided)
 	if err != nil {
+		it.closeCancelled(ctx, p)
 		return "", err
 	}
 	if !ok && s.Approval.OnTimeout == "escalate" {
 		p.Approvers, p.Deadline = s.Approval.EscalateTo, workflow.Now(ctx).Add(timeout)
 		it.recordApproval(ctx, p)
 		if ok, err = workflow.AwaitWithTimeout(ctx, timeout, decided); err != nil {
+			it.closeCancelled(ctx, p)
 			return "", err
 		}
 	}
@@ -146,6 +148,18 @@ func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name stri
 		return "", fmt.Errorf("denied by %s: %s", d.By, d.Reason)
 	}
 	return d.By, nil
+}
+
+// closeCancelled closes the approval of a step whose branch was cancelled while
+// it waited, so the inbox does not offer a decision nobody can make.
+func (it *interpreter) closeCancelled(ctx workflow.Context, p *PendingApproval) {
+	if !it.cancelled(ctx) {
+		return
+	}
+	p.Status, p.DecidedAt, p.Reason = ApprovalCancelled, workflow.Now(ctx), "the step's branch was cancelled before a decision"
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	it.recordApproval(dctx, p)
 }
 
 func (it *interpreter) recordApproval(ctx workflow.Context, p *PendingApproval) {
@@ -290,6 +304,19 @@ func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name stri
 	return stepResult{output: results}
 }
 
+// versionWindDown marks runs in which a parallel step that cancels its unfinished
+// branches (join any) waits for them to stop, and they record the step they were
+// in as cancelled and close its approval. Asked only when a branch is cancelled.
+const (
+	versionWindDown = "cancelled-branches-wind-down"
+	windDown        = 1
+)
+
+// cancelled says ctx was cancelled and this run winds cancelled branches down.
+func (it *interpreter) cancelled(ctx workflow.Context) bool {
+	return it.windDown && ctx.Err() != nil
+}
+
 // parallel runs its branches side by side. join all waits for every branch; join
 // any finishes with the first branch to succeed and cancels the rest. With
 // on_failure fail (the default) a failed branch fails the step.
@@ -321,14 +348,26 @@ func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, i
 		return stepResult{status: StepFailed, err: err}
 	}
 	cancel()
+	cancelled := make([]bool, len(ends))
+	for i, e := range ends {
+		cancelled[i] = !e.done
+	}
+	if slices.Contains(cancelled, true) && workflow.GetVersion(ctx, versionWindDown, workflow.DefaultVersion, windDown) >= windDown {
+		// A cancelled branch stops at its next step: wait while it records where
+		// it stopped and closes an approval it waited on.
+		it.windDown = true
+		if err := workflow.Await(ctx, func() bool { return finished == len(p.Branches) }); err != nil {
+			return stepResult{status: StepFailed, err: err}
+		}
+	}
 	output := map[string]any{}
 	var failed []string
 	for i, b := range p.Branches {
 		e := ends[i]
 		st := map[string]any{"status": StepSucceeded}
 		switch {
-		case !e.done:
-			st["status"] = "cancelled"
+		case cancelled[i]:
+			st["status"] = StepCancelled
 		case e.end != nil && e.end.status == RunFailed:
 			st["status"], st["error"] = StepFailed, e.end.message
 			failed = append(failed, b.Name+": "+e.end.message)

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -427,6 +428,74 @@ steps:
 			t.Fatalf("result = %+v", res)
 		}
 	})
+}
+
+// A join-any parallel step cancels the branches still running when one succeeds:
+// a cancelled branch records the step it was in as cancelled, closes the
+// approval that step waited on (the inbox would otherwise offer it for ever) and
+// runs nothing after it.
+func TestJoinAnyWindsDownTheCancelledBranch(t *testing.T) {
+	pb := parsePlaybook(t, `
+name: race
+trigger: {when: "true"}
+steps:
+  - id: race
+    parallel:
+      join: any
+      branches:
+        - name: quick
+          steps:
+            - id: note
+              uses: chat.post_message
+              with: {channel: "#a", text: quick}
+        - name: asks
+          steps:
+            - id: isolate
+              uses: edr.isolate_host
+              with: {host_id: x}
+              approval: {approvers: ["role:tier2"], timeout: 1h}
+            - id: after
+              uses: chat.post_message
+              with: {channel: "#a", text: after}
+              on_error: continue
+`)
+	statuses := func(a *actions) (approvals []string, steps map[string]string) {
+		steps = map[string]string{}
+		for _, ap := range a.approvals {
+			approvals = append(approvals, ap.Status)
+		}
+		for _, r := range a.records {
+			steps[r.Name] = r.Status
+		}
+		return approvals, steps
+	}
+	a := &actions{}
+	_, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: pb})
+	approvals, steps := statuses(a)
+	if res.Status != workflows.RunSucceeded || strings.Join(a.ops(), ",") != "note=chat.post_message" {
+		t.Fatalf("result = %+v, actions %v", res, a.ops())
+	}
+	if strings.Join(approvals, ",") != "pending,cancelled" || a.approvals[1].Reason == "" || a.approvals[1].DecidedAt.IsZero() {
+		t.Fatalf("approvals = %+v", a.approvals)
+	}
+	if want := map[string]string{"note": "succeeded", "isolate": "cancelled", "race": "succeeded"}; !maps.Equal(steps, want) {
+		t.Fatalf("recorded steps = %v, want %v", steps, want)
+	}
+	for _, r := range a.records {
+		if r.Name == "race" && r.Output.(map[string]any)["asks"].(map[string]any)["status"] != workflows.StepCancelled {
+			t.Fatalf("the parallel step's output = %v", r.Output)
+		}
+	}
+
+	// A run from before the change left the branch behind: its step unrecorded,
+	// its approval never closed.
+	before := &actions{}
+	runPlaybook(t, before, workflows.PlaybookInput{Playbook: pb}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnGetVersion("cancelled-branches-wind-down", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	})
+	if approvals, steps := statuses(before); slices.Contains(approvals, "cancelled") || steps["isolate"] != "" {
+		t.Fatalf("before the change: approvals %v, steps %v", approvals, steps)
+	}
 }
 
 func TestForeachRespectsConcurrencyAndKeepsOrder(t *testing.T) {

@@ -48,6 +48,9 @@ const (
 	StepSucceeded = "succeeded"
 	StepFailed    = "failed"
 	StepSkipped   = "skipped"
+	// StepCancelled: the step was under way when its branch was cancelled (a
+	// parallel step joined on another branch).
+	StepCancelled = "cancelled"
 )
 
 // Run statuses of a playbook run.
@@ -201,7 +204,8 @@ type PendingApproval struct {
 	Approvers []string  `json:"approvers"`
 	Since     time.Time `json:"since"`
 	Deadline  time.Time `json:"deadline,omitzero"`
-	// Status is pending, approved, denied or expired.
+	// Status is pending, approved, denied, expired or cancelled (the step stopped
+	// waiting: its branch was cancelled).
 	Status    string    `json:"status"`
 	DecidedBy string    `json:"decided_by,omitempty"`
 	DecidedAt time.Time `json:"decided_at,omitzero"`
@@ -210,10 +214,11 @@ type PendingApproval struct {
 
 // Approval statuses.
 const (
-	ApprovalPending  = "pending"
-	ApprovalApproved = "approved"
-	ApprovalDenied   = "denied"
-	ApprovalExpired  = "expired"
+	ApprovalPending   = "pending"
+	ApprovalApproved  = "approved"
+	ApprovalDenied    = "denied"
+	ApprovalExpired   = "expired"
+	ApprovalCancelled = "cancelled"
 )
 
 // ApprovalID names the approval of one step of one run.

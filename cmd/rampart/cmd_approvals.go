@@ -55,7 +55,7 @@ func newApprovalsListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&status, "status", "pending", "pending, approved, denied, expired or all")
+	cmd.Flags().StringVar(&status, "status", "pending", "pending, approved, denied, expired, cancelled or all")
 	urlFlag(cmd, &base)
 	return cmd
 }
