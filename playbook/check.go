@@ -189,6 +189,12 @@ func (c *checker) checkStep(path string, s *Step, sc scope, siblings []string) {
 		}
 	}
 	c.duration(path+".timeout", s.Timeout)
+	switch s.Kind() {
+	case KindSwitch, KindSet, KindSucceed, KindFail:
+		if s.Timeout != "" {
+			c.add(path+".timeout", "timeout applies to action, wait, parallel, foreach and call steps: this step takes no time")
+		}
+	}
 	if s.Kind() != KindAction {
 		for _, f := range []struct {
 			key string

@@ -54,9 +54,6 @@ type interpreter struct {
 	decisions map[string]*Approval
 	reverts   map[string]bool // steps whose revert this run has scheduled
 	status    string
-	// windDown: branches a parallel step cancels stop at their next step and
-	// record where they stopped (versionWindDown).
-	windDown bool
 
 	pending []StepRecord // finished steps the store has not confirmed yet
 	actions []PerformedAction
@@ -244,7 +241,15 @@ func (it *interpreter) run(ctx workflow.Context) (PlaybookResult, error) {
 	if end != nil {
 		result.Status, result.Message = end.status, end.message
 	}
-	if result.Status == RunFailed && len(it.pb.OnFailure) > 0 {
+	if it.cancelled(ctx) {
+		// The run itself was cancelled (the step that called it timed out, or an
+		// operator): it has stopped where it was; record that, on a context the
+		// cancellation does not reach.
+		result = PlaybookResult{Status: RunFailed, Message: "the run was cancelled"}
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		ctx = dctx
+	} else if result.Status == RunFailed && len(it.pb.OnFailure) > 0 {
 		it.runList(ctx, it.pb.OnFailure, nil, nil, "")
 	}
 	if result.Status == RunSucceeded && len(it.pb.Outputs) > 0 {
@@ -332,7 +337,12 @@ func (it *interpreter) runStep(ctx workflow.Context, s *playbook.Step, local, it
 		}
 	}
 	if res.status == "" {
-		res = it.execute(ctx, s, name, local, items, suffix)
+		run := func(ctx workflow.Context) stepResult { return it.execute(ctx, s, name, local, items, suffix) }
+		if limit, ok := it.stepTimeout(ctx, s); ok {
+			res = it.within(ctx, limit, s.Timeout, run)
+		} else {
+			res = run(ctx)
+		}
 	}
 	if res.status == "" {
 		res.status = StepSucceeded

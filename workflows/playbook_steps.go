@@ -264,12 +264,13 @@ func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name stri
 	limit := max(f.Concurrency, 1)
 	results := make([]any, len(list))
 	ends := make([]*runEnd, len(list))
-	running, done := 0, 0
+	running, done, started := 0, 0, 0
 	for i, item := range list {
-		if err := workflow.Await(ctx, func() bool { return running < limit }); err != nil {
-			return stepResult{status: StepFailed, err: err}
+		if err = workflow.Await(ctx, func() bool { return running < limit }); err != nil {
+			break
 		}
 		running++
+		started++
 		iterItems := map[string]any{}
 		for _, k := range slices.Sorted(maps.Keys(items)) {
 			iterItems[k] = items[k]
@@ -293,8 +294,17 @@ func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name stri
 			done++
 		})
 	}
-	if err := workflow.Await(ctx, func() bool { return done == len(list) }); err != nil {
-		return stepResult{status: StepFailed, err: err}
+	if err == nil {
+		err = workflow.Await(ctx, func() bool { return done == len(list) })
+	}
+	if err != nil {
+		if !it.cancelled(ctx) {
+			return stepResult{status: StepFailed, err: err}
+		}
+		// Cancelled: start no more items, and wait while those under way record
+		// where they stopped.
+		it.awaitWoundDown(ctx, func() bool { return done == started })
+		return stepResult{status: StepFailed, output: results, err: err}
 	}
 	for i, e := range ends {
 		if e != nil && e.status == RunFailed {
@@ -304,17 +314,76 @@ func (it *interpreter) foreach(ctx workflow.Context, s *playbook.Step, name stri
 	return stepResult{output: results}
 }
 
-// versionWindDown marks runs in which a parallel step that cancels its unfinished
-// branches (join any) waits for them to stop, and they record the step they were
-// in as cancelled and close its approval. Asked only when a branch is cancelled.
+// versionStepTimeout marks runs in which a parallel, foreach, wait or call step's
+// own timeout bounds it (an action's bounds each attempt, as before). Asked only
+// for such a step with a timeout.
+const (
+	versionStepTimeout = "composite-step-timeout"
+	stepTimeout        = 1
+)
+
+// stepTimeout is how long a parallel, foreach, wait or call step may take, when
+// it says.
+func (it *interpreter) stepTimeout(ctx workflow.Context, s *playbook.Step) (time.Duration, bool) {
+	switch s.Kind() {
+	case playbook.KindParallel, playbook.KindForeach, playbook.KindWait, playbook.KindCall:
+	default:
+		return 0, false
+	}
+	limit, err := playbook.ParseDuration(s.Timeout)
+	if s.Timeout == "" || err != nil || workflow.GetVersion(ctx, versionStepTimeout, workflow.DefaultVersion, stepTimeout) < stepTimeout {
+		return 0, false
+	}
+	return limit, true
+}
+
+// within runs a step for at most limit. When the time is up it cancels the step
+// and waits while what runs inside winds down (versionWindDown): branches and
+// iterations record where they stopped, a called run is cancelled.
+func (it *interpreter) within(ctx workflow.Context, limit time.Duration, text string, run func(workflow.Context) stepResult) stepResult {
+	sctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	var res stepResult
+	done := false
+	workflow.Go(sctx, func(ctx workflow.Context) {
+		res = run(ctx)
+		done = true
+	})
+	finished, err := workflow.AwaitWithTimeout(ctx, limit, func() bool { return done })
+	if err != nil {
+		return stepResult{status: StepFailed, err: err}
+	}
+	if finished {
+		return res
+	}
+	cancel()
+	if it.cancelled(sctx) {
+		it.awaitWoundDown(ctx, func() bool { return done })
+	}
+	return stepResult{status: StepFailed, output: res.output, input: res.input, err: fmt.Errorf("timed out after %s", text)}
+}
+
+// awaitWoundDown waits until cond holds, on a context the cancellation does not
+// reach: cancelled work gets to record where it stopped before its step ends.
+func (it *interpreter) awaitWoundDown(ctx workflow.Context, cond func() bool) {
+	dctx, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	_ = workflow.Await(dctx, cond)
+}
+
+// versionWindDown marks runs in which cancelled work winds down: a parallel step
+// that cancels its unfinished branches (join any) waits for them to stop; a
+// cancelled branch, or a cancelled run, stops at its next step, records the step
+// it was in as cancelled and closes that step's approval. Asked only once
+// something is cancelled, so other runs record no marker.
 const (
 	versionWindDown = "cancelled-branches-wind-down"
 	windDown        = 1
 )
 
-// cancelled says ctx was cancelled and this run winds cancelled branches down.
+// cancelled says ctx was cancelled and this run winds cancelled work down.
 func (it *interpreter) cancelled(ctx workflow.Context) bool {
-	return it.windDown && ctx.Err() != nil
+	return ctx.Err() != nil && workflow.GetVersion(ctx, versionWindDown, workflow.DefaultVersion, windDown) >= windDown
 }
 
 // parallel runs its branches side by side. join all waits for every branch; join
@@ -344,7 +413,7 @@ func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, i
 	err := workflow.Await(ctx, func() bool {
 		return finished == len(p.Branches) || (anyJoin && succeeded >= 0)
 	})
-	if err != nil {
+	if err != nil && !it.cancelled(ctx) {
 		return stepResult{status: StepFailed, err: err}
 	}
 	cancel()
@@ -352,13 +421,10 @@ func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, i
 	for i, e := range ends {
 		cancelled[i] = !e.done
 	}
-	if slices.Contains(cancelled, true) && workflow.GetVersion(ctx, versionWindDown, workflow.DefaultVersion, windDown) >= windDown {
+	if slices.Contains(cancelled, true) && it.cancelled(bctx) {
 		// A cancelled branch stops at its next step: wait while it records where
 		// it stopped and closes an approval it waited on.
-		it.windDown = true
-		if err := workflow.Await(ctx, func() bool { return finished == len(p.Branches) }); err != nil {
-			return stepResult{status: StepFailed, err: err}
-		}
+		it.awaitWoundDown(ctx, func() bool { return finished == len(p.Branches) })
 	}
 	output := map[string]any{}
 	var failed []string
@@ -374,6 +440,9 @@ func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, i
 		}
 		output[b.Name] = st
 	}
+	if err != nil { // the step itself was cancelled
+		return stepResult{status: StepFailed, output: output, err: err}
+	}
 	if anyJoin && succeeded < 0 {
 		return stepResult{status: StepFailed, output: output, err: fmt.Errorf("no branch succeeded: %v", failed)}
 	}
@@ -382,6 +451,13 @@ func (it *interpreter) parallel(ctx workflow.Context, s *playbook.Step, local, i
 	}
 	return stepResult{output: output}
 }
+
+// versionCallWindDown marks runs whose call steps, when cancelled, wait for the
+// called run to wind down.
+const (
+	versionCallWindDown = "call-waits-for-cancellation"
+	callWindDown        = 1
+)
 
 // call runs another pinned playbook as a child workflow and returns its outputs.
 func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string, env *playbook.Env) stepResult {
@@ -394,9 +470,11 @@ func (it *interpreter) call(ctx workflow.Context, s *playbook.Step, name string,
 		return stepResult{status: StepFailed, err: fmt.Errorf("with: %w", err)}
 	}
 	inputs, _ := with.(map[string]any)
-	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID: it.ref.WorkflowID + "/call/" + name,
-	})
+	opts := workflow.ChildWorkflowOptions{WorkflowID: it.ref.WorkflowID + "/call/" + name}
+	// A cancelled call (its branch or its step's time ran out) waits while the
+	// called run winds down and records where it stopped.
+	opts.WaitForCancellation = workflow.GetVersion(ctx, versionCallWindDown, workflow.DefaultVersion, callWindDown) >= callWindDown
+	cctx := workflow.WithChildOptions(ctx, opts)
 	var res PlaybookResult
 	err = workflow.ExecuteChildWorkflow(cctx, PlaybookWorkflowName, PlaybookInput{
 		Playbook: callee, Callees: it.in.Callees, Alert: it.in.Alert, Detection: it.in.Detection,

@@ -612,6 +612,103 @@ outputs:
 	}
 }
 
+// A parallel, foreach, wait or call step's own timeout bounds it: when the time
+// is up the step is cancelled and fails, and what ran inside winds down — a
+// branch records the step it was in as cancelled, a called run stops and closes
+// the approval it waited for — before the run goes on to fail.
+func TestCompositeStepTimeout(t *testing.T) {
+	child := parsePlaybook(t, `
+name: child
+trigger: {when: "false"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: x}
+    approval: {approvers: ["role:tier2"], timeout: 2h}
+`)
+	parent := parsePlaybook(t, `
+name: bounded
+trigger: {when: "true"}
+steps:
+  - id: respond
+    timeout: 10m
+    parallel:
+      branches:
+        - name: slow
+          steps:
+            - id: hold
+              wait: {until: "run.events > 5", timeout: 1h}
+            - id: never
+              uses: chat.post_message
+              with: {channel: "#a", text: never}
+        - name: ask
+          steps:
+            - id: delegate
+              call: {playbook: child}
+  - id: after
+    uses: chat.post_message
+    with: {channel: "#a", text: after}
+`)
+	a := &actions{}
+	start := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	env, res := runPlaybook(t, a, workflows.PlaybookInput{Playbook: parent, Callees: map[string]workflows.PinnedPlaybook{"child": child}},
+		func(env *testsuite.TestWorkflowEnvironment) { env.SetStartTime(start) })
+	if res.Status != workflows.RunFailed || res.Message != "step respond failed: timed out after 10m" || len(a.calls) != 0 {
+		t.Fatalf("result = %+v, actions %v", res, a.ops())
+	}
+	steps := map[string]string{}
+	for _, r := range a.records {
+		steps[r.Name] = r.Status + " " + r.Error
+	}
+	if want := map[string]string{"hold": "cancelled cancelled", "delegate": "cancelled cancelled", "isolate": "cancelled cancelled",
+		"respond": "failed timed out after 10m"}; !maps.Equal(steps, want) {
+		t.Fatalf("recorded steps = %v, want %v", steps, want)
+	}
+	var approvals []string
+	for _, ap := range a.approvals {
+		approvals = append(approvals, ap.Status)
+	}
+	if strings.Join(approvals, ",") != "pending,cancelled" {
+		t.Fatalf("the called run's approval: %+v", a.approvals)
+	}
+	if len(a.results) != 2 || a.results[0].Message != "the run was cancelled" || a.results[1].Status != workflows.RunFailed {
+		t.Fatalf("results = %+v", a.results)
+	}
+	if elapsed := env.Now().Sub(start); elapsed < 10*time.Minute || elapsed > 11*time.Minute {
+		t.Fatalf("the run took %v of workflow time", elapsed)
+	}
+
+	// A foreach's timeout stops it between items too.
+	each := &actions{}
+	eachPlaybook := parsePlaybook(t, `
+name: each
+trigger: {when: "true"}
+steps:
+  - id: ips
+    timeout: 30m
+    foreach:
+      items: ${{ extract_ips(alert.finding.desc) }}
+      steps:
+        - id: pause
+          wait: {duration: 20m}
+        - id: note
+          uses: chat.post_message
+          with: {channel: "#a", text: "${{ item }}"}
+`)
+	_, res = runPlaybook(t, each, workflows.PlaybookInput{Playbook: eachPlaybook})
+	if res.Status != workflows.RunFailed || res.Message != "step ips failed: timed out after 30m" || strings.Join(each.ops(), ",") != "note[0]=chat.post_message" {
+		t.Fatalf("foreach: result = %+v, actions %v", res, each.ops())
+	}
+	// A run from before the change ignored the timeout (lint accepted it).
+	before := &actions{}
+	_, res = runPlaybook(t, before, workflows.PlaybookInput{Playbook: eachPlaybook}, func(env *testsuite.TestWorkflowEnvironment) {
+		env.OnGetVersion("composite-step-timeout", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	})
+	if res.Status != workflows.RunSucceeded || len(before.calls) != 3 {
+		t.Fatalf("before the change: result = %+v, actions %v", res, before.ops())
+	}
+}
+
 func TestApprovalUpdate(t *testing.T) {
 	src := `
 name: approve

@@ -95,6 +95,7 @@ func TestDiagnosticsArePositioned(t *testing.T) {
 		{"set wrong type", "count: ${{ vars.count + 1 }}", "count: ${{ vars.verdict }}", `38:14: vars.count is an integer, but this value is a string`},
 		{"foreach over a non-list", "items: ${{ extract_ips(alert.finding.desc) }}", "items: ${{ alert.finding.desc }}", `27:14: items: must be a list, but this expression is a string`},
 		{"item outside its foreach", "succeed: \"verdict ${{ vars.verdict }}\"", "succeed: \"verdict ${{ ip }}\"", `44:27: succeed: unknown name ip`},
+		{"timeout on a step that takes no time", "  - id: bump\n", "  - id: bump\n    timeout: 5m\n", `37:14: timeout applies to action, wait, parallel, foreach and call steps`},
 		{"wait until without timeout", "      timeout: 10m\n", "", `40:5: wait until needs a timeout`},
 		{"undeclared secret", "comment: \"rampart ${{ run.id }}\"", "comment: \"rampart ${{ secrets.token }}\"", `23:37: comment: secrets.token is not declared under secrets (it has api_token)`},
 		{"revert without inverse", "uses: edr.isolate_host", "uses: idp.revoke_sessions", `22:7: idp.revoke_sessions has no input "host_id"`},
