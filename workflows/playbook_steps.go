@@ -350,15 +350,15 @@ func (it *interpreter) within(ctx workflow.Context, limit time.Duration, text st
 		done = true
 	})
 	finished, err := workflow.AwaitWithTimeout(ctx, limit, func() bool { return done })
-	if err != nil {
-		return stepResult{status: StepFailed, err: err}
-	}
 	if finished {
 		return res
 	}
 	cancel()
 	if it.cancelled(sctx) {
 		it.awaitWoundDown(ctx, func() bool { return done })
+	}
+	if err != nil { // cancelled from outside before its time was up
+		return stepResult{status: StepFailed, output: res.output, input: res.input, err: err}
 	}
 	return stepResult{status: StepFailed, output: res.output, input: res.input, err: fmt.Errorf("timed out after %s", text)}
 }
