@@ -208,6 +208,29 @@ func TestExamplePlaybooksLintClean(t *testing.T) {
 	}
 }
 
+// TestReferenceExampleLintsClean keeps the language reference's whole-playbook
+// example true to the linter.
+func TestReferenceExampleLintsClean(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/PLAYBOOKS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	linted := 0
+	for _, block := range strings.Split(string(doc), "```yaml\n")[1:] {
+		src, _, _ := strings.Cut(block, "```")
+		if !strings.Contains(src, "\nname: ") && !strings.HasPrefix(src, "name: ") {
+			continue // a fragment, not a playbook
+		}
+		linted++
+		for _, p := range Source("PLAYBOOKS.md", []byte(src), nil).Problems {
+			t.Errorf("%s", p)
+		}
+	}
+	if linted == 0 {
+		t.Fatal("no whole playbook in docs/PLAYBOOKS.md")
+	}
+}
+
 // TestYAMLPitfallsAreExplained: two ways plain YAML cuts an expression short, each
 // reported with how to fix it.
 func TestYAMLPitfallsAreExplained(t *testing.T) {
