@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -432,4 +433,68 @@ steps:
 		report.Summary.Changed != 1 || report.Alerts[0].Ran.Version != 1 || len(report.Alerts[0].Replayed.Actions) != 0 {
 		t.Fatalf("replay API: %d %+v", code, report)
 	}
+}
+
+// TestEndToEndCancelledWork: a parallel step whose time runs out, on the real
+// server and store, cancels its branches; each records the step it was in as
+// cancelled, the approval one waited for leaves the inbox as cancelled, nothing
+// reaches the EDR, and the run fails saying why.
+func TestEndToEndCancelledWork(t *testing.T) {
+	dir := t.TempDir()
+	bounded := `name: bounded
+priority: 1
+stop_on_match: true
+trigger: {when: "alert.device.id != ''"}
+steps:
+  - id: race
+    timeout: 3s
+    parallel:
+      join: any
+      branches:
+        - name: ask
+          steps:
+            - id: gate
+              uses: edr.isolate_host
+              with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+              approval: {approvers: ["role:tier2"], timeout: 1h}
+        - name: watch
+          steps:
+            - id: settle
+              wait: {until: "run.events > 100", timeout: 1h}
+  - id: never
+    succeed: never
+`
+	if err := os.WriteFile(filepath.Join(dir, "bounded.yaml"), []byte(bounded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := devConfig(t, 2*time.Second)
+	cfg.PlaybooksDir = dir
+	d := startDev(t, cfg)
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	pending := waitApproval(t, d.URL, acc.AlertID)
+
+	a := awaitAlert(t, d.URL, acc.AlertID, "the bounded run to end", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "failed" && len(a.Playbooks) == 1 && a.Playbooks[0].Run.CompletedAt != nil
+	})
+	steps := map[string]string{}
+	for _, s := range a.Playbooks[0].Steps {
+		steps[s.Name] = s.Status + ": " + s.Error
+	}
+	if want := map[string]string{"gate": "cancelled: cancelled", "settle": "cancelled: cancelled", "race": "failed: timed out after 3s"}; !maps.Equal(steps, want) {
+		t.Fatalf("steps = %v, want %v", steps, want)
+	}
+	if !bytes.Contains(a.Playbooks[0].Result, []byte("step race failed: timed out after 3s")) || d.Simulator.ContainCalls(ransomHost) != 0 {
+		t.Fatalf("result %s, contain calls %d", a.Playbooks[0].Result, d.Simulator.ContainCalls(ransomHost))
+	}
+	var ap server.ApprovalView
+	if code := getJSON(t, d.URL+"/api/v1/approvals/"+pending.ID, &ap); code != http.StatusOK || ap.Status != "cancelled" || ap.Reason == "" {
+		t.Fatalf("the approval: %d %+v", code, ap)
+	}
+	var inbox struct {
+		Approvals []server.ApprovalView `json:"approvals"`
+	}
+	if getJSON(t, d.URL+"/api/v1/approvals?status=pending", &inbox); len(inbox.Approvals) != 0 {
+		t.Fatalf("still pending: %+v", inbox.Approvals)
+	}
+	saveHistory(t, d, a.Playbooks[0].WorkflowID, "playbook_cancelled.json")
 }
