@@ -150,13 +150,14 @@ func (it *interpreter) approve(ctx workflow.Context, s *playbook.Step, name stri
 	return d.By, nil
 }
 
-// closeCancelled closes the approval of a step whose branch was cancelled while
-// it waited, so the inbox does not offer a decision nobody can make.
+// closeCancelled closes the approval of a step cancelled while it waited (its
+// branch, its step's timeout or its run), so the inbox does not offer a decision
+// nobody can make.
 func (it *interpreter) closeCancelled(ctx workflow.Context, p *PendingApproval) {
 	if !it.cancelled(ctx) {
 		return
 	}
-	p.Status, p.DecidedAt, p.Reason = ApprovalCancelled, workflow.Now(ctx), "the step's branch was cancelled before a decision"
+	p.Status, p.DecidedAt, p.Reason = ApprovalCancelled, workflow.Now(ctx), "the step was cancelled before a decision (its branch, its step's timeout or its run)"
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
 	it.recordApproval(dctx, p)
