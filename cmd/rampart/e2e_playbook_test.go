@@ -223,6 +223,19 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	saveHistory(t, d, workflows.RevertWorkflowID(approved.Playbooks[0].WorkflowID, "isolate_with_approval"), "revert_kept.json")
 }
 
+// playbookDir writes playbooks (file name → YAML) into a new directory, for a
+// dev's --playbooks.
+func playbookDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 func hasStep(a server.AlertDetail, name, status string) bool {
 	for _, p := range a.Playbooks {
 		for _, s := range p.Steps {
@@ -292,7 +305,6 @@ func decodeAnswer(t *testing.T, url string, resp *http.Response, err error, into
 func TestEndToEndPlaybookSecrets(t *testing.T) {
 	const token = "s3cr3t-soc-token-5f2c9a"
 	t.Setenv("RAMPART_SECRET_SOC_TOKEN", token)
-	dir := t.TempDir()
 	src := `name: secret-probe
 trigger: {when: "true"}
 secrets: [soc_token]
@@ -307,12 +319,9 @@ steps:
     with: {channel: "#soc", text: "${{ vars.auth }} for ${{ steps.host.output.hostname }}"}
     on_error: continue
 `
-	if err := os.WriteFile(filepath.Join(dir, "secret-probe.yaml"), []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	var logs syncBuffer
 	cfg := devConfig(t, 2*time.Second)
-	cfg.PlaybooksDir = dir
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"secret-probe.yaml": src})
 	d := startDev(t, cfg, &logs)
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	a := awaitAlert(t, d.URL, acc.AlertID, "the playbook run to finish", waitTimeout, func(a server.AlertDetail) bool {
@@ -342,7 +351,6 @@ steps:
 // none. A replay leaves out of its comparison a run still waiting, and keeps an
 // alert that an earlier playbook's stop_on_match took away from it.
 func TestEndToEndPinningAndShadowReplay(t *testing.T) {
-	dir := t.TempDir()
 	closer := `name: closer
 priority: 1
 stop_on_match: true
@@ -351,9 +359,6 @@ steps:
   - id: close
     succeed: noise
 `
-	if err := os.WriteFile(filepath.Join(dir, "closer.yaml"), []byte(closer), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	v1 := `name: triage
 priority: 50
 trigger: {when: "alert.device.id != ''"}
@@ -367,9 +372,7 @@ steps:
     with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
     approval: {approvers: ["role:tier2"], timeout: 1h}
 `
-	if err := os.WriteFile(filepath.Join(dir, "triage.yaml"), []byte(v1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := playbookDir(t, map[string]string{"closer.yaml": closer, "triage.yaml": v1})
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = dir
 	d := startDev(t, cfg)
@@ -440,7 +443,6 @@ steps:
 // cancelled, the approval one waited for leaves the inbox as cancelled, nothing
 // reaches the EDR, and the run fails saying why.
 func TestEndToEndCancelledWork(t *testing.T) {
-	dir := t.TempDir()
 	bounded := `name: bounded
 priority: 1
 stop_on_match: true
@@ -464,11 +466,8 @@ steps:
   - id: never
     succeed: never
 `
-	if err := os.WriteFile(filepath.Join(dir, "bounded.yaml"), []byte(bounded), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	cfg := devConfig(t, 2*time.Second)
-	cfg.PlaybooksDir = dir
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"bounded.yaml": bounded})
 	d := startDev(t, cfg)
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
