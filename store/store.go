@@ -35,6 +35,7 @@ type Store struct {
 	dialect string
 	inTx    bool // bound to a transaction by InTx
 	stmts   *stmtPool
+	dsn     string // to keep its password out of Ping's errors
 }
 
 // Dialects.
@@ -57,7 +58,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		_ = s.Close()
-		return nil, redactDSNError(err, dsn)
+		return nil, err
 	}
 	return s, nil
 }
@@ -107,7 +108,7 @@ func Connect(dsn string) (*Store, error) {
 		sqlDB.SetMaxOpenConns(16)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	return &Store{db: db, dialect: dialect, stmts: pool}, nil
+	return &Store{db: db, dialect: dialect, stmts: pool, dsn: dsn}, nil
 }
 
 // sqliteDSN turns a file path into a modernc DSN with WAL, a busy timeout and
@@ -154,7 +155,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return fmt.Errorf("store: ping: %w", redactDSNError(err, s.dsn))
 	}
 	return nil
 }
@@ -173,7 +174,7 @@ func (s *Store) Close() error {
 // commit together or not at all, and cost one commit instead of several.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
 	return s.atomically(ctx, func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect, inTx: true, stmts: s.stmts})
+		return fn(&Store{db: tx, dialect: s.dialect, inTx: true, stmts: s.stmts, dsn: s.dsn})
 	})
 }
 

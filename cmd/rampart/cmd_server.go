@@ -91,7 +91,7 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := app.OpenStore(ctx, cfg.DatabaseDSN, migrate)
+			st, err := app.OpenWorkerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
 				return err
 			}

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,8 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -339,4 +343,112 @@ func TestPortTakenNamesTheFlag(t *testing.T) {
 	if got := portTaken(other, "--listen"); got != other {
 		t.Fatalf("another failure: %v", got)
 	}
+}
+
+// TestWorkerWaitsForTheDatabase: a worker whose database does not answer yet
+// waits, saying so, and opens (migrated) once it answers; it gives up only when
+// told to stop.
+func TestWorkerWaitsForTheDatabase(t *testing.T) {
+	pg, err := url.Parse(storetest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The database will answer at addr, through a proxy started late.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	late := *pg
+	late.Host = addr
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	said := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opened := make(chan error, 1)
+	var st *store.Store
+	go func() {
+		var err error
+		st, err = OpenWorkerStore(ctx, late.String(), true, log)
+		opened <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(said(), "the database does not answer") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the wait: %s", said())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-opened:
+		t.Fatalf("opened without a database: %v", err)
+	default:
+	}
+	proxy(t, addr, pg.Host)
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("the worker did not open once the database answered")
+	}
+	defer st.Close()
+	if _, _, err := st.ListAlerts(ctx, store.AlertFilter{Limit: 1}); err != nil {
+		t.Fatalf("the schema was not applied: %v", err)
+	}
+
+	// Told to stop while it waits, it gives up and says why.
+	nobody, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody.Close()
+	stopped, stop := context.WithTimeout(context.Background(), 2*time.Second)
+	defer stop()
+	_, err = OpenWorkerStore(stopped, "postgres://postgres@"+nobody.Addr().String()+"/none?sslmode=disable&connect_timeout=1", false, log)
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting for the database") {
+		t.Fatalf("stopped while waiting: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// proxy forwards connections to from to the address to, until the test ends.
+func proxy(t *testing.T, from, to string) {
+	t.Helper()
+	l, err := net.Listen("tcp", from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", to)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { _, _ = io.Copy(in, out); in.Close() }()
+		}
+	}()
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"go.temporal.io/sdk/client"
@@ -62,6 +63,36 @@ func OpenServerStore(ctx context.Context, dsn string, migrate bool, log *slog.Lo
 	}
 	return st, nil
 }
+
+// OpenWorkerStore opens the store for `rampart worker`, waiting for a database
+// that does not answer yet (both restarting, a slow start) instead of exiting:
+// alerts wait in Temporal meanwhile. With migrate it applies the schema once the
+// database answers. It gives up only when ctx ends.
+func OpenWorkerStore(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Connect(dsn)
+	if err != nil {
+		return nil, err
+	}
+	for delay := time.Second; ; delay = min(2*delay, maxStoreWait) {
+		err := st.Ping(ctx)
+		if err == nil && migrate {
+			err = st.Migrate(ctx)
+		}
+		if err == nil {
+			return st, nil
+		}
+		log.Warn("the database does not answer: the worker waits for it before polling", "error", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			_ = st.Close()
+			return nil, fmt.Errorf("gave up waiting for the database: %w", err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// maxStoreWait bounds the pause between a starting worker's tries of the database.
+const maxStoreWait = 30 * time.Second
 
 // NewIntegrations builds a client for every vendor the config points at.
 func NewIntegrations(cfg *Config) (*integrations.Registry, error) {
