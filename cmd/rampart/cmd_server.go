@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -53,7 +54,7 @@ func newServerCmd() *cobra.Command {
 			}
 			addr, err := srv.Listen(cfg.Listen)
 			if err != nil {
-				return err
+				return app.PortTaken(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "--listen")
 			}
 			log.Info("rampart server listening", "addr", addr.String(), "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
 				"api", apiAccess(*cfg))

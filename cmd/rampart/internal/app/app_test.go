@@ -336,11 +336,11 @@ func TestPortTakenNamesTheFlag(t *testing.T) {
 	}
 	defer l.Close()
 	_, err = net.Listen("tcp", l.Addr().String())
-	if got := portTaken(err, "--listen"); got == nil || !strings.Contains(got.Error(), "--listen picks another") || !errors.Is(got, err) {
+	if got := PortTaken(err, "--listen"); got == nil || !strings.Contains(got.Error(), "--listen picks another") || !errors.Is(got, err) {
 		t.Fatalf("a taken port: %v", got)
 	}
 	other := errors.New("listen tcp: address 127.0.0.1:x: invalid port")
-	if got := portTaken(other, "--listen"); got != other {
+	if got := PortTaken(other, "--listen"); got != other {
 		t.Fatalf("another failure: %v", got)
 	}
 }

@@ -86,7 +86,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 			SearchAttributes: searchAttributeTypes(),
 		})
 		if err != nil {
-			return nil, portTaken(err, "--temporal-port")
+			return nil, PortTaken(err, "--temporal-port")
 		}
 		d.Config.TemporalAddress = d.Temporal.FrontendAddress()
 	}
@@ -119,7 +119,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 
 	if d.Config.CrowdStrike.BaseURL == "" {
 		if err := d.startSimulator(opts, assets); err != nil {
-			return nil, portTaken(err, "--crowdstrike-sim-listen")
+			return nil, PortTaken(err, "--crowdstrike-sim-listen")
 		}
 	}
 	reg, err := NewIntegrations(&d.Config)
@@ -140,18 +140,18 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	addr, err := d.HTTP.Listen(cfg.Listen)
 	if err != nil {
-		return nil, portTaken(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "--listen")
+		return nil, PortTaken(fmt.Errorf("listen on %s: %w", cfg.Listen, err), "--listen")
 	}
 	d.URL = "http://" + addr.String()
 	go func() { d.serveErr <- d.HTTP.Serve() }()
 	return d, nil
 }
 
-// portTaken names, on a failure to listen because the port is taken, the flag
-// that picks another: a second `rampart dev` on the machine is the usual cause.
-func portTaken(err error, flag string) error {
+// PortTaken names, on a failure to listen because the port is taken, the flag
+// that picks another: a second rampart on the machine is the usual cause.
+func PortTaken(err error, flag string) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w (another rampart dev or another program has the port; %s picks another)", err, flag)
+		return fmt.Errorf("%w (another program, perhaps another rampart, has the port; %s picks another)", err, flag)
 	}
 	return err
 }
