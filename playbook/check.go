@@ -189,11 +189,8 @@ func (c *checker) checkStep(path string, s *Step, sc scope, siblings []string) {
 		}
 	}
 	c.duration(path+".timeout", s.Timeout)
-	switch s.Kind() {
-	case KindSwitch, KindSet, KindSucceed, KindFail:
-		if s.Timeout != "" {
-			c.add(path+".timeout", "timeout applies to action, wait, parallel, foreach and call steps: this step takes no time")
-		}
+	if s.Timeout != "" && s.Kind() != KindAction && !s.Bounded() {
+		c.add(path+".timeout", "timeout applies to action, wait, parallel, foreach and call steps: this step takes no time")
 	}
 	if s.Kind() != KindAction {
 		for _, f := range []struct {

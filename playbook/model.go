@@ -117,6 +117,17 @@ func (s *Step) Kind() string {
 	return ""
 }
 
+// Bounded says the step's timeout bounds the whole step, which waits on other
+// work: parallel, foreach, wait and call. An action's timeout bounds each attempt;
+// the other steps take no time and take no timeout.
+func (s *Step) Bounded() bool {
+	switch s.Kind() {
+	case KindParallel, KindForeach, KindWait, KindCall:
+		return true
+	}
+	return false
+}
+
 func (s *Step) has(kind string) bool {
 	switch kind {
 	case KindAction:

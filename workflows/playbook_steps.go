@@ -326,13 +326,11 @@ const (
 // stepTimeout is how long a parallel, foreach, wait or call step may take, when
 // it says.
 func (it *interpreter) stepTimeout(ctx workflow.Context, s *playbook.Step) (time.Duration, bool) {
-	switch s.Kind() {
-	case playbook.KindParallel, playbook.KindForeach, playbook.KindWait, playbook.KindCall:
-	default:
+	if s.Timeout == "" || !s.Bounded() {
 		return 0, false
 	}
 	limit, err := playbook.ParseDuration(s.Timeout)
-	if s.Timeout == "" || err != nil || workflow.GetVersion(ctx, versionStepTimeout, workflow.DefaultVersion, stepTimeout) < stepTimeout {
+	if err != nil || workflow.GetVersion(ctx, versionStepTimeout, workflow.DefaultVersion, stepTimeout) < stepTimeout {
 		return 0, false
 	}
 	return limit, true
