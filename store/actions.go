@@ -43,16 +43,21 @@ func (s *Store) ClaimAction(ctx context.Context, a *Action) (got Action, created
 // finished action keeps its status; with no row, nothing changes.
 func (s *Store) EndAction(ctx context.Context, key string) error {
 	return s.atomically(ctx, func(db *gorm.DB) error {
-		now := time.Now().UTC()
-		for _, end := range [][2]string{{StatusPending, StatusFailed}, {StatusRunning, StatusUnconfirmed}} {
-			err := db.Model(&Action{}).Where("idempotency_key = ? AND status = ?", key, end[0]).
-				Updates(map[string]any{"status": end[1], "updated_at": now}).Error
-			if err != nil {
-				return fmt.Errorf("store: end action: %w", err)
-			}
-		}
-		return nil
+		return endActions(db, "idempotency_key = ?", key)
 	})
+}
+
+// endActions settles, as EndAction says, the actions where (with arg) selects.
+func endActions(db *gorm.DB, where string, arg any) error {
+	now := time.Now().UTC()
+	for _, end := range [][2]string{{StatusPending, StatusFailed}, {StatusRunning, StatusUnconfirmed}} {
+		err := db.Model(&Action{}).Where(where+" AND status = ?", arg, end[0]).
+			Updates(map[string]any{"status": end[1], "updated_at": now}).Error
+		if err != nil {
+			return fmt.Errorf("store: end action: %w", err)
+		}
+	}
+	return nil
 }
 
 // GetAction returns the action recorded under an idempotency key.

@@ -19,6 +19,8 @@ const (
 	StatusSkipped   = "skipped"
 	StatusFailed    = "failed"
 	StatusPending   = "pending"
+	// StatusCancelled is a step that was under way when its run was cancelled.
+	StatusCancelled = "cancelled"
 	// StatusUnconfirmed is an action the vendor accepted but had not confirmed done
 	// when the run gave up waiting: the host may yet reach the wanted state.
 	StatusUnconfirmed = "unconfirmed"

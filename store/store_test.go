@@ -644,3 +644,136 @@ func TestConcurrentTransactionsOnAFreshStore(t *testing.T) {
 		}
 	})
 }
+
+// A run whose workflow Temporal closed without the run recording it (terminated,
+// say) is ended once, with everything it left unfinished: steps, actions,
+// approvals and the alert it was processing. Another run's rows stay as they are.
+func TestEndAbandonedRun(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+		for _, id := range []string{"a1", "a2"} {
+			if err := st.RecordAlert(ctx, alertRow(id, at, 5, store.AlertProcessing), nil,
+				&store.Run{ID: id, WorkflowID: "alert/fp-" + id, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.SaveRun(ctx, &store.Run{ID: "pb1", WorkflowID: "playbook/a1/isolate", WorkflowType: "PlaybookWorkflow",
+			AlertID: "a1", Status: store.StatusRunning, StartedAt: at, Playbook: "isolate", PlaybookVersion: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []store.Step{
+			{RunID: "a1", Name: "detect", Seq: 1, Status: store.StatusSucceeded},
+			{RunID: "a1", Name: "enrich", Seq: 2, Status: store.StatusRunning},
+			{RunID: "pb1", Name: "ask", Seq: 1, Status: store.StatusPending},
+			{RunID: "a2", Name: "enrich", Seq: 2, Status: store.StatusRunning},
+		} {
+			s.StartedAt = at
+			if err := st.SaveStep(ctx, &s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		actions := map[string]struct{ run, status string }{
+			"k-accepted": {"a1", store.StatusRunning}, "k-claimed": {"a1", store.StatusPending},
+			"k-done": {"a1", store.StatusSucceeded}, "k-other": {"a2", store.StatusRunning},
+		}
+		for key, a := range actions {
+			if _, _, err := st.ClaimAction(ctx, &store.Action{IdempotencyKey: key, AlertID: a.run, RunID: a.run,
+				Integration: "crowdstrike", Operation: "isolate_host", Status: a.status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ap := range []*store.Approval{
+			{ID: "ap1", AlertID: "a1", RunID: "pb1", Status: store.ApprovalPending},
+			{ID: "ap2", AlertID: "a2", RunID: "pb-a2", Status: store.ApprovalPending},
+		} {
+			ap.WorkflowID, ap.Playbook, ap.Step, ap.Operation, ap.ArgsHash, ap.RequestedAt = "playbook/x", "isolate", "ask", "edr.isolate_host", "h", at
+			if err := st.SaveApproval(ctx, ap); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		open, err := st.OpenRuns(ctx, []string{"a1", "pb1", "unknown"})
+		if err != nil || len(open) != 2 {
+			t.Fatalf("open runs = %+v, %v", open, err)
+		}
+		const reason = "terminated in Temporal by ops: stuck"
+		end := at.Add(time.Hour)
+		for _, id := range []string{"a1", "pb1"} {
+			for attempt, want := range []bool{true, false} {
+				ended, err := st.EndAbandonedRun(ctx, store.RunEnd{RunID: id, At: end, Reason: reason})
+				if err != nil || ended != want {
+					t.Fatalf("end %s (attempt %d) = %v, %v; want %v", id, attempt+1, ended, err, want)
+				}
+			}
+		}
+		if ended, err := st.EndAbandonedRun(ctx, store.RunEnd{RunID: "unknown", At: end, Reason: reason}); err != nil || ended {
+			t.Fatalf("end of an unknown run = %v, %v", ended, err)
+		}
+
+		d, err := st.GetAlert(ctx, "a1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Alert.Status != store.AlertFailed || d.Alert.Summary != "failed: "+reason {
+			t.Fatalf("alert = %s %q", d.Alert.Status, d.Alert.Summary)
+		}
+		if d.Run.Status != store.StatusFailed || d.Run.Error != reason || d.Run.ClosedAt == nil || !d.Run.ClosedAt.Equal(end) {
+			t.Fatalf("run = %+v", d.Run)
+		}
+		steps := map[string]store.Step{}
+		for _, s := range d.Steps {
+			steps[s.Name] = s
+		}
+		if steps["detect"].Status != store.StatusSucceeded || steps["enrich"].Status != store.StatusCancelled ||
+			steps["enrich"].Note != reason || steps["enrich"].FinishedAt == nil {
+			t.Fatalf("steps = %+v", d.Steps)
+		}
+		got := map[string]string{}
+		for _, a := range d.Actions {
+			got[a.IdempotencyKey] = a.Status
+		}
+		if want := map[string]string{"k-accepted": store.StatusUnconfirmed, "k-claimed": store.StatusFailed, "k-done": store.StatusSucceeded}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("actions = %v, want %v", got, want)
+		}
+		if len(d.Playbooks) != 1 || d.Playbooks[0].Run.Status != store.StatusFailed || d.Playbooks[0].Steps[0].Status != store.StatusCancelled {
+			t.Fatalf("playbook runs = %+v", d.Playbooks)
+		}
+		if len(d.Approvals) != 1 || d.Approvals[0].Status != store.ApprovalCancelled || d.Approvals[0].Reason != reason || d.Approvals[0].DecidedAt == nil {
+			t.Fatalf("approvals = %+v", d.Approvals)
+		}
+
+		// The other alert's rows are untouched.
+		other, err := st.GetAlert(ctx, "a2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other.Alert.Status != store.AlertProcessing || other.Run.Status != store.StatusRunning || other.Run.ClosedAt != nil ||
+			other.Steps[0].Status != store.StatusRunning || other.Actions[0].Status != store.StatusRunning {
+			t.Fatalf("another alert changed: %+v", other)
+		}
+		if ap, err := st.GetApproval(ctx, "ap2"); err != nil || ap.Status != store.ApprovalPending {
+			t.Fatalf("another run's approval = %+v, %v", ap, err)
+		}
+
+		// A run whose stages finished keeps its outcome; only its close is recorded.
+		if err := st.UpdateRun(ctx, "a2", store.RunUpdate{Status: store.StatusCompleted}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.UpdateAlert(ctx, "a2", store.AlertUpdate{Status: store.AlertContained, Summary: "contained: contain_when matched"}); err != nil {
+			t.Fatal(err)
+		}
+		if ended, err := st.EndAbandonedRun(ctx, store.RunEnd{RunID: "a2", At: end, Reason: reason}); err != nil || !ended {
+			t.Fatalf("end a2 = %v, %v", ended, err)
+		}
+		if other, err = st.GetAlert(ctx, "a2"); err != nil {
+			t.Fatal(err)
+		}
+		if other.Alert.Status != store.AlertContained || other.Run.Status != store.StatusCompleted || other.Run.Error != "" || other.Run.ClosedAt == nil {
+			t.Fatalf("a finished run's end changed its outcome: %s %+v", other.Alert.Status, other.Run)
+		}
+		if open, err := st.OpenRuns(ctx, []string{"a1", "a2", "pb1"}); err != nil || len(open) != 0 {
+			t.Fatalf("open runs after their ends = %+v, %v", open, err)
+		}
+	})
+}

@@ -137,6 +137,16 @@ func (w *alertWorkflow) onDelivery(d Delivery) bool {
 
 func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 	stage, skip, err := w.pipeline(ctx)
+	cancelled := w.cancelled(ctx)
+	if cancelled {
+		// Recorded on a context the cancellation does not reach.
+		dctx, cancel := workflow.NewDisconnectedContext(ctx)
+		defer cancel()
+		ctx = dctx
+		if err != nil { // the stage failed because it was cancelled
+			err = errors.New(runCancelled)
+		}
+	}
 	finish := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, SkipContain: skip,
 		Playbooks: w.state.Playbooks, RespondStarted: w.respondStarted}
 	if err != nil {
@@ -147,17 +157,42 @@ func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 	w.state.Stage = StageDone
 	w.record(ctx, &finish)
 
-	w.absorbDuplicates(ctx)
+	if !cancelled {
+		w.absorbDuplicates(ctx)
+		if cancelled = w.cancelled(ctx); cancelled { // during the dedup window
+			dctx, cancel := workflow.NewDisconnectedContext(ctx)
+			defer cancel()
+			ctx = dctx
+		}
+	}
 
 	closing := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, Error: w.state.Error, Closed: true}
 	w.record(ctx, &closing)
 
 	result := AlertResult{AlertID: w.ref.AlertID, Outcome: w.state.Outcome, Action: w.state.Action, Duplicates: w.state.Duplicates}
-	if err != nil {
+	switch {
+	case cancelled:
+		return result, temporal.NewCanceledError(runCancelled)
+	case err != nil:
 		return result, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("alert %s failed at %s", w.ref.AlertID, stage), "AlertFailed", err)
 	}
 	return result, nil
+}
+
+// versionAlertCancel marks runs that, when cancelled (from Temporal: there is
+// no other way), let their playbook runs wind down and then record the alert's
+// end. Before it a run cancelled in its stages or its dedup window recorded
+// nothing, and its dedup wait spun until Temporal failed the task as a deadlock.
+const (
+	versionAlertCancel  = "alert-cancel-recorded"
+	alertCancelRecorded = 1
+	runCancelled        = "the run was cancelled"
+)
+
+// cancelled says the run was cancelled, in a run that handles that.
+func (w *alertWorkflow) cancelled(ctx workflow.Context) bool {
+	return ctx.Err() != nil && workflow.GetVersion(ctx, versionAlertCancel, workflow.DefaultVersion, alertCancelRecorded) >= alertCancelRecorded
 }
 
 // pipeline runs the four stages. Detect and enrich run side by side: enrichment
@@ -328,10 +363,13 @@ func (w *alertWorkflow) respond(ctx workflow.Context, sel SelectOutput) (stage, 
 	}
 	w.state.Stage = StageContain
 	w.respondStarted = workflow.Now(ctx)
+	// A cancelled run waits for its playbook runs to wind down and record where
+	// they stopped, rather than closing and so terminating them.
+	windDown := workflow.GetVersion(ctx, versionAlertCancel, workflow.DefaultVersion, alertCancelRecorded) >= alertCancelRecorded
 	runs := make([]workflow.ChildWorkflowFuture, len(sel.Playbooks))
 	for i, p := range sel.Playbooks {
 		id := PlaybookRunID(w.ref.AlertID, p.Definition.Name)
-		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id})
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{WorkflowID: id, WaitForCancellation: windDown})
 		runs[i] = workflow.ExecuteChildWorkflow(cctx, PlaybookWorkflowName, PlaybookInput{
 			Playbook: p, Callees: sel.Callees, Alert: w.alert, Detection: w.detection,
 			Enrichment: w.enrichment, AlertID: w.ref.AlertID,
@@ -439,7 +477,7 @@ func (w *alertWorkflow) absorbDuplicates(ctx workflow.Context) {
 	for {
 		w.flushDuplicates(ctx)
 		remaining := w.state.DedupUntil.Sub(workflow.Now(ctx))
-		if remaining <= 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if remaining <= 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() || ctx.Err() != nil {
 			break
 		}
 		_, _ = workflow.AwaitWithTimeout(ctx, remaining, func() bool {

@@ -650,3 +650,80 @@ steps:
 		t.Fatalf("the wait step did not end on the second duplicate: %+v", rec)
 	}
 }
+
+// TestCancelledRunRecordsItsEnd: an alert run cancelled from Temporal records its
+// end, on a context the cancellation does not reach, and closes as cancelled: in
+// its dedup window it keeps its outcome; during its stages it lets its playbook
+// runs wind down first and fails. Runs from before the change close without the
+// spin in the dedup wait that made Temporal fail their task as a deadlock.
+func TestCancelledRunRecordsItsEnd(t *testing.T) {
+	t.Run("in the dedup window", func(t *testing.T) {
+		s := &stubs{verdict: policy.Verdict{Contain: true}}
+		env := setup(t, s)
+		env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Minute)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		var canceled *temporal.CanceledError
+		if err := env.GetWorkflowError(); !errors.As(err, &canceled) {
+			t.Fatalf("ended with %v, want a cancellation", err)
+		}
+		if len(s.finishes) != 2 || s.finishes[0].Outcome != workflows.OutcomeContained || !s.finishes[1].Closed ||
+			s.finishes[1].Outcome != workflows.OutcomeContained || !s.finishes[1].At.Equal(received.Add(2*time.Minute)) {
+			t.Fatalf("finishes = %+v", s.finishes)
+		}
+	})
+
+	t.Run("while a playbook waits", func(t *testing.T) {
+		waiter := parsePlaybook(t, `
+name: waiter
+trigger: {when: "true"}
+steps:
+  - id: more
+    wait: {until: "run.events >= 5", timeout: 30m}
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}"}
+`)
+		s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: []workflows.PinnedPlaybook{waiter}}}
+		a := withSideEffects(&actions{})
+		env := setup(t, s)
+		a.register(env)
+		env.RegisterDelayedCallback(env.CancelWorkflow, time.Minute)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		var canceled *temporal.CanceledError
+		if err := env.GetWorkflowError(); !errors.As(err, &canceled) {
+			t.Fatalf("ended with %v, want a cancellation", err)
+		}
+		if len(a.calls) != 0 {
+			t.Fatalf("a cancelled run acted: %v", a.ops())
+		}
+		// The playbook run recorded where it stopped before the alert recorded its end.
+		if len(a.results) != 1 || a.results[0].Message != "the run was cancelled" {
+			t.Fatalf("playbook results = %+v", a.results)
+		}
+		if len(s.finishes) != 2 {
+			t.Fatalf("finishes = %+v", s.finishes)
+		}
+		f := s.finishes[0]
+		if f.Outcome != workflows.OutcomeFailed || f.Error != "the run was cancelled" || f.FailedStage != workflows.StageContain ||
+			len(f.Playbooks) != 1 || f.Playbooks[0].Message != "the run was cancelled" {
+			t.Fatalf("finish = %+v", f)
+		}
+		if c := s.finishes[1]; !c.Closed || c.Error != "the run was cancelled" || !c.At.Equal(received.Add(time.Minute)) {
+			t.Fatalf("the close waited out the dedup window or lost the error: %+v", c)
+		}
+	})
+
+	t.Run("a run from before the change", func(t *testing.T) {
+		s := &stubs{verdict: policy.Verdict{Contain: true}}
+		env := setup(t, s)
+		env.OnGetVersion("alert-cancel-recorded", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		env.RegisterDelayedCallback(env.CancelWorkflow, 2*time.Minute)
+		env.ExecuteWorkflow(workflows.AlertWorkflowName, input())
+		if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
+			t.Fatalf("completed %v with %v", env.IsWorkflowCompleted(), env.GetWorkflowError())
+		}
+		if len(s.finishes) != 1 {
+			t.Fatalf("finishes = %+v", s.finishes)
+		}
+	})
+}

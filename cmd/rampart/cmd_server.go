@@ -120,9 +120,11 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			stopReconciler := app.StartReconciler(c, st, cfg, log)
 			log.Info("rampart worker polling", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace)
 			<-ctx.Done()
 			w.Stop()
+			stopReconciler()
 			return nil
 		},
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
@@ -496,4 +498,86 @@ steps:
 		t.Fatalf("still pending: %+v", inbox.Approvals)
 	}
 	saveHistory(t, d, a.Playbooks[0].WorkflowID, "playbook_cancelled.json")
+}
+
+// TestEndToEndRunsStoppedInTemporal: alert runs an operator stops from Temporal
+// end in the store too, on the real embedded server. A cancelled run winds its
+// playbook run down and records its end itself; a terminated one runs no code
+// again, so the worker's sweep records it from Temporal's visibility store. Either
+// way the alert fails saying why, the playbook run and its step stop, the
+// approval leaves the inbox, and nothing is contained.
+func TestEndToEndRunsStoppedInTemporal(t *testing.T) {
+	held := `name: held
+trigger: {when: "alert.device.id != ''"}
+steps:
+  - id: gate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+    approval: {approvers: ["role:tier2"], timeout: 1h}
+`
+	cfg := devConfig(t, time.Hour)
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"held.yaml": held})
+	cfg.ReconcileEvery = 200 * time.Millisecond
+	d := startDev(t, cfg)
+	ctx := context.Background()
+
+	terminated := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	cancelled := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
+	approvals := map[string]server.ApprovalView{}
+	for _, acc := range []ingest.Accepted{terminated, cancelled} {
+		approvals[acc.AlertID] = waitApproval(t, d.URL, acc.AlertID)
+	}
+	if err := d.Client.TerminateWorkflow(ctx, terminated.WorkflowID, terminated.AlertID, "stuck: stopped by the on-call"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Client.CancelWorkflow(ctx, cancelled.WorkflowID, cancelled.AlertID); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name          string
+		acc           ingest.Accepted
+		summary       *regexp.Regexp
+		playbookError string
+	}{
+		{"terminated", terminated, regexp.MustCompile(`^failed: terminated in Temporal by .+: stuck: stopped by the on-call$`), "terminated in Temporal"},
+		{"cancelled", cancelled, regexp.MustCompile(`^held failed: the run was cancelled$`), "the run was cancelled"},
+	} {
+		a := awaitAlert(t, d.URL, tc.acc.AlertID, "the "+tc.name+" run's end", waitTimeout, func(a server.AlertDetail) bool {
+			return a.Status == "failed" && a.Run != nil && a.Run.ClosedAt != nil &&
+				len(a.Playbooks) == 1 && a.Playbooks[0].Run.ClosedAt != nil
+		})
+		if !tc.summary.MatchString(a.Summary) || a.Run.Status != "failed" {
+			t.Fatalf("%s: summary %q, run %+v", tc.name, a.Summary, a.Run)
+		}
+		pb := a.Playbooks[0]
+		// A step waiting for its approval has no record yet; one the run wound
+		// down records that it was cancelled.
+		stopped := len(pb.Steps) == 0 && tc.name == "terminated" ||
+			len(pb.Steps) == 1 && pb.Steps[0].Name == "gate" && pb.Steps[0].Status == "cancelled"
+		if pb.Run.Status != "failed" || !strings.HasPrefix(pb.Run.Error, tc.playbookError) || !stopped {
+			t.Fatalf("%s: playbook run %+v, steps %+v", tc.name, pb.Run, pb.Steps)
+		}
+		var ap server.ApprovalView
+		if code := getJSON(t, d.URL+"/api/v1/approvals/"+approvals[tc.acc.AlertID].ID, &ap); code != http.StatusOK || ap.Status != "cancelled" {
+			t.Fatalf("%s: the approval: %d %+v", tc.name, code, ap)
+		}
+	}
+	var inbox struct {
+		Approvals []server.ApprovalView `json:"approvals"`
+	}
+	if getJSON(t, d.URL+"/api/v1/approvals?status=pending", &inbox); len(inbox.Approvals) != 0 {
+		t.Fatalf("still pending: %+v", inbox.Approvals)
+	}
+	if n := d.Simulator.ContainCalls(ransomHost); n != 0 {
+		t.Fatalf("%d containment calls for a run that was stopped", n)
+	}
+	desc, err := d.Client.DescribeWorkflowExecution(ctx, cancelled.WorkflowID, cancelled.AlertID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := desc.GetWorkflowExecutionInfo().GetStatus(); st != enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+		t.Fatalf("the cancelled run closed as %s", st)
+	}
+	saveHistory(t, d, cancelled.WorkflowID, "alert_cancelled.json")
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// its next version when it changed.
 	PlaybooksDir string
 	LogLevel     string
+	// ReconcileEvery is how often a worker looks for runs that ended in Temporal
+	// without recording it (reconcile.DefaultEvery when zero).
+	ReconcileEvery time.Duration
 
 	// Policy, from the config file.
 	ContainWhen string

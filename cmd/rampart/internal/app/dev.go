@@ -50,8 +50,9 @@ type Dev struct {
 	URL       string
 	Sources   map[string]*ingest.Source
 
-	serveErr chan error
-	log      *slog.Logger
+	serveErr       chan error
+	stopReconciler func()
+	log            *slog.Logger
 }
 
 // StartDev starts everything and returns once the HTTP server is listening. On
@@ -134,6 +135,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Worker, err = StartWorker(d.Client, cfg.TaskQueue, acts, opts.Worker); err != nil {
 		return nil, err
 	}
+	d.stopReconciler = StartReconciler(d.Client, d.Store, &d.Config, log)
 
 	if d.HTTP, err = NewHTTPServer(&d.Config, d.Client, d.Store, d.Sources, log); err != nil {
 		return nil, err
@@ -192,6 +194,9 @@ func (d *Dev) Stop(ctx context.Context) {
 	}
 	if d.Worker != nil {
 		d.Worker.Stop()
+	}
+	if d.stopReconciler != nil {
+		d.stopReconciler()
 	}
 	if d.Client != nil {
 		d.Client.Close()

@@ -22,6 +22,8 @@ import (
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/reconcile"
+	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -185,4 +187,25 @@ func StartWorker(c client.Client, taskQueue string, acts *activities.Activities,
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
 	return w, nil
+}
+
+// StartReconciler sweeps, in the background until stop returns, for runs that
+// ended in Temporal without recording their end (see package reconcile). Every
+// worker process runs one: sweeps are idempotent, and the store records each end
+// once however many find it.
+func StartReconciler(c client.Client, st *store.Store, cfg *Config, log *slog.Logger) (stop func()) {
+	r := &reconcile.Reconciler{
+		Temporal: c, Store: st, Failures: cfg.Payloads.FailureConverter(),
+		Every: cfg.ReconcileEvery, Lookback: cfg.Retention, Log: log,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

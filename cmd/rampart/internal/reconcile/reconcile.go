@@ -1,0 +1,216 @@
+// Package reconcile keeps the store honest about runs that ended in Temporal
+// without recording their end: an operator terminated or cancelled the workflow
+// (from the Temporal UI or CLI), it timed out, or it failed while the store was
+// away. No activity of such a run is left to write its end, so without this the
+// store would show the alert processing, its steps running and its approvals
+// pending for ever. A worker sweeps Temporal's visibility store for such closes
+// and ends the runs in the store.
+//
+// It may import store, workflows (for names) and the Temporal client.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// Temporal is what a sweep asks Temporal; client.Client is one.
+type Temporal interface {
+	ListWorkflow(ctx context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
+	GetWorkflowHistory(ctx context.Context, workflowID, runID string, isLongPoll bool, filter enumspb.HistoryEventFilterType) client.HistoryEventIterator
+}
+
+// Store is where a sweep records the ends; *store.Store is one.
+type Store interface {
+	OpenRuns(ctx context.Context, ids []string) ([]store.Run, error)
+	EndAbandonedRun(ctx context.Context, end store.RunEnd) (bool, error)
+}
+
+// Defaults.
+const (
+	DefaultEvery = time.Minute
+	// overlap is how far back of the last sweep's start the next one looks
+	// again: a close reaches the visibility store a moment after it happens.
+	overlap = 5 * time.Minute
+	// maxReason bounds the reason recorded (an operator's termination reason is
+	// free text), in characters.
+	maxReason = 300
+)
+
+// Reconciler sweeps for abandoned runs.
+type Reconciler struct {
+	Temporal Temporal
+	Store    Store
+	// Failures decodes a failed workflow's message (payload encryption covers
+	// failure messages too).
+	Failures converter.FailureConverter
+	// Every is the time between sweeps; Lookback how far back the first sweep
+	// looks (the namespace's retention: visibility forgets closes older than it).
+	Every, Lookback time.Duration
+	Log             *slog.Logger
+}
+
+// Run sweeps until ctx ends: first over Lookback, then, every Every, over what
+// closed since the previous sweep began.
+func (r *Reconciler) Run(ctx context.Context) {
+	every := r.Every
+	if every <= 0 {
+		every = DefaultEvery
+	}
+	since := time.Now().Add(-r.Lookback)
+	for {
+		began := time.Now()
+		ended, err := r.Sweep(ctx, since)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			// The next sweep covers this one's span again.
+			r.Log.Warn("reconcile: sweep for runs that ended in Temporal failed; trying again", "error", err, "in", every)
+		default:
+			since = began.Add(-overlap)
+			if ended > 0 {
+				r.Log.Info("reconcile: recorded the end of runs that ended in Temporal without recording it", "runs", ended)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}
+
+// abandonedQuery finds the closes of Rampart's workflows that ran no code to
+// record them: completed runs always record theirs.
+const abandonedQuery = "WorkflowType IN ('" + workflows.AlertWorkflowName + "', '" + workflows.PlaybookWorkflowName + "')" +
+	" AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut', 'Failed')"
+
+// Sweep ends, in the store, every run still open there whose workflow closed
+// abandoned at or after since. It returns how many it ended.
+func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
+	query := abandonedQuery + " AND CloseTime >= '" + since.UTC().Format(time.RFC3339Nano) + "'"
+	var (
+		ended int
+		token []byte
+	)
+	for {
+		resp, err := r.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: query, PageSize: 200, NextPageToken: token,
+		})
+		if err != nil {
+			return ended, fmt.Errorf("reconcile: list closed runs: %w", err)
+		}
+		closed := map[string]*closedRun{}
+		ids := make([]string, 0, len(resp.GetExecutions()))
+		for _, e := range resp.GetExecutions() {
+			c := &closedRun{
+				workflowID: e.GetExecution().GetWorkflowId(), runID: e.GetExecution().GetRunId(),
+				status: e.GetStatus(), at: e.GetCloseTime().AsTime(),
+			}
+			closed[c.runID] = c
+			ids = append(ids, c.runID)
+		}
+		open, err := r.Store.OpenRuns(ctx, ids)
+		if err != nil {
+			return ended, fmt.Errorf("reconcile: %w", err)
+		}
+		for _, run := range open {
+			c := closed[run.ID]
+			reason := r.why(ctx, c)
+			ok, err := r.Store.EndAbandonedRun(ctx, store.RunEnd{RunID: c.runID, At: c.at, Reason: reason})
+			if err != nil {
+				return ended, fmt.Errorf("reconcile: %w", err)
+			}
+			if ok {
+				ended++
+				r.Log.Warn("reconcile: a run ended in Temporal without recording it; recorded its end",
+					"workflow_id", c.workflowID, "run_id", c.runID, "alert_id", run.AlertID, "reason", reason)
+			}
+		}
+		if token = resp.GetNextPageToken(); len(token) == 0 {
+			return ended, nil
+		}
+	}
+}
+
+type closedRun struct {
+	workflowID, runID string
+	status            enumspb.WorkflowExecutionStatus
+	at                time.Time
+}
+
+// why says how the run ended, from its close event where that says more than
+// its status: who terminated it and why, or the failure's message.
+func (r *Reconciler) why(ctx context.Context, c *closedRun) string {
+	reason := map[enumspb.WorkflowExecutionStatus]string{
+		enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED: "terminated in Temporal",
+		enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:   "cancelled in Temporal",
+		enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:  "timed out in Temporal (the workflow's execution timeout)",
+		enumspb.WORKFLOW_EXECUTION_STATUS_FAILED:     "failed without recording its end",
+	}[c.status]
+	if reason == "" {
+		reason = "ended in Temporal as " + c.status.String()
+	}
+	event, err := closeEvent(ctx, r.Temporal, c)
+	if err != nil {
+		r.Log.Warn("reconcile: cannot read how a run ended; recording its status alone", "run_id", c.runID, "error", err)
+		return reason
+	}
+	if t := event.GetWorkflowExecutionTerminatedEventAttributes(); t != nil {
+		if t.GetIdentity() != "" {
+			reason += " by " + t.GetIdentity()
+		}
+		if t.GetReason() != "" {
+			reason += ": " + t.GetReason()
+		}
+	}
+	if f := event.GetWorkflowExecutionFailedEventAttributes(); f != nil && r.Failures != nil {
+		reason += ": " + failureText(r.Failures.FailureToError(f.GetFailure()))
+	}
+	if runes := []rune(reason); len(runes) > maxReason {
+		reason = string(runes[:maxReason-1]) + "…"
+	}
+	return reason
+}
+
+// failureText is a failure's messages as a person reads them: each
+// application error's own words, outermost first, without Temporal's
+// "(type: …, retryable: …)".
+func failureText(err error) string {
+	var words []string
+	for ; err != nil; err = errors.Unwrap(err) {
+		var app *temporal.ApplicationError
+		if !errors.As(err, &app) {
+			words = append(words, err.Error())
+			break
+		}
+		if app.Message() != "" {
+			words = append(words, app.Message())
+		}
+		err = app
+	}
+	return strings.Join(words, ": ")
+}
+
+func closeEvent(ctx context.Context, t Temporal, c *closedRun) (*historypb.HistoryEvent, error) {
+	it := t.GetWorkflowHistory(ctx, c.workflowID, c.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	if !it.HasNext() {
+		return nil, errors.New("the history has no close event")
+	}
+	return it.Next()
+}

@@ -1,0 +1,199 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+// fakeTemporal answers a visibility query with pages of closed runs and a
+// history read with each run's close event.
+type fakeTemporal struct {
+	mu      sync.Mutex
+	pages   [][]*workflowpb.WorkflowExecutionInfo
+	closes  map[string]*historypb.HistoryEvent // by run id; none: the read fails
+	queries []string
+	listErr error
+}
+
+func (f *fakeTemporal) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	f.mu.Lock()
+	f.queries = append(f.queries, req.GetQuery())
+	f.mu.Unlock()
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
+	page := 0
+	if len(req.GetNextPageToken()) > 0 {
+		page = int(req.GetNextPageToken()[0])
+	}
+	resp := &workflowservice.ListWorkflowExecutionsResponse{Executions: f.pages[page]}
+	if page+1 < len(f.pages) {
+		resp.NextPageToken = []byte{byte(page + 1)}
+	}
+	return resp, nil
+}
+
+func (f *fakeTemporal) queriesSoFar() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.queries)
+}
+
+func (f *fakeTemporal) GetWorkflowHistory(_ context.Context, _, runID string, _ bool, filter enumspb.HistoryEventFilterType) client.HistoryEventIterator {
+	if filter != enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT {
+		panic("the sweep reads whole histories")
+	}
+	return &events{event: f.closes[runID]}
+}
+
+type events struct {
+	event *historypb.HistoryEvent
+	read  bool
+}
+
+func (e *events) HasNext() bool { return !e.read }
+func (e *events) Next() (*historypb.HistoryEvent, error) {
+	e.read = true
+	if e.event == nil {
+		return nil, errors.New("history unavailable")
+	}
+	return e.event, nil
+}
+
+var closedAt = time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+
+func closed(runID string, status enumspb.WorkflowExecutionStatus) *workflowpb.WorkflowExecutionInfo {
+	return &workflowpb.WorkflowExecutionInfo{
+		Execution: &commonpb.WorkflowExecution{WorkflowId: "alert/" + runID, RunId: runID},
+		Status:    status, CloseTime: timestamppb.New(closedAt),
+	}
+}
+
+func openAlert(t *testing.T, st *store.Store, id string) {
+	t.Helper()
+	a := &store.Alert{ID: id, WorkflowID: "alert/" + id, Fingerprint: id, Source: "ocsf", Status: store.AlertProcessing,
+		EventTime: closedAt, ReceivedAt: closedAt, LastSeenAt: closedAt, AlertJSON: "{}"}
+	run := &store.Run{ID: id, WorkflowID: "alert/" + id, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: closedAt}
+	if err := st.RecordAlert(context.Background(), a, nil, run); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A sweep ends each run the store holds open among the closes it pages through,
+// saying how each ended; runs already closed in the store, and runs it never
+// recorded, are left alone.
+func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	for _, id := range []string{"terminated", "failed", "timed-out", "unreadable", "long", "recorded"} {
+		openAlert(t, st, id)
+	}
+	if err := st.UpdateRun(ctx, "recorded", store.RunUpdate{Status: store.StatusFailed, Error: "its own words", ClosedAt: &closedAt}); err != nil {
+		t.Fatal(err)
+	}
+	failures := temporal.GetDefaultFailureConverter()
+	failure := failures.ErrorToFailure(temporal.NewNonRetryableApplicationError("alert failed at detect", "AlertFailed",
+		temporal.NewApplicationError("the store stayed unavailable", "StoreUnavailable")))
+	ft := &fakeTemporal{
+		pages: [][]*workflowpb.WorkflowExecutionInfo{
+			{closed("terminated", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("failed", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED),
+				closed("never-recorded", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
+			{closed("timed-out", enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT), closed("unreadable", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
+				closed("long", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("recorded", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED)},
+		},
+		closes: map[string]*historypb.HistoryEvent{
+			"terminated": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
+				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "stuck", Identity: "ana@ops"}}},
+			"failed": {Attributes: &historypb.HistoryEvent_WorkflowExecutionFailedEventAttributes{
+				WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{Failure: failure}}},
+			"timed-out": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTimedOutEventAttributes{
+				WorkflowExecutionTimedOutEventAttributes: &historypb.WorkflowExecutionTimedOutEventAttributes{}}},
+			"long": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
+				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: strings.Repeat("why ", 200)}}},
+		},
+	}
+	r := &Reconciler{Temporal: ft, Store: st, Failures: failures, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	since := closedAt.Add(-time.Hour)
+	ended, err := r.Sweep(ctx, since)
+	if err != nil || ended != 5 {
+		t.Fatalf("sweep ended %d runs (%v), want 5", ended, err)
+	}
+	if qs := ft.queriesSoFar(); len(qs) != 2 || !strings.Contains(qs[0], "CloseTime >= '2026-11-28T05:00:00Z'") ||
+		!strings.Contains(qs[0], "WorkflowType IN ('AlertWorkflow', 'PlaybookWorkflow')") {
+		t.Fatalf("queries = %q", qs)
+	}
+	for id, want := range map[string]string{
+		"terminated": "failed: terminated in Temporal by ana@ops: stuck",
+		"failed":     "failed: failed without recording its end: alert failed at detect: the store stayed unavailable",
+		"timed-out":  "failed: timed out in Temporal (the workflow's execution timeout)",
+		"unreadable": "failed: cancelled in Temporal",
+	} {
+		d, err := st.GetAlert(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Alert.Status != store.AlertFailed || d.Alert.Summary != want || d.Run.ClosedAt == nil || !d.Run.ClosedAt.Equal(closedAt) {
+			t.Errorf("%s: alert %s %q, run closed %v; want %q", id, d.Alert.Status, d.Alert.Summary, d.Run.ClosedAt, want)
+		}
+	}
+	if d, _ := st.GetAlert(ctx, "long"); len([]rune(d.Run.Error)) != maxReason || !strings.HasSuffix(d.Run.Error, "…") {
+		t.Errorf("a long reason is kept whole: %d characters", len([]rune(d.Run.Error)))
+	}
+	if d, _ := st.GetAlert(ctx, "recorded"); d.Run.Error != "its own words" || d.Alert.Status != store.AlertProcessing {
+		t.Errorf("a run that recorded its end was ended again: %+v", d.Run)
+	}
+
+	// The next sweep over the same closes finds nothing left to end.
+	if ended, err := r.Sweep(ctx, since); err != nil || ended != 0 {
+		t.Fatalf("second sweep ended %d (%v)", ended, err)
+	}
+}
+
+// Run keeps sweeping after a failed sweep, over the span the failed one missed,
+// and stops when its context ends.
+func TestRunSweepsAgainAfterAFailure(t *testing.T) {
+	ft := &fakeTemporal{listErr: errors.New("frontend unavailable")}
+	r := &Reconciler{Temporal: ft, Store: storetest.SQLite(t), Every: 10 * time.Millisecond, Lookback: time.Hour,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if len(ft.queriesSoFar()) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no sweep after a failed one")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	qs := ft.queriesSoFar()
+	if qs[0] != qs[len(qs)-1] {
+		t.Fatalf("a failed sweep moved the window on: %q then %q", qs[0], qs[len(qs)-1])
+	}
+}
