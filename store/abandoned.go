@@ -84,3 +84,26 @@ func (s *Store) EndAbandonedRun(ctx context.Context, end RunEnd) (ended bool, er
 	})
 	return ended, err
 }
+
+// EndAbandonedRevert records that the timed revert step (a step name ending in
+// workflows.RevertStepSuffix) of the playbook run with workflow id
+// playbookWorkflowID will not run: its workflow closed before recording an end
+// (terminated or cancelled in Temporal). A pending revert step is cancelled with
+// the reason, and its inverse action, if it had begun, ends as EndAction ends
+// it. It reports false, changing nothing, when no such revert is pending.
+func (s *Store) EndAbandonedRevert(ctx context.Context, playbookWorkflowID, step string, at time.Time, reason string) (ended bool, err error) {
+	now := time.Now().UTC()
+	err = s.atomically(ctx, func(db *gorm.DB) error {
+		runs := db.Session(&gorm.Session{NewDB: true}).Model(&Run{}).Select("id").Where("workflow_id = ?", playbookWorkflowID)
+		res := db.Model(&Step{}).Where("name = ? AND status = ? AND run_id IN (?)", step, StatusPending, runs).
+			Updates(map[string]any{"status": StatusCancelled, "finished_at": at.UTC(), "note": reason, "updated_at": now})
+		if res.Error != nil {
+			return fmt.Errorf("store: end abandoned revert: %w", res.Error)
+		}
+		if ended = res.RowsAffected > 0; !ended {
+			return nil
+		}
+		return endActions(db, "step = ? AND run_id IN (?)", step, runs)
+	})
+	return ended, err
+}

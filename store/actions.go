@@ -47,11 +47,11 @@ func (s *Store) EndAction(ctx context.Context, key string) error {
 	})
 }
 
-// endActions settles, as EndAction says, the actions where (with arg) selects.
-func endActions(db *gorm.DB, where string, arg any) error {
+// endActions settles, as EndAction says, the actions where (with args) selects.
+func endActions(db *gorm.DB, where string, args ...any) error {
 	now := time.Now().UTC()
 	for _, end := range [][2]string{{StatusPending, StatusFailed}, {StatusRunning, StatusUnconfirmed}} {
-		err := db.Model(&Action{}).Where(where+" AND status = ?", arg, end[0]).
+		err := db.Model(&Action{}).Where(where+" AND status = ?", append(args, end[0])...).
 			Updates(map[string]any{"status": end[1], "updated_at": now}).Error
 		if err != nil {
 			return fmt.Errorf("store: end action: %w", err)

@@ -777,3 +777,56 @@ func TestEndAbandonedRun(t *testing.T) {
 		}
 	})
 }
+
+// A timed revert whose workflow was stopped in Temporal will not run: its pending
+// step is cancelled with the reason, and an inverse action it had begun ends. The
+// same step of another playbook run stays pending.
+func TestEndAbandonedRevert(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+		for _, id := range []string{"a", "b"} {
+			if err := st.SaveRun(ctx, &store.Run{ID: "pb-" + id, WorkflowID: "playbook/" + id + "/block", WorkflowType: "PlaybookWorkflow",
+				AlertID: id, Status: store.StatusCompleted, StartedAt: at, Playbook: "block", PlaybookVersion: 1}); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []store.Step{
+				{RunID: "pb-" + id, Name: "block", Seq: 1, Status: store.StatusSucceeded, StartedAt: at},
+				{RunID: "pb-" + id, Name: "block.revert", Seq: 1_000_000, Status: store.StatusPending, StartedAt: at},
+			} {
+				if err := st.SaveStep(ctx, &s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := st.ClaimAction(ctx, &store.Action{IdempotencyKey: "undo-" + id, AlertID: id, RunID: "pb-" + id, Step: "block.revert",
+				Integration: "firewall", Operation: "unblock_ip", Status: store.StatusRunning}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const reason = "the revert will not run: terminated in Temporal by ana@ops: keep the block"
+		for attempt, want := range []bool{true, false} {
+			ended, err := st.EndAbandonedRevert(ctx, "playbook/a/block", "block.revert", at.Add(time.Hour), reason)
+			if err != nil || ended != want {
+				t.Fatalf("attempt %d: ended %v, %v; want %v", attempt+1, ended, err, want)
+			}
+		}
+		steps, err := st.RunSteps(ctx, "pb-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(steps) != 2 || steps[0].Status != store.StatusSucceeded || steps[1].Status != store.StatusCancelled ||
+			steps[1].Note != reason || steps[1].FinishedAt == nil || !steps[1].FinishedAt.Equal(at.Add(time.Hour)) {
+			t.Fatalf("steps = %+v", steps)
+		}
+		if a, err := st.GetAction(ctx, "undo-a"); err != nil || a.Status != store.StatusUnconfirmed {
+			t.Fatalf("the begun inverse action = %+v, %v", a, err)
+		}
+		other, err := st.RunSteps(ctx, "pb-b")
+		if err != nil || other[1].Status != store.StatusPending {
+			t.Fatalf("another run's revert = %+v, %v", other, err)
+		}
+		if a, err := st.GetAction(ctx, "undo-b"); err != nil || a.Status != store.StatusRunning {
+			t.Fatalf("another run's inverse action = %+v, %v", a, err)
+		}
+	})
+}

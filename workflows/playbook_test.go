@@ -921,3 +921,19 @@ steps:
 		t.Fatalf("result = %+v, %d calls, reverts started %v", res, len(a.calls), started)
 	}
 }
+
+func TestParseRevertWorkflowID(t *testing.T) {
+	for _, pb := range []string{"playbook/0194-abc/block-ip", "playbook/0194-abc/outer/call/step_2"} {
+		for _, step := range []string{"block", "isolate[2][0]"} {
+			gotPB, gotStep, ok := workflows.ParseRevertWorkflowID(workflows.RevertWorkflowID(pb, step))
+			if !ok || gotPB != pb || gotStep != step {
+				t.Errorf("parse(%q, %q) = %q, %q, %v", pb, step, gotPB, gotStep, ok)
+			}
+		}
+	}
+	for _, id := range []string{"", "alert/abc", "revert/", "revert/step", "revert/playbook/x/", "revert//step"} {
+		if _, _, ok := workflows.ParseRevertWorkflowID(id); ok {
+			t.Errorf("parse(%q) took it for a revert's id", id)
+		}
+	}
+}

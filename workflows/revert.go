@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -12,7 +13,20 @@ const RevertWorkflowName = "RevertWorkflow"
 
 // RevertWorkflowID names the revert of one playbook step.
 func RevertWorkflowID(playbookWorkflowID, step string) string {
-	return "revert/" + playbookWorkflowID + "/" + step
+	return revertPrefix + playbookWorkflowID + "/" + step
+}
+
+const revertPrefix = "revert/"
+
+// ParseRevertWorkflowID is RevertWorkflowID's inverse. Step names hold no "/"
+// (a step id and its foreach indexes), so the last one ends the playbook run's id.
+func ParseRevertWorkflowID(id string) (playbookWorkflowID, step string, ok bool) {
+	rest, ok := strings.CutPrefix(id, revertPrefix)
+	i := strings.LastIndexByte(rest, '/')
+	if !ok || i <= 0 || i == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
 }
 
 // RevertInput schedules the inverse of an action.

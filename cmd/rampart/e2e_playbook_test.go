@@ -23,7 +23,10 @@ import (
 	"github.com/rampart-soar/rampart/workflows"
 )
 
-const dcHost = "b7c4e2a9d1f3406e8a5b6c7d8e9f0a1b"
+const (
+	dcHost  = "b7c4e2a9d1f3406e8a5b6c7d8e9f0a1b"
+	pupHost = "3c9e7b1a5d2f4c68b0e1a2d3c4b5f6e7"
+)
 
 // TestEndToEndPlaybooks runs the example playbooks, applied at boot as `rampart
 // dev` applies them, on the real embedded Temporal: ransomware is contained by its
@@ -500,29 +503,59 @@ steps:
 	saveHistory(t, d, a.Playbooks[0].WorkflowID, "playbook_cancelled.json")
 }
 
-// TestEndToEndRunsStoppedInTemporal: alert runs an operator stops from Temporal
-// end in the store too, on the real embedded server. A cancelled run winds its
+// TestEndToEndRunsStoppedInTemporal: runs an operator stops from Temporal end in
+// the store too, on the real embedded server. A timed revert's step says the
+// revert will not run. A cancelled alert run winds its
 // playbook run down and records its end itself; a terminated one runs no code
 // again, so the worker's sweep records it from Temporal's visibility store. Either
 // way the alert fails saying why, the playbook run and its step stop, the
 // approval leaves the inbox, and nothing is contained.
 func TestEndToEndRunsStoppedInTemporal(t *testing.T) {
 	held := `name: held
-trigger: {when: "alert.device.id != ''"}
+trigger: {when: "alert.device.id != '' && alert.device.hostname != 'eng-ws-0077'"}
 steps:
   - id: gate
     uses: edr.isolate_host
     with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
     approval: {approvers: ["role:tier2"], timeout: 1h}
 `
+	lifted := `name: lifted
+trigger: {when: "alert.device.hostname == 'eng-ws-0077'"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+    revert_after: 1h
+`
 	cfg := devConfig(t, time.Hour)
-	cfg.PlaybooksDir = playbookDir(t, map[string]string{"held.yaml": held})
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"held.yaml": held, "lifted.yaml": lifted})
 	cfg.ReconcileEvery = 200 * time.Millisecond
 	d := startDev(t, cfg)
 	ctx := context.Background()
 
+	// A timed revert stopped in Temporal will not run, and its step says so.
+	isolated := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
+	a := awaitAlert(t, d.URL, isolated.AlertID, "the revert to be scheduled", waitTimeout, func(a server.AlertDetail) bool {
+		return hasStep(a, "isolate.revert", "pending")
+	})
+	revert := workflows.RevertWorkflowID(a.Playbooks[0].WorkflowID, "isolate")
+	if err := d.Client.TerminateWorkflow(ctx, revert, "", "keep the host isolated"); err != nil {
+		t.Fatal(err)
+	}
+	a = awaitAlert(t, d.URL, isolated.AlertID, "the stopped revert's end", waitTimeout, func(a server.AlertDetail) bool {
+		return hasStep(a, "isolate.revert", "cancelled")
+	})
+	for _, st := range a.Playbooks[0].Steps {
+		if st.Name == "isolate.revert" && !regexp.MustCompile(`^the revert will not run: terminated in Temporal by .+: keep the host isolated$`).MatchString(st.Note) {
+			t.Fatalf("the stopped revert says %q", st.Note)
+		}
+	}
+	if h, _ := d.Simulator.Host(pupHost); h.Status != integrations.HostContained || a.Status != "contained" {
+		t.Fatalf("host %+v, alert %s", h, a.Status)
+	}
+
 	terminated := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
-	cancelled := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
+	cancelled := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, examples+"/alerts/ocsf-dc-credential-dumping.json"))
 	approvals := map[string]server.ApprovalView{}
 	for _, acc := range []ingest.Accepted{terminated, cancelled} {
 		approvals[acc.AlertID] = waitApproval(t, d.URL, acc.AlertID)
@@ -569,8 +602,10 @@ steps:
 	if getJSON(t, d.URL+"/api/v1/approvals?status=pending", &inbox); len(inbox.Approvals) != 0 {
 		t.Fatalf("still pending: %+v", inbox.Approvals)
 	}
-	if n := d.Simulator.ContainCalls(ransomHost); n != 0 {
-		t.Fatalf("%d containment calls for a run that was stopped", n)
+	for _, host := range []string{ransomHost, dcHost} {
+		if n := d.Simulator.ContainCalls(host); n != 0 {
+			t.Fatalf("%d containment calls for a run that was stopped", n)
+		}
 	}
 	desc, err := d.Client.DescribeWorkflowExecution(ctx, cancelled.WorkflowID, cancelled.AlertID)
 	if err != nil {

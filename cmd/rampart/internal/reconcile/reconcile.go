@@ -2,9 +2,9 @@
 // without recording their end: an operator terminated or cancelled the workflow
 // (from the Temporal UI or CLI), it timed out, or it failed while the store was
 // away. No activity of such a run is left to write its end, so without this the
-// store would show the alert processing, its steps running and its approvals
-// pending for ever. A worker sweeps Temporal's visibility store for such closes
-// and ends the runs in the store.
+// store would show the alert processing, its steps running, its approvals
+// pending and its timed revert due, for ever. A worker sweeps Temporal's
+// visibility store for such closes and ends the runs (and reverts) in the store.
 //
 // It may import store, workflows (for names) and the Temporal client.
 package reconcile
@@ -38,6 +38,7 @@ type Temporal interface {
 type Store interface {
 	OpenRuns(ctx context.Context, ids []string) ([]store.Run, error)
 	EndAbandonedRun(ctx context.Context, end store.RunEnd) (bool, error)
+	EndAbandonedRevert(ctx context.Context, playbookWorkflowID, step string, at time.Time, reason string) (bool, error)
 }
 
 // Defaults.
@@ -95,13 +96,14 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// abandonedQuery finds the closes of Rampart's workflows that ran no code to
-// record them: completed runs always record theirs.
-const abandonedQuery = "WorkflowType IN ('" + workflows.AlertWorkflowName + "', '" + workflows.PlaybookWorkflowName + "')" +
-	" AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut', 'Failed')"
+// abandonedQuery finds the closes of Rampart's workflows that may have ended
+// without recording it: a completed run always records its end.
+const abandonedQuery = "WorkflowType IN ('" + workflows.AlertWorkflowName + "', '" + workflows.PlaybookWorkflowName +
+	"', '" + workflows.RevertWorkflowName + "') AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut', 'Failed')"
 
 // Sweep ends, in the store, every run still open there whose workflow closed
-// abandoned at or after since. It returns how many it ended.
+// abandoned at or after since, and every timed revert still pending there
+// whose workflow did. It returns how many it ended.
 func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
 	query := abandonedQuery + " AND CloseTime >= '" + since.UTC().Format(time.RFC3339Nano) + "'"
 	var (
@@ -121,6 +123,14 @@ func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
 			c := &closedRun{
 				workflowID: e.GetExecution().GetWorkflowId(), runID: e.GetExecution().GetRunId(),
 				status: e.GetStatus(), at: e.GetCloseTime().AsTime(),
+			}
+			if e.GetType().GetName() == workflows.RevertWorkflowName {
+				n, err := r.endRevert(ctx, c)
+				if err != nil {
+					return ended, err
+				}
+				ended += n
+				continue
 			}
 			closed[c.runID] = c
 			ids = append(ids, c.runID)
@@ -146,6 +156,23 @@ func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
 			return ended, nil
 		}
 	}
+}
+
+// endRevert records that the timed revert c will not run, if the store
+// still shows it pending (a revert that ran, or was kept, recorded that).
+func (r *Reconciler) endRevert(ctx context.Context, c *closedRun) (int, error) {
+	playbookRun, step, ok := workflows.ParseRevertWorkflowID(c.workflowID)
+	if !ok {
+		return 0, nil
+	}
+	reason := "the revert will not run: " + r.why(ctx, c)
+	ok, err := r.Store.EndAbandonedRevert(ctx, playbookRun, step+workflows.RevertStepSuffix, c.at, reason)
+	if err != nil || !ok {
+		return 0, err
+	}
+	r.Log.Warn("reconcile: a timed revert ended in Temporal without running; recorded that it will not run",
+		"workflow_id", c.workflowID, "run_id", c.runID, "reason", reason)
+	return 1, nil
 }
 
 type closedRun struct {

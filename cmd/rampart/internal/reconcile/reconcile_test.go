@@ -22,6 +22,7 @@ import (
 
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 // fakeTemporal answers a visibility query with pages of closed runs and a
@@ -88,6 +89,13 @@ func closed(runID string, status enumspb.WorkflowExecutionStatus) *workflowpb.Wo
 	}
 }
 
+func closedRevert(runID, playbookWorkflowID, step string, status enumspb.WorkflowExecutionStatus) *workflowpb.WorkflowExecutionInfo {
+	e := closed(runID, status)
+	e.Execution.WorkflowId = workflows.RevertWorkflowID(playbookWorkflowID, step)
+	e.Type = &commonpb.WorkflowType{Name: workflows.RevertWorkflowName}
+	return e
+}
+
 func openAlert(t *testing.T, st *store.Store, id string) {
 	t.Helper()
 	a := &store.Alert{ID: id, WorkflowID: "alert/" + id, Fingerprint: id, Source: "ocsf", Status: store.AlertProcessing,
@@ -110,6 +118,16 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	if err := st.UpdateRun(ctx, "recorded", store.RunUpdate{Status: store.StatusFailed, Error: "its own words", ClosedAt: &closedAt}); err != nil {
 		t.Fatal(err)
 	}
+	// A playbook run with two timed reverts: one pending, one that ran.
+	if err := st.SaveRun(ctx, &store.Run{ID: "pb", WorkflowID: "playbook/terminated/block", WorkflowType: "PlaybookWorkflow",
+		AlertID: "terminated", Status: store.StatusCompleted, StartedAt: closedAt, ClosedAt: &closedAt, Playbook: "block"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, status := range map[string]string{"block.revert": store.StatusPending, "tell.revert": store.StatusSucceeded} {
+		if err := st.SaveStep(ctx, &store.Step{RunID: "pb", Name: name, Seq: 1_000_000, Status: status, StartedAt: closedAt}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	failures := temporal.GetDefaultFailureConverter()
 	failure := failures.ErrorToFailure(temporal.NewNonRetryableApplicationError("alert failed at detect", "AlertFailed",
 		temporal.NewApplicationError("the store stayed unavailable", "StoreUnavailable")))
@@ -118,7 +136,10 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 			{closed("terminated", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("failed", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED),
 				closed("never-recorded", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
 			{closed("timed-out", enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT), closed("unreadable", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
-				closed("long", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("recorded", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED)},
+				closed("long", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("recorded", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED),
+				closedRevert("revert-1", "playbook/terminated/block", "block", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
+				closedRevert("revert-2", "playbook/terminated/block", "tell", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
+				closedRevert("revert-3", "not-a-revert-id", "", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
 		},
 		closes: map[string]*historypb.HistoryEvent{
 			"terminated": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
@@ -127,6 +148,8 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 				WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{Failure: failure}}},
 			"timed-out": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTimedOutEventAttributes{
 				WorkflowExecutionTimedOutEventAttributes: &historypb.WorkflowExecutionTimedOutEventAttributes{}}},
+			"revert-1": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
+				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "keep the block", Identity: "ana@ops"}}},
 			"long": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
 				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: strings.Repeat("why ", 200)}}},
 		},
@@ -134,11 +157,11 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	r := &Reconciler{Temporal: ft, Store: st, Failures: failures, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	since := closedAt.Add(-time.Hour)
 	ended, err := r.Sweep(ctx, since)
-	if err != nil || ended != 5 {
-		t.Fatalf("sweep ended %d runs (%v), want 5", ended, err)
+	if err != nil || ended != 6 {
+		t.Fatalf("sweep ended %d runs (%v), want 6", ended, err)
 	}
 	if qs := ft.queriesSoFar(); len(qs) != 2 || !strings.Contains(qs[0], "CloseTime >= '2026-11-28T05:00:00Z'") ||
-		!strings.Contains(qs[0], "WorkflowType IN ('AlertWorkflow', 'PlaybookWorkflow')") {
+		!strings.Contains(qs[0], "WorkflowType IN ('AlertWorkflow', 'PlaybookWorkflow', 'RevertWorkflow')") {
 		t.Fatalf("queries = %q", qs)
 	}
 	for id, want := range map[string]string{
@@ -153,6 +176,18 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		}
 		if d.Alert.Status != store.AlertFailed || d.Alert.Summary != want || d.Run.ClosedAt == nil || !d.Run.ClosedAt.Equal(closedAt) {
 			t.Errorf("%s: alert %s %q, run closed %v; want %q", id, d.Alert.Status, d.Alert.Summary, d.Run.ClosedAt, want)
+		}
+	}
+	steps, err := st.RunSteps(ctx, "pb")
+	if err != nil || len(steps) != 2 {
+		t.Fatalf("reverts = %+v, %v", steps, err)
+	}
+	for _, s := range steps {
+		if want := map[string]string{"block.revert": store.StatusCancelled, "tell.revert": store.StatusSucceeded}[s.Name]; s.Status != want {
+			t.Errorf("%s: %s, want %s", s.Name, s.Status, want)
+		}
+		if s.Name == "block.revert" && s.Note != "the revert will not run: terminated in Temporal by ana@ops: keep the block" {
+			t.Errorf("the ended revert says %q", s.Note)
 		}
 	}
 	if d, _ := st.GetAlert(ctx, "long"); len([]rune(d.Run.Error)) != maxReason || !strings.HasSuffix(d.Run.Error, "…") {
