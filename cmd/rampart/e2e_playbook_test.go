@@ -573,7 +573,7 @@ steps:
 		summary       *regexp.Regexp
 		playbookError string
 	}{
-		{"terminated", terminated, regexp.MustCompile(`^failed: terminated in Temporal by .+: stuck: stopped by the on-call$`), "terminated in Temporal"},
+		{"terminated", terminated, regexp.MustCompile(`^failed: terminated in Temporal by .+: stuck: stopped by the on-call$`), "terminated in Temporal along with the run that started it"},
 		{"cancelled", cancelled, regexp.MustCompile(`^held failed: the run was cancelled$`), "the run was cancelled"},
 	} {
 		a := awaitAlert(t, d.URL, tc.acc.AlertID, "the "+tc.name+" run's end", waitTimeout, func(a server.AlertDetail) bool {

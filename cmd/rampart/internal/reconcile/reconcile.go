@@ -50,6 +50,9 @@ const (
 	// maxReason bounds the reason recorded (an operator's termination reason is
 	// free text), in characters.
 	maxReason = 300
+	// parentClosed is the reason Temporal gives when it terminates a child run
+	// because its parent closed (the parent close policy).
+	parentClosed = "by parent close policy"
 )
 
 // Reconciler sweeps for abandoned runs.
@@ -199,6 +202,9 @@ func (r *Reconciler) why(ctx context.Context, c *closedRun) string {
 		return reason
 	}
 	if t := event.GetWorkflowExecutionTerminatedEventAttributes(); t != nil {
+		if t.GetReason() == parentClosed {
+			return "terminated in Temporal along with the run that started it"
+		}
 		if t.GetIdentity() != "" {
 			reason += " by " + t.GetIdentity()
 		}

@@ -112,7 +112,7 @@ func openAlert(t *testing.T, st *store.Store, id string) {
 func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	for _, id := range []string{"terminated", "failed", "timed-out", "unreadable", "long", "recorded"} {
+	for _, id := range []string{"terminated", "failed", "timed-out", "unreadable", "long", "recorded", "child"} {
 		openAlert(t, st, id)
 	}
 	if err := st.UpdateRun(ctx, "recorded", store.RunUpdate{Status: store.StatusFailed, Error: "its own words", ClosedAt: &closedAt}); err != nil {
@@ -137,6 +137,7 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 				closed("never-recorded", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
 			{closed("timed-out", enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT), closed("unreadable", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
 				closed("long", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("recorded", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED),
+				closed("child", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-1", "playbook/terminated/block", "block", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-2", "playbook/terminated/block", "tell", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
 				closedRevert("revert-3", "not-a-revert-id", "", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
@@ -148,6 +149,8 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 				WorkflowExecutionFailedEventAttributes: &historypb.WorkflowExecutionFailedEventAttributes{Failure: failure}}},
 			"timed-out": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTimedOutEventAttributes{
 				WorkflowExecutionTimedOutEventAttributes: &historypb.WorkflowExecutionTimedOutEventAttributes{}}},
+			"child": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
+				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "by parent close policy", Identity: "history-service"}}},
 			"revert-1": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
 				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "keep the block", Identity: "ana@ops"}}},
 			"long": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
@@ -157,8 +160,8 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	r := &Reconciler{Temporal: ft, Store: st, Failures: failures, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	since := closedAt.Add(-time.Hour)
 	ended, err := r.Sweep(ctx, since)
-	if err != nil || ended != 6 {
-		t.Fatalf("sweep ended %d runs (%v), want 6", ended, err)
+	if err != nil || ended != 7 {
+		t.Fatalf("sweep ended %d runs (%v), want 7", ended, err)
 	}
 	if qs := ft.queriesSoFar(); len(qs) != 2 || !strings.Contains(qs[0], "CloseTime >= '2026-11-28T05:00:00Z'") ||
 		!strings.Contains(qs[0], "WorkflowType IN ('AlertWorkflow', 'PlaybookWorkflow', 'RevertWorkflow')") {
@@ -169,6 +172,7 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		"failed":     "failed: failed without recording its end: alert failed at detect: the store stayed unavailable",
 		"timed-out":  "failed: timed out in Temporal (the workflow's execution timeout)",
 		"unreadable": "failed: cancelled in Temporal",
+		"child":      "failed: terminated in Temporal along with the run that started it",
 	} {
 		d, err := st.GetAlert(ctx, id)
 		if err != nil {
