@@ -18,14 +18,14 @@ type RunEnd struct {
 	Reason string // why it ended, as a person reads it
 }
 
-// OpenRuns returns the runs among ids the store still holds open.
-func (s *Store) OpenRuns(ctx context.Context, ids []string) ([]Run, error) {
+// RunsAmong returns the runs the store has among ids, open or closed.
+func (s *Store) RunsAmong(ctx context.Context, ids []string) ([]Run, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var runs []Run
-	if err := s.db.WithContext(ctx).Where("id IN ? AND closed_at IS NULL", ids).Find(&runs).Error; err != nil {
-		return nil, fmt.Errorf("store: open runs: %w", err)
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&runs).Error; err != nil {
+		return nil, fmt.Errorf("store: runs: %w", err)
 	}
 	return runs, nil
 }

@@ -693,9 +693,9 @@ func TestEndAbandonedRun(t *testing.T) {
 			}
 		}
 
-		open, err := st.OpenRuns(ctx, []string{"a1", "pb1", "unknown"})
-		if err != nil || len(open) != 2 {
-			t.Fatalf("open runs = %+v, %v", open, err)
+		known, err := st.RunsAmong(ctx, []string{"a1", "pb1", "unknown"})
+		if err != nil || len(known) != 2 || known[0].ClosedAt != nil || known[1].ClosedAt != nil {
+			t.Fatalf("runs = %+v, %v", known, err)
 		}
 		const reason = "terminated in Temporal by ops: stuck"
 		end := at.Add(time.Hour)
@@ -772,8 +772,14 @@ func TestEndAbandonedRun(t *testing.T) {
 		if other.Alert.Status != store.AlertContained || other.Run.Status != store.StatusCompleted || other.Run.Error != "" || other.Run.ClosedAt == nil {
 			t.Fatalf("a finished run's end changed its outcome: %s %+v", other.Alert.Status, other.Run)
 		}
-		if open, err := st.OpenRuns(ctx, []string{"a1", "a2", "pb1"}); err != nil || len(open) != 0 {
-			t.Fatalf("open runs after their ends = %+v, %v", open, err)
+		known, err = st.RunsAmong(ctx, []string{"a1", "a2", "pb1"})
+		if err != nil || len(known) != 3 {
+			t.Fatalf("runs after their ends = %+v, %v", known, err)
+		}
+		for _, r := range known {
+			if r.ClosedAt == nil {
+				t.Fatalf("run %s still open after its end", r.ID)
+			}
 		}
 	})
 }

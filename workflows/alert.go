@@ -87,8 +87,8 @@ func (w *alertWorkflow) setup(ctx workflow.Context) error {
 	if w.in.Alert.Source == "" {
 		return temporal.NewNonRetryableApplicationError("alert input has no source", "InvalidInput", nil)
 	}
-	exec := workflow.GetInfo(ctx).WorkflowExecution
-	w.ref = AlertRef{AlertID: exec.RunID, WorkflowID: exec.ID, RunID: exec.RunID}
+	workflowID, runID := runIdentity(ctx)
+	w.ref = AlertRef{AlertID: runID, WorkflowID: workflowID, RunID: runID}
 	if w.in.DedupWindow <= 0 {
 		w.in.DedupWindow = DefaultDedupWindow
 	}

@@ -108,9 +108,9 @@ func (it *interpreter) errorText(ctx workflow.Context, err error) string {
 
 func (it *interpreter) setup(ctx workflow.Context) error {
 	it.pb = &it.in.Playbook.Definition
-	info := workflow.GetInfo(ctx)
+	workflowID, runID := runIdentity(ctx)
 	it.ref = PlaybookRef{
-		WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		WorkflowID: workflowID, RunID: runID,
 		AlertID: it.in.AlertID, Playbook: it.pb.Name, Version: it.in.Playbook.Version,
 	}
 	it.rt = playbook.NewRuntime()

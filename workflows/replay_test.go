@@ -19,11 +19,12 @@ import (
 // playbook runs with a parallel foreach, with an approval and a revert, and with
 // a parallel step whose timeout cancelled its branches; a timed revert an analyst
 // kept; an alert that waited out a store outage; an alert cancelled while its
-// playbook waited for an approval) against
+// playbook waited for an approval; an alert run reset to its last task while its
+// playbook waited) against
 // today's workflow code. A failure means a change is not deterministic for
 // runs in flight: guard it with workflow.GetVersion. Runs of today's code are
 // re-recorded with
-// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks|StoreOutage|CancelledWork|RunsStoppedInTemporal)$'
+// RAMPART_UPDATE_HISTORY=1 go test ./cmd/rampart -run 'TestEndToEnd(Containment|DuplicatesFoldIntoOneWorkflow|Playbooks|StoreOutage|CancelledWork|RunsStoppedInTemporal|ResetRunCarriesOn)$'
 // and *.vN.json keep runs recorded at version N of a change, for as long as such
 // runs can be in flight (alert_contained.unclaimed.json: a run recorded before the
 // decision claimed its isolation).

@@ -102,11 +102,26 @@ type Delivery struct {
 	FindingUID string    `json:"finding_uid,omitempty"`
 }
 
-// AlertRef names the alert and its run. The alert id is the run id.
+// AlertRef names the alert and its run. The alert id is the run id (the one the
+// run started with: see runIdentity).
 type AlertRef struct {
 	AlertID    string `json:"alert_id"`
 	WorkflowID string `json:"workflow_id"`
 	RunID      string `json:"run_id"`
+}
+
+// runIdentity is the run's workflow id and the run id its records go under: the
+// id the execution started with, which a reset keeps. A run reset in Temporal
+// replays its first run's history, whose child workflow ids, records and action
+// keys name that id; under its own new id it would fail its replay, write to an
+// alert the store does not have, and key its actions anew.
+func runIdentity(ctx workflow.Context) (workflowID, runID string) {
+	info := workflow.GetInfo(ctx)
+	runID = info.OriginalRunID
+	if runID == "" {
+		runID = info.WorkflowExecution.RunID
+	}
+	return info.WorkflowExecution.ID, runID
 }
 
 // DetectInput records the alert and runs the detect stage.

@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/server"
@@ -615,4 +617,73 @@ steps:
 		t.Fatalf("the cancelled run closed as %s", st)
 	}
 	saveHistory(t, d, cancelled.WorkflowID, "alert_cancelled.json")
+}
+
+// TestEndToEndResetRunCarriesOn: an alert run reset in Temporal (to its last
+// completed task, as an operator does after deploying a fix) replays its history
+// and carries on as the same alert: its playbook run still waits for the
+// approval, the sweep does not take the reset's termination of the first run
+// for the alert's end, and the approval then contains the host once.
+func TestEndToEndResetRunCarriesOn(t *testing.T) {
+	held := `name: held
+trigger: {when: "alert.device.id != ''"}
+steps:
+  - id: gate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+    approval: {approvers: ["role:tier2"], timeout: 1h}
+`
+	cfg := devConfig(t, time.Hour)
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"held.yaml": held})
+	cfg.ReconcileEvery = 100 * time.Millisecond
+	logs := &syncBuffer{}
+	d := startDev(t, cfg, logs)
+	ctx := context.Background()
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	pending := waitApproval(t, d.URL, acc.AlertID)
+
+	var lastTask int64
+	for _, ev := range history(t, d.Client, acc.WorkflowID) {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			lastTask = ev.GetEventId()
+		}
+	}
+	_, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 cfg.Namespace,
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: acc.WorkflowID, RunId: acc.AlertID},
+		Reason:                    "fix deployed",
+		WorkflowTaskFinishEventId: lastTask,
+		RequestId:                 acc.AlertID + "/reset",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reset run takes its first task, and the sweep runs several times.
+	waitFor(t, "the reset run's first task", waitTimeout, func() bool {
+		for _, ev := range history(t, d.Client, acc.WorkflowID) {
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && ev.GetEventId() > lastTask {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(time.Second)
+	if a, _ := getAlert(t, d.URL, acc.AlertID); a.Status != "processing" || a.Run == nil || a.Run.ClosedAt != nil || a.Run.Error != "" {
+		t.Fatalf("after the reset the alert reads %s %q, run %+v", a.Status, a.Summary, a.Run)
+	}
+
+	var decided server.ApprovalView
+	if code := postJSON(t, d.URL+"/api/v1/approvals/"+pending.ID+":decide", []byte(`{"decision":"approve","by":"bo","reason":"after the fix"}`), &decided); code != http.StatusOK {
+		t.Fatalf("approve: %d %+v", code, decided)
+	}
+	a := awaitAlert(t, d.URL, acc.AlertID, "the reset alert to be contained", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained"
+	})
+	if a.Summary != "held succeeded" || a.Run.Error != "" || len(a.Playbooks) != 1 || d.Simulator.ContainCalls(ransomHost) != 1 {
+		t.Fatalf("summary %q, run %+v, %d playbook runs, %d contain calls", a.Summary, a.Run, len(a.Playbooks), d.Simulator.ContainCalls(ransomHost))
+	}
+	if bytes.Contains(logs.Bytes(), []byte("TMPRL1100")) {
+		t.Fatalf("the reset run failed its replay:\n%s", logs.Bytes())
+	}
+	saveHistory(t, d, acc.WorkflowID, "alert_reset.json")
 }

@@ -32,11 +32,12 @@ import (
 type Temporal interface {
 	ListWorkflow(ctx context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error)
 	GetWorkflowHistory(ctx context.Context, workflowID, runID string, isLongPoll bool, filter enumspb.HistoryEventFilterType) client.HistoryEventIterator
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
 // Store is where a sweep records the ends; *store.Store is one.
 type Store interface {
-	OpenRuns(ctx context.Context, ids []string) ([]store.Run, error)
+	RunsAmong(ctx context.Context, ids []string) ([]store.Run, error)
 	EndAbandonedRun(ctx context.Context, end store.RunEnd) (bool, error)
 	EndAbandonedRevert(ctx context.Context, playbookWorkflowID, step string, at time.Time, reason string) (bool, error)
 }
@@ -120,8 +121,7 @@ func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
 		if err != nil {
 			return ended, fmt.Errorf("reconcile: list closed runs: %w", err)
 		}
-		closed := map[string]*closedRun{}
-		ids := make([]string, 0, len(resp.GetExecutions()))
+		var closed []*closedRun
 		for _, e := range resp.GetExecutions() {
 			c := &closedRun{
 				workflowID: e.GetExecution().GetWorkflowId(), runID: e.GetExecution().GetRunId(),
@@ -135,30 +135,120 @@ func (r *Reconciler) Sweep(ctx context.Context, since time.Time) (int, error) {
 				ended += n
 				continue
 			}
-			closed[c.runID] = c
-			ids = append(ids, c.runID)
+			closed = append(closed, c)
 		}
-		open, err := r.Store.OpenRuns(ctx, ids)
+		n, err := r.endRuns(ctx, closed)
+		ended += n
 		if err != nil {
-			return ended, fmt.Errorf("reconcile: %w", err)
-		}
-		for _, run := range open {
-			c := closed[run.ID]
-			reason := r.why(ctx, c)
-			ok, err := r.Store.EndAbandonedRun(ctx, store.RunEnd{RunID: c.runID, At: c.at, Reason: reason})
-			if err != nil {
-				return ended, fmt.Errorf("reconcile: %w", err)
-			}
-			if ok {
-				ended++
-				r.Log.Warn("reconcile: a run ended in Temporal without recording it; recorded its end",
-					"workflow_id", c.workflowID, "run_id", c.runID, "alert_id", run.AlertID, "reason", reason)
-			}
+			return ended, err
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			return ended, nil
 		}
 	}
+}
+
+// endRuns ends the store's open runs among closed. A run's records go under
+// the run id its execution started with (workflows' runIdentity), which a
+// reset run keeps: one the store does not know by its own id is looked up by
+// that. A run reset into another is not over: the reset run carries it on.
+func (r *Reconciler) endRuns(ctx context.Context, closed []*closedRun) (int, error) {
+	known, err := r.runs(ctx, closed, func(c *closedRun) string { return c.runID })
+	if err != nil {
+		return 0, err
+	}
+	var unknown []*closedRun
+	for _, c := range closed {
+		if _, ok := known[c.runID]; !ok {
+			unknown = append(unknown, c)
+		}
+	}
+	original := map[*closedRun]string{}
+	for _, c := range unknown {
+		id, err := r.originalRunID(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		if id != c.runID {
+			original[c] = id
+		}
+	}
+	byOriginal, err := r.runs(ctx, unknown, func(c *closedRun) string { return original[c] })
+	if err != nil {
+		return 0, err
+	}
+	ended := 0
+	for _, c := range closed {
+		run, ok := known[c.runID]
+		if !ok {
+			run, ok = byOriginal[original[c]]
+		}
+		if !ok || run.ClosedAt != nil {
+			continue
+		}
+		if reset, err := r.wasReset(ctx, c); err != nil || reset {
+			if err != nil {
+				return ended, err
+			}
+			continue
+		}
+		reason := r.why(ctx, c)
+		done, err := r.Store.EndAbandonedRun(ctx, store.RunEnd{RunID: run.ID, At: c.at, Reason: reason})
+		if err != nil {
+			return ended, fmt.Errorf("reconcile: %w", err)
+		}
+		if done {
+			ended++
+			r.Log.Warn("reconcile: a run ended in Temporal without recording it; recorded its end",
+				"workflow_id", c.workflowID, "run_id", c.runID, "alert_id", run.AlertID, "reason", reason)
+		}
+	}
+	return ended, nil
+}
+
+// runs looks up in the store the runs of closed by the id key gives (none for "").
+func (r *Reconciler) runs(ctx context.Context, closed []*closedRun, key func(*closedRun) string) (map[string]store.Run, error) {
+	var ids []string
+	for _, c := range closed {
+		if id := key(c); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	runs, err := r.Store.RunsAmong(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	byID := make(map[string]store.Run, len(runs))
+	for _, run := range runs {
+		byID[run.ID] = run
+	}
+	return byID, nil
+}
+
+// originalRunID is the run id c's execution started with, from its first
+// event ("" when the history has none).
+func (r *Reconciler) originalRunID(ctx context.Context, c *closedRun) (string, error) {
+	it := r.Temporal.GetWorkflowHistory(ctx, c.workflowID, c.runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return "", nil
+	}
+	first, err := it.Next()
+	if err != nil {
+		return "", fmt.Errorf("reconcile: how run %s started: %w", c.runID, err)
+	}
+	return first.GetWorkflowExecutionStartedEventAttributes().GetOriginalExecutionRunId(), nil
+}
+
+// wasReset says Temporal terminated c because it was reset into a new run.
+func (r *Reconciler) wasReset(ctx context.Context, c *closedRun) (bool, error) {
+	if c.status != enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED {
+		return false, nil
+	}
+	d, err := r.Temporal.DescribeWorkflowExecution(ctx, c.workflowID, c.runID)
+	if err != nil {
+		return false, fmt.Errorf("reconcile: describe run %s: %w", c.runID, err)
+	}
+	return d.GetWorkflowExtendedInfo().GetResetRunId() != "", nil
 }
 
 // endRevert records that the timed revert c will not run, if the store

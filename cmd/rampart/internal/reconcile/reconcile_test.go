@@ -31,6 +31,8 @@ type fakeTemporal struct {
 	mu      sync.Mutex
 	pages   [][]*workflowpb.WorkflowExecutionInfo
 	closes  map[string]*historypb.HistoryEvent // by run id; none: the read fails
+	starts  map[string]string                  // original run id by run id
+	resets  map[string]string                  // the run a run was reset into, by run id
 	queries []string
 	listErr error
 }
@@ -60,10 +62,21 @@ func (f *fakeTemporal) queriesSoFar() []string {
 }
 
 func (f *fakeTemporal) GetWorkflowHistory(_ context.Context, _, runID string, _ bool, filter enumspb.HistoryEventFilterType) client.HistoryEventIterator {
-	if filter != enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT {
-		panic("the sweep reads whole histories")
+	if filter == enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT {
+		return &events{event: f.closes[runID]}
 	}
-	return &events{event: f.closes[runID]}
+	original := runID
+	if o, ok := f.starts[runID]; ok {
+		original = o
+	}
+	return &events{event: &historypb.HistoryEvent{Attributes: &historypb.HistoryEvent_WorkflowExecutionStartedEventAttributes{
+		WorkflowExecutionStartedEventAttributes: &historypb.WorkflowExecutionStartedEventAttributes{OriginalExecutionRunId: original}}}}
+}
+
+func (f *fakeTemporal) DescribeWorkflowExecution(_ context.Context, _, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+	return &workflowservice.DescribeWorkflowExecutionResponse{
+		WorkflowExtendedInfo: &workflowpb.WorkflowExecutionExtendedInfo{ResetRunId: f.resets[runID]},
+	}, nil
 }
 
 type events struct {
@@ -112,7 +125,7 @@ func openAlert(t *testing.T, st *store.Store, id string) {
 func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
-	for _, id := range []string{"terminated", "failed", "timed-out", "unreadable", "long", "recorded", "child"} {
+	for _, id := range []string{"terminated", "failed", "timed-out", "unreadable", "long", "recorded", "child", "a-base", "b-base"} {
 		openAlert(t, st, id)
 	}
 	if err := st.UpdateRun(ctx, "recorded", store.RunUpdate{Status: store.StatusFailed, Error: "its own words", ClosedAt: &closedAt}); err != nil {
@@ -138,6 +151,10 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 			{closed("timed-out", enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT), closed("unreadable", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
 				closed("long", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("recorded", enumspb.WORKFLOW_EXECUTION_STATUS_FAILED),
 				closed("child", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
+				// Resets: a-base was reset into a run that goes on; b-base into
+				// b-reset, which an operator then terminated.
+				closed("a-base", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED), closed("b-base", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
+				closed("b-reset", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-1", "playbook/terminated/block", "block", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-2", "playbook/terminated/block", "tell", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
 				closedRevert("revert-3", "not-a-revert-id", "", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
@@ -151,17 +168,21 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 				WorkflowExecutionTimedOutEventAttributes: &historypb.WorkflowExecutionTimedOutEventAttributes{}}},
 			"child": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
 				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "by parent close policy", Identity: "history-service"}}},
+			"b-reset": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
+				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "gave up", Identity: "ana@ops"}}},
 			"revert-1": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
 				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: "keep the block", Identity: "ana@ops"}}},
 			"long": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
 				WorkflowExecutionTerminatedEventAttributes: &historypb.WorkflowExecutionTerminatedEventAttributes{Reason: strings.Repeat("why ", 200)}}},
 		},
 	}
+	ft.starts = map[string]string{"b-reset": "b-base"}
+	ft.resets = map[string]string{"a-base": "a-reset", "b-base": "b-reset"}
 	r := &Reconciler{Temporal: ft, Store: st, Failures: failures, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	since := closedAt.Add(-time.Hour)
 	ended, err := r.Sweep(ctx, since)
-	if err != nil || ended != 7 {
-		t.Fatalf("sweep ended %d runs (%v), want 7", ended, err)
+	if err != nil || ended != 8 {
+		t.Fatalf("sweep ended %d runs (%v), want 8", ended, err)
 	}
 	if qs := ft.queriesSoFar(); len(qs) != 2 || !strings.Contains(qs[0], "CloseTime >= '2026-11-28T05:00:00Z'") ||
 		!strings.Contains(qs[0], "WorkflowType IN ('AlertWorkflow', 'PlaybookWorkflow', 'RevertWorkflow')") {
@@ -173,6 +194,7 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		"timed-out":  "failed: timed out in Temporal (the workflow's execution timeout)",
 		"unreadable": "failed: cancelled in Temporal",
 		"child":      "failed: terminated in Temporal along with the run that started it",
+		"b-base":     "failed: terminated in Temporal by ana@ops: gave up",
 	} {
 		d, err := st.GetAlert(ctx, id)
 		if err != nil {
@@ -196,6 +218,9 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 	}
 	if d, _ := st.GetAlert(ctx, "long"); len([]rune(d.Run.Error)) != maxReason || !strings.HasSuffix(d.Run.Error, "…") {
 		t.Errorf("a long reason is kept whole: %d characters", len([]rune(d.Run.Error)))
+	}
+	if d, _ := st.GetAlert(ctx, "a-base"); d.Alert.Status != store.AlertProcessing || d.Run.ClosedAt != nil {
+		t.Errorf("a run reset into one that goes on was ended: %s %+v", d.Alert.Status, d.Run)
 	}
 	if d, _ := st.GetAlert(ctx, "recorded"); d.Run.Error != "its own words" || d.Alert.Status != store.AlertProcessing {
 		t.Errorf("a run that recorded its end was ended again: %+v", d.Run)
