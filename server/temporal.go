@@ -146,7 +146,7 @@ type TemporalControl struct {
 func (t *TemporalControl) DecideApproval(ctx context.Context, workflowID, runID string, a workflows.Approval) error {
 	h, err := t.Client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   workflowID,
-		RunID:        runID,
+		RunID:        t.currentRun(ctx, workflowID, runID),
 		UpdateName:   workflows.ApprovalUpdate,
 		Args:         []any{a},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -157,6 +157,23 @@ func (t *TemporalControl) DecideApproval(ctx context.Context, workflowID, runID 
 	return rejection(err)
 }
 
+// currentRun is the run that carries runID on: the one a reset made of it (a
+// reset run keeps the first run's records and ids, so the store names the
+// first), or runID itself.
+func (t *TemporalControl) currentRun(ctx context.Context, workflowID, runID string) string {
+	if runID == "" {
+		return ""
+	}
+	d, err := t.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
+	if err != nil {
+		return runID // the call that follows meets the same trouble and says so
+	}
+	if reset := d.GetWorkflowExtendedInfo().GetResetRunId(); reset != "" {
+		return reset
+	}
+	return runID
+}
+
 // KeepAction signals a timed revert to stand down, saying who keeps the action.
 func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID string, k workflows.Actor) error {
 	return rejection(t.Client.SignalWorkflow(ctx, revertWorkflowID, "", workflows.KeepSignal, k))
@@ -165,7 +182,7 @@ func (t *TemporalControl) KeepAction(ctx context.Context, revertWorkflowID strin
 // Query asks a run for its state; a worker answers it, replaying the run's
 // history when the run has closed.
 func (t *TemporalControl) Query(ctx context.Context, workflowID, runID, name string, out any) error {
-	v, err := t.Client.QueryWorkflow(ctx, workflowID, runID, name)
+	v, err := t.Client.QueryWorkflow(ctx, workflowID, t.currentRun(ctx, workflowID, runID), name)
 	var (
 		notFound *serviceerror.NotFound
 		timedOut *serviceerror.DeadlineExceeded

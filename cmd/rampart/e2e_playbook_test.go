@@ -619,11 +619,12 @@ steps:
 	saveHistory(t, d, cancelled.WorkflowID, "alert_cancelled.json")
 }
 
-// TestEndToEndResetRunCarriesOn: an alert run reset in Temporal (to its last
-// completed task, as an operator does after deploying a fix) replays its history
-// and carries on as the same alert: its playbook run still waits for the
-// approval, the sweep does not take the reset's termination of the first run
-// for the alert's end, and the approval then contains the host once.
+// TestEndToEndResetRunCarriesOn: an alert run and its playbook run reset in
+// Temporal (each to its last completed task, as an operator does after
+// deploying a fix) replay their histories and carry on as the same alert: the
+// sweep does not take the resets' terminations of the first runs for their
+// end, the approval the playbook waits for reaches the reset run and contains
+// the host once, and the alert's state is asked of the runs that carry it on.
 func TestEndToEndResetRunCarriesOn(t *testing.T) {
 	held := `name: held
 trigger: {when: "alert.device.id != ''"}
@@ -642,32 +643,35 @@ steps:
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
-	var lastTask int64
-	for _, ev := range history(t, d.Client, acc.WorkflowID) {
-		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
-			lastTask = ev.GetEventId()
-		}
-	}
-	_, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
-		Namespace:                 cfg.Namespace,
-		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: acc.WorkflowID, RunId: acc.AlertID},
-		Reason:                    "fix deployed",
-		WorkflowTaskFinishEventId: lastTask,
-		RequestId:                 acc.AlertID + "/reset",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The reset run takes its first task, and the sweep runs several times.
-	waitFor(t, "the reset run's first task", waitTimeout, func() bool {
-		for _, ev := range history(t, d.Client, acc.WorkflowID) {
-			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && ev.GetEventId() > lastTask {
-				return true
+	// Both the alert's run and its playbook's run are reset, each to its last task.
+	for _, run := range []struct{ workflowID, runID string }{{acc.WorkflowID, acc.AlertID}, {pending.WorkflowID, pending.RunID}} {
+		var lastTask int64
+		for _, ev := range history(t, d.Client, run.workflowID) {
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+				lastTask = ev.GetEventId()
 			}
 		}
-		return false
-	})
-	time.Sleep(time.Second)
+		_, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+			Namespace:                 cfg.Namespace,
+			WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: run.workflowID, RunId: run.runID},
+			Reason:                    "fix deployed",
+			WorkflowTaskFinishEventId: lastTask,
+			RequestId:                 run.runID + "/reset",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The reset run takes its first task.
+		waitFor(t, "the reset run's first task", waitTimeout, func() bool {
+			for _, ev := range history(t, d.Client, run.workflowID) {
+				if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && ev.GetEventId() > lastTask {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	time.Sleep(time.Second) // the sweep runs ten times
 	if a, _ := getAlert(t, d.URL, acc.AlertID); a.Status != "processing" || a.Run == nil || a.Run.ClosedAt != nil || a.Run.Error != "" {
 		t.Fatalf("after the reset the alert reads %s %q, run %+v", a.Status, a.Summary, a.Run)
 	}
@@ -684,6 +688,12 @@ steps:
 	}
 	if bytes.Contains(logs.Bytes(), []byte("TMPRL1100")) {
 		t.Fatalf("the reset run failed its replay:\n%s", logs.Bytes())
+	}
+	// The alert's state is asked of the run that carries it on, not the first.
+	var state server.AlertStateView
+	if code := getJSON(t, d.URL+"/api/v1/alerts/"+acc.AlertID+"/state", &state); code != http.StatusOK ||
+		state.State.Stage != workflows.StageDone || state.State.Outcome != workflows.OutcomeContained {
+		t.Fatalf("state: %d %+v", code, state.State)
 	}
 	saveHistory(t, d, acc.WorkflowID, "alert_reset.json")
 }
