@@ -505,6 +505,19 @@ steps:
 	saveHistory(t, d, a.Playbooks[0].WorkflowID, "playbook_cancelled.json")
 }
 
+// heldPlaybook isolates the alert's host once tier 2 approves, on alerts that
+// match trigger: a run that waits, for a test to stop or reset it meanwhile.
+func heldPlaybook(trigger string) string {
+	return `name: held
+trigger: {when: "` + trigger + `"}
+steps:
+  - id: gate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+    approval: {approvers: ["role:tier2"], timeout: 1h}
+`
+}
+
 // TestEndToEndRunsStoppedInTemporal: runs an operator stops from Temporal end in
 // the store too, on the real embedded server. A timed revert's step says the
 // revert will not run. A cancelled alert run winds its
@@ -513,14 +526,7 @@ steps:
 // way the alert fails saying why, the playbook run and its step stop, the
 // approval leaves the inbox, and nothing is contained.
 func TestEndToEndRunsStoppedInTemporal(t *testing.T) {
-	held := `name: held
-trigger: {when: "alert.device.id != '' && alert.device.hostname != 'eng-ws-0077'"}
-steps:
-  - id: gate
-    uses: edr.isolate_host
-    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
-    approval: {approvers: ["role:tier2"], timeout: 1h}
-`
+	held := heldPlaybook("alert.device.id != '' && alert.device.hostname != 'eng-ws-0077'")
 	lifted := `name: lifted
 trigger: {when: "alert.device.hostname == 'eng-ws-0077'"}
 steps:
@@ -626,14 +632,7 @@ steps:
 // end, the approval the playbook waits for reaches the reset run and contains
 // the host once, and the alert's state is asked of the runs that carry it on.
 func TestEndToEndResetRunCarriesOn(t *testing.T) {
-	held := `name: held
-trigger: {when: "alert.device.id != ''"}
-steps:
-  - id: gate
-    uses: edr.isolate_host
-    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
-    approval: {approvers: ["role:tier2"], timeout: 1h}
-`
+	held := heldPlaybook("alert.device.id != ''")
 	cfg := devConfig(t, time.Hour)
 	cfg.PlaybooksDir = playbookDir(t, map[string]string{"held.yaml": held})
 	cfg.ReconcileEvery = 100 * time.Millisecond
