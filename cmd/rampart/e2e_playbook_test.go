@@ -696,3 +696,44 @@ func TestEndToEndResetRunCarriesOn(t *testing.T) {
 	}
 	saveHistory(t, d, acc.WorkflowID, "alert_reset.json")
 }
+
+// TestEndToEndResetDoesNotContainTwice: an alert run reset to its first task,
+// after it contained the host, runs its contain stage again under the same
+// idempotency key: it finds the isolation it made and does not ask the EDR again.
+func TestEndToEndResetDoesNotContainTwice(t *testing.T) {
+	d := startDev(t, devConfig(t, 2*time.Second))
+	ctx := context.Background()
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	awaitAlert(t, d.URL, acc.AlertID, "the host to be contained", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained"
+	})
+	var firstTask int64
+	for _, ev := range history(t, d.Client, acc.WorkflowID) {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			firstTask = ev.GetEventId()
+			break
+		}
+	}
+	reset, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 d.Config.Namespace,
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: acc.WorkflowID, RunId: acc.AlertID},
+		Reason:                    "run it again",
+		WorkflowTaskFinishEventId: firstTask,
+		RequestId:                 acc.AlertID + "/reset",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result workflows.AlertResult
+	if err := d.Client.GetWorkflow(ctx, acc.WorkflowID, reset.GetRunId()).Get(ctx, &result); err != nil {
+		t.Fatal(err)
+	}
+	// One action: claimed by the decision, tried by the first run and found by
+	// the reset run (each counts an attempt), the vendor asked once.
+	a, _ := getAlert(t, d.URL, acc.AlertID)
+	if result.Outcome != workflows.OutcomeContained || a.Status != "contained" || len(a.Actions) != 1 ||
+		a.Actions[0].Attempts < 3 || a.Actions[0].VendorCalls != 1 || d.Simulator.ContainCalls(ransomHost) != 1 {
+		t.Fatalf("after the reset: result %+v, alert %s, actions %+v, contain calls %d",
+			result, a.Status, a.Actions, d.Simulator.ContainCalls(ransomHost))
+	}
+}
