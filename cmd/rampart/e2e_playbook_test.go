@@ -19,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
@@ -638,32 +639,15 @@ func TestEndToEndResetRunCarriesOn(t *testing.T) {
 	cfg.ReconcileEvery = 100 * time.Millisecond
 	logs := &syncBuffer{}
 	d := startDev(t, cfg, logs)
-	ctx := context.Background()
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
 	// Both the alert's run and its playbook's run are reset, each to its last task.
 	for _, run := range []struct{ workflowID, runID string }{{acc.WorkflowID, acc.AlertID}, {pending.WorkflowID, pending.RunID}} {
-		var lastTask int64
-		for _, ev := range history(t, d.Client, run.workflowID) {
-			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
-				lastTask = ev.GetEventId()
-			}
-		}
-		_, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
-			Namespace:                 cfg.Namespace,
-			WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: run.workflowID, RunId: run.runID},
-			Reason:                    "fix deployed",
-			WorkflowTaskFinishEventId: lastTask,
-			RequestId:                 run.runID + "/reset",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The reset run takes its first task.
+		resetAt := resetRun(t, d, run.workflowID, run.runID, lastTask)
 		waitFor(t, "the reset run's first task", waitTimeout, func() bool {
 			for _, ev := range history(t, d.Client, run.workflowID) {
-				if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && ev.GetEventId() > lastTask {
+				if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && ev.GetEventId() > resetAt {
 					return true
 				}
 			}
@@ -697,6 +681,33 @@ func TestEndToEndResetRunCarriesOn(t *testing.T) {
 	saveHistory(t, d, acc.WorkflowID, "alert_reset.json")
 }
 
+// resetRun resets a run as `temporal workflow reset` does, to the completed
+// workflow task which pick chooses among the run's, and returns that task's event id.
+func resetRun(t *testing.T, d *app.Dev, workflowID, runID string, pick func(tasks []int64) int64) int64 {
+	t.Helper()
+	var tasks []int64
+	for _, ev := range history(t, d.Client, workflowID) {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			tasks = append(tasks, ev.GetEventId())
+		}
+	}
+	at := pick(tasks)
+	_, err := d.Client.ResetWorkflowExecution(context.Background(), &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace:                 d.Config.Namespace,
+		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: workflowID, RunId: runID},
+		Reason:                    "fix deployed",
+		WorkflowTaskFinishEventId: at,
+		RequestId:                 runID + "/reset",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+func firstTask(tasks []int64) int64 { return tasks[0] }
+func lastTask(tasks []int64) int64  { return tasks[len(tasks)-1] }
+
 // TestEndToEndResetDoesNotContainTwice: an alert run reset to its first task,
 // after it contained the host, runs its contain stage again under the same
 // idempotency key: it finds the isolation it made and does not ask the EDR again.
@@ -707,25 +718,9 @@ func TestEndToEndResetDoesNotContainTwice(t *testing.T) {
 	awaitAlert(t, d.URL, acc.AlertID, "the host to be contained", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "contained"
 	})
-	var firstTask int64
-	for _, ev := range history(t, d.Client, acc.WorkflowID) {
-		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
-			firstTask = ev.GetEventId()
-			break
-		}
-	}
-	reset, err := d.Client.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
-		Namespace:                 d.Config.Namespace,
-		WorkflowExecution:         &commonpb.WorkflowExecution{WorkflowId: acc.WorkflowID, RunId: acc.AlertID},
-		Reason:                    "run it again",
-		WorkflowTaskFinishEventId: firstTask,
-		RequestId:                 acc.AlertID + "/reset",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	resetRun(t, d, acc.WorkflowID, acc.AlertID, firstTask)
 	var result workflows.AlertResult
-	if err := d.Client.GetWorkflow(ctx, acc.WorkflowID, reset.GetRunId()).Get(ctx, &result); err != nil {
+	if err := d.Client.GetWorkflow(ctx, acc.WorkflowID, "").Get(ctx, &result); err != nil {
 		t.Fatal(err)
 	}
 	// One action: claimed by the decision, tried by the first run and found by
