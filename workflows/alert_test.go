@@ -619,19 +619,24 @@ steps:
 	}
 }
 
-func TestDuplicatesReachWaitingPlaybooks(t *testing.T) {
-	waiter := parsePlaybook(t, `
+// waiterPlaybook waits (up to 30 minutes) for events more deliveries of the
+// alert, then isolates its host.
+func waiterPlaybook(t *testing.T, events int) workflows.PinnedPlaybook {
+	t.Helper()
+	return parsePlaybook(t, fmt.Sprintf(`
 name: waiter
 trigger: {when: "true"}
 steps:
   - id: more
-    wait:
-      until: run.events >= 2
-      timeout: 30m
+    wait: {until: "run.events >= %d", timeout: 30m}
   - id: isolate
     uses: edr.isolate_host
     with: {host_id: "${{ alert.device.id }}"}
-`)
+`, events))
+}
+
+func TestDuplicatesReachWaitingPlaybooks(t *testing.T) {
+	waiter := waiterPlaybook(t, 2)
 	s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: []workflows.PinnedPlaybook{waiter}}}
 	a := withSideEffects(&actions{})
 	env := setup(t, s)
@@ -673,16 +678,7 @@ func TestCancelledRunRecordsItsEnd(t *testing.T) {
 	})
 
 	t.Run("while a playbook waits", func(t *testing.T) {
-		waiter := parsePlaybook(t, `
-name: waiter
-trigger: {when: "true"}
-steps:
-  - id: more
-    wait: {until: "run.events >= 5", timeout: 30m}
-  - id: isolate
-    uses: edr.isolate_host
-    with: {host_id: "${{ alert.device.id }}"}
-`)
+		waiter := waiterPlaybook(t, 5)
 		s := &stubs{selection: &workflows.SelectOutput{Configured: true, Playbooks: []workflows.PinnedPlaybook{waiter}}}
 		a := withSideEffects(&actions{})
 		env := setup(t, s)
