@@ -56,27 +56,31 @@ func (s *Store) EndAbandonedRun(ctx context.Context, end RunEnd) (ended bool, er
 		if ended = res.RowsAffected == 1; !ended {
 			return nil
 		}
+		// Each write: what it ends, where (the run's id, then the statuses it
+		// ends), and what it sets.
 		type write struct {
-			what   string
-			model  any
-			where  string
-			fields map[string]any
+			what     string
+			model    any
+			where    string
+			statuses []string
+			fields   map[string]any
 		}
 		writes := []write{
-			{"run", &Run{}, "id = ? AND status = '" + StatusRunning + "'",
+			{"run", &Run{}, "id = ?", []string{StatusRunning},
 				map[string]any{"status": StatusFailed, "error": end.Reason}},
-			{"steps", &Step{}, "run_id = ? AND status IN ('" + StatusRunning + "', '" + StatusPending + "')",
+			{"steps", &Step{}, "run_id = ?", []string{StatusRunning, StatusPending},
 				map[string]any{"status": StatusCancelled, "finished_at": at, "note": end.Reason}},
-			{"approvals", &Approval{}, "run_id = ? AND status = '" + ApprovalPending + "'",
+			{"approvals", &Approval{}, "run_id = ?", []string{ApprovalPending},
 				map[string]any{"status": ApprovalCancelled, "decided_at": at, "reason": end.Reason}},
 		}
 		if run.Playbook == "" && run.AlertID == run.ID { // the run that processed the alert
-			writes = append(writes, write{"alert", &Alert{}, "id = ? AND status = '" + AlertProcessing + "'",
+			writes = append(writes, write{"alert", &Alert{}, "id = ?", []string{AlertProcessing},
 				map[string]any{"status": AlertFailed, "summary": "failed: " + end.Reason}})
 		}
 		for _, w := range writes {
 			w.fields["updated_at"] = now
-			if err := db.Model(w.model).Where(w.where, run.ID).Updates(w.fields).Error; err != nil {
+			err := db.Model(w.model).Where(w.where+" AND status IN ?", run.ID, w.statuses).Updates(w.fields).Error
+			if err != nil {
 				return fmt.Errorf("store: end abandoned %s: %w", w.what, err)
 			}
 		}
