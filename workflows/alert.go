@@ -136,13 +136,14 @@ func (w *alertWorkflow) onDelivery(d Delivery) bool {
 }
 
 func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
+	// A cancelled run records its end on a context the cancellation does not reach.
+	uncancelled, cancel := workflow.NewDisconnectedContext(ctx)
+	defer cancel()
+	record := ctx
 	stage, skip, err := w.pipeline(ctx)
 	cancelled := w.cancelled(ctx)
 	if cancelled {
-		// Recorded on a context the cancellation does not reach.
-		dctx, cancel := workflow.NewDisconnectedContext(ctx)
-		defer cancel()
-		ctx = dctx
+		record = uncancelled
 		if err != nil { // the stage failed because it was cancelled
 			err = errors.New(runCancelled)
 		}
@@ -155,19 +156,17 @@ func (w *alertWorkflow) run(ctx workflow.Context) (AlertResult, error) {
 		finish.Outcome, finish.Error, finish.FailedStage = OutcomeFailed, w.state.Error, stage
 	}
 	w.state.Stage = StageDone
-	w.record(ctx, &finish)
+	w.record(record, &finish)
 
 	if !cancelled {
 		w.absorbDuplicates(ctx)
 		if cancelled = w.cancelled(ctx); cancelled { // during the dedup window
-			dctx, cancel := workflow.NewDisconnectedContext(ctx)
-			defer cancel()
-			ctx = dctx
+			record = uncancelled
 		}
 	}
 
 	closing := FinishInput{Ref: w.ref, Outcome: w.state.Outcome, Error: w.state.Error, Closed: true}
-	w.record(ctx, &closing)
+	w.record(record, &closing)
 
 	result := AlertResult{AlertID: w.ref.AlertID, Outcome: w.state.Outcome, Action: w.state.Action, Duplicates: w.state.Duplicates}
 	switch {
@@ -451,8 +450,9 @@ func (w *alertWorkflow) containInput(started time.Time) ContainInput {
 // (claimed is its key), the contain step started with that decision, and the
 // activity's first run may call the vendor without claiming it again; a run after a
 // wait for the store is not a first and claims as usual, finding the row, so it
-// reads the host's state before asking. (A run reset from another replays that
-// run's claim, under that run's key: it claims its own.)
+// reads the host's state before asking. (A run reset from this one keeps its
+// key and may carry its claim into a first attempt of its own; the activity,
+// seeing another run than the key's, claims as usual too.)
 func (w *alertWorkflow) contain(ctx workflow.Context, claimed string) error {
 	again := w.containInput(workflow.Now(ctx))
 	first := again

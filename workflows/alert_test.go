@@ -692,7 +692,7 @@ func TestCancelledRunRecordsItsEnd(t *testing.T) {
 		if len(a.calls) != 0 {
 			t.Fatalf("a cancelled run acted: %v", a.ops())
 		}
-		// The playbook run recorded where it stopped before the alert recorded its end.
+		// The playbook run recorded where it stopped, and the alert run had its answer.
 		if len(a.results) != 1 || a.results[0].Message != "the run was cancelled" {
 			t.Fatalf("playbook results = %+v", a.results)
 		}
