@@ -258,6 +258,9 @@ func (r *Reconciler) endRevert(ctx context.Context, c *closedRun) (int, error) {
 	if !ok {
 		return 0, nil
 	}
+	if reset, err := r.wasReset(ctx, c); err != nil || reset {
+		return 0, err // a reset revert still waits, as its reset run
+	}
 	reason := "the revert will not run: " + r.why(ctx, c)
 	ok, err := r.Store.EndAbandonedRevert(ctx, playbookRun, step+workflows.RevertStepSuffix, c.at, reason)
 	if err != nil || !ok {

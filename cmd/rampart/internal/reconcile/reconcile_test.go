@@ -136,7 +136,7 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		AlertID: "terminated", Status: store.StatusCompleted, StartedAt: closedAt, ClosedAt: &closedAt, Playbook: "block"}); err != nil {
 		t.Fatal(err)
 	}
-	for name, status := range map[string]string{"block.revert": store.StatusPending, "tell.revert": store.StatusSucceeded} {
+	for name, status := range map[string]string{"block.revert": store.StatusPending, "tell.revert": store.StatusSucceeded, "wait.revert": store.StatusPending} {
 		if err := st.SaveStep(ctx, &store.Step{RunID: "pb", Name: name, Seq: 1_000_000, Status: status, StartedAt: closedAt}); err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,8 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 				closed("b-reset", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-1", "playbook/terminated/block", "block", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED),
 				closedRevert("revert-2", "playbook/terminated/block", "tell", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
-				closedRevert("revert-3", "not-a-revert-id", "", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED)},
+				closedRevert("revert-3", "not-a-revert-id", "", enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED),
+				closedRevert("revert-4", "playbook/terminated/block", "wait", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED)},
 		},
 		closes: map[string]*historypb.HistoryEvent{
 			"terminated": {Attributes: &historypb.HistoryEvent_WorkflowExecutionTerminatedEventAttributes{
@@ -177,7 +178,7 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		},
 	}
 	ft.starts = map[string]string{"b-reset": "b-base"}
-	ft.resets = map[string]string{"a-base": "a-reset", "b-base": "b-reset"}
+	ft.resets = map[string]string{"a-base": "a-reset", "b-base": "b-reset", "revert-4": "revert-4-reset"}
 	r := &Reconciler{Temporal: ft, Store: st, Failures: failures, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	since := closedAt.Add(-time.Hour)
 	ended, err := r.Sweep(ctx, since)
@@ -205,11 +206,12 @@ func TestSweepEndsOpenRunsSayingHow(t *testing.T) {
 		}
 	}
 	steps, err := st.RunSteps(ctx, "pb")
-	if err != nil || len(steps) != 2 {
+	if err != nil || len(steps) != 3 {
 		t.Fatalf("reverts = %+v, %v", steps, err)
 	}
 	for _, s := range steps {
-		if want := map[string]string{"block.revert": store.StatusCancelled, "tell.revert": store.StatusSucceeded}[s.Name]; s.Status != want {
+		want := map[string]string{"block.revert": store.StatusCancelled, "tell.revert": store.StatusSucceeded, "wait.revert": store.StatusPending}[s.Name]
+		if s.Status != want {
 			t.Errorf("%s: %s, want %s", s.Name, s.Status, want)
 		}
 		if s.Name == "block.revert" && s.Note != "the revert will not run: terminated in Temporal by ana@ops: keep the block" {
