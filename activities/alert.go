@@ -245,10 +245,7 @@ func outcomeSummary(in workflows.FinishInput) string {
 	}
 	summary := strings.Join(parts, "; ")
 	// Messages are the playbook author's: a line for a list, the rest is in the steps.
-	if r := []rune(summary); len(r) > maxSummary {
-		summary = string(r[:maxSummary-1]) + "…"
-	}
-	return summary
+	return workflows.Clip(summary, maxSummary)
 }
 
 // maxSummary bounds an alert's summary, in characters.

@@ -37,6 +37,8 @@ type AlertSummary struct {
 	ReceivedAt     time.Time `json:"received_at"`
 	LastSeenAt     time.Time `json:"last_seen_at"`
 	DuplicateCount int       `json:"duplicate_count"`
+	// Stalled says a run of the alert cannot progress (GET /api/v1/stalled).
+	Stalled bool `json:"stalled,omitempty"`
 }
 
 // AlertList is a page of alerts.
@@ -70,6 +72,8 @@ type AlertDetail struct {
 	// decide, decided ones with who and why.
 	Approvals []ApprovalView `json:"approvals"`
 	Temporal  TemporalRef    `json:"temporal"`
+	// Stalled are the alert's runs Temporal reports cannot progress.
+	StalledRuns []StalledRun `json:"stalled_runs,omitempty"`
 }
 
 // PlaybookRunView is one playbook run of an alert.
@@ -181,6 +185,7 @@ func (s *Server) listAlerts(c echo.Context) error {
 	if err := s.sayWhoIsWaited(c.Request().Context(), out.Alerts); err != nil {
 		return err
 	}
+	s.markStalled(c.Request().Context(), out.Alerts)
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -343,12 +348,14 @@ func (s *Server) getAlert(c echo.Context) error {
 		return err
 	}
 	if run != nil {
-		return c.JSON(http.StatusOK, AlertDetail{
+		out := AlertDetail{
 			AlertSummary: AlertSummary{ID: id, WorkflowID: run.WorkflowID, Source: run.Source, SeverityID: run.SeverityID,
 				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt},
 			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{}, Approvals: []ApprovalView{},
 			Temporal: TemporalRef{WorkflowID: run.WorkflowID, RunID: id},
-		})
+		}
+		s.explainStalls(c.Request().Context(), &out)
+		return c.JSON(http.StatusOK, out)
 	}
 	a := &d.Alert
 	out := AlertDetail{
@@ -391,6 +398,7 @@ func (s *Server) getAlert(c echo.Context) error {
 	one := []AlertSummary{out.AlertSummary}
 	sayWhatWaits(one, d.Approvals)
 	out.AlertSummary = one[0]
+	s.explainStalls(c.Request().Context(), &out)
 	return c.JSON(http.StatusOK, out)
 }
 

@@ -45,6 +45,9 @@ type Options struct {
 	// Approvals is the approval inbox; Control delivers decisions and keeps.
 	Approvals ApprovalStore
 	Control   WorkflowControl
+	// Stalls finds runs Temporal reports cannot progress; with none, alerts
+	// are not marked and GET /api/v1/stalled answers 404.
+	Stalls StallReader
 	// Replayer runs shadow replays; Runs starts playbook runs on demand.
 	Replayer Replayer
 	Runs     PlaybookStarter
@@ -88,6 +91,7 @@ func New(opts Options) *Server {
 	api.GET("/alerts/:id", s.getAlert)
 	api.GET("/alerts/:id/state", s.alertState)
 	api.POST("/alerts/:target", s.alertAction)
+	api.GET("/stalled", s.listStalled, wellFormedQuery)
 	api.GET("/approvals", s.listApprovals, wellFormedQuery)
 	api.GET("/approvals/:id", s.getApproval)
 	api.POST("/approvals/:target", s.decideApproval)

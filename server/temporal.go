@@ -139,6 +139,9 @@ func NewIdentity(role string) string {
 // TemporalControl delivers the API's requests to running workflows.
 type TemporalControl struct {
 	Client client.Client
+	// Failures decodes the failures a history holds (payload encryption covers
+	// their messages too).
+	Failures converter.FailureConverter
 }
 
 // DecideApproval sends the decide Update and waits until the run has applied it.

@@ -350,7 +350,24 @@ const (
 )
 
 // PlaybookRunID is the workflow ID of the run of a playbook responding to an alert.
-func PlaybookRunID(alertID, name string) string { return "playbook/" + alertID + "/" + name }
+func PlaybookRunID(alertID, name string) string { return playbookPrefix + alertID + "/" + name }
+
+const playbookPrefix = "playbook/"
+
+// AlertOfWorkflowID is the alert a playbook run (PlaybookRunID, an on-demand
+// run's among them) or a timed revert of one responds to, read off its workflow
+// ID; "" for any other ID (an AlertWorkflow's alert is its run, not its ID).
+func AlertOfWorkflowID(id string) string {
+	if playbookRun, _, ok := ParseRevertWorkflowID(id); ok {
+		id = playbookRun
+	}
+	rest, ok := strings.CutPrefix(id, playbookPrefix)
+	alertID, _, named := strings.Cut(rest, "/")
+	if !ok || !named {
+		return ""
+	}
+	return alertID
+}
 
 // respond runs the selected playbooks side by side, each as a child workflow, and
 // waits for them all. Deliveries of the same alert meanwhile reach the runs as

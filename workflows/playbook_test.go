@@ -941,3 +941,21 @@ func TestParseRevertWorkflowID(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertOfWorkflowID(t *testing.T) {
+	const alertID = "0194c3e2-5b7a-7d4e-9f00-8a1b2c3d4e5f"
+	run := workflows.PlaybookRunID(alertID, "block-ip")
+	for _, id := range []string{
+		run, run + "/manual-1732780000000000000", run + "/outer/call/step_2",
+		workflows.RevertWorkflowID(run, "block"), workflows.RevertWorkflowID(run+"/outer/call/step_2", "isolate[2][0]"),
+	} {
+		if got := workflows.AlertOfWorkflowID(id); got != alertID {
+			t.Errorf("AlertOfWorkflowID(%q) = %q, want %q", id, got, alertID)
+		}
+	}
+	for _, id := range []string{"", "alert/b11f0e2a2daa1741", "playbook/", "playbook/" + alertID, "revert/alert/x/step", "playbooks/x/y"} {
+		if got := workflows.AlertOfWorkflowID(id); got != "" {
+			t.Errorf("AlertOfWorkflowID(%q) = %q, want none", id, got)
+		}
+	}
+}

@@ -80,6 +80,10 @@ var (
 	SearchSeverity = temporal.NewSearchAttributeKeyInt64("RampartSeverity")
 )
 
+// OwnTypesQuery is a visibility query's condition matching Rampart's runs: its
+// alerts, their playbook runs and timed reverts.
+const OwnTypesQuery = "WorkflowType IN ('" + AlertWorkflowName + "', '" + PlaybookWorkflowName + "', '" + RevertWorkflowName + "')"
+
 // SearchAttributeKeys lists the keys above, for registration.
 func SearchAttributeKeys() []temporal.SearchAttributeKey {
 	return []temporal.SearchAttributeKey{SearchSource, SearchSeverity}

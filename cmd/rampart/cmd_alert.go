@@ -21,11 +21,12 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 func newAlertCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
-	cmd.AddCommand(newAlertSendCmd(), newAlertReplayCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd())
+	cmd.AddCommand(newAlertSendCmd(), newAlertReplayCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd(), newAlertStalledCmd())
 	return cmd
 }
 
@@ -151,8 +152,12 @@ func newAlertListCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tTITLE\tWHY")
 			for _, a := range page.Alerts {
+				status := a.Status
+				if a.Stalled {
+					status += " (stalled)"
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
-					a.Severity, a.Status, a.DuplicateCount, a.Source, a.Title, ellipsis(a.Summary, 72))
+					a.Severity, status, a.DuplicateCount, a.Source, a.Title, workflows.Clip(a.Summary, 72))
 			}
 			return tw.Flush()
 		},
@@ -163,14 +168,6 @@ func newAlertListCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
 	return cmd
-}
-
-// ellipsis shortens s to n runes for a table cell.
-func ellipsis(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 func newAlertStateCmd() *cobra.Command {
@@ -216,4 +213,59 @@ func do(req *http.Request) ([]byte, int, error) {
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	return out, resp.StatusCode, err
+}
+
+func newAlertStalledCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "stalled",
+		Short: "List the runs Temporal reports cannot progress, and why",
+		Long: `stalled lists the open runs (alerts', playbook runs, timed reverts) whose
+workflow task keeps failing or timing out, so none of their code runs: typically a
+worker deployed with a bug, or with a change that no longer replays runs in flight.
+Each carries on once a worker can run it again (roll the deploy back).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var all []server.StalledRun
+			for cursor := ""; ; {
+				var page server.StalledList
+				q := url.Values{"limit": {"200"}, "cursor": {cursor}}
+				if err := call(cmd, http.MethodGet, base, "/api/v1/stalled?"+q.Encode(), "", nil, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Runs...)
+				if cursor = page.NextCursor; cursor == "" {
+					break
+				}
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "No run is stalled.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ALERT\tWORKFLOW\tRUN\tSTALLED")
+			for _, r := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(r.AlertID), r.WorkflowID, r.RunID, workflows.Clip(describeStall(r), 120))
+			}
+			return tw.Flush()
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+// describeStall says in a line what is wrong with a stalled run, and since when.
+func describeStall(r server.StalledRun) string {
+	line := r.WorkflowType + ": " + r.Problem
+	if r.Attempts > 0 {
+		line += fmt.Sprintf(" (%d attempts", r.Attempts)
+		if r.Since != nil {
+			line += " since " + r.Since.Local().Format(time.DateTime)
+		}
+		line += ")"
+	}
+	if r.Error != "" {
+		line += ": " + r.Error
+	}
+	return line
 }

@@ -82,6 +82,9 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 	if d.Summary != "" {
 		field("why", "%s", d.Summary)
 	}
+	for _, r := range d.StalledRuns {
+		field("stalled", "%s", describeStall(r))
+	}
 	field("severity", "%s (confidence %d) · source %s · rule %s", d.Severity, d.Confidence, d.Source, orDash(d.Rule))
 	field("received", "%s · event time %s", d.ReceivedAt.Local().Format(time.DateTime), d.EventTime.Local().Format(time.DateTime))
 	if d.DuplicateCount > 0 {

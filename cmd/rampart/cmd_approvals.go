@@ -50,7 +50,7 @@ func newApprovalsListCmd() *cobra.Command {
 					deadline = a.Deadline.Local().Format(time.DateTime)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.RequestedAt.Local().Format(time.DateTime),
-					deadline, a.Operation, ellipsis(approvalAlertLine(a), 60), a.Playbook, a.Step, approverList(a.Approvers))
+					deadline, a.Operation, workflows.Clip(approvalAlertLine(a), 60), a.Playbook, a.Step, approverList(a.Approvers))
 			}
 			return tw.Flush()
 		},

@@ -61,7 +61,7 @@ async function loadAlerts(append, stillWanted) {
       text("td", a.severity, "sev-" + a.severity_id),
       text("td", a.title),
       text("td", a.source),
-      text("td", a.status, "status-" + a.status),
+      text("td", a.stalled ? a.status + " (stalled)" : a.status, a.stalled ? "status-stalled" : "status-" + a.status),
       text("td", a.summary || "", "why"),
       text("td", a.duplicate_count),
     );
@@ -180,6 +180,8 @@ async function showAlert(id, stillWanted) {
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
     text("p", d.summary || "", "why"),
   );
+  // A run none of whose code runs (a bad deploy): say so first, it is why nothing moves.
+  for (const r of d.stalled_runs || []) view.append(text("p", stallLine(r), "stalled"));
   const facts = document.createElement("dl");
   facts.id = "facts";
   for (const [name, value] of [...alertFacts(d), ["Enrichment", d.enrichment_summary], ["Decision", d.decision_summary]]) {
@@ -207,6 +209,14 @@ async function showAlert(id, stillWanted) {
   }
   for (const box of view.querySelectorAll("details")) if (unfolded.has(detailsKey(box))) box.open = true;
   show("detail");
+}
+
+// stallLine says what is wrong with a stalled run, and since when.
+function stallLine(r) {
+  const since = r.since ? ` since ${new Date(r.since).toLocaleString()}` : "";
+  const attempts = r.attempts ? ` (${r.attempts} attempts${since})` : "";
+  return `Stalled: ${r.workflow_type} ${r.workflow_id}: ${r.problem}${attempts}${r.error ? ": " + r.error : ""}. ` +
+    "It carries on once a worker can run it again.";
 }
 
 // The decider's name, asked once per tab when the API is open. With a token the

@@ -140,12 +140,14 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	if err != nil {
 		return nil, err
 	}
+	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter()}
 	return server.New(server.Options{
 		Pipeline:  pipeline,
 		Alerts:    st,
 		Playbooks: st,
 		Approvals: st,
-		Control:   &server.TemporalControl{Client: c},
+		Control:   control,
+		Stalls:    control,
 		Replayer:  &shadow.Replayer{Store: st},
 		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
 		Tokens:    tokens,

@@ -258,15 +258,22 @@ func serverConfig(sqlCfg *config.SQL, ports []int) *config.Config {
 // marker) queued behind the writes and cost ~4 ms of latency per alert. New data
 // dirs get the search attributes with the namespace; one that lacks them has them
 // added at boot and waited for (app.EnsureSearchAttributes).
+//
+// A run is reported stalled (the TemporalReportedProblems search attribute, which
+// GET /api/v1/stalled reads) after two workflow task attempts in a row fail or
+// time out, not five: a worker reports only an attempt's first failure and the
+// next times out (10 s), so five took about a minute. One lost attempt alone (a
+// worker that died holding the task) is not reported.
 func dynamicConfig() dynamicconfig.StaticClient {
 	return dynamicconfig.StaticClient{
-		dynamicconfig.TransferProcessorMaxPollRPS.Key():                  1000,
-		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():           1,
-		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
-		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8096,
-		dynamicconfig.FrontendPersistenceMaxQPS.Key():                    10000,
-		dynamicconfig.HistoryPersistenceMaxQPS.Key():                     45000,
+		dynamicconfig.TransferProcessorMaxPollRPS.Key():                                1000,
+		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():                         1,
+		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():                        1,
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key():               100,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                               8096,
+		dynamicconfig.FrontendPersistenceMaxQPS.Key():                                  10000,
+		dynamicconfig.HistoryPersistenceMaxQPS.Key():                                   45000,
+		dynamicconfig.NumConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute.Key(): 2,
 	}
 }
 

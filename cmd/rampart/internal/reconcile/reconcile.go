@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -22,7 +21,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
@@ -102,8 +100,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 
 // abandonedQuery finds the closes of Rampart's workflows that may have ended
 // without recording it: a completed run always records its end.
-const abandonedQuery = "WorkflowType IN ('" + workflows.AlertWorkflowName + "', '" + workflows.PlaybookWorkflowName +
-	"', '" + workflows.RevertWorkflowName + "') AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut', 'Failed')"
+const abandonedQuery = workflows.OwnTypesQuery + " AND ExecutionStatus IN ('Terminated', 'Canceled', 'TimedOut', 'Failed')"
 
 // Sweep ends, in the store, every run still open there whose workflow closed
 // abandoned at or after since, and every timed revert still pending there
@@ -306,31 +303,9 @@ func (r *Reconciler) why(ctx context.Context, c *closedRun) string {
 		}
 	}
 	if f := event.GetWorkflowExecutionFailedEventAttributes(); f != nil && r.Failures != nil {
-		reason += ": " + failureText(r.Failures.FailureToError(f.GetFailure()))
+		reason += ": " + workflows.FailureMessages(r.Failures.FailureToError(f.GetFailure()))
 	}
-	if runes := []rune(reason); len(runes) > maxReason {
-		reason = string(runes[:maxReason-1]) + "…"
-	}
-	return reason
-}
-
-// failureText is a failure's messages as a person reads them: each
-// application error's own words, outermost first, without Temporal's
-// "(type: …, retryable: …)".
-func failureText(err error) string {
-	var words []string
-	for ; err != nil; err = errors.Unwrap(err) {
-		var app *temporal.ApplicationError
-		if !errors.As(err, &app) {
-			words = append(words, err.Error())
-			break
-		}
-		if app.Message() != "" {
-			words = append(words, app.Message())
-		}
-		err = app
-	}
-	return strings.Join(words, ": ")
+	return workflows.Clip(reason, maxReason)
 }
 
 func closeEvent(ctx context.Context, t Temporal, c *closedRun) (*historypb.HistoryEvent, error) {

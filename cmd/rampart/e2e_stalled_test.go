@@ -1,0 +1,118 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// TestEndToEndStalledRunsAreReported deploys a bad build on the real embedded
+// server: its playbook workflow panics, so an alert's playbook run makes no
+// progress. The API and the CLI say which run is stalled and why, and once the
+// deploy is rolled back the run carries on and the report goes away.
+func TestEndToEndStalledRunsAreReported(t *testing.T) {
+	cfg := devConfig(t, time.Hour)
+	cfg.PlaybooksDir = playbookDir(t, map[string]string{"isolate.yaml": `name: isolate
+trigger: {when: "alert.device.id != ''"}
+steps:
+  - id: isolate
+    uses: edr.isolate_host
+    with: {host_id: "${{ alert.device.id }}", comment: "rampart ${{ run.id }}"}
+`})
+	d := startDev(t, cfg)
+
+	// The bad build: the same workflows and activities, but a playbook run panics
+	// in its workflow code (the SDK's default policy blocks the run, as in production).
+	reg, err := app.NewIntegrations(&d.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts, err := app.NewActivities(&d.Config, d.Store, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.PollInterval = 50 * time.Millisecond
+	d.Worker.Stop()
+	bad := worker.New(d.Client, cfg.TaskQueue, worker.Options{})
+	workflows.Register(bad)
+	acts.Register(bad)
+	bad.RegisterWorkflowWithOptions(func(workflow.Context, workflows.PlaybookInput) (workflows.PlaybookResult, error) {
+		panic("index out of range [3] with length 3")
+	}, workflow.RegisterOptions{Name: workflows.PlaybookWorkflowName, DisableAlreadyRegisteredCheck: true})
+	if err := bad.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.Worker = bad // stopped at the end with the rest
+
+	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	a := awaitAlert(t, d.URL, acc.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Stalled
+	})
+	if a.Status != "processing" || len(a.StalledRuns) != 1 {
+		t.Fatalf("alert %s with stalled runs %+v", a.Status, a.StalledRuns)
+	}
+	r := a.StalledRuns[0]
+	t.Logf("reported: %+v", r)
+	if r.WorkflowType != workflows.PlaybookWorkflowName || r.AlertID != acc.AlertID ||
+		r.WorkflowID != workflows.PlaybookRunID(acc.AlertID, "isolate") || r.Attempts < 2 || r.Since == nil ||
+		!strings.Contains(r.Error, "index out of range [3] with length 3") || r.Problem == "" {
+		t.Fatalf("stalled run %+v", r)
+	}
+
+	var list server.AlertList
+	if code := getJSON(t, d.URL+"/api/v1/alerts", &list); code != http.StatusOK || len(list.Alerts) != 1 || !list.Alerts[0].Stalled {
+		t.Fatalf("the alert list does not mark the alert stalled: %+v", list.Alerts)
+	}
+	var stalled server.StalledList
+	if code := getJSON(t, d.URL+"/api/v1/stalled", &stalled); code != http.StatusOK || len(stalled.Runs) != 1 || stalled.Runs[0].RunID != r.RunID || stalled.Runs[0].Error != r.Error {
+		t.Fatalf("GET /api/v1/stalled: %+v", stalled)
+	}
+	code, out := runCLI(t, "alert", "stalled", "--url", d.URL)
+	if code != 0 || !strings.Contains(out, acc.AlertID) || !strings.Contains(out, "index out of range") {
+		t.Fatalf("rampart alert stalled: exit %d\n%s", code, out)
+	}
+	if h, _ := d.Simulator.Host(ransomHost); h.Status == integrations.HostContained {
+		t.Fatal("the stalled playbook contained the host")
+	}
+	t.Run("the UI says so", func(t *testing.T) {
+		browser := startBrowser(t)
+		browser.navigate(t, d.URL+"/")
+		browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(5)", "processing (stalled)")
+		browser.navigate(t, d.URL+"/#"+acc.AlertID)
+		browser.waitTextThat(t, "#detail p.stalled", "say which run is stalled and why", func(got string) bool {
+			return strings.HasPrefix(got, "Stalled: PlaybookWorkflow "+r.WorkflowID+": its workflow task") &&
+				strings.Contains(got, "index out of range [3] with length 3")
+		})
+	})
+
+	// Roll back: a worker of the good build takes the run's next attempt.
+	bad.Stop()
+	good, err := app.StartWorker(d.Client, cfg.TaskQueue, acts, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Worker = good
+	a = awaitAlert(t, d.URL, acc.AlertID, "the run to carry on once rolled back", 2*waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained" && !a.Stalled
+	})
+	if h, _ := d.Simulator.Host(ransomHost); h.Status != integrations.HostContained || len(a.StalledRuns) != 0 {
+		t.Fatalf("host %+v, stalled runs %+v", h, a.StalledRuns)
+	}
+	waitFor(t, "the stall report to go", waitTimeout, func() bool {
+		var now server.StalledList
+		return getJSON(t, d.URL+"/api/v1/stalled", &now) == http.StatusOK && len(now.Runs) == 0
+	})
+	if code, out = runCLI(t, "alert", "stalled", "--url", d.URL); code != 0 || !strings.Contains(out, "No run is stalled.") {
+		t.Fatalf("rampart alert stalled: exit %d\n%s", code, out)
+	}
+}

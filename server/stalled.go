@@ -1,0 +1,232 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/workflows"
+)
+
+// StallReader finds the runs Temporal reports cannot make progress.
+type StallReader interface {
+	// StalledRuns lists them, at most limit, from a page token (nil: the first
+	// page); the token of the next page is nil after the last.
+	StalledRuns(ctx context.Context, limit int, token []byte) ([]StalledRun, []byte, error)
+	// ExplainStall adds what Temporal recorded of a stalled run's trouble.
+	ExplainStall(ctx context.Context, run *StalledRun) error
+}
+
+// StalledRun is an open run none of whose code runs any more: its workflow task
+// keeps failing or timing out. A worker deployed with a bug that fails the
+// workflow code, or with a change that no longer replays runs in flight, stalls
+// every run it takes; the run carries on once a worker can run it again.
+// Temporal reports it after some attempts in a row (two on the embedded server,
+// five by default on a cluster: system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute).
+type StalledRun struct {
+	WorkflowType string    `json:"workflow_type"`
+	WorkflowID   string    `json:"workflow_id"`
+	RunID        string    `json:"run_id"`
+	AlertID      string    `json:"alert_id,omitempty"`
+	StartedAt    time.Time `json:"started_at"`
+	// Problem is Temporal's report in words; Cause its cause, as Temporal names it.
+	Problem string `json:"problem"`
+	Cause   string `json:"cause,omitempty"`
+	// Attempts is how many times the workflow task has been tried since one last
+	// completed; Since is when the first of them failed, and Error what it said.
+	Attempts int        `json:"attempts,omitempty"`
+	Since    *time.Time `json:"since,omitempty"`
+	Error    string     `json:"error,omitempty"`
+}
+
+// StalledList is a page of stalled runs.
+type StalledList struct {
+	Runs       []StalledRun `json:"runs"`
+	NextCursor string       `json:"next_cursor,omitempty"`
+}
+
+// stalledQuery matches Rampart's open runs for which Temporal reports a problem.
+const stalledQuery = workflows.OwnTypesQuery + " AND ExecutionStatus = 'Running' AND TemporalReportedProblems IS NOT NULL"
+
+// maxStallError bounds a stalled run's error message, in characters.
+const maxStallError = 500
+
+// StalledRuns implements StallReader from Temporal's visibility store.
+func (t *TemporalControl) StalledRuns(ctx context.Context, limit int, token []byte) ([]StalledRun, []byte, error) {
+	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query: stalledQuery, PageSize: int32(limit), NextPageToken: token,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list stalled runs: %w", err)
+	}
+	runs := make([]StalledRun, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		run := StalledRun{
+			WorkflowType: e.GetType().GetName(),
+			WorkflowID:   e.GetExecution().GetWorkflowId(),
+			RunID:        e.GetExecution().GetRunId(),
+			StartedAt:    e.GetStartTime().AsTime(),
+			AlertID:      workflows.AlertOfWorkflowID(e.GetExecution().GetWorkflowId()),
+		}
+		if run.WorkflowType == workflows.AlertWorkflowName {
+			run.AlertID = run.RunID // a reset run's is its first run's: ExplainStall reads it
+		}
+		var problems []string
+		_ = converter.GetDefaultDataConverter().FromPayload(
+			e.GetSearchAttributes().GetIndexedFields()["TemporalReportedProblems"], &problems)
+		run.Problem, run.Cause = reportedProblem(problems)
+		runs = append(runs, run)
+	}
+	return runs, resp.GetNextPageToken(), nil
+}
+
+// reportedProblem reads Temporal's TemporalReportedProblems values
+// ("category=WorkflowTaskFailed", "cause=WorkflowTaskFailedCause…").
+func reportedProblem(values []string) (problem, cause string) {
+	problem = "its workflow task cannot complete"
+	for _, v := range values {
+		switch {
+		case v == "category=WorkflowTaskFailed":
+			problem = "its workflow task keeps failing"
+		case v == "category=WorkflowTaskTimedOut":
+			problem = "its workflow task keeps timing out: a worker takes it and never answers"
+		case strings.HasPrefix(v, "cause="):
+			cause = strings.TrimPrefix(v, "cause=")
+			for _, prefix := range []string{"WorkflowTaskFailedCause", "WorkflowTaskTimedOutCause"} {
+				cause = strings.TrimPrefix(cause, prefix)
+			}
+		}
+	}
+	return problem, cause
+}
+
+// ExplainStall implements StallReader: the attempts from the run's description,
+// the first failure since the last completed workflow task from its history
+// (a worker reports only an attempt's first failure; later ones time out), and,
+// for an alert's run, the alert it carries on (a reset run's first run).
+func (t *TemporalControl) ExplainStall(ctx context.Context, run *StalledRun) error {
+	d, err := t.Client.DescribeWorkflowExecution(ctx, run.WorkflowID, run.RunID)
+	if err != nil {
+		return fmt.Errorf("describe stalled run %s: %w", run.RunID, err)
+	}
+	run.Attempts = int(d.GetPendingWorkflowTask().GetAttempt())
+	it := t.Client.GetWorkflowHistory(ctx, run.WorkflowID, run.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		event, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("read stalled run %s: %w", run.RunID, err)
+		}
+		at := event.GetEventTime().AsTime()
+		switch event.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			if original := event.GetWorkflowExecutionStartedEventAttributes().GetOriginalExecutionRunId(); original != "" &&
+				run.WorkflowType == workflows.AlertWorkflowName {
+				run.AlertID = original
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+			run.Since, run.Error = nil, ""
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+			run.Since, run.Error = &at, "the workflow task failed"
+			if f := event.GetWorkflowTaskFailedEventAttributes().GetFailure(); f != nil && t.Failures != nil {
+				run.Error = workflows.Clip(workflows.FailureMessages(t.Failures.FailureToError(f)), maxStallError)
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+			run.Since, run.Error = &at, "the worker that took the workflow task did not finish it in time"
+		}
+	}
+	return nil
+}
+
+// stallsPage is the most stalled runs one look reads to mark alerts with them;
+// past it (a bad deploy stalling thousands of alerts) GET /api/v1/stalled lists them all.
+const stallsPage = 1000
+
+// stalledAlerts are the alerts among ids with a stalled run, read in one look.
+// The look is best effort: a Temporal that cannot answer marks none.
+func (s *Server) stalledAlerts(ctx context.Context) map[string][]StalledRun {
+	if s.opts.Stalls == nil {
+		return nil
+	}
+	runs, _, err := s.opts.Stalls.StalledRuns(ctx, stallsPage, nil)
+	if err != nil {
+		s.log.Warn("cannot look for stalled runs", "error", err)
+		return nil
+	}
+	byAlert := map[string][]StalledRun{}
+	for _, r := range runs {
+		if r.AlertID != "" {
+			byAlert[r.AlertID] = append(byAlert[r.AlertID], r)
+		}
+	}
+	return byAlert
+}
+
+// markStalled sets Stalled on the alerts still in progress that have a stalled run.
+func (s *Server) markStalled(ctx context.Context, alerts []AlertSummary) {
+	open := false
+	for _, a := range alerts {
+		open = open || a.Status == store.AlertProcessing
+	}
+	if !open {
+		return
+	}
+	stalled := s.stalledAlerts(ctx)
+	for i := range alerts {
+		alerts[i].Stalled = alerts[i].Status == store.AlertProcessing && len(stalled[alerts[i].ID]) > 0
+	}
+}
+
+// explainStalls gives an alert still in progress its stalled runs, explained.
+func (s *Server) explainStalls(ctx context.Context, a *AlertDetail) {
+	if a.Status != store.AlertProcessing && a.Status != AlertReceived {
+		return
+	}
+	runs := s.stalledAlerts(ctx)[a.ID]
+	for i := range runs {
+		if err := s.opts.Stalls.ExplainStall(ctx, &runs[i]); err != nil {
+			s.log.Warn("cannot explain a stalled run", "run_id", runs[i].RunID, "error", err)
+		}
+	}
+	a.StalledRuns, a.Stalled = runs, len(runs) > 0
+}
+
+func (s *Server) listStalled(c echo.Context) error {
+	if s.opts.Stalls == nil {
+		return apiError(http.StatusNotFound, "not_found", "this server does not look for stalled runs")
+	}
+	limit, err := intParam(c, "limit", 50, 1, 200)
+	if err != nil {
+		return err
+	}
+	token, err := base64.RawURLEncoding.DecodeString(c.QueryParam("cursor"))
+	if err != nil {
+		return apiError(http.StatusBadRequest, "invalid_query", "cursor is not one this API issued")
+	}
+	ctx := c.Request().Context()
+	runs, next, err := s.opts.Stalls.StalledRuns(ctx, limit, token)
+	var invalid *serviceerror.InvalidArgument
+	if len(token) > 0 && errors.As(err, &invalid) {
+		return apiError(http.StatusBadRequest, "invalid_query", "cursor is not one this API issued")
+	}
+	if err != nil {
+		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "cannot list stalled runs: "+err.Error())
+	}
+	for i := range runs {
+		if err := s.opts.Stalls.ExplainStall(ctx, &runs[i]); err != nil {
+			s.log.Warn("cannot explain a stalled run", "run_id", runs[i].RunID, "error", err)
+		}
+	}
+	return c.JSON(http.StatusOK, StalledList{Runs: runs, NextCursor: base64.RawURLEncoding.EncodeToString(next)})
+}

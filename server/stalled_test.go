@@ -1,0 +1,145 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/store"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+// stalls answers as Temporal would: runs in pages of the limit asked, the
+// token being the offset; failing makes every call fail.
+type stalls struct {
+	runs      []server.StalledRun
+	failing   error
+	explained []string
+}
+
+func (s *stalls) StalledRuns(_ context.Context, limit int, token []byte) ([]server.StalledRun, []byte, error) {
+	if s.failing != nil {
+		return nil, nil, s.failing
+	}
+	from := 0
+	if len(token) > 0 {
+		n, err := strconv.Atoi(string(token))
+		if err != nil {
+			return nil, nil, serviceerror.NewInvalidArgument("bad token")
+		}
+		from = n
+	}
+	to := min(from+limit, len(s.runs))
+	var next []byte
+	if to < len(s.runs) {
+		next = []byte(strconv.Itoa(to))
+	}
+	return append([]server.StalledRun(nil), s.runs[from:to]...), next, nil
+}
+
+func (s *stalls) ExplainStall(_ context.Context, r *server.StalledRun) error {
+	s.explained = append(s.explained, r.RunID)
+	r.Attempts, r.Error = 4, "panic: "+r.RunID
+	return nil
+}
+
+func TestStalledRunsAPI(t *testing.T) {
+	st := storetest.SQLite(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
+	for i, status := range []string{store.AlertProcessing, store.AlertProcessing, store.AlertContained} {
+		id := fmt.Sprintf("alert-%d", i)
+		a := &store.Alert{ID: id, WorkflowID: "alert/fp" + id, Fingerprint: "fp" + id, Source: "crowdstrike", Title: "t" + id,
+			SeverityID: 4, Severity: schemas.SeverityName(4), Status: status,
+			EventTime: t0, ReceivedAt: t0.Add(time.Duration(i) * time.Minute), LastSeenAt: t0, AlertJSON: `{}`}
+		run := &store.Run{ID: id, WorkflowID: a.WorkflowID, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: t0}
+		if err := st.RecordAlert(ctx, a, nil, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found := &stalls{runs: []server.StalledRun{
+		{WorkflowType: "PlaybookWorkflow", WorkflowID: "playbook/alert-1/isolate", RunID: "r1", AlertID: "alert-1", Problem: "its workflow task keeps failing"},
+		// A run of a closed alert (its revert, say) marks no closed alert.
+		{WorkflowType: "RevertWorkflow", WorkflowID: "revert/playbook/alert-2/isolate/isolate", RunID: "r2", AlertID: "alert-2"},
+		{WorkflowType: "AlertWorkflow", WorkflowID: "alert/fpnot-recorded", RunID: "not-recorded", AlertID: "not-recorded"},
+	}}
+	control := &control{accepted: map[string]server.AcceptedRun{"not-recorded": {WorkflowID: "alert/fpnot-recorded", StartedAt: t0}}}
+	h := newServerFrom(t, starter{}, server.Options{Alerts: st, Approvals: st, Control: control, Stalls: found})
+
+	code, out := do(t, h, http.MethodGet, "/api/v1/alerts", nil, nil)
+	marked := map[string]bool{}
+	for _, a := range out["alerts"].([]any) {
+		a := a.(map[string]any)
+		marked[a["id"].(string)] = a["stalled"] == true
+	}
+	if code != 200 || !marked["alert-1"] || marked["alert-0"] || marked["alert-2"] || len(found.explained) != 0 {
+		t.Fatalf("list: %d %v (explained %v)", code, out, found.explained)
+	}
+
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	runs, _ := out["stalled_runs"].([]any)
+	if code != 200 || out["stalled"] != true || len(runs) != 1 || runs[0].(map[string]any)["error"] != "panic: r1" ||
+		runs[0].(map[string]any)["attempts"] != float64(4) {
+		t.Fatalf("detail of a stalled alert: %d %v", code, out)
+	}
+	for _, id := range []string{"alert-0", "alert-2"} {
+		if code, out = do(t, h, http.MethodGet, "/api/v1/alerts/"+id, nil, nil); code != 200 || out["stalled"] != nil || out["stalled_runs"] != nil {
+			t.Fatalf("detail of %s: %d %v", id, code, out)
+		}
+	}
+	// An alert no worker could record (its own run stalls at once) says why.
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/not-recorded", nil, nil)
+	if runs, _ = out["stalled_runs"].([]any); code != 200 || out["status"] != server.AlertReceived || out["stalled"] != true || len(runs) != 1 {
+		t.Fatalf("detail of an unrecorded stalled alert: %d %v", code, out)
+	}
+
+	found.explained = nil
+	var ids []string
+	for cursor := ""; ; {
+		code, out = do(t, h, http.MethodGet, "/api/v1/stalled?limit=2&cursor="+cursor, nil, nil)
+		if code != 200 {
+			t.Fatalf("stalled: %d %v", code, out)
+		}
+		for _, r := range out["runs"].([]any) {
+			r := r.(map[string]any)
+			if r["error"] != "panic: "+r["run_id"].(string) {
+				t.Fatalf("an unexplained run: %v", r)
+			}
+			ids = append(ids, r["run_id"].(string))
+		}
+		if cursor, _ = out["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	if fmt.Sprint(ids) != "[r1 r2 not-recorded]" || fmt.Sprint(found.explained) != fmt.Sprint(ids) {
+		t.Fatalf("pages gave %v, explained %v", ids, found.explained)
+	}
+
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "cursor=%%%", "cursor=bm90LWEtbnVtYmVy"} {
+		if code, out = do(t, h, http.MethodGet, "/api/v1/stalled?"+q, nil, nil); code != 400 || errCode(out) != "invalid_query" {
+			t.Errorf("?%s: %d %v", q, code, out)
+		}
+	}
+
+	// Temporal away: the alerts still read from the store, unmarked; the list says why it cannot answer.
+	found.failing = errors.New("connection refused")
+	if code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil); code != 200 || out["stalled"] != nil {
+		t.Fatalf("detail with Temporal away: %d %v", code, out)
+	}
+	if code, out = do(t, h, http.MethodGet, "/api/v1/stalled", nil, nil); code != 503 || errCode(out) != "temporal_unavailable" {
+		t.Fatalf("stalled with Temporal away: %d %v", code, out)
+	}
+	// A server that does not look for stalls says so.
+	h = newServerFrom(t, starter{}, server.Options{Alerts: st, Approvals: st, Control: control})
+	if code, out = do(t, h, http.MethodGet, "/api/v1/stalled", nil, nil); code != 404 || errCode(out) != "not_found" {
+		t.Fatalf("stalled without a reader: %d %v", code, out)
+	}
+}
