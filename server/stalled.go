@@ -188,11 +188,9 @@ func (s *Server) markStalled(ctx context.Context, alerts []AlertSummary) {
 	}
 }
 
-// explainStalls gives an alert still in progress its stalled runs, explained.
+// explainStalls gives an alert its stalled runs, explained: its own and its
+// playbook runs' while it is in progress, a timed revert's after it ended.
 func (s *Server) explainStalls(ctx context.Context, a *AlertDetail) {
-	if a.Status != store.AlertProcessing && a.Status != AlertReceived {
-		return
-	}
 	runs := s.stalledAlerts(ctx)[a.ID]
 	for i := range runs {
 		if err := s.opts.Stalls.ExplainStall(ctx, &runs[i]); err != nil {
