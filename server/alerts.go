@@ -72,7 +72,7 @@ type AlertDetail struct {
 	// decide, decided ones with who and why.
 	Approvals []ApprovalView `json:"approvals"`
 	Temporal  TemporalRef    `json:"temporal"`
-	// Stalled are the alert's runs Temporal reports cannot progress.
+	// StalledRuns are the alert's runs Temporal reports cannot progress.
 	StalledRuns []StalledRun `json:"stalled_runs,omitempty"`
 }
 
