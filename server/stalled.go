@@ -2,15 +2,12 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
@@ -22,9 +19,8 @@ import (
 
 // StallReader finds the runs Temporal reports cannot make progress.
 type StallReader interface {
-	// StalledRuns lists them, at most limit, from a page token (nil: the first
-	// page); the token of the next page is nil after the last.
-	StalledRuns(ctx context.Context, limit int, token []byte) ([]StalledRun, []byte, error)
+	// StalledRuns lists them, at most limit, and counts them all.
+	StalledRuns(ctx context.Context, limit int) (runs []StalledRun, total int, err error)
 	// ExplainStall adds what Temporal recorded of a stalled run's trouble.
 	ExplainStall(ctx context.Context, run *StalledRun) error
 }
@@ -51,10 +47,11 @@ type StalledRun struct {
 	Error    string     `json:"error,omitempty"`
 }
 
-// StalledList is a page of stalled runs.
+// StalledList is the first stalled runs, and how many there are. There is no
+// next page: a bad deploy stalls every run it takes, and one fix frees them all.
 type StalledList struct {
-	Runs       []StalledRun `json:"runs"`
-	NextCursor string       `json:"next_cursor,omitempty"`
+	Runs  []StalledRun `json:"runs"`
+	Total int          `json:"total"`
 }
 
 // stalledQuery matches Rampart's open runs for which Temporal reports a problem.
@@ -64,12 +61,12 @@ const stalledQuery = workflows.OwnTypesQuery + " AND ExecutionStatus = 'Running'
 const maxStallError = 500
 
 // StalledRuns implements StallReader from Temporal's visibility store.
-func (t *TemporalControl) StalledRuns(ctx context.Context, limit int, token []byte) ([]StalledRun, []byte, error) {
+func (t *TemporalControl) StalledRuns(ctx context.Context, limit int) ([]StalledRun, int, error) {
 	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Query: stalledQuery, PageSize: int32(limit), NextPageToken: token,
+		Query: stalledQuery, PageSize: int32(limit),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("list stalled runs: %w", err)
+		return nil, 0, fmt.Errorf("list stalled runs: %w", err)
 	}
 	runs := make([]StalledRun, 0, len(resp.GetExecutions()))
 	for _, e := range resp.GetExecutions() {
@@ -89,7 +86,15 @@ func (t *TemporalControl) StalledRuns(ctx context.Context, limit int, token []by
 		run.Problem, run.Cause = reportedProblem(problems)
 		runs = append(runs, run)
 	}
-	return runs, resp.GetNextPageToken(), nil
+	total := len(runs)
+	if len(resp.GetNextPageToken()) > 0 {
+		count, err := t.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: stalledQuery})
+		if err != nil {
+			return nil, 0, fmt.Errorf("count stalled runs: %w", err)
+		}
+		total = max(total, int(count.GetCount()))
+	}
+	return runs, total, nil
 }
 
 // reportedProblem reads Temporal's TemporalReportedProblems values
@@ -149,9 +154,8 @@ func (t *TemporalControl) ExplainStall(ctx context.Context, run *StalledRun) err
 	return nil
 }
 
-// stallsPage is the most stalled runs one look reads to mark alerts with them;
-// past it (a bad deploy stalling thousands of alerts) GET /api/v1/stalled lists them all.
-const stallsPage = 1000
+// stallsLook is the most stalled runs one look reads to mark alerts with them.
+const stallsLook = 1000
 
 // stalledAlerts are the alerts among ids with a stalled run, read in one look.
 // The look is best effort: a Temporal that cannot answer marks none.
@@ -159,7 +163,7 @@ func (s *Server) stalledAlerts(ctx context.Context) map[string][]StalledRun {
 	if s.opts.Stalls == nil {
 		return nil
 	}
-	runs, _, err := s.opts.Stalls.StalledRuns(ctx, stallsPage, nil)
+	runs, _, err := s.opts.Stalls.StalledRuns(ctx, stallsLook)
 	if err != nil {
 		s.log.Warn("cannot look for stalled runs", "error", err)
 		return nil
@@ -208,16 +212,8 @@ func (s *Server) listStalled(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	token, err := base64.RawURLEncoding.DecodeString(c.QueryParam("cursor"))
-	if err != nil {
-		return apiError(http.StatusBadRequest, "invalid_query", "cursor is not one this API issued")
-	}
 	ctx := c.Request().Context()
-	runs, next, err := s.opts.Stalls.StalledRuns(ctx, limit, token)
-	var invalid *serviceerror.InvalidArgument
-	if len(token) > 0 && errors.As(err, &invalid) {
-		return apiError(http.StatusBadRequest, "invalid_query", "cursor is not one this API issued")
-	}
+	runs, total, err := s.opts.Stalls.StalledRuns(ctx, limit)
 	if err != nil {
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "cannot list stalled runs: "+err.Error())
 	}
@@ -226,5 +222,5 @@ func (s *Server) listStalled(c echo.Context) error {
 			s.log.Warn("cannot explain a stalled run", "run_id", runs[i].RunID, "error", err)
 		}
 	}
-	return c.JSON(http.StatusOK, StalledList{Runs: runs, NextCursor: base64.RawURLEncoding.EncodeToString(next)})
+	return c.JSON(http.StatusOK, StalledList{Runs: runs, Total: total})
 }

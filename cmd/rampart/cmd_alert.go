@@ -226,28 +226,27 @@ worker deployed with a bug, or with a change that no longer replays runs in flig
 Each carries on once a worker can run it again (roll the deploy back).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var all []server.StalledRun
-			for cursor := ""; ; {
-				var page server.StalledList
-				q := url.Values{"limit": {"200"}, "cursor": {cursor}}
-				if err := call(cmd, http.MethodGet, base, "/api/v1/stalled?"+q.Encode(), "", nil, &page); err != nil {
-					return err
-				}
-				all = append(all, page.Runs...)
-				if cursor = page.NextCursor; cursor == "" {
-					break
-				}
+			var stalled server.StalledList
+			if err := call(cmd, http.MethodGet, base, "/api/v1/stalled?limit=200", "", nil, &stalled); err != nil {
+				return err
 			}
-			if len(all) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "No run is stalled.")
+			out := cmd.OutOrStdout()
+			if stalled.Total == 0 {
+				fmt.Fprintln(out, "No run is stalled.")
 				return nil
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ALERT\tWORKFLOW\tRUN\tSTALLED")
-			for _, r := range all {
+			for _, r := range stalled.Runs {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(r.AlertID), r.WorkflowID, r.RunID, workflows.Clip(describeStall(r), 120))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if more := stalled.Total - len(stalled.Runs); more > 0 {
+				fmt.Fprintf(out, "… and %d more.\n", more)
+			}
+			return nil
 		},
 	}
 	urlFlag(cmd, &base)

@@ -17,9 +17,9 @@ import (
 )
 
 // TestEndToEndStalledRunsAreReported deploys a bad build on the real embedded
-// server: its playbook workflow panics, so an alert's playbook run makes no
-// progress. The API and the CLI say which run is stalled and why, and once the
-// deploy is rolled back the run carries on and the report goes away.
+// server: its playbook workflow panics, so two alerts' playbook runs make no
+// progress. The API, the CLI and the UI say which runs are stalled and why, and
+// once the deploy is rolled back the runs carry on and the report goes away.
 func TestEndToEndStalledRunsAreReported(t *testing.T) {
 	cfg := devConfig(t, time.Hour)
 	cfg.PlaybooksDir = playbookDir(t, map[string]string{"isolate.yaml": `name: isolate
@@ -54,7 +54,9 @@ steps:
 	}
 	d.Worker = bad // stopped at the end with the rest
 
+	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	awaitAlert(t, d.URL, pup.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool { return a.Stalled })
 	a := awaitAlert(t, d.URL, acc.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Stalled
 	})
@@ -70,19 +72,29 @@ steps:
 	}
 
 	var list server.AlertList
-	if code := getJSON(t, d.URL+"/api/v1/alerts", &list); code != http.StatusOK || len(list.Alerts) != 1 || !list.Alerts[0].Stalled {
-		t.Fatalf("the alert list does not mark the alert stalled: %+v", list.Alerts)
+	if code := getJSON(t, d.URL+"/api/v1/alerts", &list); code != http.StatusOK || len(list.Alerts) != 2 || !list.Alerts[0].Stalled || !list.Alerts[1].Stalled {
+		t.Fatalf("the alert list does not mark the alerts stalled: %+v", list.Alerts)
 	}
 	var stalled server.StalledList
-	if code := getJSON(t, d.URL+"/api/v1/stalled", &stalled); code != http.StatusOK || len(stalled.Runs) != 1 || stalled.Runs[0].RunID != r.RunID || stalled.Runs[0].Error != r.Error {
+	if code := getJSON(t, d.URL+"/api/v1/stalled?limit=1", &stalled); code != http.StatusOK || len(stalled.Runs) != 1 || stalled.Total != 2 {
+		t.Fatalf("GET /api/v1/stalled?limit=1: %+v", stalled)
+	}
+	if code := getJSON(t, d.URL+"/api/v1/stalled", &stalled); code != http.StatusOK || len(stalled.Runs) != 2 || stalled.Total != 2 {
 		t.Fatalf("GET /api/v1/stalled: %+v", stalled)
 	}
+	for _, sr := range stalled.Runs {
+		if sr.RunID == r.RunID && sr.Error != r.Error {
+			t.Fatalf("GET /api/v1/stalled says %+v, the alert %+v", sr, r)
+		}
+	}
 	code, out := runCLI(t, "alert", "stalled", "--url", d.URL)
-	if code != 0 || !strings.Contains(out, acc.AlertID) || !strings.Contains(out, "index out of range") {
+	if code != 0 || !strings.Contains(out, acc.AlertID) || !strings.Contains(out, pup.AlertID) || !strings.Contains(out, "index out of range") {
 		t.Fatalf("rampart alert stalled: exit %d\n%s", code, out)
 	}
-	if h, _ := d.Simulator.Host(ransomHost); h.Status == integrations.HostContained {
-		t.Fatal("the stalled playbook contained the host")
+	for _, host := range []string{ransomHost, pupHost} {
+		if h, _ := d.Simulator.Host(host); h.Status == integrations.HostContained {
+			t.Fatalf("a stalled playbook contained %s", host)
+		}
 	}
 	t.Run("the UI says so", func(t *testing.T) {
 		browser := startBrowser(t)
@@ -105,12 +117,17 @@ steps:
 	a = awaitAlert(t, d.URL, acc.AlertID, "the run to carry on once rolled back", 2*waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "contained" && !a.Stalled
 	})
-	if h, _ := d.Simulator.Host(ransomHost); h.Status != integrations.HostContained || len(a.StalledRuns) != 0 {
-		t.Fatalf("host %+v, stalled runs %+v", h, a.StalledRuns)
+	awaitAlert(t, d.URL, pup.AlertID, "the other run to carry on", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "contained" && !a.Stalled
+	})
+	for _, host := range []string{ransomHost, pupHost} {
+		if h, _ := d.Simulator.Host(host); h.Status != integrations.HostContained || len(a.StalledRuns) != 0 {
+			t.Fatalf("host %+v, stalled runs %+v", h, a.StalledRuns)
+		}
 	}
 	waitFor(t, "the stall report to go", waitTimeout, func() bool {
 		var now server.StalledList
-		return getJSON(t, d.URL+"/api/v1/stalled", &now) == http.StatusOK && len(now.Runs) == 0
+		return getJSON(t, d.URL+"/api/v1/stalled", &now) == http.StatusOK && len(now.Runs) == 0 && now.Total == 0
 	})
 	if code, out = runCLI(t, "alert", "stalled", "--url", d.URL); code != 0 || !strings.Contains(out, "No run is stalled.") {
 		t.Fatalf("rampart alert stalled: exit %d\n%s", code, out)
