@@ -350,7 +350,8 @@ func (s *Server) getAlert(c echo.Context) error {
 	if run != nil {
 		out := AlertDetail{
 			AlertSummary: AlertSummary{ID: id, WorkflowID: run.WorkflowID, Source: run.Source, SeverityID: run.SeverityID,
-				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt},
+				Severity: schemas.SeverityName(run.SeverityID), Status: AlertReceived, ReceivedAt: run.StartedAt, LastSeenAt: run.StartedAt,
+				Summary: run.Waiting},
 			Steps: []StepView{}, Actions: []ActionView{}, Playbooks: []PlaybookRunView{}, Approvals: []ApprovalView{},
 			Temporal: TemporalRef{WorkflowID: run.WorkflowID, RunID: id},
 		}

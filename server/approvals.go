@@ -50,6 +50,8 @@ type AcceptedRun struct {
 	Source     string
 	SeverityID int
 	StartedAt  time.Time
+	// Waiting says what the alert waits for: a worker, or its turn.
+	Waiting string
 }
 
 // ErrNoAnswer means no worker answered a query in time: none is running, or all

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -228,7 +229,52 @@ func (t *TemporalControl) AcceptedAlert(ctx context.Context, alertID string) (Ac
 	// Both were set by the webhook's start; a missing one leaves its zero value.
 	_ = dc.FromPayload(fields[workflows.SearchSource.GetName()], &run.Source)
 	_ = dc.FromPayload(fields[workflows.SearchSeverity.GetName()], &run.SeverityID)
+	if t.queued(ctx, run.WorkflowID, alertID) {
+		run.Waiting = t.whoPolls(ctx, e.GetTaskQueue())
+	}
 	return run, nil
+}
+
+// queued says the run's next workflow task waits in its task queue for a
+// worker to take it (not the case for a run a worker has begun that waits for
+// the database, say).
+func (t *TemporalControl) queued(ctx context.Context, workflowID, runID string) bool {
+	d, err := t.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
+	return err == nil && d.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+}
+
+// recentPoll is how long after a worker's last poll of a task queue it still
+// counts as polling: an idle worker's long poll lasts about a minute.
+const recentPoll = 2 * time.Minute
+
+// whoPolls says what an alert whose workflow task is queued waits for: a worker
+// to start, when none has polled its task queue lately (Temporal remembers
+// pollers for some minutes), or its turn in a backlog. "" when Temporal cannot say.
+func (t *TemporalControl) whoPolls(ctx context.Context, taskQueue string) string {
+	d, err := t.Client.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+	if err != nil {
+		return ""
+	}
+	var last time.Time
+	polling := 0
+	for _, p := range d.GetPollers() {
+		at := p.GetLastAccessTime().AsTime()
+		if at.After(last) {
+			last = at
+		}
+		if time.Since(at) < recentPoll {
+			polling++
+		}
+	}
+	switch {
+	case polling > 0:
+		return fmt.Sprintf("waiting in task queue %s, which %d worker(s) poll: a backlog", taskQueue, polling)
+	case last.IsZero():
+		return fmt.Sprintf("waiting for a worker: none has polled task queue %s lately (is `rampart worker` running?)", taskQueue)
+	default:
+		return fmt.Sprintf("waiting for a worker: none has polled task queue %s since %s (is `rampart worker` running?)",
+			taskQueue, last.UTC().Format(time.RFC3339))
+	}
 }
 
 // isRunID reports whether id has the shape of a Temporal run id (a UUID), which

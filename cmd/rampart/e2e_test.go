@@ -830,7 +830,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
 
-	// No worker yet: the alert is accepted, and the API says so rather than 404.
+	// No worker yet: the alert is accepted, and the API says so rather than 404,
+	// and that it waits for a worker.
 	sources, err := ingest.LoadSources(examples + "/sources.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -846,7 +847,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	waitFor(t, "the accepted alert to be answered as received", waitTimeout, func() bool {
 		a, ok := getAlertWith(t, api, baseURL, acc.AlertID)
-		return ok && a.Status == server.AlertReceived && a.WorkflowID == acc.WorkflowID && a.Source == "crowdstrike"
+		return ok && a.Status == server.AlertReceived && a.WorkflowID == acc.WorkflowID && a.Source == "crowdstrike" &&
+			strings.HasPrefix(a.Summary, "waiting for a worker: none has polled task queue ")
 	})
 	// Nobody can answer a state query yet, and the API says that too.
 	resp, err := api.Get(baseURL + "/api/v1/alerts/" + acc.AlertID + "/state")
