@@ -236,11 +236,12 @@ func (t *TemporalControl) AcceptedAlert(ctx context.Context, alertID string) (Ac
 }
 
 // queued says the run's next workflow task waits in its task queue for a
-// worker to take it (not the case for a run a worker has begun that waits for
-// the database, say).
+// worker to take it for the first time (not the case for a run a worker has
+// begun that waits for the database, say, nor for one that stalls).
 func (t *TemporalControl) queued(ctx context.Context, workflowID, runID string) bool {
 	d, err := t.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
-	return err == nil && d.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED
+	task := d.GetPendingWorkflowTask()
+	return err == nil && task.GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED && task.GetAttempt() <= 1
 }
 
 // recentPoll is how long after a worker's last poll of a task queue it still
@@ -256,19 +257,19 @@ func (t *TemporalControl) whoPolls(ctx context.Context, taskQueue string) string
 		return ""
 	}
 	var last time.Time
-	polling := 0
+	polling := map[string]bool{} // a worker polls with several pollers, under one identity
 	for _, p := range d.GetPollers() {
 		at := p.GetLastAccessTime().AsTime()
 		if at.After(last) {
 			last = at
 		}
 		if time.Since(at) < recentPoll {
-			polling++
+			polling[p.GetIdentity()] = true
 		}
 	}
 	switch {
-	case polling > 0:
-		return fmt.Sprintf("waiting in task queue %s, which %d worker(s) poll: a backlog", taskQueue, polling)
+	case len(polling) > 0:
+		return fmt.Sprintf("waiting in task queue %s, which %d worker(s) poll: a backlog", taskQueue, len(polling))
 	case last.IsZero():
 		return fmt.Sprintf("waiting for a worker: none has polled task queue %s lately (is `rampart worker` running?)", taskQueue)
 	default:
