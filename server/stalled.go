@@ -19,7 +19,7 @@ import (
 
 // StallReader finds the runs Temporal reports cannot make progress.
 type StallReader interface {
-	// StalledRuns lists them, at most limit, and counts them all.
+	// StalledRuns lists them, at most limit (none: 0), and counts them all.
 	StalledRuns(ctx context.Context, limit int) (runs []StalledRun, total int, err error)
 	// ExplainStall adds what Temporal recorded of a stalled run's trouble.
 	ExplainStall(ctx context.Context, run *StalledRun) error
@@ -62,6 +62,10 @@ const maxStallError = 500
 
 // StalledRuns implements StallReader from Temporal's visibility store.
 func (t *TemporalControl) StalledRuns(ctx context.Context, limit int) ([]StalledRun, int, error) {
+	if limit <= 0 {
+		n, err := t.countStalled(ctx)
+		return []StalledRun{}, n, err
+	}
 	resp, err := t.Client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query: stalledQuery, PageSize: int32(limit),
 	})
@@ -88,13 +92,21 @@ func (t *TemporalControl) StalledRuns(ctx context.Context, limit int) ([]Stalled
 	}
 	total := len(runs)
 	if len(resp.GetNextPageToken()) > 0 {
-		count, err := t.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: stalledQuery})
+		n, err := t.countStalled(ctx)
 		if err != nil {
-			return nil, 0, fmt.Errorf("count stalled runs: %w", err)
+			return nil, 0, err
 		}
-		total = max(total, int(count.GetCount()))
+		total = max(total, n)
 	}
 	return runs, total, nil
+}
+
+func (t *TemporalControl) countStalled(ctx context.Context) (int, error) {
+	count, err := t.Client.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: stalledQuery})
+	if err != nil {
+		return 0, fmt.Errorf("count stalled runs: %w", err)
+	}
+	return int(count.GetCount()), nil
 }
 
 // reportedProblem reads Temporal's TemporalReportedProblems values
@@ -208,7 +220,7 @@ func (s *Server) listStalled(c echo.Context) error {
 	if s.opts.Stalls == nil {
 		return apiError(http.StatusNotFound, "not_found", "this server does not look for stalled runs")
 	}
-	limit, err := intParam(c, "limit", 50, 1, 200)
+	limit, err := intParam(c, "limit", 50, 0, 200) // 0: count them only
 	if err != nil {
 		return err
 	}

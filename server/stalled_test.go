@@ -91,7 +91,7 @@ func TestStalledRunsAPI(t *testing.T) {
 	for _, tc := range []struct {
 		query string
 		want  string
-	}{{"", "[r1 r2 not-recorded]"}, {"?limit=2", "[r1 r2]"}} {
+	}{{"", "[r1 r2 not-recorded]"}, {"?limit=2", "[r1 r2]"}, {"?limit=0", "[]"}} {
 		found.explained = nil
 		code, out = do(t, h, http.MethodGet, "/api/v1/stalled"+tc.query, nil, nil)
 		var ids []string
@@ -107,7 +107,7 @@ func TestStalledRunsAPI(t *testing.T) {
 		}
 	}
 
-	for _, q := range []string{"limit=0", "limit=201", "limit=x"} {
+	for _, q := range []string{"limit=-1", "limit=201", "limit=x"} {
 		if code, out = do(t, h, http.MethodGet, "/api/v1/stalled?"+q, nil, nil); code != 400 || errCode(out) != "invalid_query" {
 			t.Errorf("?%s: %d %v", q, code, out)
 		}

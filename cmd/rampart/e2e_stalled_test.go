@@ -105,6 +105,15 @@ steps:
 			return strings.HasPrefix(got, "Stalled: PlaybookWorkflow "+r.WorkflowID+": its workflow task") &&
 				strings.Contains(got, "index out of range [3] with length 3")
 		})
+		// Whatever page is open, the header says runs are stalled, and leads to them.
+		browser.waitText(t, "#nav-stalled", "Stalled (2)")
+		browser.click(t, "#nav-stalled")
+		browser.waitTextThat(t, "#stalled-rows", "list both stalled runs", func(got string) bool {
+			return strings.Contains(got, acc.AlertID) && strings.Contains(got, pup.AlertID) &&
+				strings.Count(got, "index out of range [3] with length 3") == 2
+		})
+		browser.click(t, `#stalled-rows a[href="#`+acc.AlertID+`"]`)
+		browser.waitTextThat(t, "#detail p.stalled", "the alert's page", func(got string) bool { return strings.Contains(got, r.WorkflowID) })
 	})
 
 	// Roll back: a worker of the good build takes the run's next attempt.

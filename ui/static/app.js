@@ -442,15 +442,60 @@ async function loadApprovals(stillWanted) {
   empty.hidden = page.approvals.length > 0;
 }
 
+// loadStalled lists the runs Temporal reports cannot progress, each linked to its alert.
+async function loadStalled(stillWanted) {
+  const page = await api("/api/v1/stalled?limit=200");
+  if (stillWanted && !stillWanted()) return;
+  const tbody = $("#stalled-rows");
+  tbody.replaceChildren();
+  for (const r of page.runs) {
+    const alertCell = document.createElement("td");
+    if (r.alert_id) {
+      const link = document.createElement("a");
+      link.href = "#" + r.alert_id;
+      link.textContent = r.alert_id;
+      alertCell.append(link);
+    }
+    const tr = document.createElement("tr");
+    tr.append(
+      alertCell,
+      text("td", `${r.workflow_type} ${r.workflow_id}`),
+      text("td", r.since ? new Date(r.since).toLocaleString() : ""),
+      text("td", r.attempts || ""),
+      text("td", r.problem + (r.cause ? ` (${r.cause})` : "")),
+      text("td", r.error || "", "why"),
+    );
+    tbody.append(tr);
+  }
+  $("#stalled-empty").hidden = page.total > 0;
+  const more = $("#stalled-more");
+  more.textContent = `… and ${page.total - page.runs.length} more.`;
+  more.hidden = page.total <= page.runs.length;
+}
+
 function show(section) {
-  for (const id of ["list", "detail", "approvals"]) $("#" + id).hidden = id !== section;
+  for (const id of ["list", "detail", "approvals", "stalled"]) $("#" + id).hidden = id !== section;
+}
+
+// countStalled shows in the header, when there are any, how many runs cannot
+// progress: the one thing wrong that no alert's status says by itself. A
+// Temporal that cannot answer hides it; the page's own requests say why.
+async function countStalled() {
+  const nav = $("#nav-stalled");
+  try {
+    const page = await api("/api/v1/stalled?limit=0");
+    nav.textContent = `Stalled (${page.total})`;
+    nav.hidden = !page.total;
+  } catch {
+    nav.hidden = true;
+  }
 }
 
 // countWaiting shows in the header how many approvals wait for a decision,
 // whichever page is open. It is the last request of a refresh: when it answers,
 // the page is up to date.
 async function countWaiting() {
-  const page = await api("/api/v1/approvals?status=pending&limit=1");
+  const [page] = await Promise.all([api("/api/v1/approvals?status=pending&limit=1"), countStalled()]);
   $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
   stale(null);
 }
@@ -475,6 +520,9 @@ function route() {
   if (id === "approvals") {
     show("approvals");
     load = loadApprovals();
+  } else if (id === "stalled") {
+    show("stalled");
+    load = loadStalled();
   } else if (id) {
     load = showAlert(id);
   } else {
@@ -498,6 +546,8 @@ async function refresh() {
   const quiet = () => !acting && acts === before;
   if (id === "approvals") {
     await loadApprovals(quiet);
+  } else if (id === "stalled") {
+    await loadStalled(quiet);
   } else if (id) {
     if (shownAlert && shownAlert.id === id && ["received", "processing"].includes(shownAlert.status)) await showAlert(id, quiet);
   } else if (pages === 1) {
