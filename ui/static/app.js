@@ -495,7 +495,8 @@ async function countStalled() {
 // whichever page is open. It is the last request of a refresh: when it answers,
 // the page is up to date.
 async function countWaiting() {
-  const [page] = await Promise.all([api("/api/v1/approvals?status=pending&limit=1"), countStalled()]);
+  const page = await api("/api/v1/approvals?status=pending&limit=1");
+  await countStalled(); // after, not beside: a token the server refuses is asked for once
   $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
   stale(null);
 }
