@@ -169,15 +169,16 @@ func (t *TemporalControl) ExplainStall(ctx context.Context, run *StalledRun) err
 // stallsLook is the most stalled runs one look reads to mark alerts with them.
 const stallsLook = 1000
 
-// stalledAlerts are the alerts among ids with a stalled run, read in one look.
-// The look is best effort: a Temporal that cannot answer marks none.
+// stalledAlerts are the alerts with a stalled run, read in one look. The look
+// is best effort: a Temporal that cannot answer marks none, logged at debug
+// only, as the UI lists alerts every few seconds (GET /api/v1/stalled says why).
 func (s *Server) stalledAlerts(ctx context.Context) map[string][]StalledRun {
 	if s.opts.Stalls == nil {
 		return nil
 	}
 	runs, _, err := s.opts.Stalls.StalledRuns(ctx, stallsLook)
 	if err != nil {
-		s.log.Warn("cannot look for stalled runs", "error", err)
+		s.log.Debug("cannot look for stalled runs", "error", err)
 		return nil
 	}
 	byAlert := map[string][]StalledRun{}
