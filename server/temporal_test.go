@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,24 +13,45 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
-// temporalAnswers is a Temporal client that answers the calls AcceptedAlert makes
-// with what it holds; any other call panics (client.Client is nil).
+// temporalAnswers is a Temporal client that answers the calls AcceptedAlert and
+// StalledRuns make with what it holds; any other call panics (client.Client is nil).
 type temporalAnswers struct {
 	client.Client
 	task    *workflowpb.PendingWorkflowTaskInfo
 	pollers []*taskqueuepb.PollerInfo
+	// listed answers a visibility query (the one accepted alert when nil), more
+	// says a next page follows, and count is what a count answers.
+	listed  []*workflowpb.WorkflowExecutionInfo
+	more    bool
+	count   int64
+	queries []string
 }
 
-func (a *temporalAnswers) ListWorkflow(context.Context, *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+func (a *temporalAnswers) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	a.queries = append(a.queries, req.GetQuery())
+	if a.listed != nil {
+		resp := &workflowservice.ListWorkflowExecutionsResponse{Executions: a.listed}
+		if a.more {
+			resp.NextPageToken = []byte("next")
+		}
+		return resp, nil
+	}
 	return &workflowservice.ListWorkflowExecutionsResponse{Executions: []*workflowpb.WorkflowExecutionInfo{{
 		Execution: &commonpb.WorkflowExecution{WorkflowId: "alert/fp", RunId: acceptedRunID},
 		StartTime: timestamppb.Now(), TaskQueue: "rampart",
 	}}}, nil
+}
+
+func (a *temporalAnswers) CountWorkflow(_ context.Context, req *workflowservice.CountWorkflowExecutionsRequest) (*workflowservice.CountWorkflowExecutionsResponse, error) {
+	a.queries = append(a.queries, req.GetQuery())
+	return &workflowservice.CountWorkflowExecutionsResponse{Count: a.count}, nil
 }
 
 func (a *temporalAnswers) DescribeWorkflowExecution(context.Context, string, string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
@@ -71,5 +94,62 @@ func TestAcceptedAlertSaysWhatItWaitsFor(t *testing.T) {
 		if run.WorkflowID != "alert/fp" || run.Waiting != tc.want {
 			t.Errorf("%s: waiting %q, want %q", tc.name, run.Waiting, tc.want)
 		}
+	}
+}
+
+// TestStalledRunsFromVisibility: a run's alert comes from its run id (an alert's
+// run) or its workflow id (a playbook run, a revert), Temporal's report reads in
+// words, and past the first page the total is counted.
+func TestStalledRunsFromVisibility(t *testing.T) {
+	problems := func(values ...string) *commonpb.SearchAttributes {
+		p, err := converter.GetDefaultDataConverter().ToPayload(values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &commonpb.SearchAttributes{IndexedFields: map[string]*commonpb.Payload{"TemporalReportedProblems": p}}
+	}
+	execution := func(typ, workflowID, runID string, sa *commonpb.SearchAttributes) *workflowpb.WorkflowExecutionInfo {
+		return &workflowpb.WorkflowExecutionInfo{Type: &commonpb.WorkflowType{Name: typ},
+			Execution: &commonpb.WorkflowExecution{WorkflowId: workflowID, RunId: runID}, StartTime: timestamppb.Now(), SearchAttributes: sa}
+	}
+	answers := &temporalAnswers{more: true, count: 7, listed: []*workflowpb.WorkflowExecutionInfo{
+		execution(workflows.AlertWorkflowName, "alert/fp", acceptedRunID,
+			problems("category=WorkflowTaskFailed", "cause=WorkflowTaskFailedCauseNonDeterministicError")),
+		execution(workflows.PlaybookWorkflowName, workflows.PlaybookRunID("alert-1", "isolate"), "r2",
+			problems("category=WorkflowTaskTimedOut", "cause=WorkflowTaskTimedOutCauseStartToClose")),
+		execution(workflows.RevertWorkflowName, workflows.RevertWorkflowID(workflows.PlaybookRunID("alert-2", "block"), "block"), "r3", nil),
+	}}
+	runs, total, err := (&server.TemporalControl{Client: answers}).StalledRuns(context.Background(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct{ alert, problem, cause string }
+	var got []seen
+	for _, r := range runs {
+		got = append(got, seen{r.AlertID, r.Problem, r.Cause})
+	}
+	want := []seen{
+		{acceptedRunID, "its workflow task keeps failing", "NonDeterministicError"},
+		{"alert-1", "its workflow task keeps timing out: a worker takes it and never answers", "StartToClose"},
+		{"alert-2", "its workflow task cannot complete", ""},
+	}
+	if !reflect.DeepEqual(got, want) || total != 7 {
+		t.Fatalf("stalled runs %+v (total %d), want %+v (total 7)", got, total, want)
+	}
+	for _, q := range answers.queries {
+		if !strings.Contains(q, "ExecutionStatus = 'Running' AND TemporalReportedProblems IS NOT NULL") {
+			t.Errorf("asked visibility %q", q)
+		}
+	}
+	// Fewer than a page: the total is what was listed, with no count.
+	answers.more, answers.queries = false, nil
+	if _, total, err = (&server.TemporalControl{Client: answers}).StalledRuns(context.Background(), 3); err != nil || total != 3 || len(answers.queries) != 1 {
+		t.Fatalf("one page: total %d, %v, queries %q", total, err, answers.queries)
+	}
+	// A limit of 0 counts them only.
+	answers.queries = nil
+	if runs, total, err = (&server.TemporalControl{Client: answers}).StalledRuns(context.Background(), 0); err != nil ||
+		len(runs) != 0 || total != 7 || len(answers.queries) != 1 {
+		t.Fatalf("count only: %d runs, total %d, %v, queries %q", len(runs), total, err, answers.queries)
 	}
 }
