@@ -29,8 +29,9 @@ type StallReader interface {
 // keeps failing or timing out. A worker deployed with a bug that fails the
 // workflow code, or with a change that no longer replays runs in flight, stalls
 // every run it takes; the run carries on once a worker can run it again.
-// Temporal reports it after some attempts in a row (two on the embedded server,
-// five by default on a cluster: system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute).
+// Temporal reports it after some attempts in a row (two on the embedded server
+// and in docker-compose.yml's; five by default on a cluster:
+// system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute).
 type StalledRun struct {
 	WorkflowType string    `json:"workflow_type"`
 	WorkflowID   string    `json:"workflow_id"`
