@@ -236,9 +236,14 @@ Each carries on once a worker can run it again (roll the deploy back).`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ALERT\tWORKFLOW\tRUN\tSTALLED")
+			fmt.Fprintln(tw, "ALERT\tWORKFLOW\tSINCE\tATTEMPTS\tCAUSE\tERROR")
 			for _, r := range stalled.Runs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", orDash(r.AlertID), r.WorkflowID, r.RunID, workflows.Clip(describeStall(r), 120))
+				since := "-"
+				if r.Since != nil {
+					since = r.Since.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", orDash(r.AlertID), r.WorkflowID, since, r.Attempts,
+					orDash(r.Cause), workflows.Clip(orDash(r.Error), 100))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

@@ -18,7 +18,8 @@ import (
 
 // TestEndToEndStalledRunsAreReported deploys a bad build on the real embedded
 // server: its playbook workflow panics, so two alerts' playbook runs make no
-// progress. The API, the CLI and the UI say which runs are stalled and why, and
+// progress, and its alert workflow panics on OCSF input, so a third alert is
+// never recorded. The API, the CLI and the UI say which runs are stalled and why, and
 // once the deploy is rolled back the runs carry on and the report goes away.
 func TestEndToEndStalledRunsAreReported(t *testing.T) {
 	cfg := devConfig(t, time.Hour)
@@ -49,6 +50,13 @@ steps:
 	bad.RegisterWorkflowWithOptions(func(workflow.Context, workflows.PlaybookInput) (workflows.PlaybookResult, error) {
 		panic("index out of range [3] with length 3")
 	}, workflow.RegisterOptions{Name: workflows.PlaybookWorkflowName, DisableAlreadyRegisteredCheck: true})
+	// ... and an alert workflow that fails on OCSF input at once, before it records anything.
+	bad.RegisterWorkflowWithOptions(func(ctx workflow.Context, in workflows.AlertInput) (workflows.AlertResult, error) {
+		if in.Alert.Source == "ocsf" {
+			panic("runtime error: invalid memory address or nil pointer dereference")
+		}
+		return workflows.AlertWorkflow(ctx, in)
+	}, workflow.RegisterOptions{Name: workflows.AlertWorkflowName, DisableAlreadyRegisteredCheck: true})
 	if err := bad.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +64,7 @@ steps:
 
 	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	spray := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, examples+"/alerts/ocsf-password-spray.json"))
 	awaitAlert(t, d.URL, pup.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool { return a.Stalled })
 	a := awaitAlert(t, d.URL, acc.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Stalled
@@ -71,15 +80,25 @@ steps:
 		t.Fatalf("stalled run %+v", r)
 	}
 
+	// The alert no worker could record says it was received, and why nothing more.
+	unrecorded := awaitAlert(t, d.URL, spray.AlertID, "its own run reported stalled", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Stalled
+	})
+	if sr := unrecorded.StalledRuns; unrecorded.Status != server.AlertReceived || unrecorded.Summary != "" || len(sr) != 1 ||
+		sr[0].WorkflowType != workflows.AlertWorkflowName || sr[0].AlertID != spray.AlertID || sr[0].RunID != spray.AlertID ||
+		!strings.Contains(sr[0].Error, "nil pointer dereference") {
+		t.Fatalf("the unrecorded alert: %+v, stalled runs %+v", unrecorded.AlertSummary, sr)
+	}
+
 	var list server.AlertList
 	if code := getJSON(t, d.URL+"/api/v1/alerts", &list); code != http.StatusOK || len(list.Alerts) != 2 || !list.Alerts[0].Stalled || !list.Alerts[1].Stalled {
 		t.Fatalf("the alert list does not mark the alerts stalled: %+v", list.Alerts)
 	}
 	var stalled server.StalledList
-	if code := getJSON(t, d.URL+"/api/v1/stalled?limit=1", &stalled); code != http.StatusOK || len(stalled.Runs) != 1 || stalled.Total != 2 {
+	if code := getJSON(t, d.URL+"/api/v1/stalled?limit=1", &stalled); code != http.StatusOK || len(stalled.Runs) != 1 || stalled.Total != 3 {
 		t.Fatalf("GET /api/v1/stalled?limit=1: %+v", stalled)
 	}
-	if code := getJSON(t, d.URL+"/api/v1/stalled", &stalled); code != http.StatusOK || len(stalled.Runs) != 2 || stalled.Total != 2 {
+	if code := getJSON(t, d.URL+"/api/v1/stalled", &stalled); code != http.StatusOK || len(stalled.Runs) != 3 || stalled.Total != 3 {
 		t.Fatalf("GET /api/v1/stalled: %+v", stalled)
 	}
 	for _, sr := range stalled.Runs {
@@ -88,7 +107,8 @@ steps:
 		}
 	}
 	code, out := runCLI(t, "alert", "stalled", "--url", d.URL)
-	if code != 0 || !strings.Contains(out, acc.AlertID) || !strings.Contains(out, pup.AlertID) || !strings.Contains(out, "index out of range") {
+	if code != 0 || !strings.Contains(out, acc.AlertID) || !strings.Contains(out, pup.AlertID) || !strings.Contains(out, spray.AlertID) ||
+		!strings.Contains(out, "index out of range") || !strings.Contains(out, "nil pointer dereference") {
 		t.Fatalf("rampart alert stalled: exit %d\n%s", code, out)
 	}
 	for _, host := range []string{ransomHost, pupHost} {
@@ -106,11 +126,11 @@ steps:
 				strings.Contains(got, "index out of range [3] with length 3")
 		})
 		// Whatever page is open, the header says runs are stalled, and leads to them.
-		browser.waitText(t, "#nav-stalled", "Stalled (2)")
+		browser.waitText(t, "#nav-stalled", "Stalled (3)")
 		browser.click(t, "#nav-stalled")
-		browser.waitTextThat(t, "#stalled-rows", "list both stalled runs", func(got string) bool {
-			return strings.Contains(got, acc.AlertID) && strings.Contains(got, pup.AlertID) &&
-				strings.Count(got, "index out of range [3] with length 3") == 2
+		browser.waitTextThat(t, "#stalled-rows", "list the stalled runs", func(got string) bool {
+			return strings.Contains(got, acc.AlertID) && strings.Contains(got, pup.AlertID) && strings.Contains(got, spray.AlertID) &&
+				strings.Count(got, "index out of range [3] with length 3") == 2 && strings.Contains(got, "nil pointer dereference")
 		})
 		browser.click(t, `#stalled-rows a[href="#`+acc.AlertID+`"]`)
 		browser.waitTextThat(t, "#detail p.stalled", "the alert's page", func(got string) bool { return strings.Contains(got, r.WorkflowID) })
@@ -128,6 +148,9 @@ steps:
 	})
 	awaitAlert(t, d.URL, pup.AlertID, "the other run to carry on", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "contained" && !a.Stalled
+	})
+	awaitAlert(t, d.URL, spray.AlertID, "the unrecorded alert to be recorded and decided", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status == "no_action" && !a.Stalled && len(a.Steps) > 0
 	})
 	for _, host := range []string{ransomHost, pupHost} {
 		if h, _ := d.Simulator.Host(host); h.Status != integrations.HostContained || len(a.StalledRuns) != 0 {
