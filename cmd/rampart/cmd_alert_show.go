@@ -76,7 +76,11 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 	_ = json.Unmarshal(d.Alert, &alert)
 	tw, field := fieldWriter(w)
 
-	fmt.Fprintln(tw, d.Title)
+	if d.Status == server.AlertReceived { // Temporal holds it; no worker has recorded what it is yet
+		fmt.Fprintln(tw, "An alert not recorded yet")
+	} else {
+		fmt.Fprintln(tw, d.Title)
+	}
 	field("id", "%s", d.ID)
 	field("status", "%s", d.Status)
 	if d.Summary != "" {
@@ -85,8 +89,13 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 	for _, r := range d.StalledRuns {
 		field("stalled", "%s", describeStall(r))
 	}
-	field("severity", "%s (confidence %d) · source %s · rule %s", d.Severity, d.Confidence, d.Source, orDash(d.Rule))
-	field("received", "%s · event time %s", d.ReceivedAt.Local().Format(time.DateTime), d.EventTime.Local().Format(time.DateTime))
+	if d.Status == server.AlertReceived {
+		field("severity", "%s · source %s", d.Severity, d.Source)
+		field("received", "%s", d.ReceivedAt.Local().Format(time.DateTime))
+	} else {
+		field("severity", "%s (confidence %d) · source %s · rule %s", d.Severity, d.Confidence, d.Source, orDash(d.Rule))
+		field("received", "%s · event time %s", d.ReceivedAt.Local().Format(time.DateTime), d.EventTime.Local().Format(time.DateTime))
+	}
 	if d.DuplicateCount > 0 {
 		field("duplicates", "%d, the last at %s", d.DuplicateCount, d.LastSeenAt.Local().Format(time.DateTime))
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,11 @@ steps:
 		sr[0].WorkflowType != workflows.AlertWorkflowName || sr[0].AlertID != spray.AlertID || sr[0].RunID != spray.AlertID ||
 		!strings.Contains(sr[0].Error, "nil pointer dereference") {
 		t.Fatalf("the unrecorded alert: %+v, stalled runs %+v", unrecorded.AlertSummary, sr)
+	}
+	if code, out := runCLI(t, "alert", "show", spray.AlertID, "--url", d.URL); code != 0 ||
+		!strings.HasPrefix(out, "An alert not recorded yet\n") || !regexp.MustCompile(`(?m)^\s*status\s+received$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^\s*stalled\s+AlertWorkflow: its workflow task keeps failing \(\d+ attempts since .+\): runtime error: invalid memory address or nil pointer dereference$`).MatchString(out) {
+		t.Fatalf("rampart alert show: exit %d\n%s", code, out)
 	}
 
 	var list server.AlertList
