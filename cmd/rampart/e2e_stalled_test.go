@@ -140,6 +140,12 @@ steps:
 		})
 		browser.click(t, `#stalled-rows a[href="#`+acc.AlertID+`"]`)
 		browser.waitTextThat(t, "#detail p.stalled", "the alert's page", func(got string) bool { return strings.Contains(got, r.WorkflowID) })
+		// The alert no worker could record says so, and why.
+		browser.navigate(t, d.URL+"/#"+spray.AlertID)
+		browser.waitText(t, "#detail h2", "An alert not recorded yet")
+		browser.waitTextThat(t, "#detail p.stalled", "say why it is not recorded", func(got string) bool {
+			return strings.HasPrefix(got, "Stalled: AlertWorkflow ") && strings.Contains(got, "nil pointer dereference")
+		})
 	})
 
 	// Roll back: a worker of the good build takes the run's next attempt.

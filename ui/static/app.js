@@ -176,7 +176,7 @@ async function showAlert(id, stillWanted) {
   };
   shownAlert = d;
   view.replaceChildren(
-    text("h2", d.title),
+    text("h2", d.status === "received" ? "An alert not recorded yet" : d.title),
     text("p", `${d.severity} · ${d.source} · ${d.status} · ${d.duplicate_count} duplicates · workflow ${d.temporal.workflow_id}`),
     text("p", d.summary || "", "why"),
   );
