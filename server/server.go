@@ -48,6 +48,8 @@ type Options struct {
 	// Stalls finds runs Temporal reports cannot progress; with none, alerts
 	// are not marked and GET /api/v1/stalled answers 404.
 	Stalls StallReader
+	// Workers says who polls the task queue; with none, GET /api/v1/workers answers 404.
+	Workers WorkerReader
 	// Replayer runs shadow replays; Runs starts playbook runs on demand.
 	Replayer Replayer
 	Runs     PlaybookStarter
@@ -92,6 +94,7 @@ func New(opts Options) *Server {
 	api.GET("/alerts/:id/state", s.alertState)
 	api.POST("/alerts/:target", s.alertAction)
 	api.GET("/stalled", s.listStalled, wellFormedQuery)
+	api.GET("/workers", s.listWorkers)
 	api.GET("/approvals", s.listApprovals, wellFormedQuery)
 	api.GET("/approvals/:id", s.getApproval)
 	api.POST("/approvals/:target", s.decideApproval)

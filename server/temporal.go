@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -143,6 +142,8 @@ type TemporalControl struct {
 	// Failures decodes the failures a history holds (payload encryption covers
 	// their messages too).
 	Failures converter.FailureConverter
+	// TaskQueue is the one Rampart's workers poll.
+	TaskQueue string
 }
 
 // DecideApproval sends the decide Update and waits until the run has applied it.
@@ -242,40 +243,6 @@ func (t *TemporalControl) queued(ctx context.Context, workflowID, runID string) 
 	d, err := t.Client.DescribeWorkflowExecution(ctx, workflowID, runID)
 	task := d.GetPendingWorkflowTask()
 	return err == nil && task.GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED && task.GetAttempt() <= 1
-}
-
-// recentPoll is how long after a worker's last poll of a task queue it still
-// counts as polling: an idle worker's long poll lasts about a minute.
-const recentPoll = 2 * time.Minute
-
-// whoPolls says what an alert whose workflow task is queued waits for: a worker
-// to start, when none has polled its task queue lately (Temporal remembers
-// pollers for some minutes), or its turn in a backlog. "" when Temporal cannot say.
-func (t *TemporalControl) whoPolls(ctx context.Context, taskQueue string) string {
-	d, err := t.Client.DescribeTaskQueue(ctx, taskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-	if err != nil {
-		return ""
-	}
-	var last time.Time
-	polling := map[string]bool{} // a worker polls with several pollers, under one identity
-	for _, p := range d.GetPollers() {
-		at := p.GetLastAccessTime().AsTime()
-		if at.After(last) {
-			last = at
-		}
-		if time.Since(at) < recentPoll {
-			polling[p.GetIdentity()] = true
-		}
-	}
-	switch {
-	case len(polling) > 0:
-		return fmt.Sprintf("waiting in task queue %s, which %d worker(s) poll: a backlog", taskQueue, len(polling))
-	case last.IsZero():
-		return fmt.Sprintf("waiting for a worker: none has polled task queue %s lately (is `rampart worker` running?)", taskQueue)
-	default:
-		return fmt.Sprintf("waiting for a worker: none has polled task queue %s since %s (is `rampart worker` running?)",
-			taskQueue, last.UTC().Format(time.RFC3339))
-	}
 }
 
 // isRunID reports whether id has the shape of a Temporal run id (a UUID), which

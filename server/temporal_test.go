@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -151,5 +152,32 @@ func TestStalledRunsFromVisibility(t *testing.T) {
 	if runs, total, err = (&server.TemporalControl{Client: answers}).StalledRuns(context.Background(), 0); err != nil ||
 		len(runs) != 0 || total != 7 || len(answers.queries) != 1 {
 		t.Fatalf("count only: %d runs, total %d, %v, queries %q", len(runs), total, err, answers.queries)
+	}
+}
+
+// TestWorkersAPI: GET /api/v1/workers says who polls the task queue, one row a
+// worker however many pollers it runs, and how many polled lately.
+func TestWorkersAPI(t *testing.T) {
+	now := time.Now()
+	at := func(ago time.Duration) *timestamppb.Timestamp { return timestamppb.New(now.Add(-ago)) }
+	answers := &temporalAnswers{pollers: []*taskqueuepb.PollerInfo{
+		{Identity: "worker-a", LastAccessTime: at(50 * time.Second)},
+		{Identity: "worker-a", LastAccessTime: at(time.Second)},
+		{Identity: "worker-b", LastAccessTime: at(4 * time.Minute)},
+	}}
+	h := newServerFrom(t, starter{}, server.Options{Workers: &server.TemporalControl{Client: answers, TaskQueue: "rampart"}})
+	code, out := do(t, h, http.MethodGet, "/api/v1/workers", nil, nil)
+	workers, _ := out["workers"].([]any)
+	if code != 200 || out["task_queue"] != "rampart" || out["polling"] != float64(1) || len(workers) != 2 {
+		t.Fatalf("workers: %d %v", code, out)
+	}
+	first, second := workers[0].(map[string]any), workers[1].(map[string]any)
+	if first["identity"] != "worker-a" || first["polling"] != true || second["identity"] != "worker-b" || second["polling"] != false ||
+		first["last_poll"] != now.Add(-time.Second).UTC().Format(time.RFC3339Nano) {
+		t.Fatalf("workers, most recent first: %v", workers)
+	}
+	h = newServerFrom(t, starter{}, server.Options{})
+	if code, out = do(t, h, http.MethodGet, "/api/v1/workers", nil, nil); code != 404 || errCode(out) != "not_found" {
+		t.Fatalf("workers without a reader: %d %v", code, out)
 	}
 }

@@ -850,6 +850,18 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		return ok && a.Status == server.AlertReceived && a.WorkflowID == acc.WorkflowID && a.Source == "crowdstrike" &&
 			strings.HasPrefix(a.Summary, "waiting for a worker: none has polled task queue ")
 	})
+	// Nor does any worker poll, and the API says that too.
+	workers := func() server.WorkersView {
+		var w server.WorkersView
+		resp, err := api.Get(baseURL + "/api/v1/workers")
+		if code := decodeAnswer(t, baseURL+"/api/v1/workers", resp, err, &w); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/workers: %d", code)
+		}
+		return w
+	}
+	if w := workers(); w.Polling != 0 || len(w.Workers) != 0 || w.TaskQueue == "" {
+		t.Fatalf("workers before any started: %+v", w)
+	}
 	// Nobody can answer a state query yet, and the API says that too.
 	resp, err := api.Get(baseURL + "/api/v1/alerts/" + acc.AlertID + "/state")
 	if err != nil {
@@ -868,6 +880,10 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	// its peers cannot read.
 	refusesToStart(t, dir, "keyless-worker", workerArgs, workerEnv, "RAMPART_PAYLOAD_KEY")
 	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile), workerEnv)
+	waitFor(t, "the worker to poll", waitTimeout, func() bool {
+		w := workers()
+		return w.Polling == 1 && len(w.Workers) == 1 && w.Workers[0].Polling
+	})
 	waitFor(t, "the worker to contain the host, recorded in PostgreSQL", waitTimeout, func() bool {
 		a, ok := getAlertWith(t, api, baseURL, acc.AlertID)
 		return ok && a.Status == "contained"

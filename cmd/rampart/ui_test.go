@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,11 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/store/storetest"
 )
 
 // requireBrowserEnv makes a missing Chromium or ChromeDriver a failure rather
@@ -196,8 +199,6 @@ type webDriver struct {
 	timeout time.Duration
 }
 
-// startBrowser runs ChromeDriver on a free loopback port and opens a headless
-// Chromium session; both stop when the test ends.
 // TestUISaysWhenItCannotRefresh: with the database gone, the page on screen keeps
 // what it last read and says, under the header, that it is not up to date and why.
 func TestUISaysWhenItCannotRefresh(t *testing.T) {
@@ -218,6 +219,50 @@ func TestUISaysWhenItCannotRefresh(t *testing.T) {
 	}
 }
 
+// workersSeen answers who polls as set, safely for the server's goroutines.
+type workersSeen struct {
+	mu   sync.Mutex
+	view server.WorkersView
+}
+
+func (w *workersSeen) Workers(context.Context) (server.WorkersView, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.view, nil
+}
+
+func (w *workersSeen) set(v server.WorkersView) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.view = v
+}
+
+// TestUISaysWhenNoWorkerPolls: with no worker polling the task queue, every page
+// says so under the header (alerts wait in Temporal and the list alone would not
+// say why); once one polls, the note goes.
+func TestUISaysWhenNoWorkerPolls(t *testing.T) {
+	browser := startBrowser(t)
+	st := storetest.SQLite(t)
+	lastPoll := time.Date(2026, 11, 28, 6, 0, 0, 0, time.UTC)
+	workers := &workersSeen{view: server.WorkersView{TaskQueue: "rampart", Workers: []server.WorkerView{
+		{Identity: "rampart-worker-1a2b", LastPoll: lastPoll},
+	}}}
+	url := apiServerFrom(t, server.Options{Alerts: st, Playbooks: st, Approvals: st, Workers: workers})
+	browser.navigate(t, url+"/")
+	browser.waitTextThat(t, "#no-workers", "say no worker polls", func(got string) bool {
+		return strings.HasPrefix(got, "No worker has polled task queue rampart since ") &&
+			strings.HasSuffix(got, ": alerts are accepted and wait in Temporal until one runs (rampart worker).")
+	})
+	workers.set(server.WorkersView{TaskQueue: "rampart", Polling: 1, Workers: []server.WorkerView{
+		{Identity: "rampart-worker-3c4d", LastPoll: time.Now(), Polling: true},
+	}})
+	waitFor(t, "the note to go once a worker polls", waitTimeout, func() bool {
+		return browser.property(t, "#no-workers", "hidden") == true
+	})
+}
+
+// startBrowser runs ChromeDriver on a free loopback port and opens a headless
+// Chromium session; both stop when the test ends.
 func startBrowser(t *testing.T) *webDriver {
 	t.Helper()
 	if testing.Short() {

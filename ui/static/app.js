@@ -491,12 +491,29 @@ async function countStalled() {
   }
 }
 
+// sayIfNoWorker says, under the header, when no worker polls the task queue:
+// alerts are then accepted and wait in Temporal, and nothing else on the page
+// would show why nothing moves. A Temporal that cannot answer says nothing here.
+async function sayIfNoWorker() {
+  const note = $("#no-workers");
+  try {
+    const w = await api("/api/v1/workers");
+    const last = w.workers.length ? ` since ${new Date(w.workers[0].last_poll).toLocaleString()}` : "";
+    note.textContent = `No worker has polled task queue ${w.task_queue}${last}: alerts are accepted and wait ` +
+      "in Temporal until one runs (rampart worker).";
+    note.hidden = w.polling > 0;
+  } catch {
+    note.hidden = true;
+  }
+}
+
 // countWaiting shows in the header how many approvals wait for a decision,
 // whichever page is open. It is the last request of a refresh: when it answers,
 // the page is up to date.
 async function countWaiting() {
   const page = await api("/api/v1/approvals?status=pending&limit=1");
   await countStalled(); // after, not beside: a token the server refuses is asked for once
+  await sayIfNoWorker();
   $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
   stale(null);
 }

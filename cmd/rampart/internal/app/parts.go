@@ -140,7 +140,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	if err != nil {
 		return nil, err
 	}
-	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter()}
+	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
 		Pipeline:  pipeline,
 		Alerts:    st,
@@ -148,6 +148,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		Approvals: st,
 		Control:   control,
 		Stalls:    control,
+		Workers:   control,
 		Replayer:  &shadow.Replayer{Store: st},
 		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
 		Tokens:    tokens,
