@@ -210,12 +210,18 @@ func (s *Server) markStalled(ctx context.Context, alerts []AlertSummary) {
 // playbook runs' while it is in progress, a timed revert's after it ended.
 func (s *Server) explainStalls(ctx context.Context, a *AlertDetail) {
 	runs := s.stalledAlerts(ctx)[a.ID]
+	s.explain(ctx, runs)
+	a.StalledRuns, a.Stalled = runs, len(runs) > 0
+}
+
+// explain adds to each run what Temporal recorded of its trouble; a run it
+// cannot explain is still listed, as Temporal reported it.
+func (s *Server) explain(ctx context.Context, runs []StalledRun) {
 	for i := range runs {
 		if err := s.opts.Stalls.ExplainStall(ctx, &runs[i]); err != nil {
 			s.log.Warn("cannot explain a stalled run", "run_id", runs[i].RunID, "error", err)
 		}
 	}
-	a.StalledRuns, a.Stalled = runs, len(runs) > 0
 }
 
 func (s *Server) listStalled(c echo.Context) error {
@@ -231,10 +237,6 @@ func (s *Server) listStalled(c echo.Context) error {
 	if err != nil {
 		return apiError(http.StatusServiceUnavailable, "temporal_unavailable", "cannot list stalled runs: "+err.Error())
 	}
-	for i := range runs {
-		if err := s.opts.Stalls.ExplainStall(ctx, &runs[i]); err != nil {
-			s.log.Warn("cannot explain a stalled run", "run_id", runs[i].RunID, "error", err)
-		}
-	}
+	s.explain(ctx, runs)
 	return c.JSON(http.StatusOK, StalledList{Runs: runs, Total: total})
 }

@@ -257,19 +257,3 @@ Each carries on once a worker can run it again (roll the deploy back).`,
 	urlFlag(cmd, &base)
 	return cmd
 }
-
-// describeStall says in a line what is wrong with a stalled run, and since when.
-func describeStall(r server.StalledRun) string {
-	line := r.WorkflowType + ": " + r.Problem
-	if r.Attempts > 0 {
-		line += fmt.Sprintf(" (%d attempts", r.Attempts)
-		if r.Since != nil {
-			line += " since " + r.Since.Local().Format(time.DateTime)
-		}
-		line += ")"
-	}
-	if r.Error != "" {
-		line += ": " + r.Error
-	}
-	return line
-}

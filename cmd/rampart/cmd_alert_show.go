@@ -225,3 +225,19 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// describeStall says in a line what is wrong with a stalled run, and since when.
+func describeStall(r server.StalledRun) string {
+	line := r.WorkflowType + ": " + r.Problem
+	if r.Attempts > 0 {
+		line += fmt.Sprintf(" (%d attempts", r.Attempts)
+		if r.Since != nil {
+			line += " since " + r.Since.Local().Format(time.DateTime)
+		}
+		line += ")"
+	}
+	if r.Error != "" {
+		line += ": " + r.Error
+	}
+	return line
+}
