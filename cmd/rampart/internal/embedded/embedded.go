@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -277,7 +278,22 @@ func dynamicConfig() dynamicconfig.StaticClient {
 	}
 }
 
+// FreePort is a free loopback port picked as freePorts picks, for a server that
+// binds it a while later (a child process given --temporal-port, say).
+func FreePort() (int, error) {
+	ports, err := freePorts(1, 0)
+	if err != nil {
+		return 0, err
+	}
+	return ports[0], nil
+}
+
 // freePorts returns n distinct loopback ports; first, when non-zero, is used as the first.
+//
+// The ports are picked below the kernel's range for outgoing connections' local
+// ports: the server binds them only a moment after they are picked, and one the
+// kernel handed to an outgoing connection meanwhile (seen in the tests, with many
+// connections open) made the server exit at boot, "address already in use".
 func freePorts(n, first int) ([]int, error) {
 	ports := make([]int, 0, n)
 	if first != 0 {
@@ -294,15 +310,42 @@ func freePorts(n, first int) ([]int, error) {
 			_ = l.Close()
 		}
 	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	below := ephemeralPortsStart()
+	for tries := 0; len(ports) < n; tries++ {
+		port := "0" // the kernel's pick, when no port below its range is free
+		if tries < 100*n && below > minPickedPort {
+			port = strconv.Itoa(minPickedPort + rand.IntN(below-minPickedPort))
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(host, port))
 		if err != nil {
+			if port != "0" {
+				continue // taken: try another
+			}
 			return nil, fmt.Errorf("embedded temporal: free port: %w", err)
 		}
 		listeners = append(listeners, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// minPickedPort is the lowest port freePorts picks: above the well-known and
+// the commonly configured ones.
+const minPickedPort = 20000
+
+// ephemeralPortsStart is the first local port the kernel hands to outgoing
+// connections (Linux: net.ipv4.ip_local_port_range); 0 when it cannot be read,
+// and then freePorts takes the kernel's picks.
+func ephemeralPortsStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0
+	}
+	return lo
 }
 
 func waitForPort(ctx context.Context, addr string, timeout time.Duration) error {
