@@ -170,28 +170,53 @@ func (t *TemporalControl) ExplainStall(ctx context.Context, run *StalledRun) err
 // stallsLook is the most stalled runs one look reads to mark alerts with them.
 const stallsLook = 1000
 
-// stalledAlerts are the alerts with a stalled run, read in one look. The look
-// is best effort: a Temporal that cannot answer marks none, logged at debug
-// only, as the UI lists alerts every few seconds (GET /api/v1/stalled says why).
-func (s *Server) stalledAlerts(ctx context.Context) map[string][]StalledRun {
+// alertStalls are the stalled runs of one look, by the alert they name and, for
+// alert runs, by workflow. An alert run reset from another names the alert it
+// carries on (its first run) only in its history, which ExplainStall reads;
+// until then it is known by its workflow, of which one run at most is open.
+type alertStalls struct {
+	byAlert, alertRuns map[string][]StalledRun
+}
+
+// stalledAlerts reads the stalled runs in one look. The look is best effort: a
+// Temporal that cannot answer marks none, logged at debug only, as the UI lists
+// alerts every few seconds (GET /api/v1/stalled says why).
+func (s *Server) stalledAlerts(ctx context.Context) alertStalls {
+	found := alertStalls{byAlert: map[string][]StalledRun{}, alertRuns: map[string][]StalledRun{}}
 	if s.opts.Stalls == nil {
-		return nil
+		return found
 	}
 	runs, _, err := s.opts.Stalls.StalledRuns(ctx, stallsLook)
 	if err != nil {
 		s.log.Debug("cannot look for stalled runs", "error", err)
-		return nil
+		return found
 	}
-	byAlert := map[string][]StalledRun{}
 	for _, r := range runs {
 		if r.AlertID != "" {
-			byAlert[r.AlertID] = append(byAlert[r.AlertID], r)
+			found.byAlert[r.AlertID] = append(found.byAlert[r.AlertID], r)
+		}
+		if r.WorkflowType == workflows.AlertWorkflowName {
+			found.alertRuns[r.WorkflowID] = append(found.alertRuns[r.WorkflowID], r)
 		}
 	}
-	return byAlert
+	return found
 }
 
-// markStalled sets Stalled on the alerts still in progress that have a stalled run.
+// of is the alert's stalled runs: those that name it, and an alert run of its
+// workflow that names another alert, which may be a run reset from its own.
+func (f alertStalls) of(a *AlertSummary) []StalledRun {
+	runs := append([]StalledRun{}, f.byAlert[a.ID]...)
+	for _, r := range f.alertRuns[a.WorkflowID] {
+		if r.AlertID != a.ID {
+			runs = append(runs, r)
+		}
+	}
+	return runs
+}
+
+// markStalled sets Stalled on the alerts still in progress that have a stalled
+// run. A stalled alert run of an alert's workflow counts without a look at its
+// history: only a run reset from the alert's would be open beside it.
 func (s *Server) markStalled(ctx context.Context, alerts []AlertSummary) {
 	open := false
 	for _, a := range alerts {
@@ -202,15 +227,22 @@ func (s *Server) markStalled(ctx context.Context, alerts []AlertSummary) {
 	}
 	stalled := s.stalledAlerts(ctx)
 	for i := range alerts {
-		alerts[i].Stalled = alerts[i].Status == store.AlertProcessing && len(stalled[alerts[i].ID]) > 0
+		alerts[i].Stalled = alerts[i].Status == store.AlertProcessing && len(stalled.of(&alerts[i])) > 0
 	}
 }
 
 // explainStalls gives an alert its stalled runs, explained: its own and its
-// playbook runs' while it is in progress, a timed revert's after it ended.
+// playbook runs' while it is in progress, a timed revert's after it ended, and
+// a run reset from its own, which its history names.
 func (s *Server) explainStalls(ctx context.Context, a *AlertDetail) {
-	runs := s.stalledAlerts(ctx)[a.ID]
-	s.explain(ctx, runs)
+	candidates := s.stalledAlerts(ctx).of(&a.AlertSummary)
+	s.explain(ctx, candidates)
+	runs := candidates[:0]
+	for _, r := range candidates {
+		if r.AlertID == a.ID {
+			runs = append(runs, r)
+		}
+	}
 	a.StalledRuns, a.Stalled = runs, len(runs) > 0
 }
 

@@ -20,6 +20,8 @@ type stalls struct {
 	runs      []server.StalledRun
 	failing   error
 	explained []string
+	// resetFrom is the run each reset run was reset from, which only its history names.
+	resetFrom map[string]string
 }
 
 func (s *stalls) StalledRuns(_ context.Context, limit int) ([]server.StalledRun, int, error) {
@@ -32,6 +34,9 @@ func (s *stalls) StalledRuns(_ context.Context, limit int) ([]server.StalledRun,
 func (s *stalls) ExplainStall(_ context.Context, r *server.StalledRun) error {
 	s.explained = append(s.explained, r.RunID)
 	r.Attempts, r.Error = 4, "panic: "+r.RunID
+	if original, ok := s.resetFrom[r.RunID]; ok {
+		r.AlertID = original
+	}
 	return nil
 }
 
@@ -39,7 +44,7 @@ func TestStalledRunsAPI(t *testing.T) {
 	st := storetest.SQLite(t)
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
-	for i, status := range []string{store.AlertProcessing, store.AlertProcessing, store.AlertContained} {
+	for i, status := range []string{store.AlertProcessing, store.AlertProcessing, store.AlertContained, store.AlertProcessing} {
 		id := fmt.Sprintf("alert-%d", i)
 		a := &store.Alert{ID: id, WorkflowID: "alert/fp" + id, Fingerprint: "fp" + id, Source: "crowdstrike", Title: "t" + id,
 			SeverityID: 4, Severity: schemas.SeverityName(4), Status: status,
@@ -54,7 +59,9 @@ func TestStalledRunsAPI(t *testing.T) {
 		// A run of a closed alert (its revert, say) marks no closed alert.
 		{WorkflowType: "RevertWorkflow", WorkflowID: "revert/playbook/alert-2/isolate/isolate", RunID: "r2", AlertID: "alert-2"},
 		{WorkflowType: "AlertWorkflow", WorkflowID: "alert/fpnot-recorded", RunID: "not-recorded", AlertID: "not-recorded"},
-	}}
+		// An alert run reset from alert-3's: until its history is read it names itself.
+		{WorkflowType: "AlertWorkflow", WorkflowID: "alert/fpalert-3", RunID: "reset-3", AlertID: "reset-3"},
+	}, resetFrom: map[string]string{"reset-3": "alert-3"}}
 	control := &control{accepted: map[string]server.AcceptedRun{"not-recorded": {WorkflowID: "alert/fpnot-recorded", StartedAt: t0}}}
 	h := newServerFrom(t, starter{}, server.Options{Alerts: st, Approvals: st, Control: control, Stalls: found})
 
@@ -64,7 +71,7 @@ func TestStalledRunsAPI(t *testing.T) {
 		a := a.(map[string]any)
 		marked[a["id"].(string)] = a["stalled"] == true
 	}
-	if code != 200 || !marked["alert-1"] || marked["alert-0"] || marked["alert-2"] || len(found.explained) != 0 {
+	if code != 200 || !marked["alert-1"] || marked["alert-0"] || marked["alert-2"] || !marked["alert-3"] || len(found.explained) != 0 {
 		t.Fatalf("list: %d %v (explained %v)", code, out, found.explained)
 	}
 
@@ -82,6 +89,12 @@ func TestStalledRunsAPI(t *testing.T) {
 	if runs, _ = out["stalled_runs"].([]any); code != 200 || out["stalled"] != true || len(runs) != 1 || runs[0].(map[string]any)["workflow_type"] != "RevertWorkflow" {
 		t.Fatalf("detail of a contained alert with a stalled revert: %d %v", code, out)
 	}
+	// A run reset from an alert's carries it on: the alert's page finds it by the history.
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-3", nil, nil)
+	if runs, _ = out["stalled_runs"].([]any); code != 200 || out["stalled"] != true || len(runs) != 1 ||
+		runs[0].(map[string]any)["run_id"] != "reset-3" || runs[0].(map[string]any)["alert_id"] != "alert-3" {
+		t.Fatalf("detail of an alert whose reset run stalls: %d %v", code, out)
+	}
 	// An alert no worker could record (its own run stalls at once) says why.
 	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/not-recorded", nil, nil)
 	if runs, _ = out["stalled_runs"].([]any); code != 200 || out["status"] != server.AlertReceived || out["stalled"] != true || len(runs) != 1 {
@@ -91,7 +104,7 @@ func TestStalledRunsAPI(t *testing.T) {
 	for _, tc := range []struct {
 		query string
 		want  string
-	}{{"", "[r1 r2 not-recorded]"}, {"?limit=2", "[r1 r2]"}, {"?limit=0", "[]"}} {
+	}{{"", "[r1 r2 not-recorded reset-3]"}, {"?limit=2", "[r1 r2]"}, {"?limit=0", "[]"}} {
 		found.explained = nil
 		code, out = do(t, h, http.MethodGet, "/api/v1/stalled"+tc.query, nil, nil)
 		var ids []string
@@ -102,7 +115,7 @@ func TestStalledRunsAPI(t *testing.T) {
 			}
 			ids = append(ids, r["run_id"].(string))
 		}
-		if code != 200 || fmt.Sprint(ids) != tc.want || out["total"] != float64(3) || fmt.Sprint(found.explained) != tc.want {
+		if code != 200 || fmt.Sprint(ids) != tc.want || out["total"] != float64(4) || fmt.Sprint(found.explained) != tc.want {
 			t.Fatalf("stalled%s: %d %v, explained %v", tc.query, code, out, found.explained)
 		}
 	}
