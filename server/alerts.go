@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,18 +129,31 @@ type StepView struct {
 
 // ActionView is one integration action.
 type ActionView struct {
-	Integration    string    `json:"integration"`
-	Operation      string    `json:"operation"`
-	Target         string    `json:"target"`
-	Status         string    `json:"status"`
-	VendorID       string    `json:"vendor_id,omitempty"`
-	VendorStatus   string    `json:"vendor_status,omitempty"`
-	IdempotencyKey string    `json:"idempotency_key"`
-	Attempts       int       `json:"attempts"`
-	VendorCalls    int       `json:"vendor_calls"`
-	Error          string    `json:"error,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	Integration    string `json:"integration"`
+	Operation      string `json:"operation"`
+	Target         string `json:"target"`
+	Status         string `json:"status"`
+	VendorID       string `json:"vendor_id,omitempty"`
+	VendorStatus   string `json:"vendor_status,omitempty"`
+	IdempotencyKey string `json:"idempotency_key"`
+	Attempts       int    `json:"attempts"`
+	VendorCalls    int    `json:"vendor_calls"`
+	Error          string `json:"error,omitempty"`
+	// Note explains what the counts alone would not: an action that succeeded
+	// with no call, because the target already was as wanted.
+	Note      string    `json:"note,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// actionNote is an action's note. An action succeeds with no call to the vendor
+// only when the target already was in (or moving to) the wanted state, another
+// alert's action on the same host having asked first, say.
+func actionNote(a *store.Action) string {
+	if a.Status == store.StatusSucceeded && a.VendorCalls == 0 {
+		return "no call needed: the target was already " + cmp.Or(a.VendorStatus, "as wanted")
+	}
+	return ""
 }
 
 var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertResponded, store.AlertNoAction, store.AlertFailed}
@@ -392,7 +406,7 @@ func (s *Server) getAlert(c echo.Context) error {
 		out.Actions = append(out.Actions, ActionView{
 			Integration: ac.Integration, Operation: ac.Operation, Target: ac.Target, Status: ac.Status,
 			VendorID: ac.VendorID, VendorStatus: ac.VendorStatus, IdempotencyKey: ac.IdempotencyKey,
-			Attempts: ac.Attempts, VendorCalls: ac.VendorCalls, Error: ac.Error,
+			Attempts: ac.Attempts, VendorCalls: ac.VendorCalls, Error: ac.Error, Note: actionNote(&ac),
 			CreatedAt: ac.CreatedAt, UpdatedAt: ac.UpdatedAt,
 		})
 	}

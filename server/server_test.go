@@ -186,6 +186,9 @@ func TestAlertsAPI(t *testing.T) {
 	done := t0.Add(time.Second)
 	_ = st.SaveStep(ctx, &store.Step{RunID: "alert-1", Name: "detect", Seq: 1, Status: store.StatusSucceeded, StartedAt: t0, FinishedAt: &done, OutputJSON: `{"stage":14}`})
 	_, _, _ = st.ClaimAction(ctx, &store.Action{IdempotencyKey: "k", AlertID: "alert-1", RunID: "alert-1", Integration: "crowdstrike", Operation: "isolate_host", Target: "dev"})
+	// An action that found its host already contained (another alert's asked first) succeeds with no call.
+	_, _, _ = st.ClaimAction(ctx, &store.Action{IdempotencyKey: "k2", AlertID: "alert-1", RunID: "alert-1", Integration: "crowdstrike", Operation: "isolate_host", Target: "dev2"})
+	_ = st.UpdateAction(ctx, "k2", store.ActionUpdate{Status: store.StatusSucceeded, VendorStatus: "contained"})
 	_ = st.UpdateAlert(ctx, "alert-1", store.AlertUpdate{Status: store.AlertContained, DecisionJSON: `{"contain":true,"inputs":{"enrich.ioc_hits":1}}`})
 
 	h := newServer(t, st, starter{})
@@ -217,7 +220,14 @@ func TestAlertsAPI(t *testing.T) {
 	actions, _ := out["actions"].([]any)
 	decision, _ := out["decision"].(map[string]any)
 	temporal, _ := out["temporal"].(map[string]any)
-	if len(steps) != 1 || steps[0].(map[string]any)["duration_ms"] != float64(1000) || len(actions) != 1 ||
+	notes := map[string]any{}
+	for _, a := range actions {
+		notes[a.(map[string]any)["idempotency_key"].(string)] = a.(map[string]any)["note"]
+	}
+	if len(actions) != 2 || notes["k"] != nil || notes["k2"] != "no call needed: the target was already contained" {
+		t.Fatalf("actions = %v", actions)
+	}
+	if len(steps) != 1 || steps[0].(map[string]any)["duration_ms"] != float64(1000) ||
 		decision["contain"] != true || temporal["workflow_id"] != "alert/fpalert-1" || temporal["run_id"] != "alert-1" ||
 		out["raw"].(map[string]any)["raw"] != true || out["run"].(map[string]any)["status"] != "running" {
 		t.Fatalf("detail = %v", out)

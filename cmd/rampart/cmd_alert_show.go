@@ -149,7 +149,7 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 		for _, a := range d.Actions {
 			fmt.Fprintf(tw, "  %s.%s\t%s\t%s%s\t%s%d vendor call(s)%s\n", a.Integration, a.Operation, a.Target,
 				a.Status, prefixed(" · vendor ", joinNonEmpty(" ", a.VendorStatus, a.VendorID)), retried(a.Attempts), a.VendorCalls,
-				prefixed(" · ", a.Error))
+				prefixed(" · ", joinNonEmpty(" — ", a.Error, a.Note)))
 		}
 		_ = tw.Flush()
 	}

@@ -116,7 +116,7 @@ function stepTable(steps, whose) {
 
 // actionTable lists the vendor actions taken: which, on what, how they ended.
 function actionTable(actions) {
-  const table = rowTable(["Action", "Target", "Status", "Vendor", "Calls", "Error"], actions, (a) => {
+  const table = rowTable(["Action", "Target", "Status", "Vendor", "Calls", "Error or note"], actions, (a) => {
     const vendor = [a.vendor_status, a.vendor_id].filter(Boolean).join(" ");
     return [
       text("td", `${a.integration}.${a.operation}`),
@@ -124,7 +124,7 @@ function actionTable(actions) {
       text("td", a.status, "status-" + a.status),
       text("td", vendor ? "vendor " + vendor : ""),
       text("td", (a.attempts > 1 ? `${a.attempts} attempts, ` : "") + `${a.vendor_calls} vendor call(s)`),
-      text("td", a.error || ""),
+      text("td", [a.error, a.note].filter(Boolean).join(" — ")),
     ];
   });
   table.id = "actions";
