@@ -71,6 +71,8 @@ type Server struct {
 	log    *slog.Logger
 	srv    *http.Server
 	listen net.Listener
+	// deliveries counts the webhook deliveries per source.
+	deliveries *deliveries
 }
 
 // New builds the routes.
@@ -81,6 +83,11 @@ func New(opts Options) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{echo: e, opts: opts, log: opts.Logger}
+	var sources []ingest.SourceInfo
+	if opts.Pipeline != nil {
+		sources = opts.Pipeline.Sources()
+	}
+	s.deliveries = newDeliveries(sources, time.Now())
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.Recover(), s.accessLog, s.authenticate)
 
@@ -95,6 +102,8 @@ func New(opts Options) *Server {
 	api.POST("/alerts/:target", s.alertAction)
 	api.GET("/stalled", s.listStalled, wellFormedQuery)
 	api.GET("/workers", s.listWorkers)
+	api.GET("/sources", s.listSources)
+	api.GET("/metrics", s.metrics)
 	api.GET("/approvals", s.listApprovals, wellFormedQuery)
 	api.GET("/approvals/:id", s.getApproval)
 	api.POST("/approvals/:target", s.decideApproval)
@@ -236,6 +245,7 @@ func (s *Server) webhook(c echo.Context) error {
 		Body:          req.Body,
 		ContentLength: req.ContentLength,
 	})
+	s.countDelivery(c.Param("source"), accepted, err)
 	if err != nil {
 		var ie *ingest.Error
 		if errors.As(err, &ie) {

@@ -65,6 +65,12 @@ func TestAlertSendSignsWithTheServersSecret(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "invalid_signature") {
 		t.Fatalf("wrong secret: exit %d: %s", code, out)
 	}
+	// The server counts both, and says why it refused the second.
+	code, out = runCLI(t, "alert", "sources", "--url", url)
+	if code != 0 || !regexp.MustCompile(`(?m)^crowdstrike\s+crowdstrike\s+hmac\s+1\s+0\s+1 \(invalid_signature 1\)\s+\S+ \S+\s+\S+ \S+ 401 invalid_signature: signature does not match the body$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^ocsf\s+ocsf\s+hmac\s+0\s+0\s+0\s+-\s+-$`).MatchString(out) || !strings.Contains(out, "Counted by this server since ") {
+		t.Fatalf("sources: exit %d: %s", code, out)
+	}
 	code, out = runCLI(t, "alert", "send", ransomware, "--source", "splunk", "--url", url, "--sources", examples+"/sources.yaml")
 	if code != 1 || !strings.Contains(out, `"splunk" is not in`) {
 		t.Fatalf("unknown source: exit %d: %s", code, out)

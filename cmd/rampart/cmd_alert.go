@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +28,7 @@ import (
 
 func newAlertCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "alert", Short: "Send and inspect alerts"}
-	cmd.AddCommand(newAlertSendCmd(), newAlertReplayCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd(), newAlertStalledCmd())
+	cmd.AddCommand(newAlertSendCmd(), newAlertReplayCmd(), newAlertListCmd(), newAlertShowCmd(), newAlertStateCmd(), newAlertKeepCmd(), newAlertStalledCmd(), newAlertSourcesCmd())
 	return cmd
 }
 
@@ -256,4 +258,63 @@ Each carries on once a worker can run it again (roll the deploy back).`,
 	}
 	urlFlag(cmd, &base)
 	return cmd
+}
+
+func newAlertSourcesCmd() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "sources",
+		Short: "How each webhook source's deliveries fared: accepted, folded, refused and why",
+		Long: `sources lists the webhook sources the server accepts, and what became of their
+deliveries since the server started: alerts started, duplicates folded into an open
+alert, refusals by error code, and the last refusal with the server's answer. A tool
+whose deliveries are refused (a rotated secret, a changed payload) shows here. Each
+server counts its own deliveries.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list server.SourceList
+			if err := call(cmd, http.MethodGet, base, "/api/v1/sources", "", nil, &list); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SOURCE\tFORMAT\tAUTH\tACCEPTED\tDUPLICATES\tREFUSED\tLAST ACCEPTED\tLAST REFUSAL")
+			for _, s := range list.Sources {
+				lastAccepted, lastRefusal := "-", "-"
+				if s.LastAcceptedAt != nil {
+					lastAccepted = s.LastAcceptedAt.Local().Format(time.DateTime)
+				}
+				if r := s.LastRefusal; r != nil {
+					lastRefusal = fmt.Sprintf("%s %d %s: %s", r.At.Local().Format(time.DateTime), r.Status, r.Code, workflows.Clip(r.Message, 80))
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Format, s.Auth, s.Accepted, s.Duplicates,
+					refusals(s.Refused), lastAccepted, lastRefusal)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Counted by this server since %s", list.Since.Local().Format(time.DateTime))
+			if list.UnknownSource > 0 {
+				fmt.Fprintf(out, "; %d deliveries to a source name not configured", list.UnknownSource)
+			}
+			fmt.Fprintln(out, ".")
+			return nil
+		},
+	}
+	urlFlag(cmd, &base)
+	return cmd
+}
+
+// refusals is a source's refusals in a cell: how many, and of which codes.
+func refusals(byCode map[string]int) string {
+	if len(byCode) == 0 {
+		return "0"
+	}
+	codes := slices.Sorted(maps.Keys(byCode))
+	total, parts := 0, make([]string, 0, len(codes))
+	for _, code := range codes {
+		total += byCode[code]
+		parts = append(parts, fmt.Sprintf("%s %d", code, byCode[code]))
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
 }

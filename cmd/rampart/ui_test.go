@@ -261,6 +261,29 @@ func TestUISaysWhenNoWorkerPolls(t *testing.T) {
 	})
 }
 
+// TestUISaysWhenDeliveriesAreRefused: a webhook delivery refused lately (a
+// tool signing with a rotated secret) is said under the header on every page,
+// with the answer the tool got.
+func TestUISaysWhenDeliveriesAreRefused(t *testing.T) {
+	browser := startBrowser(t)
+	st := storetest.SQLite(t)
+	url := apiServerFrom(t, server.Options{Alerts: st, Playbooks: st, Approvals: st})
+	browser.navigate(t, url+"/")
+	if got := browser.property(t, "#refused", "hidden"); got != true {
+		t.Fatalf("a note before any refusal: hidden = %v", got)
+	}
+	for range 2 {
+		if code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--secret", "rotated-away-long-ago"); code != 2 {
+			t.Fatalf("a wrong secret: exit %d: %s", code, out)
+		}
+	}
+	browser.waitTextThat(t, "#refused", "say crowdstrike's deliveries are refused", func(got string) bool {
+		return strings.HasPrefix(got, "Webhook source crowdstrike had a delivery refused at ") &&
+			strings.Contains(got, ": 401 invalid_signature, signature does not match the body (2 refused since ") &&
+			!strings.Contains(got, "ocsf")
+	})
+}
+
 // startBrowser runs ChromeDriver on a free loopback port and opens a headless
 // Chromium session; both stop when the test ends.
 func startBrowser(t *testing.T) *webDriver {

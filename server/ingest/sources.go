@@ -56,8 +56,8 @@ type Source struct {
 // RateLimit is a token bucket: PerSecond deliveries a second on average, up to
 // Burst at once.
 type RateLimit struct {
-	PerSecond float64 `yaml:"per_second"`
-	Burst     int     `yaml:"burst"`
+	PerSecond float64 `yaml:"per_second" json:"per_second"`
+	Burst     int     `yaml:"burst" json:"burst"`
 }
 
 // String never prints the secret.
@@ -226,4 +226,28 @@ func verifyBearer(secret []byte, header string) *Error {
 		return errUnauthorized("invalid_token", "bearer token is not valid for this source")
 	}
 	return nil
+}
+
+// SourceInfo is what may be shown of a source: everything but its secret.
+type SourceInfo struct {
+	Name   string `json:"name"`
+	Format string `json:"format"`
+	Auth   string `json:"auth"`
+	// RateLimit is the source's bound, none when unbounded.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+}
+
+// Sources lists the pipeline's sources by name.
+func (p *Pipeline) Sources() []SourceInfo {
+	out := make([]SourceInfo, 0, len(p.sources))
+	for _, s := range p.sources {
+		info := SourceInfo{Name: s.Name, Format: s.Format, Auth: s.Auth}
+		if s.RateLimit.PerSecond > 0 {
+			rl := s.RateLimit
+			info.RateLimit = &rl
+		}
+		out = append(out, info)
+	}
+	slices.SortFunc(out, func(a, b SourceInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }

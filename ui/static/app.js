@@ -507,6 +507,30 @@ async function sayIfNoWorker() {
   }
 }
 
+// refusedLately is how recent a source's last refused delivery must be for
+// every page to mention it.
+const refusedLately = 15 * 60 * 1000;
+
+// sayIfRefused says, under the header, which webhook sources had a delivery
+// refused lately, and the answer their tool got: a rotated secret or a changed
+// payload otherwise shows only in the tool's own logs, as alerts that never come.
+async function sayIfRefused() {
+  const note = $("#refused");
+  try {
+    const list = await api("/api/v1/sources");
+    const lately = list.sources.filter((s) => s.last_refusal && Date.now() - new Date(s.last_refusal.at) < refusedLately);
+    note.textContent = lately.map((s) => {
+      const r = s.last_refusal;
+      const total = Object.values(s.refused).reduce((a, b) => a + b, 0);
+      return `Webhook source ${s.name} had a delivery refused at ${new Date(r.at).toLocaleTimeString()}: ` +
+        `${r.status} ${r.code}, ${r.message} (${total} refused since ${new Date(list.since).toLocaleString()}; rampart alert sources).`;
+    }).join(" ");
+    note.hidden = !lately.length;
+  } catch {
+    note.hidden = true;
+  }
+}
+
 // countWaiting shows in the header how many approvals wait for a decision,
 // whichever page is open. It is the last request of a refresh: when it answers,
 // the page is up to date.
@@ -514,6 +538,7 @@ async function countWaiting() {
   const page = await api("/api/v1/approvals?status=pending&limit=1");
   await countStalled(); // after, not beside: a token the server refuses is asked for once
   await sayIfNoWorker();
+  await sayIfRefused();
   $("#nav-approvals").textContent = page.total ? `Approvals (${page.total})` : "Approvals";
   stale(null);
 }

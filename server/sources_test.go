@@ -1,0 +1,125 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store/storetest"
+)
+
+// foldingStarter starts a workflow id's first delivery and folds the later ones.
+type foldingStarter struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (s *foldingStarter) StartAlert(_ context.Context, req ingest.StartRequest) (ingest.StartResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	started := !s.seen[req.WorkflowID]
+	s.seen[req.WorkflowID] = true
+	return ingest.StartResult{RunID: "run-1", Started: started}, nil
+}
+
+func TestSourcesCountDeliveries(t *testing.T) {
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	found := &stalls{runs: []server.StalledRun{{RunID: "a"}, {RunID: "b"}}}
+	h := newServerFrom(t, &foldingStarter{seen: map[string]bool{}}, server.Options{Alerts: storetest.SQLite(t),
+		Stalls: found, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	signedBy := func(key string, at time.Time, b []byte) map[string]string {
+		return map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(key), at, b)}
+	}
+	bad := []byte(`{"metadata":{},"event":{}}`)
+	for _, d := range []struct {
+		source string
+		body   []byte
+		header map[string]string
+		status int
+	}{
+		{"crowdstrike", body, signedBy(secret, time.Now(), body), 202},
+		{"crowdstrike", body, signedBy(secret, time.Now().Add(-time.Second), body), 202}, // a duplicate
+		{"crowdstrike", body, signedBy("rotated-away", time.Now(), body), 401},
+		{"crowdstrike", body, signedBy("rotated-away", time.Now(), body), 401},
+		{"crowdstrike", bad, signedBy(secret, time.Now(), bad), 400},
+		{"nope", body, signedBy(secret, time.Now(), body), 404},
+	} {
+		if code, out := do(t, h, http.MethodPost, "/api/v1/webhooks/"+d.source, d.body, d.header); code != d.status {
+			t.Fatalf("%s: %d %v, want %d", d.source, code, out, d.status)
+		}
+	}
+
+	code, out := do(t, h, http.MethodGet, "/api/v1/sources", nil, nil)
+	sources, _ := out["sources"].([]any)
+	if code != 200 || len(sources) != 2 || out["unknown_source"] != float64(1) || out["since"] == nil {
+		t.Fatalf("sources: %d %v", code, out)
+	}
+	cs, ocsf := sources[0].(map[string]any), sources[1].(map[string]any)
+	refused, _ := cs["refused"].(map[string]any)
+	last, _ := cs["last_refusal"].(map[string]any)
+	if cs["name"] != "crowdstrike" || cs["format"] != "crowdstrike" || cs["auth"] != "hmac" || cs["accepted"] != float64(1) ||
+		cs["duplicates"] != float64(1) || cs["last_accepted_at"] == nil || len(refused) != 2 ||
+		refused["invalid_signature"] != float64(2) || refused["schema_violation"] != float64(1) ||
+		last["code"] != "schema_violation" || last["status"] != float64(400) {
+		t.Fatalf("crowdstrike: %v", cs)
+	}
+	if ocsf["name"] != "ocsf" || ocsf["accepted"] != float64(0) || ocsf["last_accepted_at"] != nil || ocsf["last_refusal"] != nil {
+		t.Fatalf("ocsf: %v", ocsf)
+	}
+
+	// One warning per source and kind of refusal a minute, none for an unknown
+	// source name (anyone may make those up); never the secret or the signature.
+	warnings := strings.Count(logs.String(), `msg="webhook refused"`)
+	if warnings != 2 || !strings.Contains(logs.String(), "code=invalid_signature") ||
+		!strings.Contains(logs.String(), "code=schema_violation") || strings.Contains(logs.String(), secret) ||
+		strings.Contains(logs.String(), "v1=") {
+		t.Fatalf("%d warnings in the log:\n%s", warnings, logs.String())
+	}
+
+	metrics := func() (int, string, string) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/metrics", nil)
+		req.Host = "127.0.0.1:8080"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		text, _ := io.ReadAll(rec.Body)
+		return rec.Code, rec.Header().Get("Content-Type"), string(text)
+	}
+	code, contentType, text := metrics()
+	for _, want := range []string{
+		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="accepted"} 1`,
+		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="duplicate"} 1`,
+		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="invalid_signature"} 2`,
+		`rampart_webhook_deliveries_total{source="ocsf",outcome="accepted"} 0`,
+		"rampart_webhook_unknown_source_total 1",
+		`rampart_webhook_last_accepted_timestamp_seconds{source="crowdstrike"} `,
+		"# TYPE rampart_stalled_runs gauge\nrampart_stalled_runs 2\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if code != 200 || !strings.HasPrefix(contentType, "text/plain; version=0.0.4") || strings.Contains(text, `source="ocsf"} `) {
+		t.Fatalf("metrics: %d %s\n%s", code, contentType, text)
+	}
+	// Temporal away: no guess at the stalled runs; the rest as before.
+	found.failing = errors.New("connection refused")
+	if code, _, text = metrics(); code != 200 || strings.Contains(text, "rampart_stalled_runs") ||
+		!strings.Contains(text, "rampart_webhook_unknown_source_total 1") {
+		t.Fatalf("metrics with Temporal away: %d\n%s", code, text)
+	}
+}
