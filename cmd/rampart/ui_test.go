@@ -146,7 +146,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 			t.Fatalf("the alert's facts: want %q in %q", want, facts)
 		}
 	}
-	if got := browser.text(t, "#actions thead"); got != "Action Target Status Vendor Calls Error" {
+	if got := browser.text(t, "#actions thead"); got != "Action Target Status Vendor Calls Error or note" {
 		t.Fatalf("the actions' headings: %q", got)
 	}
 	if got := browser.text(t, "#actions tbody tr:first-child"); !strings.HasPrefix(got, "crowdstrike.isolate_host "+dcHost+" succeeded vendor contained") {
