@@ -1,13 +1,9 @@
 package server
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -153,69 +149,4 @@ func (s *Server) countDelivery(source string, accepted ingest.Accepted, err erro
 
 func (s *Server) listSources(c echo.Context) error {
 	return c.JSON(http.StatusOK, s.deliveries.list())
-}
-
-// metrics answers in Prometheus's text format: the webhook deliveries per
-// source and outcome, and the runs Temporal reports stalled (left out when
-// Temporal does not answer, so an alert on them does not fire on a guess).
-func (s *Server) metrics(c echo.Context) error {
-	list := s.deliveries.list()
-	var b strings.Builder
-	b.WriteString("# HELP rampart_webhook_deliveries_total Webhook deliveries this server answered, by source and outcome (accepted, duplicate, or the refusal's error code).\n")
-	b.WriteString("# TYPE rampart_webhook_deliveries_total counter\n")
-	for _, src := range list.Sources {
-		counts := map[string]int{"accepted": src.Accepted, "duplicate": src.Duplicates}
-		for code, n := range src.Refused {
-			counts[code] = n
-		}
-		outcomes := make([]string, 0, len(counts))
-		for outcome := range counts {
-			outcomes = append(outcomes, outcome)
-		}
-		slices.Sort(outcomes)
-		for _, outcome := range outcomes {
-			fmt.Fprintf(&b, "rampart_webhook_deliveries_total{source=%s,outcome=%s} %d\n", label(src.Name), label(outcome), counts[outcome])
-		}
-	}
-	b.WriteString("# HELP rampart_webhook_unknown_source_total Webhook deliveries to a source name not configured.\n")
-	b.WriteString("# TYPE rampart_webhook_unknown_source_total counter\n")
-	fmt.Fprintf(&b, "rampart_webhook_unknown_source_total %d\n", list.UnknownSource)
-	b.WriteString("# HELP rampart_webhook_last_accepted_timestamp_seconds When a delivery of the source was last accepted.\n")
-	b.WriteString("# TYPE rampart_webhook_last_accepted_timestamp_seconds gauge\n")
-	for _, src := range list.Sources {
-		if src.LastAcceptedAt != nil {
-			fmt.Fprintf(&b, "rampart_webhook_last_accepted_timestamp_seconds{source=%s} %s\n", label(src.Name),
-				strconv.FormatFloat(float64(src.LastAcceptedAt.UnixMilli())/1000, 'f', 3, 64))
-		}
-	}
-	if n, ok := s.stalledCount(c.Request().Context()); ok {
-		b.WriteString("# HELP rampart_stalled_runs Open runs Temporal reports cannot progress (GET /api/v1/stalled).\n")
-		b.WriteString("# TYPE rampart_stalled_runs gauge\n")
-		fmt.Fprintf(&b, "rampart_stalled_runs %d\n", n)
-	}
-	c.Response().Header().Set(echo.HeaderContentType, "text/plain; version=0.0.4; charset=utf-8")
-	c.Response().WriteHeader(http.StatusOK)
-	_, err := io.WriteString(c.Response(), b.String())
-	return err
-}
-
-// stalledCount counts the stalled runs, when this server looks for them and
-// Temporal answers in time.
-func (s *Server) stalledCount(ctx context.Context) (int, bool) {
-	if s.opts.Stalls == nil {
-		return 0, false
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	_, n, err := s.opts.Stalls.StalledRuns(ctx, 0)
-	if err != nil {
-		s.log.Debug("metrics: cannot count stalled runs", "error", err)
-		return 0, false
-	}
-	return n, true
-}
-
-// label quotes a Prometheus label value.
-func label(v string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v) + `"`
 }

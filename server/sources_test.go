@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 )
 
@@ -33,15 +37,34 @@ func (s *foldingStarter) StartAlert(_ context.Context, req ingest.StartRequest) 
 	return ingest.StartResult{RunID: "run-1", Started: started}, nil
 }
 
+// polling answers who polls the task queue, or fails.
+type polling struct {
+	view server.WorkersView
+	err  error
+}
+
+func (p *polling) Workers(context.Context) (server.WorkersView, error) { return p.view, p.err }
+
 func TestSourcesCountDeliveries(t *testing.T) {
 	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
+	st := storetest.SQLite(t)
+	for i, status := range []string{store.ApprovalPending, store.ApprovalPending, store.ApprovalApproved} {
+		if err := st.SaveApproval(context.Background(), &store.Approval{
+			ID: fmt.Sprint("ap-", i), AlertID: "alert-1", WorkflowID: "playbook/alert-1/malware", RunID: "run-1", Playbook: "malware",
+			Step: fmt.Sprint("isolate-", i), Operation: "edr.isolate_host", InputsJSON: `{}`, ArgsHash: "hash", ApproversJSON: `[]`,
+			Status: status, RequestedAt: time.Now(),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	found := &stalls{runs: []server.StalledRun{{RunID: "a"}, {RunID: "b"}}}
-	h := newServerFrom(t, &foldingStarter{seen: map[string]bool{}}, server.Options{Alerts: storetest.SQLite(t),
-		Stalls: found, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	workers := &polling{view: server.WorkersView{TaskQueue: "rampart", Polling: 3}}
+	h := newServerFrom(t, &foldingStarter{seen: map[string]bool{}}, server.Options{Alerts: st, Approvals: st,
+		Stalls: found, Workers: workers, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	signedBy := func(key string, at time.Time, b []byte) map[string]string {
 		return map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(key), at, b)}
 	}
@@ -108,6 +131,8 @@ func TestSourcesCountDeliveries(t *testing.T) {
 		"rampart_webhook_unknown_source_total 1",
 		`rampart_webhook_last_accepted_timestamp_seconds{source="crowdstrike"} `,
 		"# TYPE rampart_stalled_runs gauge\nrampart_stalled_runs 2\n",
+		`rampart_workers_polling{task_queue="rampart"} 3` + "\n",
+		"# TYPE rampart_approvals_pending gauge\nrampart_approvals_pending 2\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %q", want)
@@ -116,10 +141,16 @@ func TestSourcesCountDeliveries(t *testing.T) {
 	if code != 200 || !strings.HasPrefix(contentType, "text/plain; version=0.0.4") || strings.Contains(text, `source="ocsf"} `) {
 		t.Fatalf("metrics: %d %s\n%s", code, contentType, text)
 	}
-	// Temporal away: no guess at the stalled runs; the rest as before.
-	found.failing = errors.New("connection refused")
-	if code, _, text = metrics(); code != 200 || strings.Contains(text, "rampart_stalled_runs") ||
-		!strings.Contains(text, "rampart_webhook_unknown_source_total 1") {
+	// What Prometheus itself reads.
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil || len(families) != 6 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
+		t.Fatalf("Prometheus reads %d families (%v):\n%s", len(families), err, text)
+	}
+	// Temporal away: no guess at the stalled runs or the workers; the rest as before.
+	found.failing, workers.err = errors.New("connection refused"), errors.New("connection refused")
+	if code, _, text = metrics(); code != 200 || strings.Contains(text, "rampart_stalled_runs") || strings.Contains(text, "rampart_workers_polling") ||
+		!strings.Contains(text, "rampart_webhook_unknown_source_total 1") || !strings.Contains(text, "rampart_approvals_pending 2") {
 		t.Fatalf("metrics with Temporal away: %d\n%s", code, text)
 	}
 }
