@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,12 +63,7 @@ func (s *Server) metrics(c echo.Context) error {
 		for code, n := range src.Refused {
 			counts[code] = n
 		}
-		outcomes := make([]string, 0, len(counts))
-		for outcome := range counts {
-			outcomes = append(outcomes, outcome)
-		}
-		slices.Sort(outcomes)
-		for _, outcome := range outcomes {
+		for _, outcome := range slices.Sorted(maps.Keys(counts)) {
 			e.sample("rampart_webhook_deliveries_total", float64(counts[outcome]), "source", src.Name, "outcome", outcome)
 		}
 	}

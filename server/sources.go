@@ -89,8 +89,9 @@ func (d *deliveries) accepted(source string, a ingest.Accepted, at time.Time) {
 }
 
 // refused counts a refusal and says whether to log it, with how many refusals
-// of its kind went unlogged before it.
-func (d *deliveries) refused(source string, r Refusal) (warn bool, unlogged int) {
+// of its kind went unlogged before it; a refusal logged elsewhere (fixable
+// false) is only counted.
+func (d *deliveries) refused(source string, r Refusal, fixable bool) (warn bool, unlogged int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	s := d.sources[source]
@@ -100,6 +101,9 @@ func (d *deliveries) refused(source string, r Refusal) (warn bool, unlogged int)
 	}
 	s.Refused[r.Code]++
 	s.LastRefusal = &r
+	if !fixable {
+		return false, 0
+	}
 	if last, ok := s.warned[r.Code]; ok && r.At.Sub(last) < refusalWarnEvery {
 		s.quiet[r.Code]++
 		return false, 0
@@ -140,8 +144,8 @@ func (s *Server) countDelivery(source string, accepted ingest.Accepted, err erro
 	if errors.As(err, &ie) {
 		r.Status, r.Code, r.Message = ie.Status, ie.Code, ie.Message
 	}
-	warn, unlogged := s.deliveries.refused(source, r)
-	if warn && r.Status < 500 && r.Status != http.StatusTooManyRequests {
+	fixable := r.Status < 500 && r.Status != http.StatusTooManyRequests
+	if warn, unlogged := s.deliveries.refused(source, r, fixable); warn {
 		s.log.Warn("webhook refused", "source", source, "status", r.Status, "code", r.Code, "message", r.Message,
 			"unlogged_before", unlogged)
 	}
