@@ -892,6 +892,27 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if n := sim.ContainCalls(ransomHost); n != 1 {
 		t.Fatalf("contain calls = %d", n)
 	}
+	// A Prometheus scraping the server, with a token, reads the alert it took, the
+	// worker polling and nothing stalled or waiting; without one it is refused.
+	if resp, err := http.Get(baseURL + "/api/v1/metrics"); err != nil || resp.Body.Close() != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("metrics without a token: %v %v", resp, err)
+	}
+	resp, err = api.Get(baseURL + "/api/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="accepted"} 1` + "\n",
+		`rampart_workers_polling{task_queue="rampart-prod-shape"} 1` + "\n",
+		"rampart_stalled_runs 0\n",
+		"rampart_approvals_pending 0\n",
+	} {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), want) {
+			t.Fatalf("metrics: %d, want %q in\n%s", resp.StatusCode, want, metrics)
+		}
+	}
 	// What Temporal stored is ciphertext: the alert's host and user are not in it.
 	stored := rawHistory(t, temporalSrv.FrontendAddress(), acc.WorkflowID)
 	for _, plain := range []string{"fin-ws-0142", "dana.okafor", ransomHost} {
