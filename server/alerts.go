@@ -156,16 +156,22 @@ func actionNote(a *store.Action) string {
 	return ""
 }
 
+// maxRuleFilter bounds the rule filter: a title or rule uid, not a document.
+const maxRuleFilter = 1024
+
 var alertStatuses = []string{store.AlertProcessing, store.AlertContained, store.AlertResponded, store.AlertNoAction, store.AlertFailed}
 
 func (s *Server) listAlerts(c echo.Context) error {
 	f := store.AlertFilter{Status: c.QueryParam("status"), Source: c.QueryParam("source"), Cursor: c.QueryParam("cursor"),
-		Entity: c.QueryParam("entity")}
+		Entity: c.QueryParam("entity"), Rule: strings.TrimSpace(c.QueryParam("rule"))}
 	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
 		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of "+strings.Join(alertStatuses, ", "))
 	}
 	if len(f.Entity) > store.MaxEntityValue {
 		return apiError(http.StatusBadRequest, "invalid_query", "entity is at most "+strconv.Itoa(store.MaxEntityValue)+" bytes")
+	}
+	if len(f.Rule) > maxRuleFilter {
+		return apiError(http.StatusBadRequest, "invalid_query", "rule is at most "+strconv.Itoa(maxRuleFilter)+" bytes")
 	}
 	var err error
 	if f.Limit, err = intParam(c, "limit", 50, 1, 200); err != nil {

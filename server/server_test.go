@@ -212,6 +212,13 @@ func TestAlertsAPI(t *testing.T) {
 	if code, out = do(t, h, http.MethodGet, "/api/v1/alerts?entity="+strings.Repeat("x", 513), nil, nil); code != 400 || errCode(out) != "invalid_query" {
 		t.Fatalf("a long entity: %d %v", code, out)
 	}
+	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?rule=%20talert-1%20", nil, nil)
+	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 1 || alerts[0].(map[string]any)["id"] != "alert-1" {
+		t.Fatalf("by rule: %d %v", code, out)
+	}
+	if code, out = do(t, h, http.MethodGet, "/api/v1/alerts?rule="+strings.Repeat("x", 1025), nil, nil); code != 400 || errCode(out) != "invalid_query" {
+		t.Fatalf("a long rule: %d %v", code, out)
+	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
 	if code != 200 {
 		t.Fatalf("detail: %d %v", code, out)

@@ -138,6 +138,9 @@ type AlertFilter struct {
 	// device id, IP, user, hash, domain, URL); compared as entities are recorded,
 	// trimmed and in lower case.
 	Entity string
+	// Rule keeps alerts whose title or rule uid is exactly this: every alert of
+	// one detection rule.
+	Rule string
 	// Since keeps alerts received at or after it.
 	Since  time.Time
 	Limit  int
@@ -165,6 +168,9 @@ func (s *Store) ListAlerts(ctx context.Context, f AlertFilter) ([]Alert, string,
 	}
 	if f.Source != "" {
 		q = q.Where("source = ?", f.Source)
+	}
+	if f.Rule != "" {
+		q = q.Where("title = ? OR rule_uid = ?", f.Rule, f.Rule)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("received_at >= ?", f.Since.UTC())

@@ -118,7 +118,11 @@ func TestListAlertsNewestFirstWithFilters(t *testing.T) {
 			}
 			// i=5 and 6 share a receive time: the id breaks the tie.
 			at := t0.Add(time.Duration(min(i, 5)) * time.Minute)
-			if err := st.RecordAlert(ctx, alertRow(fmt.Sprintf("a%d", i), at, 2+i%4, store.AlertProcessing), nil, nil); err != nil {
+			a := alertRow(fmt.Sprintf("a%d", i), at, 2+i%4, store.AlertProcessing)
+			if i%2 == 0 {
+				a.RuleUID = "rule-even"
+			}
+			if err := st.RecordAlert(ctx, a, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := st.UpdateAlert(ctx, fmt.Sprintf("a%d", i), store.AlertUpdate{Status: status}); err != nil {
@@ -163,6 +167,26 @@ func TestListAlertsNewestFirstWithFilters(t *testing.T) {
 		}
 		if len(rows) == 0 {
 			t.Fatal("min severity filter returned nothing")
+		}
+		// By rule: its title or its rule uid, with the other filters (the OR stays in its parentheses).
+		for _, c := range []struct {
+			f    store.AlertFilter
+			want string
+		}{
+			{store.AlertFilter{Rule: "title a4"}, "[a4]"},
+			{store.AlertFilter{Rule: "rule-even"}, "[a6 a4 a2 a0]"},
+			{store.AlertFilter{Rule: "rule-even", Status: store.AlertContained}, "[a6 a0]"},
+			{store.AlertFilter{Rule: "title a3", Status: store.AlertNoAction}, "[]"},
+			{store.AlertFilter{Rule: "Title A4"}, "[]"},
+		} {
+			rows, _, err := st.ListAlerts(ctx, c.f)
+			got := []string{}
+			for _, r := range rows {
+				got = append(got, r.ID)
+			}
+			if err != nil || fmt.Sprint(got) != c.want {
+				t.Fatalf("%+v: %v (%v), want %s", c.f, got, err, c.want)
+			}
 		}
 		if _, _, err := st.ListAlerts(ctx, store.AlertFilter{Cursor: "not-a-cursor!"}); !errors.Is(err, store.ErrBadCursor) {
 			t.Fatalf("bad cursor: %v", err)

@@ -109,6 +109,12 @@ func TestAlertListAndShow(t *testing.T) {
 	if code, out = runCLI(t, "alert", "list", "--entity", "dana.okafor", "--url", url); code != 0 || strings.Contains(out, "a-1") {
 		t.Fatalf("list about dana.okafor: exit %d: %s", code, out)
 	}
+	if code, out = runCLI(t, "alert", "list", "--rule", "Password spray against SSO", "--url", url); code != 0 || !strings.Contains(out, "a-1") {
+		t.Fatalf("list of the rule: exit %d: %s", code, out)
+	}
+	if code, out = runCLI(t, "alert", "list", "--rule", "Password spray", "--url", url); code != 0 || strings.Contains(out, "a-1") {
+		t.Fatalf("list of another rule: exit %d: %s", code, out)
+	}
 	code, out = runCLI(t, "alert", "show", "a-1", "--url", url)
 	if code != 0 || !strings.HasPrefix(out, "Password spray against SSO\n") || !regexp.MustCompile(`(?m)^  status\s+no_action$`).MatchString(out) ||
 		!strings.Contains(out, "Medium (confidence 0) · source ocsf") || !strings.Contains(out, "Steps\n  (none yet)") {

@@ -130,7 +130,7 @@ func readPayload(path string) ([]byte, error) {
 }
 
 func newAlertListCmd() *cobra.Command {
-	var base, status, severity, entity string
+	var base, status, severity, entity, rule string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -146,6 +146,9 @@ func newAlertListCmd() *cobra.Command {
 			}
 			if entity != "" {
 				q.Set("entity", entity)
+			}
+			if rule != "" {
+				q.Set("rule", rule)
 			}
 			var page server.AlertList
 			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts?"+q.Encode(), "", nil, &page); err != nil {
@@ -167,6 +170,7 @@ func newAlertListCmd() *cobra.Command {
 	cmd.Flags().StringVar(&status, "status", "", "processing, contained, responded, no_action or failed")
 	cmd.Flags().StringVar(&severity, "min-severity", "", "minimum severity: id (0-6) or name (low, high…)")
 	cmd.Flags().StringVar(&entity, "entity", "", "only alerts about this hostname, device id, IP, user, hash, domain or URL")
+	cmd.Flags().StringVar(&rule, "rule", "", "only alerts of this detection rule: its title or rule uid, exactly")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
 	return cmd

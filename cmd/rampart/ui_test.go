@@ -190,6 +190,12 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if _, err := browser.find("#alerts tr:nth-child(2)"); err == nil {
 		t.Fatal("the list about dc-01 shows another alert")
 	}
+	// Narrowed further to another rule's alerts, it shows none of dc-01's.
+	browser.typeText(t, `#filters input[name="rule"]`, "PotentiallyUnwantedProgram\ue007")
+	waitFor(t, "the list of dc-01's PotentiallyUnwantedProgram alerts to be empty", waitTimeout, func() bool {
+		_, err := browser.find("#alerts tr:nth-child(1)")
+		return err != nil
+	})
 }
 
 // webDriver is one W3C WebDriver session with ChromeDriver: plain JSON over
