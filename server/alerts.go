@@ -167,11 +167,13 @@ func (s *Server) listAlerts(c echo.Context) error {
 	if f.Status != "" && !slices.Contains(alertStatuses, f.Status) {
 		return apiError(http.StatusBadRequest, "invalid_query", "status must be one of "+strings.Join(alertStatuses, ", "))
 	}
-	if len(f.Entity) > store.MaxEntityValue {
-		return apiError(http.StatusBadRequest, "invalid_query", "entity is at most "+strconv.Itoa(store.MaxEntityValue)+" bytes")
-	}
-	if len(f.Rule) > maxRuleFilter {
-		return apiError(http.StatusBadRequest, "invalid_query", "rule is at most "+strconv.Itoa(maxRuleFilter)+" bytes")
+	for _, p := range []struct {
+		name, value string
+		max         int
+	}{{"entity", f.Entity, store.MaxEntityValue}, {"rule", f.Rule, maxRuleFilter}} {
+		if len(p.value) > p.max {
+			return apiError(http.StatusBadRequest, "invalid_query", p.name+" is at most "+strconv.Itoa(p.max)+" bytes")
+		}
 	}
 	var err error
 	if f.Limit, err = intParam(c, "limit", 50, 1, 200); err != nil {

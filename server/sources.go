@@ -58,17 +58,21 @@ type deliveries struct {
 
 type sourceCounts struct {
 	SourceDelivery
-	// warned is when a refusal of each code was last logged; quiet, how many
-	// refusals of that code went unlogged since.
-	warned map[string]time.Time
-	quiet  map[string]int
+	warned map[string]*warning // by refusal code
+}
+
+// warning is when a refusal of one code was last logged, and how many of that
+// code went unlogged since.
+type warning struct {
+	at    time.Time
+	quiet int
 }
 
 func newDeliveries(sources []ingest.SourceInfo, now time.Time) *deliveries {
 	d := &deliveries{since: now, sources: map[string]*sourceCounts{}}
 	for _, s := range sources {
 		d.sources[s.Name] = &sourceCounts{SourceDelivery: SourceDelivery{SourceInfo: s, Refused: map[string]int{}},
-			warned: map[string]time.Time{}, quiet: map[string]int{}}
+			warned: map[string]*warning{}}
 	}
 	return d
 }
@@ -104,12 +108,15 @@ func (d *deliveries) refused(source string, r Refusal, fixable bool) (warn bool,
 	if !fixable {
 		return false, 0
 	}
-	if last, ok := s.warned[r.Code]; ok && r.At.Sub(last) < refusalWarnEvery {
-		s.quiet[r.Code]++
+	w := s.warned[r.Code]
+	if w != nil && r.At.Sub(w.at) < refusalWarnEvery {
+		w.quiet++
 		return false, 0
 	}
-	unlogged = s.quiet[r.Code]
-	s.warned[r.Code], s.quiet[r.Code] = r.At, 0
+	if w != nil {
+		unlogged = w.quiet
+	}
+	s.warned[r.Code] = &warning{at: r.At}
 	return true, unlogged
 }
 

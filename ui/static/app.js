@@ -477,35 +477,33 @@ function show(section) {
   for (const id of ["list", "detail", "approvals", "stalled"]) $("#" + id).hidden = id !== section;
 }
 
-// countStalled shows in the header, when there are any, how many runs cannot
-// progress: the one thing wrong that no alert's status says by itself. A
-// Temporal that cannot answer hides it; the page's own requests say why.
-async function countStalled() {
-  const nav = $("#nav-stalled");
+// say keeps an element of the header in step with an API answer: words turns
+// the answer into its text, "" hiding it. An API that cannot answer hides it
+// too; the page's own requests say why.
+async function say(selector, path, words) {
+  const el = $(selector);
   try {
-    const page = await api("/api/v1/stalled?limit=0");
-    nav.textContent = `Stalled (${page.total})`;
-    nav.hidden = !page.total;
+    const said = words(await api(path));
+    el.textContent = said;
+    el.hidden = !said;
   } catch {
-    nav.hidden = true;
+    el.hidden = true;
   }
 }
 
+// countStalled shows in the header, when there are any, how many runs cannot
+// progress: the one thing wrong that no alert's status says by itself.
+const countStalled = () => say("#nav-stalled", "/api/v1/stalled?limit=0", (page) => page.total ? `Stalled (${page.total})` : "");
+
 // sayIfNoWorker says, under the header, when no worker polls the task queue:
 // alerts are then accepted and wait in Temporal, and nothing else on the page
-// would show why nothing moves. A Temporal that cannot answer says nothing here.
-async function sayIfNoWorker() {
-  const note = $("#no-workers");
-  try {
-    const w = await api("/api/v1/workers");
-    const last = w.workers.length ? ` since ${new Date(w.workers[0].last_poll).toLocaleString()}` : "";
-    note.textContent = `No worker has polled task queue ${w.task_queue}${last}: alerts are accepted and wait ` +
-      "in Temporal until one runs (rampart worker).";
-    note.hidden = w.polling > 0;
-  } catch {
-    note.hidden = true;
-  }
-}
+// would show why nothing moves.
+const sayIfNoWorker = () => say("#no-workers", "/api/v1/workers", (w) => {
+  if (w.polling > 0) return "";
+  const last = w.workers.length ? ` since ${new Date(w.workers[0].last_poll).toLocaleString()}` : "";
+  return `No worker has polled task queue ${w.task_queue}${last}: alerts are accepted and wait ` +
+    "in Temporal until one runs (rampart worker).";
+});
 
 // refusedLately is how recent a source's last refused delivery must be for
 // every page to mention it.
@@ -514,22 +512,14 @@ const refusedLately = 15 * 60 * 1000;
 // sayIfRefused says, under the header, which webhook sources had a delivery
 // refused lately, and the answer their tool got: a rotated secret or a changed
 // payload otherwise shows only in the tool's own logs, as alerts that never come.
-async function sayIfRefused() {
-  const note = $("#refused");
-  try {
-    const list = await api("/api/v1/sources");
-    const lately = list.sources.filter((s) => s.last_refusal && Date.now() - new Date(s.last_refusal.at) < refusedLately);
-    note.textContent = lately.map((s) => {
-      const r = s.last_refusal;
-      const total = Object.values(s.refused).reduce((a, b) => a + b, 0);
-      return `Webhook source ${s.name} had a delivery refused at ${new Date(r.at).toLocaleTimeString()}: ` +
-        `${r.status} ${r.code}, ${r.message} (${total} refused since ${new Date(list.since).toLocaleString()}; rampart alert sources).`;
-    }).join(" ");
-    note.hidden = !lately.length;
-  } catch {
-    note.hidden = true;
-  }
-}
+const sayIfRefused = () => say("#refused", "/api/v1/sources", (list) => list.sources
+  .filter((s) => s.last_refusal && Date.now() - new Date(s.last_refusal.at) < refusedLately)
+  .map((s) => {
+    const r = s.last_refusal;
+    const total = Object.values(s.refused).reduce((a, b) => a + b, 0);
+    return `Webhook source ${s.name} had a delivery refused at ${new Date(r.at).toLocaleTimeString()}: ` +
+      `${r.status} ${r.code}, ${r.message} (${total} refused since ${new Date(list.since).toLocaleString()}; rampart alert sources).`;
+  }).join(" "));
 
 // countWaiting shows in the header how many approvals wait for a decision,
 // whichever page is open. It is the last request of a refresh: when it answers,
