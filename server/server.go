@@ -20,6 +20,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/ui"
 )
@@ -60,8 +61,12 @@ type Options struct {
 	// answers 404.
 	Codec PayloadCodec
 	// Ready lists the dependencies /readyz checks.
-	Ready  []Check
-	Logger *slog.Logger
+	Ready []Check
+	// SDKMetrics, when set, adds the Temporal SDK's metrics of this process
+	// (its client's requests and, in rampart dev, its worker's tasks) to
+	// GET /api/v1/metrics.
+	SDKMetrics *telemetry.SDKMetrics
+	Logger     *slog.Logger
 }
 
 // Server is the HTTP server.
@@ -117,6 +122,26 @@ func New(opts Options) *Server {
 	page := echo.WrapHandler(ui.Handler())
 	e.GET("/", page)
 	e.GET(ui.Prefix+"*", page)
+	return s
+}
+
+// NewOps serves what an operator probes on a process that has no API, a
+// worker: /healthz, /readyz over ready, and /metrics with the Temporal SDK's
+// metrics (its task latencies and failures, pollers and slots, requests).
+// They are open, as the API server's health checks are: they say nothing
+// about alerts and take no input. Any other path is a JSON 404.
+func NewOps(ready []Check, sdk *telemetry.SDKMetrics, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{echo: e, opts: Options{Ready: ready, SDKMetrics: sdk, Logger: log}, log: log}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.Recover(), s.accessLog)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", s.opsMetrics)
 	return s
 }
 

@@ -8,10 +8,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry"
+	"github.com/rampart-soar/rampart/store"
 )
 
 func newServerCmd() *cobra.Command {
@@ -36,7 +40,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.SDKMetrics, log)
 			if err != nil {
 				return err
 			}
@@ -108,7 +112,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.SDKMetrics, log)
 			if err != nil {
 				return err
 			}
@@ -120,12 +124,21 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			defer w.Stop()
 			stopReconciler := app.StartReconciler(c, st, cfg, log)
-			log.Info("rampart worker polling", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace)
-			<-ctx.Done()
-			w.Stop()
-			stopReconciler()
-			return nil
+			defer stopReconciler()
+			ops, err := serveOps(cfg, c, st, log)
+			if err != nil {
+				return err
+			}
+			log.Info("rampart worker polling", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
+				"metrics", cfg.MetricsListen)
+			select {
+			case <-ctx.Done():
+			case err = <-ops.done:
+			}
+			ops.stop()
+			return err
 		},
 	}
 	f.common(cmd, "")
@@ -133,8 +146,37 @@ func newWorkerCmd() *cobra.Command {
 	f.database(cmd, "")
 	f.reference(cmd, "", "")
 	f.edr(cmd)
+	cmd.Flags().StringVar(&f.cfg.MetricsListen, "metrics-listen", app.Env("RAMPART_METRICS_LISTEN", app.DefaultMetricsListen),
+		"where to serve /healthz, /readyz and /metrics (the Temporal SDK's metrics); empty for none (env RAMPART_METRICS_LISTEN)")
 	cmd.Flags().BoolVar(&migrate, "migrate", false, "apply the store schema before polling")
 	return cmd
+}
+
+// opsServer is a worker's /healthz, /readyz and /metrics while it runs.
+type opsServer struct {
+	done <-chan error // a serve error; never closed
+	stop func()
+}
+
+// serveOps starts the worker's ops endpoints at cfg.MetricsListen, or nothing
+// when it is empty.
+func serveOps(cfg *app.Config, c client.Client, st *store.Store, log *slog.Logger) (opsServer, error) {
+	if cfg.MetricsListen == "" {
+		return opsServer{done: make(chan error), stop: func() {}}, nil
+	}
+	srv := server.NewOps(app.ReadyChecks(c, st), cfg.SDKMetrics, log)
+	addr, err := srv.Listen(cfg.MetricsListen)
+	if err != nil {
+		return opsServer{}, app.PortTaken(fmt.Errorf("listen on %s: %w", cfg.MetricsListen, err), "--metrics-listen")
+	}
+	cfg.MetricsListen = addr.String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	return opsServer{done: done, stop: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}}, nil
 }
 
 // loadProcess reads the config of a server or worker process, with the payload
@@ -147,6 +189,7 @@ func (f *configFlags) loadProcess(cmd *cobra.Command) (*app.Config, *slog.Logger
 	if err := cfg.LoadPayloadKeys(false); err != nil {
 		return nil, nil, err
 	}
+	cfg.SDKMetrics = telemetry.NewSDKMetrics()
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 	return cfg, log, err
 }

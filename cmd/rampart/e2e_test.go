@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
@@ -257,6 +259,17 @@ func TestEndToEndContainment(t *testing.T) {
 	started := history(t, d.Client, acc.WorkflowID)[0].GetWorkflowExecutionStartedEventAttributes()
 	if !started.GetEagerExecutionAccepted() {
 		t.Fatal("the webhook's start was not eager")
+	}
+	// In one process the API's metrics carry the worker's SDK metrics too.
+	resp, err := http.Get(d.URL + "/api/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if sampleCount(parseExposition(t, metrics)["temporal_activity_execution_latency_seconds"],
+		map[string]string{"activity_type": workflows.ActivityIsolateHost}) != 1 {
+		t.Fatalf("the API's metrics do not count the one isolation:\n%s", metrics)
 	}
 	// Temporal holds the input encrypted; the API's codec endpoint reads it, as
 	// `temporal workflow show --codec-endpoint <url>/api/v1/codec` does.
@@ -880,7 +893,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	// Without a payload key a worker refuses to start, rather than write history
 	// its peers cannot read.
 	refusesToStart(t, dir, "keyless-worker", workerArgs, workerEnv, "RAMPART_PAYLOAD_KEY")
-	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile), workerEnv)
+	workerOps := freeAddr(t)
+	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile, "--metrics-listen", workerOps), workerEnv)
 	waitFor(t, "the worker to poll", waitTimeout, func() bool {
 		w := workers()
 		return w.Polling == 1 && len(w.Workers) == 1 && w.Workers[0].Polling
@@ -913,6 +927,33 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 			t.Fatalf("metrics: %d, want %q in\n%s", resp.StatusCode, want, metrics)
 		}
 	}
+	// The Temporal SDK's own metrics: the server's client requests beside its
+	// own; the worker's tasks, from its ops endpoint, beside its probes.
+	if families := parseExposition(t, metrics); sampleCount(families["temporal_request_total"], nil) == 0 {
+		t.Fatalf("the server's metrics count no Temporal request:\n%s", metrics)
+	}
+	workerURL := "http://" + workerOps
+	if code := getJSON(t, workerURL+"/readyz", &struct{}{}); code != http.StatusOK {
+		t.Fatalf("worker readyz: %d", code)
+	}
+	resp, err = http.Get(workerURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	families := parseExposition(t, metrics)
+	for family, labels := range map[string]map[string]string{
+		"temporal_workflow_task_execution_latency_seconds":  {"workflow_type": workflows.AlertWorkflowName, "task_queue": "rampart-prod-shape"},
+		"temporal_activity_execution_latency_seconds":       {"activity_type": workflows.ActivityIsolateHost},
+		"temporal_local_activity_execution_latency_seconds": {"activity_type": workflows.ActivityLookupAsset},
+		"temporal_num_pollers":                              {"poller_type": "workflow_task"},
+	} {
+		if sampleCount(families[family], labels) == 0 {
+			t.Errorf("the worker's metrics have no %s%v:\n%s", family, labels, metrics)
+		}
+	}
+
 	// What Temporal stored is ciphertext: the alert's host and user are not in it.
 	stored := rawHistory(t, temporalSrv.FrontendAddress(), acc.WorkflowID)
 	for _, plain := range []string{"fin-ws-0142", "dana.okafor", ransomHost} {
@@ -991,4 +1032,35 @@ func rawHistory(t *testing.T, address, workflowID string) []byte {
 	}
 	defer c.Close()
 	return wireForm(t, history(t, c, workflowID))
+}
+
+// parseExposition reads a metrics answer as Prometheus does.
+func parseExposition(t *testing.T, text []byte) map[string]*dto.MetricFamily {
+	t.Helper()
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		t.Fatalf("Prometheus refuses the metrics: %v\n%s", err, text)
+	}
+	return families
+}
+
+// sampleCount adds up what the family's series with labels have seen: a
+// counter's or a gauge's value, a histogram's observations.
+func sampleCount(f *dto.MetricFamily, labels map[string]string) float64 {
+	var n float64
+	for _, m := range f.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range labels {
+			match = match && have[k] == v
+		}
+		if match {
+			n += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return n
 }

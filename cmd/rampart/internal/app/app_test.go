@@ -37,7 +37,7 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", testKeys(t), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 func startWithSearchAttributes(t *testing.T, address, namespace string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := DialTemporal(ctx, address, namespace, testKeys(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c, err := DialTemporal(ctx, address, namespace, testKeys(t), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -61,6 +62,13 @@ type Config struct {
 	// (RAMPART_API_TOKEN_<NAME>, never a flag). Without any the API is open, which
 	// only a loopback listen address allows.
 	APITokens map[string]integrations.Secret
+
+	// MetricsListen is where a worker process serves /healthz, /readyz and
+	// /metrics; empty serves nothing.
+	MetricsListen string
+	// SDKMetrics keeps the Temporal SDK's metrics of the process; DialTemporal
+	// reports to it, and the API's or the worker's /metrics shows it.
+	SDKMetrics *telemetry.SDKMetrics
 }
 
 // CrowdStrikeConfig points the EDR integration at a Falcon cloud (or a simulator).
@@ -72,10 +80,13 @@ type CrowdStrikeConfig struct {
 
 // Defaults.
 const (
-	DefaultListen    = "127.0.0.1:8080"
-	DefaultDataDir   = ".rampart"
-	DefaultNamespace = "default"
-	DefaultRetention = 7 * 24 * time.Hour
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultMetricsListen is the worker's; the port is the one OpenTelemetry's
+	// Prometheus exporter uses, taken by nothing else of Rampart's.
+	DefaultMetricsListen = "127.0.0.1:9464"
+	DefaultDataDir       = ".rampart"
+	DefaultNamespace     = "default"
+	DefaultRetention     = 7 * 24 * time.Hour
 )
 
 // Env returns the value of a RAMPART_ variable or def.

@@ -19,6 +19,7 @@ import (
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 )
 
@@ -74,6 +75,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 			return nil, err
 		}
 	}
+	if cfg.SDKMetrics == nil {
+		cfg.SDKMetrics = telemetry.NewSDKMetrics()
+	}
 	d := &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -93,7 +97,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, cfg.Payloads, log); err != nil {
+	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, cfg.Payloads, d.Config.SDKMetrics, log); err != nil {
 		return nil, err
 	}
 	if err := PrepareTemporal(ctx, d.Client, &d.Config); err != nil {

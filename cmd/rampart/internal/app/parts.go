@@ -142,26 +142,33 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	}
 	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
-		Pipeline:  pipeline,
-		Alerts:    st,
-		Playbooks: st,
-		Approvals: st,
-		Control:   control,
-		Stalls:    control,
-		Workers:   control,
-		Replayer:  &shadow.Replayer{Store: st},
-		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
-		Tokens:    tokens,
-		Codec:     cfg.Payloads,
-		Ready: []server.Check{
-			{Name: "database", Check: st.Ping},
-			{Name: "temporal", Check: func(ctx context.Context) error {
-				_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-				return err
-			}},
-		},
-		Logger: log,
+		Pipeline:   pipeline,
+		Alerts:     st,
+		Playbooks:  st,
+		Approvals:  st,
+		Control:    control,
+		Stalls:     control,
+		Workers:    control,
+		Replayer:   &shadow.Replayer{Store: st},
+		Runs:       &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
+		Tokens:     tokens,
+		Codec:      cfg.Payloads,
+		Ready:      ReadyChecks(c, st),
+		SDKMetrics: cfg.SDKMetrics,
+		Logger:     log,
 	}), nil
+}
+
+// ReadyChecks are what /readyz asks of a server or a worker: the database and
+// Temporal answer.
+func ReadyChecks(c client.Client, st *store.Store) []server.Check {
+	return []server.Check{
+		{Name: "database", Check: st.Ping},
+		{Name: "temporal", Check: func(ctx context.Context) error {
+			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+	}
 }
 
 // AssetsFile is the YAML shape of an asset inventory.

@@ -23,6 +23,7 @@ import (
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/reconcile"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -30,8 +31,9 @@ import (
 // DialTemporal connects to Temporal, retrying until ctx ends: in docker compose the
 // cluster may still be starting when Rampart does. Payloads and failure messages
 // are encrypted with keys; the client's workers and the webhook starter share its
-// converters.
-func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Keyring, log *slog.Logger) (client.Client, error) {
+// converters. The SDK reports its metrics, the client's and its workers', to
+// metrics when given.
+func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Keyring, metrics *telemetry.SDKMetrics, log *slog.Logger) (client.Client, error) {
 	if keys == nil {
 		return nil, errors.New("dial temporal: no payload keys")
 	}
@@ -41,6 +43,9 @@ func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Ke
 		Logger:           sdklog.NewStructuredLogger(log.With("component", "temporal-sdk")),
 		DataConverter:    keys.DataConverter(),
 		FailureConverter: keys.FailureConverter(),
+	}
+	if metrics != nil {
+		opts.MetricsHandler = metrics.Handler()
 	}
 	var c client.Client
 	err := retryWhile(ctx, func(err error) bool {
