@@ -32,7 +32,7 @@ lint:
 # Benchmarks: the webhook handler alone, then the end-to-end pipeline against the
 # embedded server beside a hand-written workflow of the same shape (docs/BENCHMARKS.md).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./server/ingest/ ./policy/ ./playbook/ ./store/ ./cmd/rampart/internal/codec/
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./server/ingest/ ./server/telemetry/ ./policy/ ./playbook/ ./store/ ./cmd/rampart/internal/codec/
 	RAMPART_BENCH_E2E=1 $(GO) test -run '^$$' -bench 'Pipeline|Interpreter' -benchtime 1x -count=1 -timeout 30m ./cmd/rampart/
 
 clean:
