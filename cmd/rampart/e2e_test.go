@@ -948,6 +948,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		"temporal_activity_execution_latency_seconds":       {"activity_type": workflows.ActivityIsolateHost},
 		"temporal_local_activity_execution_latency_seconds": {"activity_type": workflows.ActivityLookupAsset},
 		"temporal_num_pollers":                              {"poller_type": "workflow_task"},
+		"rampart_integration_calls_total":                   {"integration": "crowdstrike", "operation": "contain_host", "outcome": "ok"},
+		"rampart_integration_call_latency_seconds":          {"integration": "crowdstrike", "operation": "get_host"},
 	} {
 		if sampleCount(families[family], labels) == 0 {
 			t.Errorf("the worker's metrics have no %s%v:\n%s", family, labels, metrics)
