@@ -82,22 +82,14 @@ type Server struct {
 
 // New builds the routes.
 func New(opts Options) *Server {
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	s := &Server{echo: e, opts: opts, log: opts.Logger}
+	s := newServer(opts)
 	var sources []ingest.SourceInfo
 	if opts.Pipeline != nil {
 		sources = opts.Pipeline.Sources()
 	}
 	s.deliveries = newDeliveries(sources, time.Now())
-	e.HTTPErrorHandler = s.handleError
-	e.Use(middleware.Recover(), s.accessLog, s.authenticate)
-
-	e.GET("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
+	e := s.echo
+	e.Use(s.authenticate)
 	api := e.Group("/api/v1")
 	api.POST(webhookRoute[len("/api/v1"):], s.webhook)
 	api.POST(codecRoute[len("/api/v1"):], s.codec)
@@ -131,17 +123,24 @@ func New(opts Options) *Server {
 // They are open, as the API server's health checks are: they say nothing
 // about alerts and take no input. Any other path is a JSON 404.
 func NewOps(ready []Check, sdk *telemetry.SDKMetrics, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+	s := newServer(Options{Ready: ready, SDKMetrics: sdk, Logger: log})
+	s.echo.GET("/metrics", s.opsMetrics)
+	return s
+}
+
+// newServer is a server with its health checks and nothing else yet: errors
+// answered in the one JSON shape, panics recovered, requests logged.
+func newServer(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	s := &Server{echo: e, opts: Options{Ready: ready, SDKMetrics: sdk, Logger: log}, log: log}
+	s := &Server{echo: e, opts: opts, log: opts.Logger}
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.Recover(), s.accessLog)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", s.opsMetrics)
 	return s
 }
 

@@ -15,10 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry/telemetrytest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 )
@@ -142,10 +141,9 @@ func TestSourcesCountDeliveries(t *testing.T) {
 		t.Fatalf("metrics: %d %s\n%s", code, contentType, text)
 	}
 	// What Prometheus itself reads.
-	var parser expfmt.TextParser
-	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil || len(families) != 6 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
-		t.Fatalf("Prometheus reads %d families (%v):\n%s", len(families), err, text)
+	families := telemetrytest.Parse(t, text)
+	if len(families) != 6 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
+		t.Fatalf("Prometheus reads %d families:\n%s", len(families), text)
 	}
 	// Temporal away: no guess at the stalled runs or the workers; the rest as before.
 	found.failing, workers.err = errors.New("connection refused"), errors.New("connection refused")

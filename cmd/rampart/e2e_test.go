@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 	commonpb "go.temporal.io/api/common/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/proxy"
@@ -39,6 +37,7 @@ import (
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry/telemetrytest"
 	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -267,7 +266,7 @@ func TestEndToEndContainment(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if sampleCount(parseExposition(t, metrics)["temporal_activity_execution_latency_seconds"],
+	if telemetrytest.Sum(telemetrytest.Parse(t, string(metrics))["temporal_activity_execution_latency_seconds"],
 		map[string]string{"activity_type": workflows.ActivityIsolateHost}) != 1 {
 		t.Fatalf("the API's metrics do not count the one isolation:\n%s", metrics)
 	}
@@ -929,7 +928,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	// The Temporal SDK's own metrics: the server's client requests beside its
 	// own; the worker's tasks, from its ops endpoint, beside its probes.
-	if families := parseExposition(t, metrics); sampleCount(families["temporal_request_total"], nil) == 0 {
+	if families := telemetrytest.Parse(t, string(metrics)); telemetrytest.Sum(families["temporal_request_total"], nil) == 0 {
 		t.Fatalf("the server's metrics count no Temporal request:\n%s", metrics)
 	}
 	workerURL := "http://" + workerOps
@@ -942,7 +941,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	metrics, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	families := parseExposition(t, metrics)
+	families := telemetrytest.Parse(t, string(metrics))
 	for family, labels := range map[string]map[string]string{
 		"temporal_workflow_task_execution_latency_seconds":  {"workflow_type": workflows.AlertWorkflowName, "task_queue": "rampart-prod-shape"},
 		"temporal_activity_execution_latency_seconds":       {"activity_type": workflows.ActivityIsolateHost},
@@ -951,7 +950,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		"rampart_integration_calls_total":                   {"integration": "crowdstrike", "operation": "contain_host", "outcome": "ok"},
 		"rampart_integration_call_latency_seconds":          {"integration": "crowdstrike", "operation": "get_host"},
 	} {
-		if sampleCount(families[family], labels) == 0 {
+		if telemetrytest.Sum(families[family], labels) == 0 {
 			t.Errorf("the worker's metrics have no %s%v:\n%s", family, labels, metrics)
 		}
 	}
@@ -1034,35 +1033,4 @@ func rawHistory(t *testing.T, address, workflowID string) []byte {
 	}
 	defer c.Close()
 	return wireForm(t, history(t, c, workflowID))
-}
-
-// parseExposition reads a metrics answer as Prometheus does.
-func parseExposition(t *testing.T, text []byte) map[string]*dto.MetricFamily {
-	t.Helper()
-	var parser expfmt.TextParser
-	families, err := parser.TextToMetricFamilies(bytes.NewReader(text))
-	if err != nil {
-		t.Fatalf("Prometheus refuses the metrics: %v\n%s", err, text)
-	}
-	return families
-}
-
-// sampleCount adds up what the family's series with labels have seen: a
-// counter's or a gauge's value, a histogram's observations.
-func sampleCount(f *dto.MetricFamily, labels map[string]string) float64 {
-	var n float64
-	for _, m := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range m.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range labels {
-			match = match && have[k] == v
-		}
-		if match {
-			n += m.GetCounter().GetValue() + m.GetGauge().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	return n
 }

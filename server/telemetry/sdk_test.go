@@ -8,42 +8,27 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/rampart-soar/rampart/server/telemetry"
+	"github.com/rampart-soar/rampart/server/telemetry/telemetrytest"
 )
 
-// parse reads the exposition as Prometheus does, failing on anything it refuses.
+// parse writes m's exposition and reads it as Prometheus does.
 func parse(t *testing.T, m *telemetry.SDKMetrics) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
 	var e telemetry.Exposition
 	m.Write(&e)
-	var parser expfmt.TextParser
-	families, err := parser.TextToMetricFamilies(strings.NewReader(e.String()))
-	if err != nil {
-		t.Fatalf("Prometheus refuses the exposition: %v\n%s", err, e.String())
-	}
-	return families, e.String()
+	return telemetrytest.Parse(t, e.String()), e.String()
 }
 
-// labelled finds the family's series whose labels include want.
+// labelled is the family's one series whose labels include want.
 func labelled(t *testing.T, f *dto.MetricFamily, want map[string]string) *dto.Metric {
 	t.Helper()
-	for _, m := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range m.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for k, v := range want {
-			match = match && got[k] == v
-		}
-		if match {
-			return m
-		}
+	found := telemetrytest.Series(f, want)
+	if len(found) != 1 {
+		t.Fatalf("%s has %d series with %v", f.GetName(), len(found), want)
 	}
-	t.Fatalf("%s has no series with %v", f.GetName(), want)
-	return nil
+	return found[0]
 }
 
 func TestSDKMetricsKeepWhatTheSDKReports(t *testing.T) {
