@@ -133,9 +133,12 @@ func newWorkerCmd() *cobra.Command {
 			}
 			log.Info("rampart worker polling", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.Namespace,
 				"metrics", cfg.MetricsListen)
+			// A worker Temporal stopped for good exits non-zero, for its
+			// supervisor to restart it or page someone.
 			select {
 			case <-ctx.Done():
 			case err = <-ops.done:
+			case err = <-w.Fatal:
 			}
 			ops.stop()
 			return err

@@ -61,7 +61,7 @@ steps:
 	if err := bad.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d.Worker = bad // stopped at the end with the rest
+	d.Worker = &app.Worker{Worker: bad} // stopped at the end with the rest
 
 	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))

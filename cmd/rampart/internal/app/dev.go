@@ -46,7 +46,7 @@ type Dev struct {
 	Client    client.Client
 	Store     *store.Store
 	Simulator *crowdstrike.Simulator // nil with an external EDR
-	Worker    worker.Worker
+	Worker    *Worker
 	HTTP      *server.Server
 	URL       string
 	Sources   map[string]*ingest.Source
@@ -139,6 +139,16 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Worker, err = StartWorker(d.Client, cfg.TaskQueue, acts, opts.Worker); err != nil {
 		return nil, err
 	}
+	go func() {
+		// A worker Temporal stopped for good ends the process as a failed HTTP
+		// server does: nothing would take the alerts it accepts.
+		if err := d.Worker.Failed(); err != nil {
+			select {
+			case d.serveErr <- err:
+			default:
+			}
+		}
+	}()
 	d.stopReconciler = StartReconciler(d.Client, d.Store, &d.Config, log)
 
 	if d.HTTP, err = NewHTTPServer(&d.Config, d.Client, d.Store, d.Sources, log); err != nil {

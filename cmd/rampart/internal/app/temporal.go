@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -184,14 +185,56 @@ func PrepareTemporal(ctx context.Context, c client.Client, cfg *Config) error {
 // StartWorker registers the workflows and activities on the task queue and starts
 // polling. Production keeps the SDK's default panic policy (block the workflow
 // task, so a fixed worker can resume it); tests pass worker.FailWorkflow.
-func StartWorker(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) (worker.Worker, error) {
+func StartWorker(c client.Client, taskQueue string, acts *activities.Activities, opts worker.Options) (*Worker, error) {
+	fatal := make(chan error, 1)
+	also := opts.OnFatalError
+	opts.OnFatalError = func(err error) {
+		if also != nil {
+			also(err)
+		}
+		select {
+		case fatal <- fmt.Errorf("the worker stopped polling task queue %s: %w", taskQueue, err):
+		default:
+		}
+	}
 	w := worker.New(c, taskQueue, opts)
 	workflows.Register(w)
 	acts.Register(w)
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	return w, nil
+	return &Worker{Worker: w, Fatal: fatal, stopped: make(chan struct{})}, nil
+}
+
+// Worker is a started worker. Fatal receives the error Temporal stopped it
+// with for good (its namespace gone, say): it polls no more, so a process that
+// kept running would look alive and take no work.
+type Worker struct {
+	worker.Worker
+	Fatal   <-chan error
+	stopped chan struct{}
+	once    sync.Once
+}
+
+// Stop stops the worker (waiting for its tasks in hand) once, however often called.
+func (w *Worker) Stop() {
+	w.once.Do(func() {
+		w.Worker.Stop()
+		if w.stopped != nil {
+			close(w.stopped)
+		}
+	})
+}
+
+// Failed waits for the worker's fatal error; it answers nil once the worker
+// was stopped without one.
+func (w *Worker) Failed() error {
+	select {
+	case err := <-w.Fatal:
+		return err
+	case <-w.stopped:
+		return nil
+	}
 }
 
 // StartReconciler sweeps, in the background until stop returns, for runs that

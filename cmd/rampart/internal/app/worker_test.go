@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
+
+	"github.com/rampart-soar/rampart/activities"
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
+)
+
+// refusal makes Temporal answer a worker's polls as if its namespace had gone,
+// from the moment refuse is called (polls in flight included).
+type refusal struct {
+	mu      sync.Mutex
+	on      bool
+	cancels []context.CancelFunc
+}
+
+func (r *refusal) intercept(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if !strings.HasSuffix(method, "/PollWorkflowTaskQueue") && !strings.HasSuffix(method, "/PollActivityTaskQueue") {
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	gone := serviceerror.ToStatus(serviceerror.NewNamespaceNotFound("default")).Err()
+	r.mu.Lock()
+	if r.on {
+		r.mu.Unlock()
+		return gone
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	r.cancels = append(r.cancels, cancel)
+	r.mu.Unlock()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.on {
+		return gone
+	}
+	return err
+}
+
+func (r *refusal) refuse() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.on = true
+	for _, cancel := range r.cancels {
+		cancel()
+	}
+}
+
+// The SDK gives up on a worker whose polls Temporal refuses for good after two
+// minutes of refusals (proxies sometimes answer oddly for a while), so this test
+// takes that long.
+func TestAWorkerTemporalStopsForGoodSaysSo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	var r refusal
+	c, err := client.Dial(client.Options{
+		HostPort: srv.FrontendAddress(), Namespace: "default",
+		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(r.intercept)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w, err := StartWorker(c, "doomed", &activities.Activities{}, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	stopped := make(chan error, 1)
+	go func() { stopped <- w.Failed() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("the worker failed before Temporal refused it: %v", err)
+	case <-time.After(time.Second):
+	}
+
+	r.refuse()
+	select {
+	case err := <-stopped:
+		var gone *serviceerror.NamespaceNotFound
+		if !errors.As(err, &gone) || !strings.Contains(err.Error(), "stopped polling task queue doomed") {
+			t.Fatalf("fatal error = %v", err)
+		}
+	case <-time.After(3 * time.Minute): // the SDK retries such a poll for two minutes first
+		t.Fatal("a worker whose namespace is gone did not report it")
+	}
+}
+
+func TestAStoppedWorkerHasNoFatalError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w, err := StartWorker(c, "calm", &activities.Activities{}, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	w.Stop() // a second stop is harmless
+	if err := w.Failed(); err != nil {
+		t.Fatalf("Failed after Stop = %v", err)
+	}
+}
