@@ -64,8 +64,8 @@ func (s *Server) metrics(c echo.Context) error {
 			e.Gauge("rampart_approvals_pending", "Approvals waiting for a decision.", float64(n))
 		}
 	}
-	if s.opts.SDKMetrics != nil {
-		s.opts.SDKMetrics.Write(&e)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Write(&e)
 	}
 	return writeExposition(c, &e)
 }
@@ -73,8 +73,8 @@ func (s *Server) metrics(c echo.Context) error {
 // opsMetrics answers the SDK's metrics alone: the worker's /metrics.
 func (s *Server) opsMetrics(c echo.Context) error {
 	var e telemetry.Exposition
-	if s.opts.SDKMetrics != nil {
-		s.opts.SDKMetrics.Write(&e)
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.Write(&e)
 	}
 	return writeExposition(c, &e)
 }

@@ -22,7 +22,7 @@ func get(h http.Handler, path string) (int, string, string) {
 }
 
 func TestOpsServesAWorkersProbesAndSDKMetrics(t *testing.T) {
-	sdk := telemetry.NewSDKMetrics()
+	sdk := telemetry.NewMetrics()
 	sdk.Handler().WithTags(map[string]string{"activity_type": "IsolateHost"}).Counter("temporal_activity_execution_failed").Inc(1)
 	temporalDown := errors.New("connection refused")
 	ready := []server.Check{
@@ -62,9 +62,9 @@ func TestOpsServesAWorkersProbesAndSDKMetrics(t *testing.T) {
 }
 
 func TestAPIMetricsCarryTheSDKs(t *testing.T) {
-	sdk := telemetry.NewSDKMetrics()
+	sdk := telemetry.NewMetrics()
 	sdk.Handler().WithTags(map[string]string{"operation": "SignalWithStartWorkflowExecution"}).Counter("temporal_request").Inc(3)
-	code, _, body := get(server.New(server.Options{SDKMetrics: sdk}).Handler(), "/api/v1/metrics")
+	code, _, body := get(server.New(server.Options{Metrics: sdk}).Handler(), "/api/v1/metrics")
 	if code != 200 || !strings.Contains(body, "rampart_webhook_unknown_source_total 0") ||
 		!strings.Contains(body, `temporal_request_total{operation="SignalWithStartWorkflowExecution"} 3`) {
 		t.Errorf("API metrics: %d\n%s", code, body)

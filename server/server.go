@@ -62,11 +62,11 @@ type Options struct {
 	Codec PayloadCodec
 	// Ready lists the dependencies /readyz checks.
 	Ready []Check
-	// SDKMetrics, when set, adds the Temporal SDK's metrics of this process
-	// (its client's requests and, in rampart dev, its worker's tasks) to
-	// GET /api/v1/metrics.
-	SDKMetrics *telemetry.SDKMetrics
-	Logger     *slog.Logger
+	// Metrics, when set, times each webhook answer and adds what it keeps —
+	// the Temporal SDK's metrics of this process (its client's requests and,
+	// in rampart dev, its worker's tasks) among them — to GET /api/v1/metrics.
+	Metrics *telemetry.Metrics
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP server.
@@ -122,8 +122,8 @@ func New(opts Options) *Server {
 // metrics (its task latencies and failures, pollers and slots, requests).
 // They are open, as the API server's health checks are: they say nothing
 // about alerts and take no input. Any other path is a JSON 404.
-func NewOps(ready []Check, sdk *telemetry.SDKMetrics, log *slog.Logger) *Server {
-	s := newServer(Options{Ready: ready, SDKMetrics: sdk, Logger: log})
+func NewOps(ready []Check, sdk *telemetry.Metrics, log *slog.Logger) *Server {
+	s := newServer(Options{Ready: ready, Metrics: sdk, Logger: log})
 	s.echo.GET("/metrics", s.opsMetrics)
 	return s
 }
@@ -263,13 +263,14 @@ func (s *Server) webhook(c echo.Context) error {
 	req := c.Request()
 	ctx, cancel := context.WithTimeout(req.Context(), 15*time.Second)
 	defer cancel()
+	started := time.Now()
 	accepted, err := s.opts.Pipeline.Accept(ctx, ingest.Delivery{
 		Source:        c.Param("source"),
 		Header:        req.Header,
 		Body:          req.Body,
 		ContentLength: req.ContentLength,
 	})
-	s.countDelivery(c.Param("source"), accepted, err)
+	s.countDelivery(c.Param("source"), accepted, err, time.Since(started))
 	if err != nil {
 		var ie *ingest.Error
 		if errors.As(err, &ie) {

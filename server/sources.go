@@ -120,6 +120,13 @@ func (d *deliveries) refused(source string, r Refusal, fixable bool) (warn bool,
 	return true, unlogged
 }
 
+// known says whether source is configured. The set of sources is fixed when
+// the server starts, so no lock is needed.
+func (d *deliveries) known(source string) bool {
+	_, ok := d.sources[source]
+	return ok
+}
+
 // list copies the counts.
 func (d *deliveries) list() SourceList {
 	d.mu.Lock()
@@ -140,10 +147,15 @@ func (d *deliveries) list() SourceList {
 // countDelivery records a webhook delivery's outcome, and warns of a refusal
 // the sender can fix (anything but a 5xx, which is logged as an error, and a
 // 429, which is logged already), at most once a minute per source and kind.
-func (s *Server) countDelivery(source string, accepted ingest.Accepted, err error) {
+func (s *Server) countDelivery(source string, accepted ingest.Accepted, err error, took time.Duration) {
 	now := time.Now()
 	if err == nil {
 		s.deliveries.accepted(source, accepted, now)
+		outcome := "accepted"
+		if accepted.Duplicate {
+			outcome = "duplicate"
+		}
+		s.timeAnswer(source, outcome, took)
 		return
 	}
 	r := Refusal{At: now, Status: http.StatusInternalServerError, Code: "internal", Message: "the delivery could not be handled"}
@@ -151,11 +163,27 @@ func (s *Server) countDelivery(source string, accepted ingest.Accepted, err erro
 	if errors.As(err, &ie) {
 		r.Status, r.Code, r.Message = ie.Status, ie.Code, ie.Message
 	}
+	s.timeAnswer(source, r.Code, took)
 	fixable := r.Status < 500 && r.Status != http.StatusTooManyRequests
 	if warn, unlogged := s.deliveries.refused(source, r, fixable); warn {
 		s.log.Warn("webhook refused", "source", source, "status", r.Status, "code", r.Code, "message", r.Message,
 			"unlogged_before", unlogged)
 	}
+}
+
+// MetricWebhookAnswer times a webhook's answer, by source and outcome, for
+// the tools that send alerts and give up after a timeout of their own.
+const MetricWebhookAnswer = "rampart_webhook_answer_latency"
+
+// timeAnswer records how long a configured source's delivery took to answer;
+// deliveries to an unknown source are only counted, so that no request can make
+// a series of its own.
+func (s *Server) timeAnswer(source, outcome string, took time.Duration) {
+	if s.opts.Metrics == nil || !s.deliveries.known(source) {
+		return
+	}
+	s.opts.Metrics.Handler().WithTags(map[string]string{"source": source, "outcome": outcome}).
+		Timer(MetricWebhookAnswer).Record(took)
 }
 
 func (s *Server) listSources(c echo.Context) error {

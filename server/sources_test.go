@@ -17,6 +17,7 @@ import (
 
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/server/telemetry/telemetrytest"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
@@ -63,7 +64,7 @@ func TestSourcesCountDeliveries(t *testing.T) {
 	found := &stalls{runs: []server.StalledRun{{RunID: "a"}, {RunID: "b"}}}
 	workers := &polling{view: server.WorkersView{TaskQueue: "rampart", Polling: 3}}
 	h := newServerFrom(t, &foldingStarter{seen: map[string]bool{}}, server.Options{Alerts: st, Approvals: st,
-		Stalls: found, Workers: workers, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		Stalls: found, Workers: workers, Metrics: telemetry.NewMetrics(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	signedBy := func(key string, at time.Time, b []byte) map[string]string {
 		return map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(key), at, b)}
 	}
@@ -142,8 +143,19 @@ func TestSourcesCountDeliveries(t *testing.T) {
 	}
 	// What Prometheus itself reads.
 	families := telemetrytest.Parse(t, text)
-	if len(families) != 6 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
+	if len(families) != 7 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
 		t.Fatalf("Prometheus reads %d families:\n%s", len(families), text)
+	}
+	// Each answer to a configured source is timed by outcome; the unknown
+	// source's is not, so that no request can make a series of its own.
+	answers := families["rampart_webhook_answer_latency_seconds"]
+	for outcome, n := range map[string]float64{"accepted": 1, "duplicate": 1, "invalid_signature": 2, "schema_violation": 1} {
+		if got := telemetrytest.Sum(answers, map[string]string{"source": "crowdstrike", "outcome": outcome}); got != n {
+			t.Errorf("answers timed for %s = %v, want %v", outcome, got, n)
+		}
+	}
+	if len(answers.GetMetric()) != 4 {
+		t.Errorf("answer latency series: %d, want 4:\n%s", len(answers.GetMetric()), text)
 	}
 	// Temporal away: no guess at the stalled runs or the workers; the rest as before.
 	found.failing, workers.err = errors.New("connection refused"), errors.New("connection refused")

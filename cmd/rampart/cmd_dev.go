@@ -89,6 +89,7 @@ func printBanner(w io.Writer, d *app.Dev) {
 	}
 	fmt.Fprintf(w, "  Payloads      encrypted in Temporal, key id %s\n", d.Config.Payloads.CurrentKeyID())
 	fmt.Fprintf(w, "  API access    %s\n", apiAccess(d.Config))
+	fmt.Fprintf(w, "  Metrics       %s/api/v1/metrics  (Prometheus: webhooks, runs, vendor calls, the Temporal SDK's)\n", d.URL)
 	fmt.Fprintf(w, "\nSend an alert (signed with the source's secret from %s):\n\n", d.Config.SourcesFile)
 	fmt.Fprintf(w, "  ./bin/rampart alert send %s --source crowdstrike --url %s\n\n", example, d.URL)
 	fmt.Fprintf(w, "or with curl, SECRET being that source's secret:\n\n")

@@ -40,7 +40,7 @@ func newServerCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.SDKMetrics, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.Metrics, log)
 			if err != nil {
 				return err
 			}
@@ -112,7 +112,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.SDKMetrics, log)
+			c, err := app.DialTemporal(ctx, cfg.TemporalAddress, cfg.Namespace, cfg.Payloads, cfg.Metrics, log)
 			if err != nil {
 				return err
 			}
@@ -167,7 +167,7 @@ func serveOps(cfg *app.Config, c client.Client, st *store.Store, log *slog.Logge
 	if cfg.MetricsListen == "" {
 		return opsServer{done: make(chan error), stop: func() {}}, nil
 	}
-	srv := server.NewOps(app.ReadyChecks(c, st), cfg.SDKMetrics, log)
+	srv := server.NewOps(app.ReadyChecks(c, st), cfg.Metrics, log)
 	addr, err := srv.Listen(cfg.MetricsListen)
 	if err != nil {
 		return opsServer{}, app.PortTaken(fmt.Errorf("listen on %s: %w", cfg.MetricsListen, err), "--metrics-listen")
@@ -192,7 +192,7 @@ func (f *configFlags) loadProcess(cmd *cobra.Command) (*app.Config, *slog.Logger
 	if err := cfg.LoadPayloadKeys(false); err != nil {
 		return nil, nil, err
 	}
-	cfg.SDKMetrics = telemetry.NewSDKMetrics()
+	cfg.Metrics = telemetry.NewMetrics()
 	log, err := newLogger(cmd.ErrOrStderr(), cfg.LogLevel)
 	return cfg, log, err
 }

@@ -35,7 +35,7 @@ func BenchmarkBaselineNopTask(b *testing.B) {
 }
 
 func BenchmarkSDKMetricsTask(b *testing.B) {
-	h := worker(telemetry.NewSDKMetrics().Handler())
+	h := worker(telemetry.NewMetrics().Handler())
 	b.ReportAllocs()
 	for b.Loop() {
 		task(h)
@@ -45,7 +45,7 @@ func BenchmarkSDKMetricsTask(b *testing.B) {
 // BenchmarkSDKMetricsWrite is one scrape of a worker's metrics after a busy
 // day: 20 activity and workflow types' series.
 func BenchmarkSDKMetricsWrite(b *testing.B) {
-	m := telemetry.NewSDKMetrics()
+	m := telemetry.NewMetrics()
 	for i := range 20 {
 		h := worker(m.Handler()).WithTags(map[string]string{"activity_type": string(rune('a' + i))})
 		task(h)

@@ -1,7 +1,7 @@
 // Package telemetry is what a Rampart process shows Prometheus: a writer of the
-// text exposition format, and SDKMetrics, the Temporal SDK's own metrics (the
-// worker's task latencies, failures and pollers, the client's requests) kept in
-// memory for a scrape. It imports the Temporal SDK's client package for the
+// text exposition format, and Metrics, which keeps in memory for a scrape what
+// the Temporal SDK reports (the worker's task latencies, failures and pollers,
+// the client's requests) and what Rampart reports the same way. It imports the Temporal SDK's client package for the
 // metrics handler's interface and nothing of Rampart, so the server and the
 // worker process can both use it.
 package telemetry

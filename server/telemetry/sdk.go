@@ -18,12 +18,13 @@ import (
 // activity that waits out a vendor (minutes).
 var TimerBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
 
-// SDKMetrics keeps what the Temporal SDK reports through Handler, for a scrape:
-// counters as NAME_total, gauges as NAME, timers as the histogram
-// NAME_seconds, each labelled with the SDK's tags (namespace, task_queue,
-// workflow_type, activity_type, operation, …). These are the names of
-// Temporal's SDK metrics reference, so its dashboards read them as they are.
-type SDKMetrics struct {
+// Metrics keeps what is reported through Handler, for a scrape: counters as
+// NAME_total, gauges as NAME, timers as the histogram NAME_seconds, each
+// labelled with its tags. The Temporal SDK reports to it (namespace,
+// task_queue, workflow_type, activity_type, operation, … under the names of
+// Temporal's SDK metrics reference, so its dashboards read them as they are),
+// and so do Rampart's activities and webhook, through the same interface.
+type Metrics struct {
 	mu       sync.Mutex
 	series   map[seriesKey]*series
 	families map[string]kind // to keep a family of one kind
@@ -46,20 +47,20 @@ const (
 	histogramKind kind = "histogram"
 )
 
-// NewSDKMetrics returns an empty set of SDK metrics.
-func NewSDKMetrics() *SDKMetrics {
+// NewMetrics returns an empty set of SDK metrics.
+func NewMetrics() *Metrics {
 	bounds := make([]string, len(TimerBuckets))
 	for i, b := range TimerBuckets {
 		bounds[i] = strconv.FormatFloat(b, 'f', -1, 64)
 	}
-	return &SDKMetrics{series: map[seriesKey]*series{}, families: map[string]kind{}, bounds: bounds}
+	return &Metrics{series: map[seriesKey]*series{}, families: map[string]kind{}, bounds: bounds}
 }
 
 // Handler is what the Temporal client is given (client.Options.MetricsHandler).
-func (m *SDKMetrics) Handler() client.MetricsHandler { return handler{m: m} }
+func (m *Metrics) Handler() client.MetricsHandler { return handler{m: m} }
 
 // Write appends every series kept so far, families in name order.
-func (m *SDKMetrics) Write(e *Exposition) {
+func (m *Metrics) Write(e *Exposition) {
 	m.mu.Lock()
 	all := slices.Collect(maps.Values(m.series))
 	m.mu.Unlock()
@@ -80,7 +81,7 @@ func (m *SDKMetrics) Write(e *Exposition) {
 // get finds or makes the series of the SDK's metric name as kind, with
 // labels; a family asked for as two kinds keeps the first, and the other's
 // values go nowhere.
-func (m *SDKMetrics) get(name string, k kind, labels []string, key string) *series {
+func (m *Metrics) get(name string, k kind, labels []string, key string) *series {
 	id := seriesKey{name: name, kind: k, labels: key}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -108,7 +109,7 @@ func (m *SDKMetrics) get(name string, k kind, labels []string, key string) *seri
 
 // handler carries the tags of the SDK's WithTags calls, rendered once.
 type handler struct {
-	m      *SDKMetrics
+	m      *Metrics
 	tags   map[string]string
 	labels []string // sanitized names and values, alternating, names sorted
 	// key is labels joined: a series' identity.

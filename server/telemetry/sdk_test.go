@@ -14,7 +14,7 @@ import (
 )
 
 // parse writes m's exposition and reads it as Prometheus does.
-func parse(t *testing.T, m *telemetry.SDKMetrics) (map[string]*dto.MetricFamily, string) {
+func parse(t *testing.T, m *telemetry.Metrics) (map[string]*dto.MetricFamily, string) {
 	t.Helper()
 	var e telemetry.Exposition
 	m.Write(&e)
@@ -32,7 +32,7 @@ func labelled(t *testing.T, f *dto.MetricFamily, want map[string]string) *dto.Me
 }
 
 func TestSDKMetricsKeepWhatTheSDKReports(t *testing.T) {
-	m := telemetry.NewSDKMetrics()
+	m := telemetry.NewMetrics()
 	worker := m.Handler().WithTags(map[string]string{"namespace": "default", "task_queue": "rampart"})
 	isolate := worker.WithTags(map[string]string{"activity_type": "IsolateHost"})
 	lookup := worker.WithTags(map[string]string{"activity_type": "LookupAsset"})
@@ -83,7 +83,7 @@ func TestSDKMetricsKeepWhatTheSDKReports(t *testing.T) {
 }
 
 func TestSDKMetricsTagsMergeAndAreSanitized(t *testing.T) {
-	m := telemetry.NewSDKMetrics()
+	m := telemetry.NewMetrics()
 	h := m.Handler().WithTags(map[string]string{"operation": "StartWorkflowExecution", "task-queue": `a "quoted"\queue`})
 	h = h.WithTags(map[string]string{"operation": "SignalWithStartWorkflowExecution"}) // a later tag wins
 	h.Counter("temporal.request").Inc(1)
@@ -102,7 +102,7 @@ func TestSDKMetricsTagsMergeAndAreSanitized(t *testing.T) {
 }
 
 func TestSDKMetricsOneKindPerFamily(t *testing.T) {
-	m := telemetry.NewSDKMetrics()
+	m := telemetry.NewMetrics()
 	m.Handler().Gauge("temporal_slots_total").Update(9)
 	m.Handler().Counter("temporal_slots").Inc(1) // the same family as a counter: dropped
 	m.Handler().Counter("temporal_slots").Inc(1)
@@ -115,7 +115,7 @@ func TestSDKMetricsOneKindPerFamily(t *testing.T) {
 
 // The SDK reports from every poller and task at once.
 func TestSDKMetricsConcurrentUse(t *testing.T) {
-	m := telemetry.NewSDKMetrics()
+	m := telemetry.NewMetrics()
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {

@@ -66,9 +66,9 @@ type Config struct {
 	// MetricsListen is where a worker process serves /healthz, /readyz and
 	// /metrics; empty serves nothing.
 	MetricsListen string
-	// SDKMetrics keeps the Temporal SDK's metrics of the process; DialTemporal
-	// reports to it, and the API's or the worker's /metrics shows it.
-	SDKMetrics *telemetry.SDKMetrics
+	// Metrics keeps the process's metrics: DialTemporal has the SDK report to
+	// it, and the API's or the worker's /metrics shows it.
+	Metrics *telemetry.Metrics
 }
 
 // CrowdStrikeConfig points the EDR integration at a Falcon cloud (or a simulator).

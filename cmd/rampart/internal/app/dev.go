@@ -75,8 +75,8 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 			return nil, err
 		}
 	}
-	if cfg.SDKMetrics == nil {
-		cfg.SDKMetrics = telemetry.NewSDKMetrics()
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.NewMetrics()
 	}
 	d := &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
 	defer func() {
@@ -97,7 +97,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, cfg.Payloads, d.Config.SDKMetrics, log); err != nil {
+	if d.Client, err = DialTemporal(dialCtx, d.Config.TemporalAddress, cfg.Namespace, cfg.Payloads, d.Config.Metrics, log); err != nil {
 		return nil, err
 	}
 	if err := PrepareTemporal(ctx, d.Client, &d.Config); err != nil {

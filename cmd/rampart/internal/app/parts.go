@@ -142,20 +142,20 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	}
 	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
-		Pipeline:   pipeline,
-		Alerts:     st,
-		Playbooks:  st,
-		Approvals:  st,
-		Control:    control,
-		Stalls:     control,
-		Workers:    control,
-		Replayer:   &shadow.Replayer{Store: st},
-		Runs:       &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
-		Tokens:     tokens,
-		Codec:      cfg.Payloads,
-		Ready:      ReadyChecks(c, st),
-		SDKMetrics: cfg.SDKMetrics,
-		Logger:     log,
+		Pipeline:  pipeline,
+		Alerts:    st,
+		Playbooks: st,
+		Approvals: st,
+		Control:   control,
+		Stalls:    control,
+		Workers:   control,
+		Replayer:  &shadow.Replayer{Store: st},
+		Runs:      &runs.Starter{Client: c, Store: st, TaskQueue: cfg.TaskQueue},
+		Tokens:    tokens,
+		Codec:     cfg.Payloads,
+		Ready:     ReadyChecks(c, st),
+		Metrics:   cfg.Metrics,
+		Logger:    log,
 	}), nil
 }
 

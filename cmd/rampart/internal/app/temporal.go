@@ -34,7 +34,7 @@ import (
 // are encrypted with keys; the client's workers and the webhook starter share its
 // converters. The SDK reports its metrics, the client's and its workers', to
 // metrics when given.
-func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Keyring, metrics *telemetry.SDKMetrics, log *slog.Logger) (client.Client, error) {
+func DialTemporal(ctx context.Context, address, namespace string, keys *codec.Keyring, metrics *telemetry.Metrics, log *slog.Logger) (client.Client, error) {
 	if keys == nil {
 		return nil, errors.New("dial temporal: no payload keys")
 	}
