@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,5 +316,37 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	}
 	if len(ctl.got) != 1 || ctl.got[0].By != "ana" || !ctl.got[0].Approved {
 		t.Fatalf("decisions delivered: %+v", ctl.got)
+	}
+}
+
+func TestHealthcheckAsksReadyz(t *testing.T) {
+	var down atomic.Bool
+	ops := httptest.NewServer(server.NewOps([]server.Check{{Name: "temporal", Check: func(context.Context) error {
+		if down.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}}}, nil, nil).Handler())
+	defer ops.Close()
+
+	code, out := runCLI(t, "healthcheck", "--url", ops.URL+"/readyz")
+	if code != 0 || !strings.Contains(out, `"status":"ready"`) {
+		t.Fatalf("ready: exit %d: %s", code, out)
+	}
+	down.Store(true)
+	code, out = runCLI(t, "healthcheck", "--url", ops.URL+"/readyz")
+	if code != 1 || !strings.Contains(out, "503 Service Unavailable") || !strings.Contains(out, "connection refused") {
+		t.Fatalf("not ready: exit %d: %s", code, out)
+	}
+	ops.Close()
+	if code, out = runCLI(t, "healthcheck", "--url", ops.URL+"/readyz"); code != 1 || !strings.Contains(out, "connect") {
+		t.Fatalf("nothing listening: exit %d: %s", code, out)
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	if code, out = runCLI(t, "healthcheck", "--url", slow.URL, "--timeout", "200ms"); code != 1 || !strings.Contains(out, "deadline exceeded") {
+		t.Fatalf("no answer: exit %d: %s", code, out)
 	}
 }

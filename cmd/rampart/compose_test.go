@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
@@ -27,6 +29,9 @@ type composeFile struct {
 		Configs     []struct {
 			Source string `yaml:"source"`
 		} `yaml:"configs"`
+		Healthcheck struct {
+			Test []string `yaml:"test"`
+		} `yaml:"healthcheck"`
 	} `yaml:"services"`
 	Configs map[string]any `yaml:"configs"`
 }
@@ -94,6 +99,12 @@ func TestComposeFile(t *testing.T) {
 				t.Errorf("%s: rampart reads no variable %s", name, env)
 			}
 		}
+		checkHealthcheck(t, root, name, s.Healthcheck.Test, s.Environment)
+	}
+	for _, name := range []string{"rampart-server", "rampart-worker"} {
+		if len(c.Services[name].Healthcheck.Test) == 0 {
+			t.Errorf("%s has no healthcheck", name)
+		}
 	}
 
 	// The Compose specification's own loader and schema, as `docker compose config`
@@ -160,4 +171,37 @@ func TestDockerfileMatchesGoMod(t *testing.T) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}
 	}
+}
+
+// checkHealthcheck checks a rampart service's healthcheck runs the image's own
+// binary with a command and flags it has, against the port the service listens
+// on (RAMPART_LISTEN or RAMPART_METRICS_LISTEN).
+func checkHealthcheck(t *testing.T, root *cobra.Command, service string, test []string, env map[string]any) {
+	t.Helper()
+	if len(test) < 3 || test[0] != "CMD" || test[1] != "/app/bin/rampart" {
+		if len(test) > 0 {
+			t.Errorf("%s: healthcheck %q does not run /app/bin/rampart (the image has no shell)", service, test)
+		}
+		return
+	}
+	cmd, _, err := root.Find(test[2:])
+	if err != nil || cmd.Name() != "healthcheck" {
+		t.Errorf("%s: healthcheck %q is not rampart healthcheck", service, test)
+		return
+	}
+	if err := cmd.ParseFlags(test[3:]); err != nil {
+		t.Errorf("%s: healthcheck flags: %v", service, err)
+		return
+	}
+	u, err := url.Parse(cmd.Flag("url").Value.String())
+	if err != nil {
+		t.Errorf("%s: healthcheck url: %v", service, err)
+		return
+	}
+	for _, listen := range []string{"RAMPART_LISTEN", "RAMPART_METRICS_LISTEN"} {
+		if v, ok := env[listen].(string); ok && strings.HasSuffix(v, ":"+u.Port()) {
+			return
+		}
+	}
+	t.Errorf("%s: healthcheck asks port %s, which the service does not listen on", service, u.Port())
 }

@@ -68,6 +68,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newPlaybookCmd(),
 		newApprovalsCmd(),
 		newKeygenCmd(),
+		newHealthcheckCmd(),
 	)
 	return root
 }
