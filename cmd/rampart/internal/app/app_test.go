@@ -28,16 +28,9 @@ import (
 )
 
 func TestPrepareTemporalIsIdempotent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal server")
-	}
 	ctx := context.Background()
-	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := DialTemporal(ctx, srv.FrontendAddress(), "default", testKeys(t), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	address := testTemporal(t)
+	c, err := DialTemporal(ctx, address, "default", testKeys(t), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +67,7 @@ func TestPrepareTemporalIsIdempotent(t *testing.T) {
 	if _, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "rampart-new"}); err != nil {
 		t.Fatal(err)
 	}
-	startWithSearchAttributes(t, srv.FrontendAddress(), "rampart-new")
+	startWithSearchAttributes(t, address, "rampart-new")
 }
 
 // startWithSearchAttributes starts a workflow carrying every search attribute

@@ -60,18 +60,9 @@ func (r *refusal) refuse() {
 // minutes of refusals (proxies sometimes answer oddly for a while), so this test
 // takes that long.
 func TestAWorkerTemporalStopsForGoodSaysSo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal server")
-	}
-	ctx := context.Background()
-	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
 	var r refusal
 	c, err := client.Dial(client.Options{
-		HostPort: srv.FrontendAddress(), Namespace: "default",
+		HostPort: testTemporal(t), Namespace: "default",
 		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(r.intercept)}},
 	})
 	if err != nil {
@@ -104,16 +95,7 @@ func TestAWorkerTemporalStopsForGoodSaysSo(t *testing.T) {
 }
 
 func TestAStoppedWorkerHasNoFatalError(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Temporal server")
-	}
-	ctx := context.Background()
-	srv, err := embedded.Start(ctx, embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	c, err := client.Dial(client.Options{HostPort: srv.FrontendAddress(), Namespace: "default"})
+	c, err := client.Dial(client.Options{HostPort: testTemporal(t), Namespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,4 +109,19 @@ func TestAStoppedWorkerHasNoFatalError(t *testing.T) {
 	if err := w.Failed(); err != nil {
 		t.Fatalf("Failed after Stop = %v", err)
 	}
+}
+
+// testTemporal starts an embedded Temporal server for the test and answers its
+// frontend address; -short skips the test.
+func testTemporal(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{DataDir: t.TempDir(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+	return srv.FrontendAddress()
 }
