@@ -22,7 +22,8 @@ const metricsWait = 3 * time.Second
 // metrics answers in Prometheus's text format: the webhook deliveries per
 // source and outcome, and, when their sources answer, the runs Temporal reports
 // stalled, the workers polling the task queue and the approvals waiting; then
-// the Temporal SDK's metrics of this process.
+// what Options.Metrics keeps: the webhook's answer times, the Temporal SDK's
+// metrics of this process and, in rampart dev, its calls to vendors.
 func (s *Server) metrics(c echo.Context) error {
 	var e telemetry.Exposition
 	list := s.deliveries.list()

@@ -139,10 +139,11 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Worker, err = StartWorker(d.Client, cfg.TaskQueue, acts, opts.Worker); err != nil {
 		return nil, err
 	}
+	w := d.Worker
 	go func() {
 		// A worker Temporal stopped for good ends the process as a failed HTTP
 		// server does: nothing would take the alerts it accepts.
-		if err := d.Worker.Failed(); err != nil {
+		if err := w.Failed(); err != nil {
 			select {
 			case d.serveErr <- err:
 			default:
