@@ -13,11 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 )
 
-// TimerBuckets are the upper bounds, in seconds, of the histograms the SDK's
-// timers become: from a workflow task on a quiet machine (a millisecond) to an
-// activity that waits out a vendor (minutes).
-var TimerBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
-
 // Metrics keeps what is reported through Handler, for a scrape: counters as
 // NAME_total, gauges as NAME, timers as the histogram NAME_seconds, each
 // labelled with its tags. The Temporal SDK reports to it (namespace,
@@ -28,7 +23,10 @@ type Metrics struct {
 	mu       sync.Mutex
 	series   map[seriesKey]*series
 	families map[string]kind // to keep a family of one kind
-	bounds   []string        // TimerBuckets as "le" values
+	// buckets are the histograms' upper bounds in seconds, les the same as
+	// "le" label values.
+	buckets []float64
+	les     []string
 }
 
 // seriesKey finds a series by what the SDK asks for, so that a lookup builds
@@ -47,13 +45,16 @@ const (
 	histogramKind kind = "histogram"
 )
 
-// NewMetrics returns an empty set of SDK metrics.
+// NewMetrics returns an empty set of metrics. Timers become histograms with
+// buckets from a workflow task on a quiet machine (a millisecond) to an
+// activity that waits out a vendor (minutes).
 func NewMetrics() *Metrics {
-	bounds := make([]string, len(TimerBuckets))
-	for i, b := range TimerBuckets {
-		bounds[i] = strconv.FormatFloat(b, 'f', -1, 64)
+	buckets := []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+	les := make([]string, len(buckets))
+	for i, b := range buckets {
+		les[i] = strconv.FormatFloat(b, 'f', -1, 64)
 	}
-	return &Metrics{series: map[seriesKey]*series{}, families: map[string]kind{}, bounds: bounds}
+	return &Metrics{series: map[seriesKey]*series{}, families: map[string]kind{}, buckets: buckets, les: les}
 }
 
 // Handler is what the Temporal client is given (client.Options.MetricsHandler).
@@ -74,7 +75,7 @@ func (m *Metrics) Write(e *Exposition) {
 		if i == 0 || all[i-1].family != s.family {
 			e.Family(s.family, string(s.kind), "")
 		}
-		s.write(e, m.bounds)
+		s.write(e, m.les)
 	}
 }
 
@@ -100,7 +101,7 @@ func (m *Metrics) get(name string, k kind, labels []string, key string) *series 
 	}
 	s := &series{family: family, kind: k, labels: labels, key: key}
 	if k == histogramKind {
-		s.buckets = make([]uint64, len(TimerBuckets))
+		s.bounds, s.buckets = m.buckets, make([]uint64, len(m.buckets))
 	}
 	m.families[family] = k
 	m.series[id] = s
@@ -156,7 +157,8 @@ type series struct {
 	gauge atomic.Uint64 // gauge: float64 bits
 
 	mu      sync.Mutex // histogram
-	buckets []uint64   // not cumulative; +Inf is total
+	bounds  []float64  // the Metrics' buckets, shared and never changed
+	buckets []uint64   // counts per bound, not cumulative; +Inf is total
 	total   uint64
 	sum     float64
 }
@@ -178,7 +180,7 @@ func (s *series) Record(d time.Duration) {
 		return
 	}
 	v := max(d, 0).Seconds()
-	i, _ := slices.BinarySearch(TimerBuckets, v) // the first bound >= v
+	i, _ := slices.BinarySearch(s.bounds, v) // the first bound >= v
 	s.mu.Lock()
 	if i < len(s.buckets) {
 		s.buckets[i]++
@@ -188,7 +190,8 @@ func (s *series) Record(d time.Duration) {
 	s.mu.Unlock()
 }
 
-func (s *series) write(e *Exposition, bounds []string) {
+// write appends the series; les are its histogram bounds as label values.
+func (s *series) write(e *Exposition, les []string) {
 	switch s.kind {
 	case counterKind:
 		e.Sample(s.family, float64(s.count.Load()), s.labels...)
@@ -200,9 +203,9 @@ func (s *series) write(e *Exposition, bounds []string) {
 		s.mu.Unlock()
 		withLE := append(slices.Clone(s.labels), "le", "")
 		var cumulative uint64
-		for i, bound := range bounds {
+		for i, le := range les {
 			cumulative += buckets[i]
-			withLE[len(withLE)-1] = bound
+			withLE[len(withLE)-1] = le
 			e.Sample(s.family+"_bucket", float64(cumulative), withLE...)
 		}
 		withLE[len(withLE)-1] = "+Inf"
