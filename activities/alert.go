@@ -184,7 +184,7 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 			u.Status = store.StatusFailed
 		}
 	}
-	return a.Store.InTx(ctx, func(tx *store.Store) error {
+	err := a.Store.InTx(ctx, func(tx *store.Store) error {
 		if in.SkipContain != "" {
 			if err := saveStep(ctx, tx, in.Ref, workflows.StageContain, store.StatusSkipped, at, &at, nil,
 				map[string]string{"reason": in.SkipContain}, ""); err != nil {
@@ -217,6 +217,10 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 		}
 		return tx.UpdateRun(ctx, in.Ref.RunID, u)
 	})
+	if err == nil && !in.Closed {
+		reportOutcome(ctx, alertStatus(in.Outcome), in.At.Sub(in.ReceivedAt), !in.ReceivedAt.IsZero())
+	}
+	return err
 }
 
 // outcomeSummary says in one line why the alert ended as it did: the playbook runs

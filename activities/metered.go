@@ -20,6 +20,26 @@ const (
 	MetricIntegrationCallLatency = "rampart_integration_call_latency"
 )
 
+// Names of the metrics every alert's outcome reports once, with the tag
+// outcome (contained, responded, no_action, failed): how many, and how long
+// after the webhook took the alert.
+const (
+	MetricAlertOutcomes      = "rampart_alert_outcomes"
+	MetricAlertTimeToOutcome = "rampart_alert_time_to_outcome"
+)
+
+// reportOutcome counts an alert's outcome and, when timed, how long it took.
+func reportOutcome(ctx context.Context, outcome string, took time.Duration, timed bool) {
+	if !activity.IsActivity(ctx) {
+		return
+	}
+	h := activity.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome})
+	h.Counter(MetricAlertOutcomes).Inc(1)
+	if timed {
+		h.Timer(MetricAlertTimeToOutcome).Record(took)
+	}
+}
+
 // MeterEDR reports every call to edr through the calling activity's metrics
 // handler (the worker's), beside the SDK's metrics. Outside an activity it
 // reports nothing.

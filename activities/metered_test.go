@@ -13,6 +13,7 @@ import (
 
 	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/workflows"
 )
 
 // capturing keeps what activities report, by metric name and tags.
@@ -21,10 +22,11 @@ type capturing struct {
 	tags   map[string]string
 	counts map[string]int64
 	timers map[string]int
+	took   map[string]time.Duration // timed in all
 }
 
 func newCapturing() capturing {
-	return capturing{mu: &sync.Mutex{}, counts: map[string]int64{}, timers: map[string]int{}}
+	return capturing{mu: &sync.Mutex{}, counts: map[string]int64{}, timers: map[string]int{}, took: map[string]time.Duration{}}
 }
 
 func (c capturing) WithTags(tags map[string]string) client.MetricsHandler {
@@ -57,7 +59,7 @@ func (c capturing) Gauge(string) client.MetricsGauge { return gaugeFunc(func(flo
 
 func (c capturing) Timer(name string) client.MetricsTimer {
 	id := c.id(name)
-	return timerFunc(func(time.Duration) { c.mu.Lock(); c.timers[id]++; c.mu.Unlock() })
+	return timerFunc(func(d time.Duration) { c.mu.Lock(); c.timers[id]++; c.took[id] += d; c.mu.Unlock() })
 }
 
 type (
@@ -70,7 +72,10 @@ func (f counterFunc) Inc(n int64)          { f(n) }
 func (f gaugeFunc) Update(v float64)       { f(v) }
 func (f timerFunc) Record(d time.Duration) { f(d) }
 
-func TestVendorCallsAreMeteredByOperationAndOutcome(t *testing.T) {
+// metered is a fixture whose activities report to a capturing handler, and
+// whose EDR is metered as a worker's is.
+func metered(t *testing.T) (*fixture, capturing) {
+	t.Helper()
 	f := newFixture(t)
 	metrics := newCapturing()
 	suite := &testsuite.WorkflowTestSuite{}
@@ -78,6 +83,11 @@ func TestVendorCallsAreMeteredByOperationAndOutcome(t *testing.T) {
 	f.env = suite.NewTestActivityEnvironment()
 	f.acts.EDR = activities.MeterEDR(f.acts.EDR)
 	f.acts.Register(f.env)
+	return f, metrics
+}
+
+func TestVendorCallsAreMeteredByOperationAndOutcome(t *testing.T) {
+	f, metrics := metered(t)
 
 	f.sim.InjectFault(crowdstrike.Fault{Status: 503, Path: "/devices/entities/devices-actions/v2"})
 	if _, err := f.isolate(t); err == nil {
@@ -113,5 +123,27 @@ func TestVendorCallsAreMeteredByOperationAndOutcome(t *testing.T) {
 	}
 	if int64(timed) != total {
 		t.Errorf("%d calls counted, %d timed", total, timed)
+	}
+}
+
+func TestAnAlertsOutcomeIsCountedAndTimedOnce(t *testing.T) {
+	f, metrics := metered(t)
+	received := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	finish := workflows.FinishInput{Ref: f.ref, Outcome: workflows.OutcomeContained, At: received.Add(4 * time.Second), ReceivedAt: received}
+	if _, err := f.env.ExecuteActivity(workflows.ActivityFinish, finish); err != nil {
+		t.Fatal(err)
+	}
+	finish.Closed, finish.At = true, received.Add(10*time.Minute) // the end of the dedup window repeats the outcome
+	if _, err := f.env.ExecuteActivity(workflows.ActivityFinish, finish); err != nil {
+		t.Fatal(err)
+	}
+	metrics.mu.Lock()
+	defer metrics.mu.Unlock()
+	id := "{outcome=contained,activity_type=" + workflows.ActivityFinish + "}"
+	if n := metrics.counts[activities.MetricAlertOutcomes+id]; n != 1 {
+		t.Errorf("outcomes counted: %v", metrics.counts)
+	}
+	if n, took := metrics.timers[activities.MetricAlertTimeToOutcome+id], metrics.took[activities.MetricAlertTimeToOutcome+id]; n != 1 || took != 4*time.Second {
+		t.Errorf("outcomes timed: %v %v; want one of 4s", metrics.timers, metrics.took)
 	}
 }

@@ -531,6 +531,7 @@ func (w *alertWorkflow) flushDuplicates(ctx workflow.Context) {
 // result either way.
 func (w *alertWorkflow) record(ctx workflow.Context, in *FinishInput) {
 	in.At = workflow.Now(ctx)
+	in.ReceivedAt = w.in.ReceivedAt
 	in.Duplicates = w.state.Duplicates
 	in.LastSeen = w.state.LastSeen
 	err := storeCall(ctx, ActivityFinish, *in, nil)

@@ -258,7 +258,10 @@ type FinishInput struct {
 	RespondStarted time.Time          `json:"respond_started,omitzero"`
 	At             time.Time          `json:"at"`
 	// Closed marks the end of the dedup window: the workflow is about to close.
-	Closed     bool      `json:"closed,omitempty"`
+	Closed bool `json:"closed,omitempty"`
+	// ReceivedAt is when the webhook took the alert: the outcome's metrics
+	// time the alert from it.
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 	Duplicates int       `json:"duplicates"`
 	LastSeen   time.Time `json:"last_seen"`
 }

@@ -935,25 +935,33 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if code := getJSON(t, workerURL+"/readyz", &struct{}{}); code != http.StatusOK {
 		t.Fatalf("worker readyz: %d", code)
 	}
-	resp, err = http.Get(workerURL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	families := telemetrytest.Parse(t, string(metrics))
-	for family, labels := range map[string]map[string]string{
+	want := map[string]map[string]string{
 		"temporal_workflow_task_execution_latency_seconds":  {"workflow_type": workflows.AlertWorkflowName, "task_queue": "rampart-prod-shape"},
 		"temporal_activity_execution_latency_seconds":       {"activity_type": workflows.ActivityIsolateHost},
 		"temporal_local_activity_execution_latency_seconds": {"activity_type": workflows.ActivityLookupAsset},
 		"temporal_num_pollers":                              {"poller_type": "workflow_task"},
 		"rampart_integration_calls_total":                   {"integration": "crowdstrike", "operation": "contain_host", "outcome": "ok"},
 		"rampart_integration_call_latency_seconds":          {"integration": "crowdstrike", "operation": "get_host"},
-	} {
-		if telemetrytest.Sum(families[family], labels) == 0 {
-			t.Errorf("the worker's metrics have no %s%v:\n%s", family, labels, metrics)
-		}
+		"rampart_alert_outcomes_total":                      {"outcome": "contained"},
+		"rampart_alert_time_to_outcome_seconds":             {"outcome": "contained"},
 	}
+	// The outcome is counted a moment after the API shows it.
+	waitFor(t, "the worker's metrics to show the run", waitTimeout, func() bool {
+		resp, err := http.Get(workerURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		families := telemetrytest.Parse(t, string(metrics))
+		for family, labels := range want {
+			if telemetrytest.Sum(families[family], labels) == 0 {
+				t.Logf("the worker's metrics have no %s%v yet", family, labels)
+				return false
+			}
+		}
+		return true
+	})
 
 	// What Temporal stored is ciphertext: the alert's host and user are not in it.
 	stored := rawHistory(t, temporalSrv.FrontendAddress(), acc.WorkflowID)
