@@ -22,6 +22,7 @@ type ApprovalStore interface {
 	GetApproval(ctx context.Context, id string) (store.Approval, error)
 	ListApprovals(ctx context.Context, status string, limit int) ([]store.Approval, error)
 	CountApprovals(ctx context.Context, status string) (int64, error)
+	OldestApproval(ctx context.Context, status string) (at time.Time, ok bool, err error)
 	PendingApprovalsFor(ctx context.Context, alertIDs []string) ([]store.Approval, error)
 	AlertHeadlines(ctx context.Context, ids []string) (map[string]store.AlertHeadline, error)
 }

@@ -64,6 +64,14 @@ func (s *Server) metrics(c echo.Context) error {
 		if n, err := s.opts.Approvals.CountApprovals(ctx, store.ApprovalPending); s.answered("pending approvals", err) {
 			e.Gauge("rampart_approvals_pending", "Approvals waiting for a decision.", float64(n))
 		}
+		if at, ok, err := s.opts.Approvals.OldestApproval(ctx, store.ApprovalPending); s.answered("oldest pending approval", err) {
+			age := 0.0
+			if ok {
+				age = max(time.Since(at).Seconds(), 0)
+			}
+			e.Gauge("rampart_approvals_oldest_pending_age_seconds",
+				"How long the oldest approval waiting for a decision has waited; 0 when none waits.", age)
+		}
 	}
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.Write(&e)

@@ -56,7 +56,7 @@ func TestSourcesCountDeliveries(t *testing.T) {
 		if err := st.SaveApproval(context.Background(), &store.Approval{
 			ID: fmt.Sprint("ap-", i), AlertID: "alert-1", WorkflowID: "playbook/alert-1/malware", RunID: "run-1", Playbook: "malware",
 			Step: fmt.Sprint("isolate-", i), Operation: "edr.isolate_host", InputsJSON: `{}`, ArgsHash: "hash", ApproversJSON: `[]`,
-			Status: status, RequestedAt: time.Now(),
+			Status: status, RequestedAt: time.Now().Add(time.Duration(i-1) * 10 * time.Minute), // the first pending one 10 minutes ago
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -143,8 +143,12 @@ func TestSourcesCountDeliveries(t *testing.T) {
 	}
 	// What Prometheus itself reads.
 	families := telemetrytest.Parse(t, text)
-	if len(families) != 7 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
+	if len(families) != 8 || len(families["rampart_webhook_deliveries_total"].GetMetric()) != 6 {
 		t.Fatalf("Prometheus reads %d families:\n%s", len(families), text)
+	}
+	// The oldest approval waiting, not the older decided one, says how long the inbox has waited.
+	if age := families["rampart_approvals_oldest_pending_age_seconds"].GetMetric()[0].GetGauge().GetValue(); age < 600 || age > 660 {
+		t.Errorf("oldest pending approval's age = %v s, want about 600", age)
 	}
 	// Each answer to a configured source is timed by outcome; the unknown
 	// source's is not, so that no request can make a series of its own.

@@ -109,6 +109,20 @@ func (s *Store) CountApprovals(ctx context.Context, status string) (int64, error
 	return n, nil
 }
 
+// OldestApproval is when the oldest approval with status was requested; ok is
+// false when there is none.
+func (s *Store) OldestApproval(ctx context.Context, status string) (at time.Time, ok bool, err error) {
+	var row Approval
+	err = s.db.WithContext(ctx).Select("requested_at").Where("status = ?", status).Order("requested_at").Limit(1).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: oldest approval: %w", err)
+	}
+	return row.RequestedAt.UTC(), true, nil
+}
+
 // ListApprovals returns approvals, newest first, with the given status (any when
 // empty), at most limit.
 func (s *Store) ListApprovals(ctx context.Context, status string, limit int) ([]Approval, error) {

@@ -551,6 +551,35 @@ func TestApprovalsMirror(t *testing.T) {
 	})
 }
 
+func TestOldestApproval(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		if _, ok, err := st.OldestApproval(ctx, store.ApprovalPending); ok || err != nil {
+			t.Fatalf("oldest of none: %v %v", ok, err)
+		}
+		at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+		for id, a := range map[string]struct {
+			status string
+			at     time.Time
+		}{
+			"newer":   {store.ApprovalPending, at.Add(time.Hour)},
+			"oldest":  {store.ApprovalPending, at},
+			"decided": {store.ApprovalApproved, at.Add(-time.Hour)},
+		} {
+			if err := st.SaveApproval(ctx, &store.Approval{ID: id, AlertID: "a1", WorkflowID: "playbook/a1/p", RunID: "r1", Playbook: "p",
+				Step: id, Operation: "edr.isolate_host", ArgsHash: "h", ApproversJSON: `[]`, Status: a.status, RequestedAt: a.at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, ok, err := st.OldestApproval(ctx, store.ApprovalPending); !ok || err != nil || !got.Equal(at) {
+			t.Fatalf("oldest pending = %v %v %v, want %v", got, ok, err, at)
+		}
+		if got, ok, err := st.OldestApproval(ctx, store.ApprovalApproved); !ok || err != nil || !got.Equal(at.Add(-time.Hour)) {
+			t.Fatalf("oldest approved = %v %v %v", got, ok, err)
+		}
+	})
+}
+
 func TestAlertHeadlines(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()

@@ -921,6 +921,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		`rampart_workers_polling{task_queue="rampart-prod-shape"} 1` + "\n",
 		"rampart_stalled_runs 0\n",
 		"rampart_approvals_pending 0\n",
+		"rampart_approvals_oldest_pending_age_seconds 0\n",
 	} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), want) {
 			t.Fatalf("metrics: %d, want %q in\n%s", resp.StatusCode, want, metrics)
