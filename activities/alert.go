@@ -218,7 +218,7 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 		return tx.UpdateRun(ctx, in.Ref.RunID, u)
 	})
 	if err == nil && !in.Closed {
-		reportOutcome(ctx, alertStatus(in.Outcome), in.At.Sub(in.ReceivedAt), !in.ReceivedAt.IsZero())
+		reportOutcome(ctx, alertStatus(in.Outcome), in.ReceivedAt, in.At)
 	}
 	return err
 }

@@ -28,15 +28,27 @@ const (
 	MetricAlertTimeToOutcome = "rampart_alert_time_to_outcome"
 )
 
-// reportOutcome counts an alert's outcome and, when timed, how long it took.
-func reportOutcome(ctx context.Context, outcome string, took time.Duration, timed bool) {
+// reportOutcome counts an alert's outcome and, when the alert's receipt is
+// known, how long after it the outcome came.
+func reportOutcome(ctx context.Context, outcome string, received, at time.Time) {
+	var took *time.Duration
+	if !received.IsZero() {
+		d := at.Sub(received)
+		took = &d
+	}
+	report(ctx, MetricAlertOutcomes, MetricAlertTimeToOutcome, map[string]string{"outcome": outcome}, took)
+}
+
+// report counts one event through the calling activity's metrics handler and
+// times it when took is given; outside an activity it reports nothing.
+func report(ctx context.Context, counter, timer string, tags map[string]string, took *time.Duration) {
 	if !activity.IsActivity(ctx) {
 		return
 	}
-	h := activity.GetMetricsHandler(ctx).WithTags(map[string]string{"outcome": outcome})
-	h.Counter(MetricAlertOutcomes).Inc(1)
-	if timed {
-		h.Timer(MetricAlertTimeToOutcome).Record(took)
+	h := activity.GetMetricsHandler(ctx).WithTags(tags)
+	h.Counter(counter).Inc(1)
+	if took != nil {
+		h.Timer(timer).Record(*took)
 	}
 }
 
@@ -69,14 +81,10 @@ func (m meteredEDR) LiftContainment(ctx context.Context, id string) (r integrati
 
 // reportCall counts a call and records how long it took.
 func reportCall(ctx context.Context, integration, operation string, started time.Time, err *error) {
-	if !activity.IsActivity(ctx) {
-		return
-	}
-	h := activity.GetMetricsHandler(ctx).WithTags(map[string]string{
+	took := time.Since(started)
+	report(ctx, MetricIntegrationCalls, MetricIntegrationCallLatency, map[string]string{
 		"integration": integration, "operation": operation, "outcome": callOutcome(ctx, *err),
-	})
-	h.Counter(MetricIntegrationCalls).Inc(1)
-	h.Timer(MetricIntegrationCallLatency).Record(time.Since(started))
+	}, &took)
 }
 
 // callOutcome names how a vendor call ended, in few enough words to label a

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -114,14 +112,7 @@ func TestSourcesCountDeliveries(t *testing.T) {
 		t.Fatalf("%d warnings in the log:\n%s", warnings, logs.String())
 	}
 
-	metrics := func() (int, string, string) {
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/metrics", nil)
-		req.Host = "127.0.0.1:8080"
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		text, _ := io.ReadAll(rec.Body)
-		return rec.Code, rec.Header().Get("Content-Type"), string(text)
-	}
+	metrics := func() (int, string, string) { return get(h, "/api/v1/metrics") }
 	code, contentType, text := metrics()
 	for _, want := range []string{
 		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="accepted"} 1`,
