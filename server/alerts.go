@@ -73,8 +73,61 @@ type AlertDetail struct {
 	// decide, decided ones with who and why.
 	Approvals []ApprovalView `json:"approvals"`
 	Temporal  TemporalRef    `json:"temporal"`
+	// Timings say how fast the alert moved; absent until there is something to time.
+	Timings *AlertTimings `json:"timings,omitempty"`
 	// StalledRuns are the alert's runs Temporal reports cannot progress.
 	StalledRuns []StalledRun `json:"stalled_runs,omitempty"`
+}
+
+// AlertTimings say how fast an alert moved, in milliseconds, and in a line.
+type AlertTimings struct {
+	// ReportDelayMS runs from the event to Rampart receiving the alert: how late
+	// the source reported it. Absent when the event time is unknown or after receipt
+	// (a source whose clock runs ahead).
+	ReportDelayMS *int64 `json:"report_delay_ms,omitempty"`
+	// TimeToOutcomeMS runs from receipt to the run's outcome (contained, closed,
+	// no action, failed), approvals waited on included: for a contained alert, its
+	// time to contain. Absent while the run has not reached one.
+	TimeToOutcomeMS *int64 `json:"time_to_outcome_ms,omitempty"`
+	Summary         string `json:"summary"`
+}
+
+// alertTimings times a recorded alert and its run (nil before the run is recorded).
+func alertTimings(a *store.Alert, r *store.Run) *AlertTimings {
+	var t AlertTimings
+	var said []string
+	if r != nil && r.CompletedAt != nil && !r.CompletedAt.Before(a.ReceivedAt) {
+		took := r.CompletedAt.Sub(a.ReceivedAt)
+		t.TimeToOutcomeMS = new(took.Milliseconds())
+		said = append(said, fmt.Sprintf("%s %s after receipt", strings.ReplaceAll(a.Status, "_", " "), spokenDuration(took)))
+	}
+	if !a.EventTime.IsZero() && !a.EventTime.After(a.ReceivedAt) {
+		late := a.ReceivedAt.Sub(a.EventTime)
+		t.ReportDelayMS = new(late.Milliseconds())
+		said = append(said, fmt.Sprintf("reported %s after the event", spokenDuration(late)))
+	}
+	if len(said) == 0 {
+		return nil
+	}
+	t.Summary = strings.Join(said, " · ")
+	return &t
+}
+
+// spokenDuration says d the way a person would, as precisely as matters at its
+// size: 850 ms, 2.4 s, 3 min 5 s, 2 h 10 min, 6 days 4 h.
+func spokenDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	case d < time.Minute:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	case d < time.Hour:
+		return fmt.Sprintf("%d min %d s", d/time.Minute, d%time.Minute/time.Second)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h %d min", d/time.Hour, d%time.Hour/time.Minute)
+	default:
+		return fmt.Sprintf("%d days %d h", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	}
 }
 
 // PlaybookRunView is one playbook run of an alert.
@@ -397,6 +450,7 @@ func (s *Server) getAlert(c echo.Context) error {
 		v := runView(r)
 		out.Run = &v
 	}
+	out.Timings = alertTimings(a, d.Run)
 	out.Steps = stepViews(d.Steps)
 	out.Playbooks = make([]PlaybookRunView, 0, len(d.Playbooks))
 	for _, p := range d.Playbooks {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	"github.com/rampart-soar/rampart/store"
 )
@@ -40,6 +41,22 @@ func TestExplainers(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestSpokenDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0:                                 "0 ms",
+		850 * time.Millisecond:            "850 ms",
+		2449 * time.Millisecond:           "2.4 s",
+		3*time.Minute + 5*time.Second:     "3 min 5 s",
+		2*time.Hour + 10*time.Minute:      "2 h 10 min",
+		47*time.Hour + 59*time.Minute:     "47 h 59 min",
+		6*24*time.Hour + 4*time.Hour + 30: "6 days 4 h",
+	} {
+		if got := spokenDuration(d); got != want {
+			t.Errorf("spokenDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

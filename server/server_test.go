@@ -239,6 +239,20 @@ func TestAlertsAPI(t *testing.T) {
 		out["raw"].(map[string]any)["raw"] != true || out["run"].(map[string]any)["status"] != "running" {
 		t.Fatalf("detail = %v", out)
 	}
+	// The run in flight has no outcome to time yet; the source's lateness shows.
+	timings, _ := out["timings"].(map[string]any)
+	if timings["report_delay_ms"] != float64(60_000) || timings["time_to_outcome_ms"] != nil || timings["summary"] != "reported 1 min 0 s after the event" {
+		t.Fatalf("timings in flight = %v", out["timings"])
+	}
+	outcome := t0.Add(time.Minute + 2500*time.Millisecond)
+	if err := st.UpdateRun(ctx, "alert-1", store.RunUpdate{Status: store.StatusCompleted, CompletedAt: &outcome}); err != nil {
+		t.Fatal(err)
+	}
+	_, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	timings, _ = out["timings"].(map[string]any)
+	if timings["time_to_outcome_ms"] != float64(2500) || timings["summary"] != "contained 2.5 s after receipt · reported 1 min 0 s after the event" {
+		t.Fatalf("timings at the outcome = %v", out["timings"])
+	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {

@@ -96,6 +96,9 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 		field("severity", "%s (confidence %d) · source %s · rule %s", d.Severity, d.Confidence, d.Source, orDash(d.Rule))
 		field("received", "%s · event time %s", d.ReceivedAt.Local().Format(time.DateTime), d.EventTime.Local().Format(time.DateTime))
 	}
+	if d.Timings != nil {
+		field("timing", "%s", d.Timings.Summary)
+	}
 	if d.DuplicateCount > 0 {
 		field("duplicates", "%d, the last at %s", d.DuplicateCount, d.LastSeenAt.Local().Format(time.DateTime))
 	}

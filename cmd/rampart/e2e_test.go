@@ -452,7 +452,12 @@ func TestEndToEndEDRFailures(t *testing.T) {
 	if a := detail.Actions; len(a) != 1 || a[0].Attempts != 4 || a[0].VendorCalls != 1 || a[0].Status != "succeeded" || a[0].Error != "" {
 		t.Fatalf("actions = %+v", a)
 	}
-	if code, out := runCLI(t, "alert", "show", acc.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "4 attempts, 1 vendor call(s)") {
+	// The time to contain includes the vendor's reset hint, waited out.
+	if tm := detail.Timings; tm == nil || tm.TimeToOutcomeMS == nil || *tm.TimeToOutcomeMS < 1000 || !strings.HasPrefix(tm.Summary, "contained ") {
+		t.Fatalf("timings = %+v", detail.Timings)
+	}
+	if code, out := runCLI(t, "alert", "show", acc.AlertID, "--url", d.URL); code != 0 || !strings.Contains(out, "4 attempts, 1 vendor call(s)") ||
+		!strings.Contains(out, detail.Timings.Summary) {
 		t.Fatalf("alert show: exit %d:\n%s", code, out)
 	}
 

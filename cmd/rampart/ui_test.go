@@ -141,7 +141,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	facts := browser.text(t, "#facts")
 	for _, want := range []string{"dc-01 · 10.30.0.10 · " + dcHost, "svc-backup · svc-backup@corp.example",
 		"dumpert.exe · dumpert.exe -o C:\\ProgramData\\d.bin", "T1003.001 LSASS Memory", "edr-lsass-read · confidence 85",
-		"asset dc-01 (critical criticality, owner it-infra, protected)", "malware-isolate-host v1 matched"} {
+		"asset dc-01 (critical criticality, owner it-infra, protected)", "malware-isolate-host v1 matched", " after the event"} {
 		if !strings.Contains(facts, want) {
 			t.Fatalf("the alert's facts: want %q in %q", want, facts)
 		}

@@ -152,6 +152,7 @@ function alertFacts(d) {
   const attack = (a.attacks || []).map((x) => join(" ", x.technique && x.technique.uid, x.technique && x.technique.name));
   return [
     ["Received", join(" · ", when(d.received_at), when(d.event_time) && "event time " + when(d.event_time))],
+    ["Timing", d.timings ? d.timings.summary : ""],
     ["Rule", join(" · ", d.rule, d.confidence ? `confidence ${d.confidence}` : "")],
     ["Device", join(" · ", device.hostname, device.ip, device.id)],
     ["User", join(" · ", user.name, user.email)],
