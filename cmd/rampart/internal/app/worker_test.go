@@ -61,19 +61,7 @@ func (r *refusal) refuse() {
 // takes that long.
 func TestAWorkerTemporalStopsForGoodSaysSo(t *testing.T) {
 	var r refusal
-	c, err := client.Dial(client.Options{
-		HostPort: testTemporal(t), Namespace: "default",
-		ConnectionOptions: client.ConnectionOptions{DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(r.intercept)}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	w, err := StartWorker(c, "doomed", &activities.Activities{}, worker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startTestWorker(t, "doomed", grpc.WithChainUnaryInterceptor(r.intercept))
 	stopped := make(chan error, 1)
 	go func() { stopped <- w.Failed() }()
 	select {
@@ -95,15 +83,7 @@ func TestAWorkerTemporalStopsForGoodSaysSo(t *testing.T) {
 }
 
 func TestAStoppedWorkerHasNoFatalError(t *testing.T) {
-	c, err := client.Dial(client.Options{HostPort: testTemporal(t), Namespace: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	w, err := StartWorker(c, "calm", &activities.Activities{}, worker.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := startTestWorker(t, "calm")
 	w.Stop()
 	w.Stop() // a second stop is harmless
 	if err := w.Failed(); err != nil {
@@ -124,4 +104,24 @@ func testTemporal(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
 	return srv.FrontendAddress()
+}
+
+// startTestWorker starts a worker on taskQueue of the test's Temporal, its client
+// dialled with dial; both stop when the test ends.
+func startTestWorker(t *testing.T, taskQueue string, dial ...grpc.DialOption) *Worker {
+	t.Helper()
+	c, err := client.Dial(client.Options{
+		HostPort: testTemporal(t), Namespace: "default",
+		ConnectionOptions: client.ConnectionOptions{DialOptions: dial},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	w, err := StartWorker(c, taskQueue, &activities.Activities{}, worker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
 }
