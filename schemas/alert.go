@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -244,6 +245,32 @@ func (a *Alert) Entities() []Entity {
 // EntityValue is a value as entities hold it, and as a lookup by entity must
 // give it: trimmed, in lower case.
 func EntityValue(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+
+// CanonicalIP is an IP address as alerts hold it, so that an address written
+// another way (IPv6 with leading zeros or upper case, IPv4-mapped IPv6) still
+// matches: parsed, unmapped, in netip's canonical text. ok is false when v is
+// not an IP address.
+func CanonicalIP(v string) (ip string, ok bool) {
+	addr, err := netip.ParseAddr(strings.TrimSpace(v))
+	if err != nil {
+		return "", false
+	}
+	return addr.Unmap().String(), true
+}
+
+// IsHexDigest reports whether v, already in lower case, is a hex digest of n
+// characters (32 MD5, 40 SHA-1, 64 SHA-256).
+func IsHexDigest(v string, n int) bool {
+	if len(v) != n {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 func firstNonEmpty(values ...string) string {
 	for _, v := range values {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,38 @@ func scenarioAlert(t *testing.T, source string, payload json.RawMessage) schemas
 		a.SrcIP, a.DstIP = p.SrcEndpoint.IP, p.DstEndpoint.IP
 	}
 	return a
+}
+
+func TestCanonicalIP(t *testing.T) {
+	for in, want := range map[string]string{
+		"10.0.0.1":           "10.0.0.1",
+		" 10.0.0.1 ":         "10.0.0.1",
+		"::ffff:10.0.0.1":    "10.0.0.1", // IPv4-mapped: the IPv4 address
+		"2001:DB8:0:0::0001": "2001:db8::1",
+		"fe80::1":            "fe80::1",
+	} {
+		if got, ok := schemas.CanonicalIP(in); !ok || got != want {
+			t.Errorf("CanonicalIP(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "10.0.0.300", "10.0.0.0/8", "010.0.0.1", "host.example", "1.2.3.4:80"} {
+		if got, ok := schemas.CanonicalIP(in); ok {
+			t.Errorf("CanonicalIP(%q) = %q, accepted", in, got)
+		}
+	}
+}
+
+func TestIsHexDigest(t *testing.T) {
+	md5 := "8f14e45fceea167a5a36dedd4bea2543"
+	if !schemas.IsHexDigest(md5, 32) {
+		t.Error("an MD5 digest refused")
+	}
+	for _, c := range []struct {
+		v string
+		n int
+	}{{md5, 40}, {md5[:31], 32}, {strings.ToUpper(md5), 32}, {md5[:31] + "g", 32}, {"", 1}} {
+		if schemas.IsHexDigest(c.v, c.n) {
+			t.Errorf("IsHexDigest(%q, %d) accepted", c.v, c.n)
+		}
+	}
 }

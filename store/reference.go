@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,11 +21,11 @@ func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
 		return nil
 	}
 	for i := range assets {
-		assets[i].Hostname = schemas.EntityValue(assets[i].Hostname)
-		assets[i].DeviceID = schemas.EntityValue(assets[i].DeviceID)
-		if assets[i].Hostname == "" {
-			return errors.New("store: asset without hostname")
+		a, err := NormalizeAsset(assets[i])
+		if err != nil {
+			return fmt.Errorf("store: asset %q: %w", assets[i].Hostname, err)
 		}
+		assets[i] = a
 	}
 	err := s.atomically(ctx, func(db *gorm.DB) error {
 		return db.Clauses(clause.OnConflict{
@@ -36,6 +37,33 @@ func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
 		return fmt.Errorf("store: upsert assets: %w", err)
 	}
 	return nil
+}
+
+// NormalizeAsset puts an inventory record's keys in the form alerts give them, so
+// that a lookup is an equality: hostname and device id trimmed and lower-cased,
+// the IP canonical (CanonicalIP). It refuses a record without a hostname, with an
+// IP that is not one, or with a criticality rules and playbooks do not compare
+// against.
+func NormalizeAsset(a Asset) (Asset, error) {
+	a.Hostname = schemas.EntityValue(a.Hostname)
+	a.DeviceID = schemas.EntityValue(a.DeviceID)
+	a.Criticality = strings.ToLower(strings.TrimSpace(a.Criticality))
+	if a.Hostname == "" {
+		return a, errors.New("no hostname")
+	}
+	switch a.Criticality {
+	case "", "low", "medium", "high", "critical":
+	default:
+		return a, fmt.Errorf("criticality %q is not low, medium, high or critical", a.Criticality)
+	}
+	if strings.TrimSpace(a.IP) != "" {
+		ip, ok := schemas.CanonicalIP(a.IP)
+		if !ok {
+			return a, fmt.Errorf("ip %q is not an IP address", strings.TrimSpace(a.IP))
+		}
+		a.IP = ip
+	}
+	return a, nil
 }
 
 // Tags decodes the asset's tags.
@@ -52,7 +80,7 @@ func (s *Store) FindAsset(ctx context.Context, deviceID, hostname, ip string) (A
 	for _, by := range []struct{ col, val string }{
 		{"device_id", schemas.EntityValue(deviceID)},
 		{"hostname", schemas.EntityValue(hostname)},
-		{"ip", strings.TrimSpace(ip)},
+		{"ip", canonicalIPOrEmpty(ip)},
 	} {
 		if by.val == "" {
 			continue
@@ -67,6 +95,11 @@ func (s *Store) FindAsset(ctx context.Context, deviceID, hostname, ip string) (A
 		}
 	}
 	return Asset{}, ErrNotFound
+}
+
+func canonicalIPOrEmpty(v string) string {
+	ip, _ := schemas.CanonicalIP(v)
+	return ip
 }
 
 // IOC types.
@@ -90,6 +123,55 @@ var iocKinds = map[string]string{
 // ValidIOCType reports whether t is an IOC type Rampart matches.
 func ValidIOCType(t string) bool { _, ok := iocKinds[t]; return ok }
 
+// hashLengths is the digest length of each hash IOC type, in hex characters.
+var hashLengths = map[string]int{IOCSHA256: 64, IOCSHA1: 40, IOCMD5: 32}
+
+// NormalizeIOC checks an indicator's value against its type and puts it in the
+// form alerts' entities hold (hashes and names in lower case, IPs canonical), so
+// that matching is an equality. An indicator that could never match, a truncated
+// hash or a URL listed as a domain, is refused rather than loaded to sit idle.
+func NormalizeIOC(ioc IOC) (IOC, error) {
+	ioc.Type = strings.ToLower(strings.TrimSpace(ioc.Type))
+	ioc.Value = schemas.EntityValue(ioc.Value)
+	if !ValidIOCType(ioc.Type) {
+		return ioc, fmt.Errorf("unknown IOC type %q (one of sha256, sha1, md5, ipv4, ipv6, domain, url)", ioc.Type)
+	}
+	if ioc.Value == "" {
+		return ioc, fmt.Errorf("%s IOC with an empty value", ioc.Type)
+	}
+	bad := func(format string, args ...any) (IOC, error) {
+		return ioc, fmt.Errorf("%s %q: %s", ioc.Type, ioc.Value, fmt.Sprintf(format, args...))
+	}
+	switch ioc.Type {
+	case IOCSHA256, IOCSHA1, IOCMD5:
+		if n := hashLengths[ioc.Type]; !schemas.IsHexDigest(ioc.Value, n) {
+			return bad("not a %d-character hex digest", n)
+		}
+	case IOCIPv4, IOCIPv6:
+		ip, ok := schemas.CanonicalIP(ioc.Value)
+		if !ok {
+			return bad("not an IP address (a range never matches: list addresses)")
+		}
+		if v4 := !strings.Contains(ip, ":"); v4 != (ioc.Type == IOCIPv4) {
+			return bad("an address of the other family")
+		}
+		ioc.Value = ip
+	case IOCDomain:
+		if _, isIP := schemas.CanonicalIP(ioc.Value); isIP {
+			return bad("an IP address, not a domain")
+		}
+		if strings.ContainsAny(ioc.Value, "/:@ \t") {
+			return bad("not a domain name (a URL belongs under type url)")
+		}
+	case IOCURL:
+		u, err := url.Parse(ioc.Value)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return bad("not a URL with a scheme and a host")
+		}
+	}
+	return ioc, nil
+}
+
 // UpsertIOCs inserts or updates indicators by (type, value).
 func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
 	if len(iocs) == 0 {
@@ -97,12 +179,12 @@ func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
 	}
 	now := time.Now().UTC()
 	for i := range iocs {
-		iocs[i].Type = strings.ToLower(strings.TrimSpace(iocs[i].Type))
-		iocs[i].Value = schemas.EntityValue(iocs[i].Value) // matched against the alerts' entities
-		iocs[i].UpdatedAt = now
-		if !ValidIOCType(iocs[i].Type) {
-			return fmt.Errorf("store: unknown IOC type %q", iocs[i].Type)
+		ioc, err := NormalizeIOC(iocs[i])
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
+		iocs[i] = ioc
+		iocs[i].UpdatedAt = now
 	}
 	err := s.atomically(ctx, func(db *gorm.DB) error {
 		return db.Clauses(clause.OnConflict{

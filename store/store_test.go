@@ -373,10 +373,12 @@ func TestAssetsAndIOCs(t *testing.T) {
 		if _, err := st.FindAsset(ctx, "zzz", "nope", "1.2.3.4"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unknown asset: %v", err)
 		}
+		hash := strings.Repeat("ab", 32)
 		if err := st.UpsertIOCs(ctx, []store.IOC{
-			{Type: "sha256", Value: "ABCDEF", Source: "feed", Confidence: 90},
+			{Type: "sha256", Value: strings.ToUpper(hash), Source: "feed", Confidence: 90},
 			{Type: "ipv4", Value: "203.0.113.66", Source: "feed", Confidence: 70},
 			{Type: "domain", Value: "evil.example", Source: "feed"},
+			{Type: "ipv6", Value: "2001:DB8:0:0::0001", Source: "feed"}, // as alerts give it: 2001:db8::1
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -384,18 +386,32 @@ func TestAssetsAndIOCs(t *testing.T) {
 			t.Fatal(err)
 		}
 		hits, err := st.MatchIOCs(ctx, []schemas.Entity{
-			{Kind: schemas.EntityHash, Value: "abcdef"},
+			{Kind: schemas.EntityHash, Value: hash},
 			{Kind: schemas.EntityIP, Value: "203.0.113.66"},
+			{Kind: schemas.EntityIP, Value: "2001:db8::1"},
 			{Kind: schemas.EntityHostname, Value: "evil.example"}, // a hostname is not a domain IOC hit
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(hits) != 2 || hits[0].Type != "ipv4" || hits[0].Source != "feed2" || hits[1].Type != "sha256" {
+		if len(hits) != 3 || hits[0].Type != "ipv4" || hits[0].Source != "feed2" || hits[1].Type != "ipv6" || hits[2].Type != "sha256" {
 			t.Fatalf("hits = %+v", hits)
 		}
 		if err := st.UpsertIOCs(ctx, []store.IOC{{Type: "bogus", Value: "x"}}); err == nil {
 			t.Fatal("unknown IOC type accepted")
+		}
+		if err := st.UpsertIOCs(ctx, []store.IOC{{Type: "sha256", Value: "abcdef"}}); err == nil {
+			t.Fatal("a truncated hash, which could never match, accepted")
+		}
+		if err := st.UpsertAssets(ctx, []store.Asset{{Hostname: "ws-9", IP: "10.0.0.300"}}); err == nil {
+			t.Fatal("an asset with an IP that is not one accepted")
+		}
+		// An inventory IP in a non-canonical form still finds its asset.
+		if err := st.UpsertAssets(ctx, []store.Asset{{Hostname: "ws-6", IP: "FE80::0001"}}); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := st.FindAsset(ctx, "", "", "fe80::1"); err != nil || a.Hostname != "ws-6" {
+			t.Fatalf("asset by a canonical IPv6 address = %+v, %v", a, err)
 		}
 	})
 }
@@ -888,4 +904,36 @@ func TestEndAbandonedRevert(t *testing.T) {
 			t.Fatalf("another run's inverse action = %+v, %v", a, err)
 		}
 	})
+}
+
+func TestNormalizeIOC(t *testing.T) {
+	sha1 := strings.Repeat("0a", 20)
+	for _, c := range []struct{ typ, value, want string }{
+		{"SHA1", " " + strings.ToUpper(sha1) + " ", sha1},
+		{"ipv4", "::ffff:198.51.100.7", "198.51.100.7"},
+		{"ipv6", "2001:0DB8::0042", "2001:db8::42"},
+		{"domain", "Login-Verify.Example", "login-verify.example"},
+		{"url", "HTTPS://login-verify.example/a?b=1", "https://login-verify.example/a?b=1"},
+	} {
+		ioc, err := store.NormalizeIOC(store.IOC{Type: c.typ, Value: c.value})
+		if err != nil || ioc.Value != c.want || ioc.Type != strings.ToLower(c.typ) {
+			t.Errorf("%s %q = %+v, %v; want %q", c.typ, c.value, ioc, err, c.want)
+		}
+	}
+	for _, c := range []struct{ typ, value, why string }{
+		{"bitcoin", "1abc", "unknown IOC type"},
+		{"md5", "", "empty value"},
+		{"md5", sha1, "not a 32-character hex digest"},
+		{"sha256", strings.Repeat("z", 64), "not a 64-character hex digest"},
+		{"ipv4", "10.0.0.0/8", "not an IP address"},
+		{"ipv4", "2001:db8::1", "other family"},
+		{"ipv6", "10.0.0.1", "other family"},
+		{"domain", "http://evil.example/x", "a URL belongs under type url"},
+		{"domain", "203.0.113.5", "an IP address"},
+		{"url", "evil.example/x", "a scheme and a host"},
+	} {
+		if _, err := store.NormalizeIOC(store.IOC{Type: c.typ, Value: c.value}); err == nil || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("%s %q: error %v, want one saying %q", c.typ, c.value, err, c.why)
+		}
+	}
 }

@@ -34,6 +34,10 @@ func newServerCmd() *cobra.Command {
 			if _, err := cfg.APIAuth(); err != nil { // before connecting to anything
 				return err
 			}
+			sources, err := ingest.LoadSources(cfg.SourcesFile)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := app.OpenServerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
@@ -46,10 +50,6 @@ func newServerCmd() *cobra.Command {
 			}
 			defer c.Close()
 			if err := app.PrepareTemporal(ctx, c, cfg); err != nil {
-				return err
-			}
-			sources, err := ingest.LoadSources(cfg.SourcesFile)
-			if err != nil {
 				return err
 			}
 			srv, err := app.NewHTTPServer(cfg, c, st, sources, log)
@@ -95,13 +95,17 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			reference, err := app.ReadReferenceData(cfg.AssetsFile, cfg.IOCsFile) // before waiting for the database
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			st, err := app.OpenWorkerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			if _, err := app.LoadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile); err != nil {
+			if err := reference.Load(ctx, st); err != nil {
 				return err
 			}
 			reg, err := app.NewIntegrations(cfg)

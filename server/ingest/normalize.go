@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -39,19 +37,15 @@ func epoch(v int64) time.Time {
 
 // ip validates and canonicalizes an address; empty stays empty.
 func ip(errs *fieldErrors, field, v string) string {
-	v = strings.TrimSpace(v)
-	if v == "" {
+	if strings.TrimSpace(v) == "" {
 		return ""
 	}
-	addr, err := netip.ParseAddr(v)
-	if err != nil {
-		errs.add(field, "%q is not an IP address", v)
-		return ""
+	canonical, ok := schemas.CanonicalIP(v)
+	if !ok {
+		errs.add(field, "%q is not an IP address", strings.TrimSpace(v))
 	}
-	return addr.Unmap().String()
+	return canonical
 }
-
-var hexPattern = regexp.MustCompile(`^[0-9a-f]+$`)
 
 // hash validates a hex digest of the given length; all-zero digests (a vendor's
 // "none") count as absent.
@@ -60,7 +54,7 @@ func hash(errs *fieldErrors, field, v string, length int) string {
 	if v == "" || strings.Trim(v, "0") == "" {
 		return ""
 	}
-	if len(v) != length || !hexPattern.MatchString(v) {
+	if !schemas.IsHexDigest(v, length) {
 		errs.add(field, "not a %d-character hex digest", length)
 		return ""
 	}

@@ -85,7 +85,11 @@ func LoadSources(path string) (map[string]*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
-	return ParseSources(data, os.LookupEnv)
+	sources, err := ParseSources(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err) // which file, for the operator
+	}
+	return sources, nil
 }
 
 // ParseSources parses a sources document; lookupEnv supplies secret overrides.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -157,6 +158,14 @@ func TestLoadReferenceFiles(t *testing.T) {
 	if _, err := LoadAssets(write("a.yaml", "assets: [{ip: 10.0.0.1}]\n")); err == nil {
 		t.Error("asset without hostname accepted")
 	}
+	for body, want := range map[string]string{
+		"assets: [{hostname: ws-1, criticality: severe}]\n":              `entry 1: criticality "severe"`,
+		"assets: [{hostname: ws-1}, {hostname: ws-2, ip: 10.0.0.256}]\n": `entry 2: ip "10.0.0.256" is not an IP address`,
+	} {
+		if _, err := LoadAssets(write("b.yaml", body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
+		}
+	}
 
 	// A CMDB export: columns in any order, device_uid for device_id, several tags.
 	csvAssets, err := LoadAssets(write("cmdb.csv", "Hostname,device_uid,ip,criticality,owner,tags,protected\n"+
@@ -174,11 +183,16 @@ func TestLoadReferenceFiles(t *testing.T) {
 	if err == nil && len(week) != 348 {
 		t.Errorf("scenario inventory: %d assets", len(week))
 	}
+	weekIOCs, err := LoadIOCs(filepath.Join("..", "..", "..", "..", "..", "shared", "scenarios", "week1.iocs.csv"))
+	if err == nil && len(weekIOCs) != 53 || err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("scenario IOC list: %d indicators, %v", len(weekIOCs), err)
+	}
 	for name, body := range map[string]string{
 		"no hostname column": "ip,owner\n10.0.0.1,ana\n",
 		"empty hostname":     "hostname,ip\n,10.0.0.1\n",
 		"criticality":        "hostname,criticality\nws-1,severe\n",
 		"protected":          "hostname,protected\nws-1,maybe\n",
+		"ip":                 "hostname,ip\nws-1,10.0.0.1/24\n",
 	} {
 		if _, err := LoadAssets(write("bad.csv", body)); err == nil || (name != "no hostname column" && !strings.Contains(err.Error(), "line 2")) {
 			t.Errorf("%s: %v", name, err)
@@ -186,6 +200,11 @@ func TestLoadReferenceFiles(t *testing.T) {
 	}
 	if _, err := LoadIOCs(write("i.csv", "type,value\nbitcoin,abc\n")); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("unknown IOC type: %v", err)
+	}
+	// An indicator that could never match is named with its line, not loaded to sit idle.
+	if _, err := LoadIOCs(write("h.csv", "type,value\nipv4,198.51.100.7\nmd5,8f14e45fceea167a\n")); err == nil ||
+		!strings.Contains(err.Error(), `line 3: md5 "8f14e45fceea167a": not a 32-character hex digest`) {
+		t.Errorf("truncated hash: %v", err)
 	}
 	if _, err := LoadIOCs(write("j.csv", "kind,value\n")); err == nil {
 		t.Error("IOC file without a type column accepted")
@@ -205,13 +224,48 @@ func TestStartDevOnALockedDataDirFailsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	cfg := Config{DataDir: dir, Namespace: "default", TaskQueue: "q", Listen: "127.0.0.1:0"}
+	cfg := Config{DataDir: dir, Namespace: "default", TaskQueue: "q", Listen: "127.0.0.1:0", SourcesFile: exampleSources}
 	if err := cfg.LoadPolicy(""); err != nil {
 		t.Fatal(err)
 	}
 	d, err := StartDev(context.Background(), DevOptions{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if !errors.Is(err, embedded.ErrDataDirLocked) || d != nil {
 		t.Fatalf("StartDev = %v, %v; want ErrDataDirLocked", d, err)
+	}
+}
+
+const exampleSources = "../../../../examples/sources.yaml"
+
+// A mistake in a file the boot reads stops it before Temporal starts: the
+// operator reads the file and line at once, not after a server's start and stop.
+func TestStartDevChecksItsFilesFirst(t *testing.T) {
+	dir := t.TempDir()
+	badIOCs := filepath.Join(dir, "iocs.csv")
+	if err := os.WriteFile(badIOCs, []byte("type,value\ndomain,https://evil.example/login\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badSources := filepath.Join(dir, "sources.yaml")
+	if err := os.WriteFile(badSources, []byte("sources:\n  ocsf: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, iocs, sources, want string
+	}{
+		{"IOC list", badIOCs, exampleSources, badIOCs + " line 2: domain"},
+		{"sources", "", badSources, badSources + ": sources: yaml"},
+	} {
+		dataDir := filepath.Join(dir, "data-"+strings.ReplaceAll(c.name, " ", "-"))
+		cfg := Config{DataDir: dataDir, Namespace: "default", TaskQueue: "q", Listen: "127.0.0.1:0", IOCsFile: c.iocs, SourcesFile: c.sources}
+		if err := cfg.LoadPolicy(""); err != nil {
+			t.Fatal(err)
+		}
+		d, err := StartDev(context.Background(), DevOptions{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || d != nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s: StartDev = %v, %v; want an error naming %q", c.name, d, err, c.want)
+		}
+		if _, err := os.Stat(dataDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the data dir was made (%v): something started before the files were read", c.name, err)
+		}
 	}
 }
 

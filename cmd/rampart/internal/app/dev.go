@@ -70,6 +70,15 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if _, err := cfg.APIAuth(); err != nil { // before starting anything
 		return nil, err
 	}
+	// The files too: a mistake in one stops the boot before Temporal starts.
+	reference, err := ReadReferenceData(cfg.AssetsFile, cfg.IOCsFile)
+	if err != nil {
+		return nil, err
+	}
+	sources, err := ingest.LoadSources(cfg.SourcesFile)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Payloads == nil {
 		if err := cfg.LoadPayloadKeys(true); err != nil {
 			return nil, err
@@ -78,7 +87,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.NewMetrics()
 	}
-	d := &Dev{Config: cfg, log: log, serveErr: make(chan error, 1)}
+	d := &Dev{Config: cfg, Sources: sources, log: log, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -111,19 +120,15 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Store, err = OpenStore(ctx, dsn, true); err != nil {
 		return nil, err
 	}
-	assets, err := LoadReferenceData(ctx, d.Store, cfg.AssetsFile, cfg.IOCsFile)
-	if err != nil {
+	if err := reference.Load(ctx, d.Store); err != nil {
 		return nil, err
 	}
 	if err := ApplyPlaybookDir(ctx, d.Store, cfg.PlaybooksDir, log); err != nil {
 		return nil, err
 	}
-	if d.Sources, err = ingest.LoadSources(cfg.SourcesFile); err != nil {
-		return nil, err
-	}
 
 	if d.Config.CrowdStrike.BaseURL == "" {
-		if err := d.startSimulator(opts, assets); err != nil {
+		if err := d.startSimulator(opts, reference.Assets); err != nil {
 			return nil, PortTaken(err, "--crowdstrike-sim-listen")
 		}
 	}

@@ -202,10 +202,11 @@ func LoadAssets(path string) ([]store.Asset, error) {
 	}
 	out := make([]store.Asset, 0, len(f.Assets))
 	for i, a := range f.Assets {
-		if a.Hostname == "" {
-			return nil, fmt.Errorf("assets %s: entry %d has no hostname", path, i+1)
+		asset := newAsset(a.Hostname, a.DeviceID, a.IP, a.Criticality, a.Owner, a.Protected, a.Tags)
+		if _, err := store.NormalizeAsset(asset); err != nil {
+			return nil, fmt.Errorf("assets %s: entry %d: %w", path, i+1, err)
 		}
-		out = append(out, newAsset(a.Hostname, a.DeviceID, a.IP, a.Criticality, a.Owner, a.Protected, a.Tags))
+		out = append(out, asset)
 	}
 	return out, nil
 }
@@ -219,26 +220,13 @@ func newAsset(hostname, deviceID, ip, criticality, owner string, protected bool,
 		Owner: owner, Protected: protected, TagsJSON: string(tagsJSON)}
 }
 
-// knownCriticality says whether c is one of the values rules and playbooks compare
-// against (or none).
-func knownCriticality(c string) bool {
-	switch c {
-	case "", "low", "medium", "high", "critical":
-		return true
-	}
-	return false
-}
-
 func loadAssetsCSV(path string) ([]store.Asset, error) {
 	var out []store.Asset
 	err := readCSV(path, "assets", []string{"hostname"}, map[string]string{"device_uid": "device_id"}, func(get func(string) string) error {
-		a := newAsset(get("hostname"), get("device_id"), get("ip"), strings.ToLower(get("criticality")), get("owner"), false,
+		a := newAsset(get("hostname"), get("device_id"), get("ip"), get("criticality"), get("owner"), false,
 			strings.FieldsFunc(get("tags"), func(r rune) bool { return r == ';' || r == '|' || unicode.IsSpace(r) }))
-		if a.Hostname == "" {
-			return errors.New("no hostname")
-		}
-		if !knownCriticality(a.Criticality) {
-			return fmt.Errorf("criticality %q is not low, medium, high or critical", a.Criticality)
+		if _, err := store.NormalizeAsset(a); err != nil {
+			return err
 		}
 		if p := get("protected"); p != "" {
 			var err error
@@ -257,9 +245,9 @@ func loadAssetsCSV(path string) ([]store.Asset, error) {
 func LoadIOCs(path string) ([]store.IOC, error) {
 	var out []store.IOC
 	err := readCSV(path, "iocs", []string{"type", "value"}, nil, func(get func(string) string) error {
-		ioc := store.IOC{Type: strings.ToLower(get("type")), Value: get("value"), Source: get("source"), Description: get("description")}
-		if !store.ValidIOCType(ioc.Type) || ioc.Value == "" {
-			return fmt.Errorf("unknown type %q or empty value", ioc.Type)
+		ioc, err := store.NormalizeIOC(store.IOC{Type: get("type"), Value: get("value"), Source: get("source"), Description: get("description")})
+		if err != nil {
+			return err
 		}
 		if c := get("confidence"); c != "" {
 			var err error
@@ -321,26 +309,37 @@ func readCSV(path, what string, required []string, aliases map[string]string, ro
 	}
 }
 
-// LoadReferenceData upserts the inventory and the IOC list, whichever is given.
-func LoadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string) (assets []store.Asset, err error) {
+// ReferenceData is the asset inventory and the IOC list, read and checked.
+type ReferenceData struct {
+	Assets []store.Asset
+	IOCs   []store.IOC
+}
+
+// ReadReferenceData reads the inventory and the IOC list, whichever is given.
+// It touches nothing else, so a process reads them before it starts anything and
+// a mistake in either file stops it at once.
+func ReadReferenceData(assetsFile, iocsFile string) (ReferenceData, error) {
+	var r ReferenceData
+	var err error
 	if assetsFile != "" {
-		if assets, err = LoadAssets(assetsFile); err != nil {
-			return nil, err
-		}
-		if err := st.UpsertAssets(ctx, assets); err != nil {
-			return nil, err
+		if r.Assets, err = LoadAssets(assetsFile); err != nil {
+			return ReferenceData{}, err
 		}
 	}
 	if iocsFile != "" {
-		iocs, err := LoadIOCs(iocsFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := st.UpsertIOCs(ctx, iocs); err != nil {
-			return nil, err
+		if r.IOCs, err = LoadIOCs(iocsFile); err != nil {
+			return ReferenceData{}, err
 		}
 	}
-	return assets, nil
+	return r, nil
+}
+
+// Load upserts the records into the store.
+func (r ReferenceData) Load(ctx context.Context, st *store.Store) error {
+	if err := st.UpsertAssets(ctx, r.Assets); err != nil {
+		return err
+	}
+	return st.UpsertIOCs(ctx, r.IOCs)
 }
 
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
