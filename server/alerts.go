@@ -31,6 +31,8 @@ type AlertSummary struct {
 	SeverityID     int       `json:"severity_id"`
 	Severity       string    `json:"severity"`
 	Confidence     int       `json:"confidence"`
+	Hostname       string    `json:"hostname,omitempty"` // the host the alert is about
+	User           string    `json:"user,omitempty"`     // the user it is about
 	Status         string    `json:"status"`
 	Summary        string    `json:"summary,omitempty"` // why the alert ended as it did, in a line
 	Fingerprint    string    `json:"fingerprint"`
@@ -500,7 +502,9 @@ func stepViews(steps []store.Step) []StepView {
 }
 
 func summary(a *store.Alert) AlertSummary {
+	hostname, user := a.Subject()
 	return AlertSummary{
+		Hostname: hostname, User: user,
 		ID: a.ID, WorkflowID: a.WorkflowID, Source: a.Source, Title: a.Title, FindingUID: a.FindingUID,
 		Rule: a.RuleUID, SeverityID: a.SeverityID, Severity: a.Severity, Confidence: a.Confidence,
 		Status: a.Status, Summary: a.Summary, Fingerprint: a.Fingerprint, EventTime: a.EventTime, ReceivedAt: a.ReceivedAt,

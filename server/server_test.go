@@ -176,7 +176,8 @@ func TestAlertsAPI(t *testing.T) {
 		id := fmt.Sprintf("alert-%d", i)
 		a := &store.Alert{ID: id, WorkflowID: "alert/fp" + id, Fingerprint: "fp" + id, Source: "crowdstrike", Title: "t" + id,
 			SeverityID: sev, Severity: schemas.SeverityName(sev), Status: store.AlertProcessing,
-			EventTime: t0, ReceivedAt: t0.Add(time.Duration(i) * time.Minute), LastSeenAt: t0, AlertJSON: `{"source":"crowdstrike"}`, RawJSON: `{"raw":true}`}
+			EventTime: t0, ReceivedAt: t0.Add(time.Duration(i) * time.Minute), LastSeenAt: t0, RawJSON: `{"raw":true}`,
+			AlertJSON: fmt.Sprintf(`{"source":"crowdstrike","device":{"hostname":"ws-%d"},"user":{"name":"user-%d"}}`, i%2, i)}
 		run := &store.Run{ID: id, WorkflowID: a.WorkflowID, WorkflowType: "AlertWorkflow", AlertID: id, Status: store.StatusRunning, StartedAt: t0}
 		host := []schemas.Entity{{Kind: schemas.EntityHostname, Value: fmt.Sprintf("ws-%d", i%2)}}
 		if err := st.RecordAlert(ctx, a, host, run); err != nil {
@@ -196,6 +197,10 @@ func TestAlertsAPI(t *testing.T) {
 	alerts, _ := out["alerts"].([]any)
 	if code != 200 || len(alerts) != 2 || alerts[0].(map[string]any)["id"] != "alert-2" || out["next_cursor"] == nil {
 		t.Fatalf("list: %d %v", code, out)
+	}
+	// Each alert says whom it is about, for a queue an analyst scans.
+	if first := alerts[0].(map[string]any); first["hostname"] != "ws-0" || first["user"] != "user-2" {
+		t.Fatalf("list: the newest alert's subject = %v, %v", first["hostname"], first["user"])
 	}
 	code, out = do(t, h, http.MethodGet, "/api/v1/alerts?cursor="+out["next_cursor"].(string), nil, nil)
 	if alerts, _ = out["alerts"].([]any); code != 200 || len(alerts) != 1 || alerts[0].(map[string]any)["id"] != "alert-0" {

@@ -293,15 +293,21 @@ func (s *Store) AlertHeadlines(ctx context.Context, ids []string) (map[string]Al
 		return nil, fmt.Errorf("store: alert headlines: %w", err)
 	}
 	for _, r := range rows {
-		// The entities come from the recorded alert; one that does not parse
-		// still has its title.
-		var a struct {
-			Device schemas.Device `json:"device"`
-			User   schemas.User   `json:"user"`
-		}
-		_ = json.Unmarshal([]byte(r.AlertJSON), &a)
+		hostname, user := r.Subject()
 		out[r.ID] = AlertHeadline{Title: r.Title, Severity: r.Severity, SeverityID: r.SeverityID,
-			Status: r.Status, Hostname: a.Device.Hostname, User: a.User.Name}
+			Status: r.Status, Hostname: hostname, User: user}
 	}
 	return out, nil
+}
+
+// Subject is the host and the user the alert is about, read from the recorded
+// alert (AlertJSON must have been selected); a record that does not parse has
+// neither.
+func (a *Alert) Subject() (hostname, user string) {
+	var subject struct {
+		Device schemas.Device `json:"device"`
+		User   schemas.User   `json:"user"`
+	}
+	_ = json.Unmarshal([]byte(a.AlertJSON), &subject)
+	return subject.Device.Hostname, subject.User.Name
 }

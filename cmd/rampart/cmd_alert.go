@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -155,14 +156,14 @@ func newAlertListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tTITLE\tWHY")
+			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tHOST\tTITLE\tWHY")
 			for _, a := range page.Alerts {
 				status := a.Status
 				if a.Stalled {
 					status += " (stalled)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
-					a.Severity, status, a.DuplicateCount, a.Source, a.Title, workflows.Clip(a.Summary, 72))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
+					a.Severity, status, a.DuplicateCount, a.Source, cmp.Or(a.Hostname, a.User, "-"), a.Title, workflows.Clip(a.Summary, 72))
 			}
 			return tw.Flush()
 		},

@@ -125,7 +125,7 @@ steps:
 	t.Run("the UI says so", func(t *testing.T) {
 		browser := startBrowser(t)
 		browser.navigate(t, d.URL+"/")
-		browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(5)", "processing (stalled)")
+		browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(6)", "processing (stalled)")
 		browser.navigate(t, d.URL+"/#"+acc.AlertID)
 		browser.waitTextThat(t, "#detail p.stalled", "say which run is stalled and why", func(got string) bool {
 			return strings.HasPrefix(got, "Stalled: PlaybookWorkflow "+r.WorkflowID+": its workflow task") &&

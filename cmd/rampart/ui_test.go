@@ -187,6 +187,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	browser.waitText(t, "#alerts tr:nth-child(2) td:nth-child(3)", "Credential dumping from LSASS")
 	browser.typeText(t, `#filters input[name="entity"]`, "DC-01\ue007")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")
+	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(4)", "dc-01 · svc-backup") // whom it is about
 	if _, err := browser.find("#alerts tr:nth-child(2)"); err == nil {
 		t.Fatal("the list about dc-01 shows another alert")
 	}
@@ -213,14 +214,14 @@ func TestUISaysWhenItCannotRefresh(t *testing.T) {
 	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
 	awaitAlert(t, d.URL, acc.AlertID, "the alert to be recorded", waitTimeout, func(a server.AlertDetail) bool { return a.Status == "contained" })
 	browser.navigate(t, d.URL+"/")
-	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(5)", "contained")
+	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(6)", "contained")
 	if err := d.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
 	browser.waitTextThat(t, "#stale", "say the page is not up to date", func(got string) bool {
 		return strings.HasPrefix(got, "Not up to date: database is unavailable")
 	})
-	if got := browser.text(t, "#alerts tr:nth-child(1) td:nth-child(5)"); got != "contained" {
+	if got := browser.text(t, "#alerts tr:nth-child(1) td:nth-child(6)"); got != "contained" {
 		t.Fatalf("the list on screen shows %q", got)
 	}
 }

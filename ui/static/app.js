@@ -60,6 +60,7 @@ async function loadAlerts(append, stillWanted) {
       text("td", new Date(a.received_at).toLocaleString()),
       text("td", a.severity, "sev-" + a.severity_id),
       text("td", a.title),
+      text("td", [a.hostname, a.user].filter(Boolean).join(" · "), "subject"),
       text("td", a.source),
       text("td", a.stalled ? a.status + " (stalled)" : a.status, a.stalled ? "status-stalled" : "status-" + a.status),
       text("td", a.summary || "", "why"),
