@@ -120,9 +120,6 @@ var iocKinds = map[string]string{
 	IOCDomain: schemas.EntityDomain, IOCURL: schemas.EntityURL,
 }
 
-// ValidIOCType reports whether t is an IOC type Rampart matches.
-func ValidIOCType(t string) bool { _, ok := iocKinds[t]; return ok }
-
 // hashLengths is the digest length of each hash IOC type, in hex characters.
 var hashLengths = map[string]int{IOCSHA256: 64, IOCSHA1: 40, IOCMD5: 32}
 
@@ -133,7 +130,7 @@ var hashLengths = map[string]int{IOCSHA256: 64, IOCSHA1: 40, IOCMD5: 32}
 func NormalizeIOC(ioc IOC) (IOC, error) {
 	ioc.Type = strings.ToLower(strings.TrimSpace(ioc.Type))
 	ioc.Value = schemas.EntityValue(ioc.Value)
-	if !ValidIOCType(ioc.Type) {
+	if _, known := iocKinds[ioc.Type]; !known {
 		return ioc, fmt.Errorf("unknown IOC type %q (one of sha256, sha1, md5, ipv4, ipv6, domain, url)", ioc.Type)
 	}
 	if ioc.Value == "" {
