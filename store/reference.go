@@ -17,26 +17,105 @@ import (
 
 // UpsertAssets inserts or updates inventory records by hostname.
 func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
-	if len(assets) == 0 {
-		return nil
-	}
-	for i := range assets {
-		a, err := NormalizeAsset(assets[i])
-		if err != nil {
-			return fmt.Errorf("store: asset %q: %w", assets[i].Hostname, err)
-		}
-		assets[i] = a
-	}
-	err := s.atomically(ctx, func(db *gorm.DB) error {
-		return db.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "hostname"}},
-			DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
-		}).CreateInBatches(assets, 200).Error
-	})
+	assets, err := normalizeAssets(assets)
 	if err != nil {
+		return err
+	}
+	if err := s.atomically(ctx, func(db *gorm.DB) error { return upsertAssets(db, assets) }); err != nil {
 		return fmt.Errorf("store: upsert assets: %w", err)
 	}
 	return nil
+}
+
+// ReplaceAssets makes the inventory exactly assets: it upserts them and removes,
+// in the same transaction, every host not among them, so a host taken off the
+// inventory file stops being found (by an IP a new host may since have taken
+// over, say). It returns how many it removed.
+func (s *Store) ReplaceAssets(ctx context.Context, assets []Asset) (removed int, err error) {
+	if assets, err = normalizeAssets(assets); err != nil {
+		return 0, err
+	}
+	keep := make(map[string]bool, len(assets))
+	for _, a := range assets {
+		keep[a.Hostname] = true
+	}
+	err = s.atomically(ctx, func(db *gorm.DB) error {
+		if err := upsertAssets(db, assets); err != nil {
+			return err
+		}
+		var rows []Asset
+		if err := db.Select("id", "hostname").Find(&rows).Error; err != nil {
+			return err
+		}
+		removed, err = deleteUnkept(db, &Asset{}, rows, func(a Asset) (uint64, bool) { return a.ID, keep[a.Hostname] })
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: replace assets: %w", err)
+	}
+	return removed, nil
+}
+
+// normalizeAssets normalizes the records in place and returns them with one
+// record per hostname, the last given winning, as one upsert after another would
+// leave them (PostgreSQL refuses a statement that upserts one row twice).
+func normalizeAssets(assets []Asset) ([]Asset, error) {
+	for i := range assets {
+		a, err := NormalizeAsset(assets[i])
+		if err != nil {
+			return nil, fmt.Errorf("store: asset %q: %w", assets[i].Hostname, err)
+		}
+		assets[i] = a
+	}
+	return lastOfEach(assets, func(a Asset) string { return a.Hostname }), nil
+}
+
+// lastOfEach returns rows with one row per key, the last of each, in the order
+// the kept rows were given.
+func lastOfEach[T any, K comparable](rows []T, key func(T) K) []T {
+	last := make(map[K]int, len(rows))
+	for i, r := range rows {
+		last[key(r)] = i
+	}
+	if len(last) == len(rows) {
+		return rows
+	}
+	out := make([]T, 0, len(last))
+	for i, r := range rows {
+		if last[key(r)] == i {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func upsertAssets(db *gorm.DB, assets []Asset) error {
+	if len(assets) == 0 {
+		return nil
+	}
+	return db.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "hostname"}},
+		DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
+	}).CreateInBatches(assets, 200).Error
+}
+
+// deleteUnkept deletes the rows (read with their keys) that kept says are not
+// kept, by id in batches (a list of a hundred thousand would pass any engine's
+// bound-parameter limit in one statement), and returns how many it deleted.
+func deleteUnkept[T any](db *gorm.DB, model *T, rows []T, kept func(T) (id uint64, keep bool)) (int, error) {
+	var ids []uint64
+	for _, r := range rows {
+		if id, keep := kept(r); !keep {
+			ids = append(ids, id)
+		}
+	}
+	for start := 0; start < len(ids); start += 500 {
+		batch := ids[start:min(start+500, len(ids))]
+		if err := db.Where("id IN ?", batch).Delete(model).Error; err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
 
 // NormalizeAsset puts an inventory record's keys in the form alerts give them, so
@@ -171,28 +250,71 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 
 // UpsertIOCs inserts or updates indicators by (type, value).
 func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
-	if len(iocs) == 0 {
-		return nil
+	iocs, err := normalizeIOCs(iocs)
+	if err != nil {
+		return err
 	}
+	if err := s.atomically(ctx, func(db *gorm.DB) error { return upsertIOCs(db, iocs) }); err != nil {
+		return fmt.Errorf("store: upsert iocs: %w", err)
+	}
+	return nil
+}
+
+// ReplaceIOCs makes the indicator list exactly iocs: it upserts them and removes,
+// in the same transaction, every indicator not among them. An indicator taken
+// off the list (a false positive, most often) must stop matching: left in the
+// store it would go on driving containment. It returns how many it removed.
+func (s *Store) ReplaceIOCs(ctx context.Context, iocs []IOC) (removed int, err error) {
+	if iocs, err = normalizeIOCs(iocs); err != nil {
+		return 0, err
+	}
+	keep := make(map[iocKey]bool, len(iocs))
+	for _, ioc := range iocs {
+		keep[iocKey{ioc.Type, ioc.Value}] = true
+	}
+	err = s.atomically(ctx, func(db *gorm.DB) error {
+		if err := upsertIOCs(db, iocs); err != nil {
+			return err
+		}
+		var rows []IOC
+		if err := db.Select("id", "type", "value").Find(&rows).Error; err != nil {
+			return err
+		}
+		removed, err = deleteUnkept(db, &IOC{}, rows, func(r IOC) (uint64, bool) { return r.ID, keep[iocKey{r.Type, r.Value}] })
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: replace iocs: %w", err)
+	}
+	return removed, nil
+}
+
+// normalizeIOCs normalizes the indicators in place and returns them with one per
+// (type, value), the last given winning (see normalizeAssets).
+func normalizeIOCs(iocs []IOC) ([]IOC, error) {
 	now := time.Now().UTC()
 	for i := range iocs {
 		ioc, err := NormalizeIOC(iocs[i])
 		if err != nil {
-			return fmt.Errorf("store: %w", err)
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		iocs[i] = ioc
 		iocs[i].UpdatedAt = now
 	}
-	err := s.atomically(ctx, func(db *gorm.DB) error {
-		return db.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
-			DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
-		}).CreateInBatches(iocs, 200).Error
-	})
-	if err != nil {
-		return fmt.Errorf("store: upsert iocs: %w", err)
+	return lastOfEach(iocs, func(i IOC) iocKey { return iocKey{i.Type, i.Value} }), nil
+}
+
+// iocKey is an indicator's natural key.
+type iocKey struct{ typ, value string }
+
+func upsertIOCs(db *gorm.DB, iocs []IOC) error {
+	if len(iocs) == 0 {
+		return nil
 	}
-	return nil
+	return db.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
+		DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
+	}).CreateInBatches(iocs, 200).Error
 }
 
 // MatchIOCs returns the indicators on the list that equal one of the entities, of a

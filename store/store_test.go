@@ -416,6 +416,90 @@ func TestAssetsAndIOCs(t *testing.T) {
 	})
 }
 
+func TestReplaceReferenceData(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		hash := strings.Repeat("cd", 32)
+		list := []store.IOC{
+			{Type: "sha256", Value: hash, Source: "feed", Confidence: 90},
+			{Type: "ipv4", Value: "203.0.113.66", Source: "feed", Confidence: 50},
+			{Type: "ipv4", Value: "203.0.113.66", Source: "feed2", Confidence: 70}, // listed twice: the last wins
+			{Type: "domain", Value: "evil.example", Source: "feed"},
+		}
+		if removed, err := st.ReplaceIOCs(ctx, list); err != nil || removed != 0 {
+			t.Fatalf("first load: removed %d, %v", removed, err)
+		}
+		match := func() []store.IOC {
+			t.Helper()
+			hits, err := st.MatchIOCs(ctx, []schemas.Entity{
+				{Kind: schemas.EntityHash, Value: hash},
+				{Kind: schemas.EntityIP, Value: "203.0.113.66"},
+				{Kind: schemas.EntityDomain, Value: "evil.example"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return hits
+		}
+		if hits := match(); len(hits) != 3 || hits[1].Source != "feed2" || hits[1].Confidence != 70 {
+			t.Fatalf("hits after the first load = %+v", hits)
+		}
+		// The hash was a false positive: taken off the list, it stops matching.
+		removed, err := st.ReplaceIOCs(ctx, []store.IOC{list[2], list[3]})
+		if err != nil || removed != 1 {
+			t.Fatalf("second load: removed %d, %v", removed, err)
+		}
+		if hits := match(); len(hits) != 2 || hits[0].Type != "domain" || hits[1].Type != "ipv4" {
+			t.Fatalf("hits after the hash left the list = %+v", hits)
+		}
+		// A list with a bad line changes nothing.
+		if _, err := st.ReplaceIOCs(ctx, []store.IOC{{Type: "md5", Value: "abc"}}); err == nil {
+			t.Fatal("a list with a truncated hash replaced the list")
+		}
+		if hits := match(); len(hits) != 2 {
+			t.Fatalf("hits after a refused list = %+v", hits)
+		}
+		// More indicators than one statement may bind, all but one then removed.
+		many := make([]store.IOC, 1200)
+		for i := range many {
+			many[i] = store.IOC{Type: "ipv4", Value: fmt.Sprintf("198.51.%d.%d", i/250, i%250+1)}
+		}
+		if removed, err := st.ReplaceIOCs(ctx, many); err != nil || removed != 2 {
+			t.Fatalf("large load: removed %d, %v", removed, err)
+		}
+		if removed, err := st.ReplaceIOCs(ctx, many[:1]); err != nil || removed != len(many)-1 {
+			t.Fatalf("shrinking load: removed %d, %v", removed, err)
+		}
+		if removed, err := st.ReplaceIOCs(ctx, nil); err != nil || removed != 1 {
+			t.Fatalf("an empty list: removed %d, %v", removed, err)
+		}
+
+		assets := []store.Asset{
+			{Hostname: "old-ws-1", DeviceID: "aaa", IP: "10.0.0.7", Criticality: "critical", Protected: true},
+			{Hostname: "dc-01", DeviceID: "bbb", IP: "10.0.0.2", Criticality: "critical"},
+			{Hostname: "DC-01", DeviceID: "bbb", IP: "10.0.0.2", Criticality: "critical", Protected: true}, // the last wins
+		}
+		if removed, err := st.ReplaceAssets(ctx, assets); err != nil || removed != 0 {
+			t.Fatalf("first inventory: removed %d, %v", removed, err)
+		}
+		if a, err := st.FindAsset(ctx, "", "dc-01", ""); err != nil || !a.Protected {
+			t.Fatalf("dc-01 = %+v, %v", a, err)
+		}
+		// old-ws-1 is decommissioned and its address given to a new host: the
+		// address finds the new host, not the one that left the inventory.
+		removed, err = st.ReplaceAssets(ctx, []store.Asset{assets[2], {Hostname: "new-ws-9", IP: "10.0.0.7", Criticality: "low"}})
+		if err != nil || removed != 1 {
+			t.Fatalf("second inventory: removed %d, %v", removed, err)
+		}
+		if a, err := st.FindAsset(ctx, "", "", "10.0.0.7"); err != nil || a.Hostname != "new-ws-9" || a.Protected {
+			t.Fatalf("asset by the reused address = %+v, %v", a, err)
+		}
+		if _, err := st.FindAsset(ctx, "aaa", "old-ws-1", ""); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a host off the inventory is still found: %v", err)
+		}
+	})
+}
+
 func TestOpenRejectsBadDSNWithoutLeakingPassword(t *testing.T) {
 	_, err := store.Open(context.Background(), "postgres://u:s3cr3t-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
 	if err == nil {

@@ -105,7 +105,7 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := reference.Load(ctx, st); err != nil {
+			if err := reference.Load(ctx, st, log); err != nil {
 				return err
 			}
 			reg, err := app.NewIntegrations(cfg)

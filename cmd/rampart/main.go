@@ -109,8 +109,8 @@ func (f *configFlags) database(cmd *cobra.Command, def string) {
 
 func (f *configFlags) reference(cmd *cobra.Command, defAssets, defIOCs string) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.cfg.AssetsFile, "assets", app.Env("RAMPART_ASSETS_FILE", defAssets), "asset inventory YAML loaded at boot (env RAMPART_ASSETS_FILE)")
-	fl.StringVar(&f.cfg.IOCsFile, "iocs", app.Env("RAMPART_IOCS_FILE", defIOCs), "IOC list CSV loaded at boot (env RAMPART_IOCS_FILE)")
+	fl.StringVar(&f.cfg.AssetsFile, "assets", app.Env("RAMPART_ASSETS_FILE", defAssets), "asset inventory (YAML, or a CMDB export in CSV) loaded at boot as the whole inventory: hosts not on it are removed (env RAMPART_ASSETS_FILE)")
+	fl.StringVar(&f.cfg.IOCsFile, "iocs", app.Env("RAMPART_IOCS_FILE", defIOCs), "IOC list CSV loaded at boot as the whole list: indicators not on it are removed (env RAMPART_IOCS_FILE)")
 }
 
 func (f *configFlags) edr(cmd *cobra.Command) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
@@ -211,6 +213,71 @@ func TestLoadReferenceFiles(t *testing.T) {
 	}
 	if _, err := LoadIOCs(write("k.csv", "type,value,confidence\nipv4,1.2.3.4,900\n")); err == nil {
 		t.Error("confidence 900 accepted")
+	}
+	// A host listed twice is refused, with both places: one record may say
+	// protected and the other not. Lines are the file's, blank ones counted.
+	if _, err := LoadAssets(write("d.yaml", "assets: [{hostname: dc-01, protected: true}, {hostname: ws-1}, {hostname: DC-01}]\n")); err == nil ||
+		!strings.Contains(err.Error(), `entry 3: hostname "dc-01" is listed twice (first at entry 1)`) {
+		t.Errorf("a host twice in YAML: %v", err)
+	}
+	if _, err := LoadAssets(write("d.csv", "hostname,protected\ndc-01,true\n\nws-1,\"false\"\nDC-01,false\n")); err == nil ||
+		!strings.Contains(err.Error(), `line 5: hostname "dc-01" is listed twice (first at line 2)`) {
+		t.Errorf("a host twice in CSV: %v", err)
+	}
+}
+
+func TestLoadReplacesTheListsGiven(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := OpenStore(ctx, filepath.Join(dir, "rampart.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	load := func(assets, iocs string) {
+		t.Helper()
+		ref, err := ReadReferenceData(assets, iocs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ref.Load(ctx, st, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash := strings.Repeat("ef", 32)
+	hits := func() int {
+		t.Helper()
+		m, err := st.MatchIOCs(ctx, []schemas.Entity{{Kind: schemas.EntityHash, Value: hash}, {Kind: schemas.EntityIP, Value: "203.0.113.9"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m)
+	}
+	load(write("a.yaml", "assets: [{hostname: ws-1}, {hostname: ws-2}]\n"), write("i.csv", "type,value\nsha256,"+hash+"\nipv4,203.0.113.9\n"))
+	if hits() != 2 {
+		t.Fatalf("first load: %d hits", hits())
+	}
+	// The hash turned out a false positive and left the file: a restart stops it matching.
+	load("", write("i.csv", "type,value\nipv4,203.0.113.9\n"))
+	if hits() != 1 || !strings.Contains(logged.String(), "msg=\"IOC list loaded\" iocs=1 removed=1") {
+		t.Fatalf("after the hash left the list: %d hits; log:\n%s", hits(), logged.String())
+	}
+	// No file named leaves a list as it is; a file names the whole list.
+	if _, err := st.FindAsset(ctx, "", "ws-2", ""); err != nil {
+		t.Fatalf("the inventory changed when no inventory file was given: %v", err)
+	}
+	load(write("a.yaml", "assets: [{hostname: ws-1}]\n"), "")
+	if _, err := st.FindAsset(ctx, "", "ws-2", ""); !errors.Is(err, store.ErrNotFound) || hits() != 1 {
+		t.Fatalf("ws-2 left the inventory: %v; %d hits", err, hits())
 	}
 }
 

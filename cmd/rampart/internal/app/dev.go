@@ -120,7 +120,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Store, err = OpenStore(ctx, dsn, true); err != nil {
 		return nil, err
 	}
-	if err := reference.Load(ctx, d.Store); err != nil {
+	if err := reference.Load(ctx, d.Store, log); err != nil {
 		return nil, err
 	}
 	if err := ApplyPlaybookDir(ctx, d.Store, cfg.PlaybooksDir, log); err != nil {

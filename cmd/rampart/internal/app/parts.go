@@ -201,14 +201,32 @@ func LoadAssets(path string) ([]store.Asset, error) {
 		return nil, fmt.Errorf("assets %s: %w", path, err)
 	}
 	out := make([]store.Asset, 0, len(f.Assets))
+	seen := hostnamesSeen{}
 	for i, a := range f.Assets {
 		asset := newAsset(a.Hostname, a.DeviceID, a.IP, a.Criticality, a.Owner, a.Protected, a.Tags)
-		if _, err := store.NormalizeAsset(asset); err != nil {
+		if err := seen.check(asset, fmt.Sprintf("entry %d", i+1)); err != nil {
 			return nil, fmt.Errorf("assets %s: entry %d: %w", path, i+1, err)
 		}
 		out = append(out, asset)
 	}
 	return out, nil
+}
+
+// hostnamesSeen refuses a host listed twice: which record was meant (one may say
+// protected, the other not) is not for the loader to guess.
+type hostnamesSeen map[string]string
+
+// check validates the record and notes where its hostname was first listed.
+func (seen hostnamesSeen) check(a store.Asset, where string) error {
+	n, err := store.NormalizeAsset(a)
+	if err != nil {
+		return err
+	}
+	if first, twice := seen[n.Hostname]; twice {
+		return fmt.Errorf("hostname %q is listed twice (first at %s)", n.Hostname, first)
+	}
+	seen[n.Hostname] = where
+	return nil
 }
 
 func newAsset(hostname, deviceID, ip, criticality, owner string, protected bool, tags []string) store.Asset {
@@ -222,10 +240,11 @@ func newAsset(hostname, deviceID, ip, criticality, owner string, protected bool,
 
 func loadAssetsCSV(path string) ([]store.Asset, error) {
 	var out []store.Asset
-	err := readCSV(path, "assets", []string{"hostname"}, map[string]string{"device_uid": "device_id"}, func(get func(string) string) error {
+	seen := hostnamesSeen{}
+	err := readCSV(path, "assets", []string{"hostname"}, map[string]string{"device_uid": "device_id"}, func(line int, get func(string) string) error {
 		a := newAsset(get("hostname"), get("device_id"), get("ip"), get("criticality"), get("owner"), false,
 			strings.FieldsFunc(get("tags"), func(r rune) bool { return r == ';' || r == '|' || unicode.IsSpace(r) }))
-		if _, err := store.NormalizeAsset(a); err != nil {
+		if err := seen.check(a, fmt.Sprintf("line %d", line)); err != nil {
 			return err
 		}
 		if p := get("protected"); p != "" {
@@ -244,7 +263,7 @@ func loadAssetsCSV(path string) ([]store.Asset, error) {
 // (and an optional description).
 func LoadIOCs(path string) ([]store.IOC, error) {
 	var out []store.IOC
-	err := readCSV(path, "iocs", []string{"type", "value"}, nil, func(get func(string) string) error {
+	err := readCSV(path, "iocs", []string{"type", "value"}, nil, func(_ int, get func(string) string) error {
 		ioc, err := store.NormalizeIOC(store.IOC{Type: get("type"), Value: get("value"), Source: get("source"), Description: get("description")})
 		if err != nil {
 			return err
@@ -262,9 +281,9 @@ func LoadIOCs(path string) ([]store.IOC, error) {
 }
 
 // readCSV calls row for every record of a CSV file with a header line, giving it
-// the record's fields by (lower-cased) column name; aliases name other spellings
-// of a column. Errors name the file and line.
-func readCSV(path, what string, required []string, aliases map[string]string, row func(get func(string) string) error) error {
+// the record's line and its fields by (lower-cased) column name; aliases name
+// other spellings of a column. Errors name the file and line.
+func readCSV(path, what string, required []string, aliases map[string]string, row func(line int, get func(string) string) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
@@ -289,7 +308,7 @@ func readCSV(path, what string, required []string, aliases map[string]string, ro
 			return fmt.Errorf("%s %s: header lacks %q", what, path, need)
 		}
 	}
-	for line := 2; ; line++ {
+	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -297,22 +316,26 @@ func readCSV(path, what string, required []string, aliases map[string]string, ro
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", what, path, err)
 		}
+		line, _ := r.FieldPos(0) // the file's line, blank lines and quoted line breaks counted
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(rec) {
 				return strings.TrimSpace(rec[i])
 			}
 			return ""
 		}
-		if err := row(get); err != nil {
+		if err := row(line, get); err != nil {
 			return fmt.Errorf("%s %s line %d: %w", what, path, line, err)
 		}
 	}
 }
 
-// ReferenceData is the asset inventory and the IOC list, read and checked.
+// ReferenceData is the asset inventory and the IOC list, read and checked. A
+// file given is the whole list: loading it removes what is not on it.
 type ReferenceData struct {
 	Assets []store.Asset
 	IOCs   []store.IOC
+
+	assetsGiven, iocsGiven bool // a file was named, even an empty one
 }
 
 // ReadReferenceData reads the inventory and the IOC list, whichever is given.
@@ -321,12 +344,12 @@ type ReferenceData struct {
 func ReadReferenceData(assetsFile, iocsFile string) (ReferenceData, error) {
 	var r ReferenceData
 	var err error
-	if assetsFile != "" {
+	if r.assetsGiven = assetsFile != ""; r.assetsGiven {
 		if r.Assets, err = LoadAssets(assetsFile); err != nil {
 			return ReferenceData{}, err
 		}
 	}
-	if iocsFile != "" {
+	if r.iocsGiven = iocsFile != ""; r.iocsGiven {
 		if r.IOCs, err = LoadIOCs(iocsFile); err != nil {
 			return ReferenceData{}, err
 		}
@@ -334,12 +357,26 @@ func ReadReferenceData(assetsFile, iocsFile string) (ReferenceData, error) {
 	return r, nil
 }
 
-// Load upserts the records into the store.
-func (r ReferenceData) Load(ctx context.Context, st *store.Store) error {
-	if err := st.UpsertAssets(ctx, r.Assets); err != nil {
-		return err
+// Load makes the store's inventory and IOC list those read, each only when its
+// file was given: a host or an indicator taken off its file is taken out of the
+// store too (a false-positive indicator left behind would go on driving
+// containment). The log says how many were loaded and removed.
+func (r ReferenceData) Load(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	if r.assetsGiven {
+		removed, err := st.ReplaceAssets(ctx, r.Assets)
+		if err != nil {
+			return err
+		}
+		log.Info("asset inventory loaded", "assets", len(r.Assets), "removed", removed)
 	}
-	return st.UpsertIOCs(ctx, r.IOCs)
+	if r.iocsGiven {
+		removed, err := st.ReplaceIOCs(ctx, r.IOCs)
+		if err != nil {
+			return err
+		}
+		log.Info("IOC list loaded", "iocs", len(r.IOCs), "removed", removed)
+	}
+	return nil
 }
 
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
