@@ -38,15 +38,24 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				return err
 			}
 			ctx := cmd.Context()
+			hup, stopHangups := hangups() // registered first: a hang-up while booting waits, not kills
+			defer stopHangups()
 			d, err := app.StartDev(ctx, app.DevOptions{Config: *cfg, TemporalPort: temporalPort, SimulatorListen: simListen, Logger: log})
 			if err != nil {
 				return err
 			}
 			printBanner(cmd.OutOrStdout(), d)
-			select {
-			case <-ctx.Done():
-				log.Info("shutting down")
-			case err = <-d.Done():
+		serve:
+			for {
+				select {
+				case <-ctx.Done():
+					log.Info("shutting down")
+					break serve
+				case err = <-d.Done():
+					break serve
+				case <-hup:
+					_ = d.ReloadReferenceData(ctx) // it logs the outcome; a bad file keeps the lists as they were
+				}
 			}
 			d.Stop(context.Background())
 			return err

@@ -95,6 +95,8 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			hup, stopHangups := hangups()
+			defer stopHangups()
 			reference, err := app.ReadReferenceData(cfg.AssetsFile, cfg.IOCsFile) // before waiting for the database
 			if err != nil {
 				return err
@@ -139,10 +141,18 @@ func newWorkerCmd() *cobra.Command {
 				"metrics", cfg.MetricsListen)
 			// A worker Temporal stopped for good exits non-zero, for its
 			// supervisor to restart it or page someone.
-			select {
-			case <-ctx.Done():
-			case err = <-ops.done:
-			case err = <-w.Fatal:
+		serve:
+			for {
+				select {
+				case <-ctx.Done():
+					break serve
+				case err = <-ops.done:
+					break serve
+				case err = <-w.Fatal:
+					break serve
+				case <-hup:
+					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, log) // it logs the outcome
+				}
 			}
 			ops.stop()
 			return err

@@ -891,14 +891,18 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatalf("state with no worker: %d %s", resp.StatusCode, body)
 	}
 
-	workerArgs := []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", examples + "/iocs.csv",
+	iocs := filepath.Join(dir, "iocs.csv") // a copy, to be spoiled below
+	if err := os.WriteFile(iocs, readFile(t, examples+"/iocs.csv"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	workerArgs := []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", iocs,
 		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"}
 	workerEnv := append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789")
 	// Without a payload key a worker refuses to start, rather than write history
 	// its peers cannot read.
 	refusesToStart(t, dir, "keyless-worker", workerArgs, workerEnv, "RAMPART_PAYLOAD_KEY")
 	workerOps := freeAddr(t)
-	startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile, "--metrics-listen", workerOps), workerEnv)
+	workerProc := startChild(t, dir, "worker", append(workerArgs, "--payload-key-file", keyFile, "--metrics-listen", workerOps), workerEnv)
 	waitFor(t, "the worker to poll", waitTimeout, func() bool {
 		w := workers()
 		return w.Polling == 1 && len(w.Workers) == 1 && w.Workers[0].Polling
@@ -910,6 +914,15 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if n := sim.ContainCalls(ransomHost); n != 1 {
 		t.Fatalf("contain calls = %d", n)
 	}
+	// A hang-up reloads the worker's files; one with a mistake is refused, and the
+	// worker carries on (TestHangUpReloadsTheReferenceFiles follows a good reload).
+	if err := os.WriteFile(iocs, []byte("type,value\nsha256,4be1f82c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hangUp(t, workerProc)
+	waitFor(t, "the worker to refuse the spoiled IOC list", waitTimeout, func() bool {
+		return strings.Contains(string(readFile(t, filepath.Join(dir, "worker.log"))), "reference data not reloaded")
+	})
 	// A Prometheus scraping the server, with a token, reads the alert it took, the
 	// worker polling and nothing stalled or waiting; without one it is refused.
 	if resp, err := http.Get(baseURL + "/api/v1/metrics"); err != nil || resp.Body.Close() != nil || resp.StatusCode != http.StatusUnauthorized {

@@ -44,6 +44,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// hangups delivers each SIGHUP to the returned channel until stop is called:
+// dev and worker reload their inventory and IOC files on one, rather than end
+// as a hang-up would otherwise make them.
+func hangups() (hup <-chan os.Signal, stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
 // exitError carries a specific exit code.
 type exitError int
 

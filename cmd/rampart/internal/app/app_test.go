@@ -279,6 +279,22 @@ func TestLoadReplacesTheListsGiven(t *testing.T) {
 	if _, err := st.FindAsset(ctx, "", "ws-2", ""); !errors.Is(err, store.ErrNotFound) || hits() != 1 {
 		t.Fatalf("ws-2 left the inventory: %v; %d hits", err, hits())
 	}
+	// A reload (SIGHUP) of a file with a mistake changes neither list, even when
+	// the other file is good.
+	good := write("a2.yaml", "assets: [{hostname: ws-3}]\n")
+	if _, err := ReloadReferenceData(ctx, st, good, write("i.csv", "type,value\nipv4,10.0.0.0/8\n"), log); err == nil ||
+		!strings.Contains(logged.String(), "reference data not reloaded") {
+		t.Fatalf("a bad list reloaded: %v; log:\n%s", err, logged.String())
+	}
+	if _, err := st.FindAsset(ctx, "", "ws-3", ""); !errors.Is(err, store.ErrNotFound) || hits() != 1 {
+		t.Fatalf("a refused reload changed the lists: ws-3 %v; %d hits", err, hits())
+	}
+	if _, err := ReloadReferenceData(ctx, st, good, "", log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.FindAsset(ctx, "", "ws-3", ""); err != nil || hits() != 1 {
+		t.Fatalf("after a good reload: ws-3 %v; %d hits", err, hits())
+	}
 }
 
 func TestStartDevOnALockedDataDirFailsCleanly(t *testing.T) {

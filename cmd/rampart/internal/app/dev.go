@@ -183,11 +183,7 @@ func PortTaken(err error, flag string) error {
 func (d *Dev) startSimulator(opts DevOptions, assets []store.Asset) error {
 	id, secret := "rampart-dev-"+randomHex(4), randomHex(24)
 	d.Simulator = crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: id, ClientSecret: secret, ContainDelay: opts.ContainDelay})
-	for _, a := range assets {
-		if a.DeviceID != "" {
-			d.Simulator.AddHost(crowdstrike.SimHost{ID: a.DeviceID, Hostname: a.Hostname, IP: a.IP, Platform: "Windows"})
-		}
-	}
+	d.addSimulatedHosts(assets)
 	listen := opts.SimulatorListen
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -197,6 +193,28 @@ func (d *Dev) startSimulator(opts DevOptions, assets []store.Asset) error {
 	}
 	d.Config.CrowdStrike = CrowdStrikeConfig{BaseURL: d.Simulator.URL(), ClientID: id, ClientSecret: integrations.NewSecret(secret)}
 	return nil
+}
+
+// ReloadReferenceData reloads the inventory and IOC files (see the function of
+// that name); the simulator learns the inventory's new hosts, and keeps the state
+// of those it knew.
+func (d *Dev) ReloadReferenceData(ctx context.Context) error {
+	r, err := ReloadReferenceData(ctx, d.Store, d.Config.AssetsFile, d.Config.IOCsFile, d.log)
+	if err != nil || d.Simulator == nil {
+		return err
+	}
+	d.addSimulatedHosts(r.Assets)
+	return nil
+}
+
+// addSimulatedHosts gives the simulator the inventory's hosts it does not know
+// (by their EDR device id); a host it knows keeps its state.
+func (d *Dev) addSimulatedHosts(assets []store.Asset) {
+	for _, a := range assets {
+		if _, known := d.Simulator.Host(a.DeviceID); a.DeviceID != "" && !known {
+			d.Simulator.AddHost(crowdstrike.SimHost{ID: a.DeviceID, Hostname: a.Hostname, IP: a.IP, Platform: "Windows"})
+		}
+	}
 }
 
 // Done reports the HTTP server stopping on its own (a serve error).

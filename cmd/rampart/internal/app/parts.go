@@ -379,6 +379,27 @@ func (r ReferenceData) Load(ctx context.Context, st *store.Store, log *slog.Logg
 	return nil
 }
 
+// ReloadReferenceData reads the inventory and IOC files again and, when both read
+// cleanly, makes the store's lists theirs (SIGHUP does this in dev and worker, so
+// an indicator added in the middle of an incident matches the next alert without
+// a restart). A mistake in either file is logged and changes nothing: the lists
+// loaded before stay in force.
+func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string, log *slog.Logger) (ReferenceData, error) {
+	if assetsFile == "" && iocsFile == "" {
+		log.Warn("reference data not reloaded: no --assets or --iocs file was given")
+		return ReferenceData{}, nil
+	}
+	r, err := ReadReferenceData(assetsFile, iocsFile)
+	if err == nil {
+		err = r.Load(ctx, st, log)
+	}
+	if err != nil {
+		log.Error("reference data not reloaded: the lists loaded before stay in force", "error", err)
+		return ReferenceData{}, err
+	}
+	return r, nil
+}
+
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
 // problem stops the boot with the diagnostics.
 func ApplyPlaybookDir(ctx context.Context, st *store.Store, dir string, log *slog.Logger) error {

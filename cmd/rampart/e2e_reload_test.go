@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
+	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
+)
+
+// TestHangUpReloadsTheReferenceFiles runs `rampart dev` on an inventory without
+// the ransomware's host and an IOC list without its hash: the detection is left
+// alone. With both added to the files and a SIGHUP sent, the same detection's
+// next alert contains the host, with no restart (the simulator learned the new
+// host too). A file with a mistake on the next hang-up changes nothing and the
+// process carries on.
+func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	config := write("rampart.yaml", "decide:\n  contain_when: enrich.ioc_hits > 0 && !enrich.asset.protected && alert.severity_id >= 4\n"+
+		"dedup_window: 1s\nretention: 24h\n")
+	assets := write("assets.yaml", "assets: [{hostname: eng-ws-0077, device_id: 3c9e7b1a5d2f4c68b0e1a2d3c4b5f6e7}]\n")
+	iocs := write("iocs.csv", "type,value\nipv4,198.51.100.1\n")
+	listen, simListen := freeAddr(t), freeAddr(t)
+	baseURL := "http://" + listen
+	args := []string{"dev", "--data-dir", filepath.Join(dir, "data"), "--listen", listen,
+		"--temporal-port", strconv.Itoa(freePort(t)), "--config", config, "--crowdstrike-sim-listen", simListen,
+		"--sources", examples + "/sources.yaml", "--assets", assets, "--iocs", iocs, "--playbooks", ""}
+	child := startChild(t, dir, "dev", args, []string{childEnv + "=1"})
+	waitReady(t, baseURL)
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := func(a server.AlertDetail) bool { return a.Run != nil && a.Run.ClosedAt != nil }
+
+	first := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
+	if a := awaitAlert(t, baseURL, first.AlertID, "the first alert's run to close", waitTimeout, closed); a.Status != "no_action" {
+		t.Fatalf("with neither the host nor the hash listed: status %s, enrichment %s", a.Status, a.Enrichment)
+	}
+
+	write("assets.yaml", string(readFile(t, examples+"/assets.yaml")))
+	write("iocs.csv", string(readFile(t, examples+"/iocs.csv")))
+	hangUp(t, child)
+	log := filepath.Join(dir, "dev.log")
+	waitFor(t, "the IOC list to be reloaded", waitTimeout, func() bool {
+		return strings.Count(string(readFile(t, log)), `msg="IOC list loaded"`) == 2 // at boot, then now
+	})
+	listed, err := app.LoadIOCs(examples + "/iocs.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(readFile(t, log)); strings.Count(got, `msg="asset inventory loaded"`) != 2 ||
+		!strings.Contains(got, fmt.Sprintf(`msg="IOC list loaded" iocs=%d removed=1`, len(listed))) { // 198.51.100.1 went
+		t.Fatalf("the reload's log lines are missing:\n%s", got)
+	}
+
+	second := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
+	if second.AlertID == first.AlertID || second.Duplicate {
+		t.Fatalf("the second alert folded into the first: %+v", second)
+	}
+	a := awaitAlert(t, baseURL, second.AlertID, "the second alert to end", waitTimeout, func(a server.AlertDetail) bool {
+		return a.Status != "processing" && a.Status != "received"
+	})
+	if a.Status != "contained" || !strings.Contains(string(a.Enrichment), `"ioc_hits":1`) {
+		t.Fatalf("after the reload: status %s, enrichment %s, actions %+v", a.Status, a.Enrichment, a.Actions)
+	}
+	resp, err := http.Get("http://" + simListen + "/_sim/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(hosts), `"fin-ws-0142"`) || !strings.Contains(string(hosts), `"contained"`) {
+		t.Fatalf("the simulator's hosts: %s", hosts)
+	}
+
+	write("iocs.csv", "type,value\nmd5,8f14e45f\n")
+	hangUp(t, child)
+	waitFor(t, "the bad file to be refused", waitTimeout, func() bool {
+		return strings.Contains(string(readFile(t, log)), "reference data not reloaded")
+	})
+	select {
+	case <-child.done:
+		t.Fatal("rampart dev ended on a bad file")
+	case <-time.After(200 * time.Millisecond):
+	}
+	waitReady(t, baseURL)
+}
+
+func hangUp(t *testing.T, c *childProc) {
+	t.Helper()
+	if err := c.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
