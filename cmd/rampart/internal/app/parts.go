@@ -383,18 +383,19 @@ func (r ReferenceData) Load(ctx context.Context, st *store.Store, log *slog.Logg
 // cleanly, makes the store's lists theirs (SIGHUP does this in dev and worker, so
 // an indicator added in the middle of an incident matches the next alert without
 // a restart). A mistake in either file is logged and changes nothing: the lists
-// loaded before stay in force.
+// loaded before stay in force. Each list is replaced in a transaction of its own.
 func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string, log *slog.Logger) (ReferenceData, error) {
 	if assetsFile == "" && iocsFile == "" {
 		log.Warn("reference data not reloaded: no --assets or --iocs file was given")
 		return ReferenceData{}, nil
 	}
 	r, err := ReadReferenceData(assetsFile, iocsFile)
-	if err == nil {
-		err = r.Load(ctx, st, log)
-	}
 	if err != nil {
 		log.Error("reference data not reloaded: the lists loaded before stay in force", "error", err)
+		return ReferenceData{}, err
+	}
+	if err := r.Load(ctx, st, log); err != nil { // the store failed: a list logged as loaded just before was
+		log.Error("reference data reload failed in the store: a list not logged as loaded is as it was", "error", err)
 		return ReferenceData{}, err
 	}
 	return r, nil
