@@ -934,6 +934,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	serverMetrics := string(metrics)
 	for _, want := range []string{
 		`rampart_webhook_deliveries_total{source="crowdstrike",outcome="accepted"} 1` + "\n",
 		`rampart_workers_polling{task_queue="rampart-prod-shape"} 1` + "\n",
@@ -981,6 +982,8 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		}
 		return true
 	})
+	// The alerting rules shipped in examples/prometheus name what these export.
+	checkAlertRules(t, serverMetrics, string(metrics))
 
 	// What Temporal stored is ciphertext: the alert's host and user are not in it.
 	stored := rawHistory(t, temporalSrv.FrontendAddress(), acc.WorkflowID)
