@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -202,10 +203,27 @@ var iocKinds = map[string]string{
 // hashLengths is the digest length of each hash IOC type, in hex characters.
 var hashLengths = map[string]int{IOCSHA256: 64, IOCSHA1: 40, IOCMD5: 32}
 
+// emptyDigests are the digests of zero bytes. Feeds list them by mistake, and one
+// would match every empty file an EDR reports: a containment on each.
+var emptyDigests = map[string]bool{
+	"d41d8cd98f00b204e9800998ecf8427e":                                 true, // MD5
+	"da39a3ee5e6b4b0d3255bfef95601890afd80709":                         true, // SHA-1
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855": true, // SHA-256
+}
+
+// everyHostHas reports an address that names no adversary because every host
+// has or uses it: unspecified, loopback, multicast, the limited broadcast.
+func everyHostHas(ip string) bool {
+	addr, err := netip.ParseAddr(ip)
+	return err == nil && (addr.IsUnspecified() || addr.IsLoopback() || addr.IsMulticast() ||
+		addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}))
+}
+
 // NormalizeIOC checks an indicator's value against its type and puts it in the
 // form alerts' entities hold (hashes and names in lower case, IPs canonical), so
 // that matching is an equality. An indicator that could never match, a truncated
-// hash or a URL listed as a domain, is refused rather than loaded to sit idle.
+// hash or a URL listed as a domain, is refused rather than loaded to sit idle; so
+// is one that would match on every host, the empty file's digest or 127.0.0.1.
 func NormalizeIOC(ioc IOC) (IOC, error) {
 	ioc.Type = strings.ToLower(strings.TrimSpace(ioc.Type))
 	ioc.Value = schemas.EntityValue(ioc.Value)
@@ -223,6 +241,9 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 		if n := hashLengths[ioc.Type]; !schemas.IsHexDigest(ioc.Value, n) {
 			return bad("not a %d-character hex digest", n)
 		}
+		if emptyDigests[ioc.Value] {
+			return bad("the digest of empty input: it would match every empty file")
+		}
 	case IOCIPv4, IOCIPv6:
 		ip, ok := schemas.CanonicalIP(ioc.Value)
 		if !ok {
@@ -230,6 +251,9 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 		}
 		if v4 := !strings.Contains(ip, ":"); v4 != (ioc.Type == IOCIPv4) {
 			return bad("an address of the other family")
+		}
+		if everyHostHas(ip) {
+			return bad("a loopback, unspecified, multicast or broadcast address: every host has it")
 		}
 		ioc.Value = ip
 	case IOCDomain:

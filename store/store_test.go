@@ -995,6 +995,7 @@ func TestNormalizeIOC(t *testing.T) {
 	for _, c := range []struct{ typ, value, want string }{
 		{"SHA1", " " + strings.ToUpper(sha1) + " ", sha1},
 		{"ipv4", "::ffff:198.51.100.7", "198.51.100.7"},
+		{"ipv4", "10.20.4.142", "10.20.4.142"}, // a private address may be an indicator: an internal relay's
 		{"ipv6", "2001:0DB8::0042", "2001:db8::42"},
 		{"domain", "Login-Verify.Example", "login-verify.example"},
 		{"url", "HTTPS://login-verify.example/a?b=1", "https://login-verify.example/a?b=1"},
@@ -1015,6 +1016,16 @@ func TestNormalizeIOC(t *testing.T) {
 		{"domain", "http://evil.example/x", "a URL belongs under type url"},
 		{"domain", "203.0.113.5", "an IP address"},
 		{"url", "evil.example/x", "a scheme and a host"},
+		{"md5", "D41D8CD98F00B204E9800998ECF8427E", "every empty file"},
+		{"sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709", "every empty file"},
+		{"sha256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "every empty file"},
+		{"ipv4", "127.0.0.53", "every host has it"},
+		{"ipv4", "0.0.0.0", "every host has it"},
+		{"ipv4", "::ffff:255.255.255.255", "every host has it"},
+		{"ipv4", "224.0.0.251", "every host has it"},
+		{"ipv6", "::1", "every host has it"},
+		{"ipv6", "::", "every host has it"},
+		{"ipv6", "ff02::fb", "every host has it"},
 	} {
 		if _, err := store.NormalizeIOC(store.IOC{Type: c.typ, Value: c.value}); err == nil || !strings.Contains(err.Error(), c.why) {
 			t.Errorf("%s %q: error %v, want one saying %q", c.typ, c.value, err, c.why)
