@@ -38,7 +38,7 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				return err
 			}
 			ctx := cmd.Context()
-			hup, stopHangups := hangups() // registered first: a hang-up while booting waits, not kills
+			hup, hangUpEnds, stopHangups := hangups() // registered first: a hang-up while booting waits, not kills
 			defer stopHangups()
 			d, err := app.StartDev(ctx, app.DevOptions{Config: *cfg, TemporalPort: temporalPort, SimulatorListen: simListen, Logger: log})
 			if err != nil {
@@ -54,6 +54,10 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				case err = <-d.Done():
 					break serve
 				case <-hup:
+					if hangUpEnds {
+						log.Info("hang-up: the terminal went away; shutting down")
+						break serve
+					}
 					_ = d.ReloadReferenceData(ctx) // it logs the outcome; a bad file keeps the lists as they were
 				}
 			}

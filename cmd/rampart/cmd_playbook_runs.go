@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/rampart-soar/rampart/server"
 )
@@ -176,13 +177,11 @@ func printReplayAlert(w io.Writer, a *server.ReplayAlert) {
 	}
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	info, err := f.Stat()
-	return err == nil && info.Mode()&os.ModeCharDevice != 0
+// isTerminal reports whether v is a file that is a terminal (not /dev/null, a
+// pipe or a buffer).
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func newPlaybookRunCmd() *cobra.Command {

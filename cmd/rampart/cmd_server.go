@@ -95,7 +95,7 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hup, stopHangups := hangups()
+			hup, hangUpEnds, stopHangups := hangups()
 			defer stopHangups()
 			reference, err := app.ReadReferenceData(cfg.AssetsFile, cfg.IOCsFile) // before waiting for the database
 			if err != nil {
@@ -151,6 +151,10 @@ func newWorkerCmd() *cobra.Command {
 				case err = <-w.Fatal:
 					break serve
 				case <-hup:
+					if hangUpEnds {
+						log.Info("hang-up: the terminal went away; shutting down")
+						break serve
+					}
 					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, log) // it logs the outcome
 				}
 			}

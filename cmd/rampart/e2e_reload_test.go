@@ -17,12 +17,12 @@ import (
 	"github.com/rampart-soar/rampart/server/ingest"
 )
 
-// TestHangUpReloadsTheReferenceFiles runs `rampart dev` on an inventory without
-// the ransomware's host and an IOC list without its hash: the detection is left
-// alone. With both added to the files and a SIGHUP sent, the same detection's
-// next alert contains the host, with no restart (the simulator learned the new
-// host too). A file with a mistake on the next hang-up changes nothing and the
-// process carries on.
+// TestHangUpReloadsTheReferenceFiles runs `rampart dev` without a terminal, as a
+// supervisor would, on an inventory without the ransomware's host and an IOC list
+// without its hash: the detection is left alone. With both added to the files and
+// a SIGHUP sent, the same detection's next alert contains the host, with no
+// restart (the simulator learned the new host too). A file with a mistake on the
+// next hang-up changes nothing and the process carries on.
 func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")

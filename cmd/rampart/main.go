@@ -44,13 +44,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hangups delivers each SIGHUP to the returned channel until stop is called:
-// dev and worker reload their inventory and IOC files on one, rather than end
-// as a hang-up would otherwise make them.
-func hangups() (hup <-chan os.Signal, stop func()) {
+// hangups delivers each SIGHUP to the returned channel until stop is called.
+// Run from a terminal (stdin one), a hang-up means that terminal went away, and
+// ends says the process should stop as on Ctrl-C; run without one (under a
+// supervisor, in a container), dev and worker reload their inventory and IOC
+// files on one, as daemons do.
+func hangups() (hup <-chan os.Signal, ends bool, stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
-	return ch, func() { signal.Stop(ch) }
+	return ch, isTerminal(os.Stdin), func() { signal.Stop(ch) }
 }
 
 // exitError carries a specific exit code.
