@@ -40,6 +40,14 @@ func (s *Server) metrics(c echo.Context) error {
 	}
 	e.Family("rampart_webhook_unknown_source_total", "counter", "Webhook deliveries to a source name not configured.")
 	e.Sample("rampart_webhook_unknown_source_total", float64(list.UnknownSource))
+	rotating := slices.DeleteFunc(slices.Clone(list.Sources), func(src SourceDelivery) bool { return !src.PreviousSecret })
+	if len(rotating) > 0 { // only while a secret is being rotated
+		e.Family("rampart_webhook_previous_secret_total", "counter",
+			"Accepted webhook deliveries signed with the source's previous secret, by source: while it grows, a tool has not moved to the new secret.")
+		for _, src := range rotating {
+			e.Sample("rampart_webhook_previous_secret_total", float64(src.PreviousSecretUsed), "source", src.Name)
+		}
+	}
 	e.Family("rampart_webhook_last_accepted_timestamp_seconds", "gauge", "When a delivery of the source was last accepted.")
 	for _, src := range list.Sources {
 		if src.LastAcceptedAt != nil {

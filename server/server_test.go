@@ -42,8 +42,13 @@ func newServerWith(t *testing.T, st *store.Store, start ingest.Starter, control 
 // newServerFrom serves opts with a webhook pipeline over the test sources.
 func newServerFrom(t *testing.T, start ingest.Starter, opts server.Options) http.Handler {
 	t.Helper()
-	sources, err := ingest.ParseSources([]byte(fmt.Sprintf("sources: {crowdstrike: {secret: %q}, ocsf: {secret: %q}}", secret, secret)),
-		func(string) (string, bool) { return "", false })
+	return newServerWithSources(t, fmt.Sprintf("sources: {crowdstrike: {secret: %q}, ocsf: {secret: %q}}", secret, secret), start, opts)
+}
+
+// newServerWithSources is newServerFrom with a sources file of the test's.
+func newServerWithSources(t *testing.T, sourcesDoc string, start ingest.Starter, opts server.Options) http.Handler {
+	t.Helper()
+	sources, err := ingest.ParseSources([]byte(sourcesDoc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

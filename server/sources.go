@@ -34,6 +34,12 @@ type SourceDelivery struct {
 	Refused        map[string]int `json:"refused"`
 	LastAcceptedAt *time.Time     `json:"last_accepted_at,omitempty"`
 	LastRefusal    *Refusal       `json:"last_refusal,omitempty"`
+	// PreviousSecretUsed counts the accepted deliveries (alerts and duplicates)
+	// signed with the source's previous secret, the last at PreviousSecretLastAt:
+	// once the tool has moved to the new secret it stops growing, and the
+	// previous secret can go.
+	PreviousSecretUsed   int        `json:"previous_secret_used,omitempty"`
+	PreviousSecretLastAt *time.Time `json:"previous_secret_last_at,omitempty"`
 }
 
 // Refusal is a delivery the server did not accept, as it answered it.
@@ -90,6 +96,10 @@ func (d *deliveries) accepted(source string, a ingest.Accepted, at time.Time) {
 		s.Accepted++
 	}
 	s.LastAcceptedAt = &at
+	if a.PreviousSecret {
+		s.PreviousSecretUsed++
+		s.PreviousSecretLastAt = &at
+	}
 }
 
 // refused counts a refusal and says whether to log it, with how many refusals

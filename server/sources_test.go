@@ -43,6 +43,41 @@ type polling struct {
 
 func (p *polling) Workers(context.Context) (server.WorkersView, error) { return p.view, p.err }
 
+// TestSourcesCountPreviousSecret: while a source's secret is rotated, the
+// deliveries its tool still signs with the previous one are accepted and counted,
+// so the operator sees when the previous secret can go.
+func TestSourcesCountPreviousSecret(t *testing.T) {
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const previous = "previous-secret-0123456789"
+	h := newServerWithSources(t, fmt.Sprintf("sources: {crowdstrike: {secret: %q, previous_secret: %q}, ocsf: {secret: %q}}", secret, previous, secret),
+		&foldingStarter{seen: map[string]bool{}}, server.Options{Metrics: telemetry.NewMetrics()})
+	for i, key := range []string{previous, secret, previous} {
+		at := time.Now().Add(-time.Duration(i) * time.Second)
+		header := map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(key), at, body)}
+		if code, out := do(t, h, http.MethodPost, "/api/v1/webhooks/crowdstrike", body, header); code != 202 || out["previous_secret"] != nil {
+			t.Fatalf("delivery %d: %d %v", i, code, out)
+		}
+	}
+	_, out := do(t, h, http.MethodGet, "/api/v1/sources", nil, nil)
+	sources, _ := out["sources"].([]any)
+	cs, ocsf := sources[0].(map[string]any), sources[1].(map[string]any)
+	if cs["previous_secret"] != true || cs["previous_secret_used"] != float64(2) || cs["previous_secret_last_at"] == nil ||
+		cs["accepted"] != float64(1) || cs["duplicates"] != float64(2) {
+		t.Fatalf("crowdstrike: %v", cs)
+	}
+	if ocsf["previous_secret"] != nil || ocsf["previous_secret_used"] != nil {
+		t.Fatalf("ocsf, no rotation: %v", ocsf)
+	}
+	_, _, text := get(h, "/api/v1/metrics")
+	if !strings.Contains(text, `rampart_webhook_previous_secret_total{source="crowdstrike"} 2`+"\n") || strings.Contains(text, `previous_secret_total{source="ocsf"}`) {
+		t.Fatalf("metrics:\n%s", text)
+	}
+	telemetrytest.Parse(t, text)
+}
+
 func TestSourcesCountDeliveries(t *testing.T) {
 	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
 	if err != nil {

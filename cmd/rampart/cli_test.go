@@ -93,6 +93,29 @@ func TestAlertSendUsesTheEnvironmentOverride(t *testing.T) {
 	}
 }
 
+// TestAlertSourcesDuringARotation: the server takes a new secret from the
+// environment and keeps the file's as the previous one; the tool still on the
+// previous secret is accepted, and `alert sources` says so.
+func TestAlertSourcesDuringARotation(t *testing.T) {
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(ingest.SecretEnv("crowdstrike"), "the-new-secret-0123456789")
+	t.Setenv(ingest.SecretEnv("crowdstrike")+ingest.PreviousSecretEnvSuffix, sources["crowdstrike"].Secret())
+	url := apiServer(t, storetest.SQLite(t))
+	code, out := runCLI(t, "alert", "send", ransomware, "--source", "crowdstrike", "--url", url, "--secret", sources["crowdstrike"].Secret())
+	if code != 0 {
+		t.Fatalf("signed with the previous secret: exit %d: %s", code, out)
+	}
+	code, out = runCLI(t, "alert", "sources", "--url", url)
+	if code != 0 || !regexp.MustCompile(`(?m)^crowdstrike\s+crowdstrike\s+hmac\+previous\s+1\s+0\s+0\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^crowdstrike: 1 deliveries signed with its previous secret, the last at \S+ \S+: its tool has not moved to the new one\.$`).MatchString(out) ||
+		strings.Contains(out, "ocsf:") {
+		t.Fatalf("sources: exit %d: %s", code, out)
+	}
+}
+
 func TestAlertListAndShow(t *testing.T) {
 	st := storetest.SQLite(t)
 	at := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)

@@ -292,11 +292,25 @@ server counts its own deliveries.`,
 				if r := s.LastRefusal; r != nil {
 					lastRefusal = fmt.Sprintf("%s %d %s: %s", r.At.Local().Format(time.DateTime), r.Status, r.Code, workflows.Clip(r.Message, 80))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Format, s.Auth, s.Accepted, s.Duplicates,
+				auth := s.Auth
+				if s.PreviousSecret {
+					auth += "+previous"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s.Name, s.Format, auth, s.Accepted, s.Duplicates,
 					refusals(s.Refused), lastAccepted, lastRefusal)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			for _, s := range list.Sources {
+				switch {
+				case !s.PreviousSecret:
+				case s.PreviousSecretUsed == 0:
+					fmt.Fprintf(out, "%s: no delivery signed with its previous secret: once its tool has sent with the new one, the previous can go.\n", s.Name)
+				default:
+					fmt.Fprintf(out, "%s: %d deliveries signed with its previous secret, the last at %s: its tool has not moved to the new one.\n",
+						s.Name, s.PreviousSecretUsed, s.PreviousSecretLastAt.Local().Format(time.DateTime))
+				}
 			}
 			fmt.Fprintf(out, "Counted by this server since %s", list.Since.Local().Format(time.DateTime))
 			if list.UnknownSource > 0 {

@@ -52,6 +52,9 @@ type Accepted struct {
 	WorkflowID  string `json:"workflow_id"`
 	Duplicate   bool   `json:"duplicate"`
 	Fingerprint string `json:"fingerprint"`
+	// PreviousSecret says the delivery was signed with the source's previous
+	// secret: its tool has not moved to the new one yet. Not in the answer.
+	PreviousSecret bool `json:"-"`
 }
 
 // WorkflowID is the AlertWorkflow id for a fingerprint.
@@ -149,10 +152,13 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	if err := checkContentType(d.Header.Get("Content-Type")); err != nil {
 		return Accepted{}, err
 	}
+	signedWith := 0 // which of the source's secrets: 1 is the previous one
 	if src.Auth == AuthBearer {
-		if err := verifyBearer(src.secret, d.Header.Get("Authorization")); err != nil {
+		i, err := verifyBearer(src.secrets, d.Header.Get("Authorization"))
+		if err != nil {
 			return Accepted{}, err
 		}
+		signedWith = i
 	} else if d.Header.Get(SignatureHeader) == "" {
 		return Accepted{}, errUnauthorized("missing_signature", "missing "+SignatureHeader+" header")
 	}
@@ -163,10 +169,11 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	now := p.now()
 	replayKey := ""
 	if src.Auth == AuthHMAC {
-		key, err := verifyHMAC(src.secret, d.Header.Get(SignatureHeader), body, now, SignatureWindow)
+		key, i, err := verifyHMAC(src.secrets, d.Header.Get(SignatureHeader), body, now, SignatureWindow)
 		if err != nil {
 			return Accepted{}, err
 		}
+		signedWith = i
 		replayKey = src.Name + "/" + key
 		if !p.replays.reserve(replayKey, now) {
 			return Accepted{}, errUnauthorized("replayed_request", "this signature was already used for an accepted delivery")
@@ -182,6 +189,7 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	if err != nil && replayKey != "" {
 		p.replays.release(replayKey)
 	}
+	accepted.PreviousSecret = err == nil && signedWith == 1
 	return accepted, err
 }
 

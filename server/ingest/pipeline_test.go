@@ -463,6 +463,78 @@ sources:
 	}
 }
 
+// TestSecretRotation: during a rotation the source's previous secret is accepted
+// beside the new one, and the answer's Accepted says which signed it (for the
+// server to count); any other secret is refused, with hmac and bearer alike.
+func TestSecretRotation(t *testing.T) {
+	const oldSecret, newSecret = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
+	env := map[string]string{
+		"RAMPART_WEBHOOK_SECRET_OCSF":               newSecret,
+		"RAMPART_WEBHOOK_SECRET_OCSF_PREVIOUS":      oldSecret,
+		"RAMPART_WEBHOOK_SECRET_FALCON_EU_PREVIOUS": "old-token-0123456789abcdef",
+	}
+	sources, err := ParseSources([]byte(`
+sources:
+  ocsf: {secret: "file-secret-0123456789"}
+  falcon-eu: {auth: bearer, format: crowdstrike, secret: "new-token-0123456789abcdef"}
+  crowdstrike: {secret: "`+hmacSecret+`", previous_secret: "file-previous-0123456789"}
+`), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPipeline(Options{Sources: sources, Starter: &fakeStarter{}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range p.Sources() {
+		if !info.PreviousSecret {
+			t.Errorf("%s does not say it accepts a previous secret", info.Name)
+		}
+	}
+	ocsf, falcon := example(t, "ocsf-dc-credential-dumping.json"), example(t, "crowdstrike-ransomware.json")
+	hmacDelivery := func(source, secret string, body []byte, at time.Time) Delivery {
+		d := signed(source, body, at)
+		d.Header.Set(SignatureHeader, Sign([]byte(secret), at, body))
+		return d
+	}
+	bearerDelivery := func(token string) Delivery {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Authorization", "Bearer "+token)
+		return Delivery{Source: "falcon-eu", Header: h, Body: bytes.NewReader(falcon), ContentLength: int64(len(falcon))}
+	}
+	for _, c := range []struct {
+		name     string
+		d        Delivery
+		previous bool
+	}{
+		{"hmac, new secret", hmacDelivery("ocsf", newSecret, ocsf, now), false},
+		{"hmac, previous secret", hmacDelivery("ocsf", oldSecret, ocsf, now.Add(time.Second)), true},
+		{"hmac, previous secret from the file", hmacDelivery("crowdstrike", "file-previous-0123456789", falcon, now), true},
+		{"bearer, new token", bearerDelivery("new-token-0123456789abcdef"), false},
+		{"bearer, previous token", bearerDelivery("old-token-0123456789abcdef"), true},
+	} {
+		acc, err := p.Accept(context.Background(), c.d)
+		if err != nil || acc.PreviousSecret != c.previous {
+			t.Errorf("%s: %+v, %v; want previous_secret %v", c.name, acc, err, c.previous)
+		}
+	}
+	// The file's secret lost to the environment's, and is no previous secret.
+	_, err = p.Accept(context.Background(), hmacDelivery("ocsf", "file-secret-0123456789", ocsf, now.Add(2*time.Second)))
+	wantError(t, err, http.StatusUnauthorized, "invalid_signature")
+	_, err = p.Accept(context.Background(), bearerDelivery("file-secret-0123456789"))
+	wantError(t, err, http.StatusUnauthorized, "invalid_token")
+
+	for doc, want := range map[string]string{
+		`sources: {ocsf: {secret: "0123456789abcdef", previous_secret: short}}`:              "previous_secret must be at least 16 bytes",
+		`sources: {ocsf: {secret: "0123456789abcdef", previous_secret: "0123456789abcdef"}}`: "previous_secret is the secret itself",
+	} {
+		if _, err := ParseSources([]byte(doc), func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", doc, err, want)
+		}
+	}
+}
+
 // normalized returns the alert a delivery normalizes to.
 func normalized(t *testing.T, source string, body []byte) schemas.Alert {
 	t.Helper()
@@ -668,7 +740,7 @@ func BenchmarkBaselineDecodeAndSign(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := verifyHMAC([]byte(hmacSecret), sig, body, now, SignatureWindow); err != nil {
+		if _, _, err := verifyHMAC([][]byte{[]byte(hmacSecret)}, sig, body, now, SignatureWindow); err != nil {
 			b.Fatal(err)
 		}
 		var doc map[string]any

@@ -38,8 +38,12 @@ const (
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>".
 const SignatureHeader = "X-Rampart-Signature"
 
-// SecretEnvPrefix + the upper-cased source name overrides a source's secret.
-const SecretEnvPrefix = "RAMPART_WEBHOOK_SECRET_"
+// SecretEnvPrefix + the upper-cased source name overrides a source's secret;
+// with PreviousSecretEnvSuffix after it, its previous secret.
+const (
+	SecretEnvPrefix         = "RAMPART_WEBHOOK_SECRET_"
+	PreviousSecretEnvSuffix = "_PREVIOUS"
+)
 
 // Source is a configured webhook source.
 type Source struct {
@@ -50,7 +54,9 @@ type Source struct {
 	// RateLimit bounds the deliveries accepted per second, once authenticated;
 	// zero means no bound.
 	RateLimit RateLimit
-	secret    []byte
+	// secrets are those a delivery may be signed with: the current one, then,
+	// during a rotation, the previous one, accepted until the tool has moved.
+	secrets [][]byte
 }
 
 // RateLimit is a token bucket: PerSecond deliveries a second on average, up to
@@ -64,7 +70,7 @@ type RateLimit struct {
 func (s *Source) String() string { return fmt.Sprintf("source %s (%s, %s)", s.Name, s.Format, s.Auth) }
 
 // Secret returns the source's secret, for signing in the CLI and tests.
-func (s *Source) Secret() string { return string(s.secret) }
+func (s *Source) Secret() string { return string(s.secrets[0]) }
 
 // sourcesFile is the YAML shape of sources.yaml.
 type sourcesFile struct {
@@ -72,6 +78,7 @@ type sourcesFile struct {
 		Auth      string     `yaml:"auth"`
 		Format    string     `yaml:"format"`
 		Secret    string     `yaml:"secret"`
+		Previous  string     `yaml:"previous_secret"`
 		RateLimit *RateLimit `yaml:"rate_limit"`
 	} `yaml:"sources"`
 }
@@ -113,7 +120,8 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		if !sourceName.MatchString(name) {
 			return nil, fmt.Errorf("sources: %q is not a valid source name (lower-case letters, digits, - and _)", name)
 		}
-		s := &Source{Name: name, Format: cfg.Format, Auth: strings.ToLower(cfg.Auth), secret: []byte(cfg.Secret)}
+		s := &Source{Name: name, Format: cfg.Format, Auth: strings.ToLower(cfg.Auth)}
+		secret := cfg.Secret
 		if s.Format == "" {
 			s.Format = name
 		}
@@ -127,10 +135,25 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 			return nil, fmt.Errorf("sources: %s: auth must be hmac or bearer, not %q", name, cfg.Auth)
 		}
 		if v, ok := lookupEnv(SecretEnv(name)); ok {
-			s.secret = []byte(v)
+			secret = v
 		}
-		if len(s.secret) < 16 {
+		if len(secret) < 16 {
 			return nil, fmt.Errorf("sources: %s: secret must be at least 16 bytes (set it in the file or %s)", name, SecretEnv(name))
+		}
+		previous := cfg.Previous
+		if v, ok := lookupEnv(SecretEnv(name) + PreviousSecretEnvSuffix); ok {
+			previous = v
+		}
+		switch {
+		case previous == "":
+		case len(previous) < 16:
+			return nil, fmt.Errorf("sources: %s: previous_secret must be at least 16 bytes (or unset, once the tool signs with the new one)", name)
+		case previous == secret:
+			return nil, fmt.Errorf("sources: %s: previous_secret is the secret itself: put the new secret in secret (%s)", name, SecretEnv(name))
+		}
+		s.secrets = [][]byte{[]byte(secret)}
+		if previous != "" {
+			s.secrets = append(s.secrets, []byte(previous))
 		}
 		if rl := cfg.RateLimit; rl != nil {
 			if rl.PerSecond <= 0 || rl.Burst < 0 {
@@ -197,39 +220,44 @@ func parseSignature(header string) (signature, bool) {
 	return sig, sig.ts != 0 && len(sig.v1s) > 0
 }
 
-// verifyHMAC checks a signature header against the body. It returns the signature's
-// replay key on success.
-func verifyHMAC(secret []byte, header string, body []byte, now time.Time, window time.Duration) (string, *Error) {
+// verifyHMAC checks a signature header against the body, signed with one of the
+// secrets. It returns the signature's replay key and which secret signed it.
+func verifyHMAC(secrets [][]byte, header string, body []byte, now time.Time, window time.Duration) (string, int, *Error) {
 	if header == "" {
-		return "", errUnauthorized("missing_signature", "missing "+SignatureHeader+" header")
+		return "", 0, errUnauthorized("missing_signature", "missing "+SignatureHeader+" header")
 	}
 	sig, ok := parseSignature(header)
 	if !ok {
-		return "", errUnauthorized("malformed_signature", SignatureHeader+" must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
+		return "", 0, errUnauthorized("malformed_signature", SignatureHeader+" must be t=<unix seconds>,v1=<hex HMAC-SHA256>")
 	}
 	age := now.Sub(time.Unix(sig.ts, 0))
 	if age > window || age < -window {
-		return "", errUnauthorized("stale_signature", fmt.Sprintf("signature timestamp is outside the %s window", window))
+		return "", 0, errUnauthorized("stale_signature", fmt.Sprintf("signature timestamp is outside the %s window", window))
 	}
-	want := mac(secret, sig.ts, body)
-	for _, v1 := range sig.v1s {
-		if hmac.Equal(v1, want) {
-			return strconv.FormatInt(sig.ts, 10) + ":" + hex.EncodeToString(v1), nil
+	for i, secret := range secrets {
+		want := mac(secret, sig.ts, body)
+		for _, v1 := range sig.v1s {
+			if hmac.Equal(v1, want) {
+				return strconv.FormatInt(sig.ts, 10) + ":" + hex.EncodeToString(v1), i, nil
+			}
 		}
 	}
-	return "", errUnauthorized("invalid_signature", "signature does not match the body")
+	return "", 0, errUnauthorized("invalid_signature", "signature does not match the body")
 }
 
-// verifyBearer checks an Authorization: Bearer header in constant time.
-func verifyBearer(secret []byte, header string) *Error {
+// verifyBearer checks an Authorization: Bearer header against each secret in
+// constant time, and says which one it is.
+func verifyBearer(secrets [][]byte, header string) (int, *Error) {
 	token, ok := strings.CutPrefix(header, "Bearer ")
 	if header == "" || !ok {
-		return errUnauthorized("missing_token", "missing Authorization: Bearer header")
+		return 0, errUnauthorized("missing_token", "missing Authorization: Bearer header")
 	}
-	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), secret) != 1 {
-		return errUnauthorized("invalid_token", "bearer token is not valid for this source")
+	for i, secret := range secrets {
+		if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), secret) == 1 {
+			return i, nil
+		}
 	}
-	return nil
+	return 0, errUnauthorized("invalid_token", "bearer token is not valid for this source")
 }
 
 // SourceInfo is what may be shown of a source: everything but its secret.
@@ -239,13 +267,15 @@ type SourceInfo struct {
 	Auth   string `json:"auth"`
 	// RateLimit is the source's bound, none when unbounded.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// PreviousSecret says a secret from before a rotation is still accepted.
+	PreviousSecret bool `json:"previous_secret,omitempty"`
 }
 
 // Sources lists the pipeline's sources by name.
 func (p *Pipeline) Sources() []SourceInfo {
 	out := make([]SourceInfo, 0, len(p.sources))
 	for _, s := range p.sources {
-		info := SourceInfo{Name: s.Name, Format: s.Format, Auth: s.Auth}
+		info := SourceInfo{Name: s.Name, Format: s.Format, Auth: s.Auth, PreviousSecret: len(s.secrets) > 1}
 		if s.RateLimit.PerSecond > 0 {
 			rl := s.RateLimit
 			info.RateLimit = &rl
