@@ -18,14 +18,7 @@ import (
 
 // UpsertAssets inserts or updates inventory records by hostname.
 func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
-	assets, err := normalizeAssets(assets)
-	if err != nil {
-		return err
-	}
-	if err := s.atomically(ctx, func(db *gorm.DB) error { return upsertAssets(db, assets) }); err != nil {
-		return fmt.Errorf("store: upsert assets: %w", err)
-	}
-	return nil
+	return inventory().upsert(ctx, s, assets)
 }
 
 // ReplaceAssets makes the inventory exactly assets: it upserts them and removes,
@@ -33,90 +26,121 @@ func (s *Store) UpsertAssets(ctx context.Context, assets []Asset) error {
 // inventory file stops being found (by an IP a new host may since have taken
 // over, say). It returns how many it removed.
 func (s *Store) ReplaceAssets(ctx context.Context, assets []Asset) (removed int, err error) {
-	if assets, err = normalizeAssets(assets); err != nil {
+	return inventory().replace(ctx, s, assets)
+}
+
+// inventory is the asset inventory as a reference list, keyed by hostname.
+func inventory() referenceList[Asset, string] {
+	return referenceList[Asset, string]{
+		name: "assets",
+		normalize: func(a Asset) (Asset, error) {
+			n, err := NormalizeAsset(a)
+			if err != nil {
+				return n, fmt.Errorf("asset %q: %w", a.Hostname, err)
+			}
+			return n, nil
+		},
+		conflict: clause.OnConflict{
+			Columns:   []clause.Column{{Name: "hostname"}},
+			DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
+		},
+		keyColumns: []string{"hostname"},
+		key:        func(a Asset) string { return a.Hostname },
+		id:         func(a Asset) uint64 { return a.ID },
+	}
+}
+
+// referenceList is how the inventory and the IOC list are written: rows checked
+// and normalized, one per natural key, upserted on that key, and, to replace the
+// list, the rows of other keys deleted in the same transaction.
+type referenceList[T any, K comparable] struct {
+	name       string // in errors
+	normalize  func(T) (T, error)
+	conflict   clause.OnConflict // the upsert on the natural key
+	keyColumns []string
+	key        func(T) K
+	id         func(T) uint64
+}
+
+func (l referenceList[T, K]) upsert(ctx context.Context, s *Store, rows []T) error {
+	rows, err := l.normalized(rows)
+	if err != nil {
+		return err
+	}
+	if err := s.atomically(ctx, func(db *gorm.DB) error { return l.write(db, rows) }); err != nil {
+		return fmt.Errorf("store: upsert %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l referenceList[T, K]) replace(ctx context.Context, s *Store, rows []T) (removed int, err error) {
+	if rows, err = l.normalized(rows); err != nil {
 		return 0, err
 	}
-	keep := make(map[string]bool, len(assets))
-	for _, a := range assets {
-		keep[a.Hostname] = true
+	keep := make(map[K]bool, len(rows))
+	for _, r := range rows {
+		keep[l.key(r)] = true
 	}
 	err = s.atomically(ctx, func(db *gorm.DB) error {
-		if err := upsertAssets(db, assets); err != nil {
+		if err := l.write(db, rows); err != nil {
 			return err
 		}
-		var rows []Asset
-		if err := db.Select("id", "hostname").Find(&rows).Error; err != nil {
+		var stored []T
+		if err := db.Select(append([]string{"id"}, l.keyColumns...)).Find(&stored).Error; err != nil {
 			return err
 		}
-		removed, err = deleteUnkept(db, &Asset{}, rows, func(a Asset) (uint64, bool) { return a.ID, keep[a.Hostname] })
-		return err
+		var gone []uint64
+		for _, r := range stored {
+			if !keep[l.key(r)] {
+				gone = append(gone, l.id(r))
+			}
+		}
+		// By id in batches: a list of a hundred thousand would pass any
+		// engine's bound-parameter limit in one statement.
+		for start := 0; start < len(gone); start += 500 {
+			if err := db.Where("id IN ?", gone[start:min(start+500, len(gone))]).Delete(new(T)).Error; err != nil {
+				return err
+			}
+		}
+		removed = len(gone)
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("store: replace assets: %w", err)
+		return 0, fmt.Errorf("store: replace %s: %w", l.name, err)
 	}
 	return removed, nil
 }
 
-// normalizeAssets normalizes the records in place and returns them with one
-// record per hostname, the last given winning, as one upsert after another would
-// leave them (PostgreSQL refuses a statement that upserts one row twice).
-func normalizeAssets(assets []Asset) ([]Asset, error) {
-	for i := range assets {
-		a, err := NormalizeAsset(assets[i])
-		if err != nil {
-			return nil, fmt.Errorf("store: asset %q: %w", assets[i].Hostname, err)
-		}
-		assets[i] = a
-	}
-	return lastOfEach(assets, func(a Asset) string { return a.Hostname }), nil
-}
-
-// lastOfEach returns rows with one row per key, the last of each, in the order
-// the kept rows were given.
-func lastOfEach[T any, K comparable](rows []T, key func(T) K) []T {
+// normalized normalizes the rows in place and returns them with one row per
+// key, the last given winning, as one upsert after another would leave them
+// (PostgreSQL refuses a statement that upserts one row twice).
+func (l referenceList[T, K]) normalized(rows []T) ([]T, error) {
 	last := make(map[K]int, len(rows))
-	for i, r := range rows {
-		last[key(r)] = i
+	for i := range rows {
+		n, err := l.normalize(rows[i])
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		rows[i] = n
+		last[l.key(n)] = i
 	}
 	if len(last) == len(rows) {
-		return rows
+		return rows, nil
 	}
 	out := make([]T, 0, len(last))
 	for i, r := range rows {
-		if last[key(r)] == i {
+		if last[l.key(r)] == i {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
 }
 
-func upsertAssets(db *gorm.DB, assets []Asset) error {
-	if len(assets) == 0 {
+func (l referenceList[T, K]) write(db *gorm.DB, rows []T) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	return db.Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "hostname"}},
-		DoUpdates: clause.AssignmentColumns([]string{"device_id", "ip", "criticality", "owner", "protected", "tags_json", "updated_at"}),
-	}).CreateInBatches(assets, 200).Error
-}
-
-// deleteUnkept deletes the rows (read with their keys) that kept says are not
-// kept, by id in batches (a list of a hundred thousand would pass any engine's
-// bound-parameter limit in one statement), and returns how many it deleted.
-func deleteUnkept[T any](db *gorm.DB, model *T, rows []T, kept func(T) (id uint64, keep bool)) (int, error) {
-	var ids []uint64
-	for _, r := range rows {
-		if id, keep := kept(r); !keep {
-			ids = append(ids, id)
-		}
-	}
-	for start := 0; start < len(ids); start += 500 {
-		batch := ids[start:min(start+500, len(ids))]
-		if err := db.Where("id IN ?", batch).Delete(model).Error; err != nil {
-			return 0, err
-		}
-	}
-	return len(ids), nil
+	return db.Clauses(l.conflict).CreateInBatches(rows, 200).Error
 }
 
 // NormalizeAsset puts an inventory record's keys in the form alerts give them, so
@@ -274,14 +298,7 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 
 // UpsertIOCs inserts or updates indicators by (type, value).
 func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
-	iocs, err := normalizeIOCs(iocs)
-	if err != nil {
-		return err
-	}
-	if err := s.atomically(ctx, func(db *gorm.DB) error { return upsertIOCs(db, iocs) }); err != nil {
-		return fmt.Errorf("store: upsert iocs: %w", err)
-	}
-	return nil
+	return indicators().upsert(ctx, s, iocs)
 }
 
 // ReplaceIOCs makes the indicator list exactly iocs: it upserts them and removes,
@@ -289,56 +306,30 @@ func (s *Store) UpsertIOCs(ctx context.Context, iocs []IOC) error {
 // off the list (a false positive, most often) must stop matching: left in the
 // store it would go on driving containment. It returns how many it removed.
 func (s *Store) ReplaceIOCs(ctx context.Context, iocs []IOC) (removed int, err error) {
-	if iocs, err = normalizeIOCs(iocs); err != nil {
-		return 0, err
-	}
-	keep := make(map[iocKey]bool, len(iocs))
-	for _, ioc := range iocs {
-		keep[iocKey{ioc.Type, ioc.Value}] = true
-	}
-	err = s.atomically(ctx, func(db *gorm.DB) error {
-		if err := upsertIOCs(db, iocs); err != nil {
-			return err
-		}
-		var rows []IOC
-		if err := db.Select("id", "type", "value").Find(&rows).Error; err != nil {
-			return err
-		}
-		removed, err = deleteUnkept(db, &IOC{}, rows, func(r IOC) (uint64, bool) { return r.ID, keep[iocKey{r.Type, r.Value}] })
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: replace iocs: %w", err)
-	}
-	return removed, nil
-}
-
-// normalizeIOCs normalizes the indicators in place and returns them with one per
-// (type, value), the last given winning (see normalizeAssets).
-func normalizeIOCs(iocs []IOC) ([]IOC, error) {
-	now := time.Now().UTC()
-	for i := range iocs {
-		ioc, err := NormalizeIOC(iocs[i])
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		iocs[i] = ioc
-		iocs[i].UpdatedAt = now
-	}
-	return lastOfEach(iocs, func(i IOC) iocKey { return iocKey{i.Type, i.Value} }), nil
+	return indicators().replace(ctx, s, iocs)
 }
 
 // iocKey is an indicator's natural key.
 type iocKey struct{ typ, value string }
 
-func upsertIOCs(db *gorm.DB, iocs []IOC) error {
-	if len(iocs) == 0 {
-		return nil
+// indicators is the IOC list as a reference list, keyed by (type, value).
+func indicators() referenceList[IOC, iocKey] {
+	now := time.Now().UTC()
+	return referenceList[IOC, iocKey]{
+		name: "iocs",
+		normalize: func(ioc IOC) (IOC, error) {
+			n, err := NormalizeIOC(ioc)
+			n.UpdatedAt = now
+			return n, err
+		},
+		conflict: clause.OnConflict{
+			Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
+			DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
+		},
+		keyColumns: []string{"type", "value"},
+		key:        func(ioc IOC) iocKey { return iocKey{ioc.Type, ioc.Value} },
+		id:         func(ioc IOC) uint64 { return ioc.ID },
 	}
-	return db.Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "type"}, {Name: "value"}},
-		DoUpdates: clause.AssignmentColumns([]string{"source", "confidence", "description", "updated_at"}),
-	}).CreateInBatches(iocs, 200).Error
 }
 
 // MatchIOCs returns the indicators on the list that equal one of the entities, of a
