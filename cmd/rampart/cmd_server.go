@@ -38,6 +38,8 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			hup, hangUpEnds, stopHangups := hangups()
+			defer stopHangups()
 			ctx := cmd.Context()
 			st, err := app.OpenServerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
@@ -64,9 +66,20 @@ func newServerCmd() *cobra.Command {
 				"api", apiAccess(*cfg))
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve() }()
-			select {
-			case <-ctx.Done():
-			case err = <-errc:
+		serve:
+			for {
+				select {
+				case <-ctx.Done():
+					break serve
+				case err = <-errc:
+					break serve
+				case <-hup: // a reload meant for the workers beside it must not end it
+					if hangUpEnds {
+						log.Info("hang-up: the terminal went away; shutting down")
+						break serve
+					}
+					log.Info("hang-up: a server has nothing to reload (webhook sources are read at start: restart it to change them)")
+				}
 			}
 			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()

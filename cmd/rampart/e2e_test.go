@@ -843,7 +843,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	const token = "prod-shape-api-token-0123456789abcdef"
 	api := &http.Client{Transport: bearer(token), Timeout: 30 * time.Second}
 	listen := freeAddr(t)
-	startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
+	serverProc := startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
 		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
@@ -923,6 +923,13 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	waitFor(t, "the worker to refuse the spoiled IOC list", waitTimeout, func() bool {
 		return strings.Contains(string(readFile(t, filepath.Join(dir, "worker.log"))), "reference data not reloaded")
 	})
+	// The server, which has nothing to reload, is not ended by a hang-up either.
+	hangUp(t, serverProc)
+	select {
+	case <-serverProc.done:
+		t.Fatal("a hang-up ended the server")
+	case <-time.After(300 * time.Millisecond):
+	}
 	// A Prometheus scraping the server, with a token, reads the alert it took, the
 	// worker polling and nothing stalled or waiting; without one it is refused.
 	if resp, err := http.Get(baseURL + "/api/v1/metrics"); err != nil || resp.Body.Close() != nil || resp.StatusCode != http.StatusUnauthorized {
