@@ -48,7 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // Run from a terminal (stdin one), a hang-up means that terminal went away, and
 // ends says the process should stop as on Ctrl-C; run without one (under a
 // supervisor, in a container), dev and worker reload their inventory and IOC
-// files on one, as daemons do.
+// files on one, as daemons do, and a server carries on.
 func hangups() (hup <-chan os.Signal, ends bool, stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
