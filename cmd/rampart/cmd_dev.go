@@ -38,8 +38,8 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				return err
 			}
 			ctx := cmd.Context()
-			hup, hangUpEnds, stopHangups := hangups() // registered first: a hang-up while booting waits, not kills
-			defer stopHangups()
+			hup := watchHangUps() // first: a hang-up while booting waits, not kills
+			defer hup.stop()
 			d, err := app.StartDev(ctx, app.DevOptions{Config: *cfg, TemporalPort: temporalPort, SimulatorListen: simListen, Logger: log})
 			if err != nil {
 				return err
@@ -53,9 +53,8 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 					break serve
 				case err = <-d.Done():
 					break serve
-				case <-hup:
-					if hangUpEnds {
-						log.Info("hang-up: the terminal went away; shutting down")
+				case <-hup.C:
+					if hup.ends(log) {
 						break serve
 					}
 					_ = d.ReloadReferenceData(ctx) // it logs the outcome; a bad file keeps the lists as they were

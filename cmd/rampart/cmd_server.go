@@ -38,8 +38,8 @@ func newServerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hup, hangUpEnds, stopHangups := hangups()
-			defer stopHangups()
+			hup := watchHangUps()
+			defer hup.stop()
 			ctx := cmd.Context()
 			st, err := app.OpenServerStore(ctx, cfg.DatabaseDSN, migrate, log)
 			if err != nil {
@@ -73,9 +73,8 @@ func newServerCmd() *cobra.Command {
 					break serve
 				case err = <-errc:
 					break serve
-				case <-hup: // a reload meant for the workers beside it must not end it
-					if hangUpEnds {
-						log.Info("hang-up: the terminal went away; shutting down")
+				case <-hup.C: // a reload meant for the workers beside it must not end it
+					if hup.ends(log) {
 						break serve
 					}
 					log.Info("hang-up: a server has nothing to reload (webhook sources are read at start: restart it to change them)")
@@ -108,8 +107,8 @@ func newWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hup, hangUpEnds, stopHangups := hangups()
-			defer stopHangups()
+			hup := watchHangUps()
+			defer hup.stop()
 			reference, err := app.ReadReferenceData(cfg.AssetsFile, cfg.IOCsFile) // before waiting for the database
 			if err != nil {
 				return err
@@ -163,9 +162,8 @@ func newWorkerCmd() *cobra.Command {
 					break serve
 				case err = <-w.Fatal:
 					break serve
-				case <-hup:
-					if hangUpEnds {
-						log.Info("hang-up: the terminal went away; shutting down")
+				case <-hup.C:
+					if hup.ends(log) {
 						break serve
 					}
 					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, log) // it logs the outcome

@@ -44,15 +44,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hangups delivers each SIGHUP to the returned channel until stop is called.
-// Run from a terminal (stdin one), a hang-up means that terminal went away, and
-// ends says the process should stop as on Ctrl-C; run without one (under a
-// supervisor, in a container), dev and worker reload their inventory and IOC
-// files on one, as daemons do, and a server carries on.
-func hangups() (hup <-chan os.Signal, ends bool, stop func()) {
+// hangUps delivers each SIGHUP on C until stop is called. Run from a terminal
+// (stdin one), a hang-up means that terminal went away and the process stops as
+// on Ctrl-C; run without one (under a supervisor, in a container), dev and
+// worker reload their inventory and IOC files on one, as daemons do, and a
+// server carries on.
+type hangUps struct {
+	C            <-chan os.Signal
+	fromTerminal bool
+	stop         func()
+}
+
+func watchHangUps() hangUps {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
-	return ch, isTerminal(os.Stdin), func() { signal.Stop(ch) }
+	return hangUps{C: ch, fromTerminal: isTerminal(os.Stdin), stop: func() { signal.Stop(ch) }}
+}
+
+// ends reports whether the hang-up just received ends the process, and logs so
+// when it does.
+func (h hangUps) ends(log *slog.Logger) bool {
+	if h.fromTerminal {
+		log.Info("hang-up: the terminal went away; shutting down")
+	}
+	return h.fromTerminal
 }
 
 // exitError carries a specific exit code.
