@@ -75,11 +75,8 @@ type warning struct {
 }
 
 func newDeliveries(sources []ingest.SourceInfo, now time.Time) *deliveries {
-	d := &deliveries{since: now, sources: map[string]*sourceCounts{}}
-	for _, s := range sources {
-		d.sources[s.Name] = &sourceCounts{SourceDelivery: SourceDelivery{SourceInfo: s, Refused: map[string]int{}},
-			warned: map[string]*warning{}}
-	}
+	d := &deliveries{since: now}
+	d.reconfigure(sources, nil)
 	return d
 }
 
@@ -130,11 +127,35 @@ func (d *deliveries) refused(source string, r Refusal, fixable bool) (warn bool,
 	return true, unlogged
 }
 
-// known says whether source is configured. The set of sources is fixed when
-// the server starts, so no lock is needed.
+// known says whether source is configured.
 func (d *deliveries) known(source string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	_, ok := d.sources[source]
 	return ok
+}
+
+// reconfigure follows a reload of the sources: a kept source keeps its counts
+// under its new settings, a new one starts at zero, a removed one goes (its
+// deliveries count as to an unknown source from now on). A source with new
+// secrets (rekeyed) counts its previous-secret deliveries anew: the old count
+// was of another secret.
+func (d *deliveries) reconfigure(sources []ingest.SourceInfo, rekeyed []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next := make(map[string]*sourceCounts, len(sources))
+	for _, info := range sources {
+		s := d.sources[info.Name]
+		if s == nil {
+			s = &sourceCounts{SourceDelivery: SourceDelivery{Refused: map[string]int{}}, warned: map[string]*warning{}}
+		}
+		s.SourceInfo = info
+		if slices.Contains(rekeyed, info.Name) {
+			s.PreviousSecretUsed, s.PreviousSecretLastAt = 0, nil
+		}
+		next[info.Name] = s
+	}
+	d.sources = next
 }
 
 // list copies the counts.
@@ -194,6 +215,21 @@ func (s *Server) timeAnswer(source, outcome string, took time.Duration) {
 	}
 	s.opts.Metrics.Handler().WithTags(map[string]string{"source": source, "outcome": outcome}).
 		Timer(MetricWebhookAnswer).Record(took)
+}
+
+// ReloadSources makes sources the webhook sources, as a hang-up does with the
+// sources file: a secret is rotated, a source added or removed, without
+// dropping a delivery. On an error nothing changes.
+func (s *Server) ReloadSources(sources map[string]*ingest.Source) (ingest.SourceChanges, error) {
+	if s.opts.Pipeline == nil {
+		return ingest.SourceChanges{}, errors.New("this server takes no webhooks")
+	}
+	changes, err := s.opts.Pipeline.ReplaceSources(sources)
+	if err != nil {
+		return changes, err
+	}
+	s.deliveries.reconfigure(s.opts.Pipeline.Sources(), changes.Rekeyed)
+	return changes, nil
 }
 
 func (s *Server) listSources(c echo.Context) error {

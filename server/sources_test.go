@@ -3,11 +3,13 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +78,69 @@ func TestSourcesCountPreviousSecret(t *testing.T) {
 		t.Fatalf("metrics:\n%s", text)
 	}
 	telemetrytest.Parse(t, text)
+}
+
+// TestReloadSourcesKeepsTheCounts ends a rotation and swaps a source by a
+// reload: the kept source keeps its counts but those of the previous secret,
+// the removed one goes, and the added one starts at zero.
+func TestReloadSourcesKeepsTheCounts(t *testing.T) {
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(doc string) map[string]*ingest.Source {
+		t.Helper()
+		sources, err := ingest.ParseSources([]byte(doc), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sources
+	}
+	const previous = "previous-secret-0123456789"
+	pipeline, err := ingest.NewPipeline(ingest.Options{Starter: &foldingStarter{seen: map[string]bool{}},
+		Sources: parse(fmt.Sprintf("sources: {crowdstrike: {secret: %q, previous_secret: %q}, ocsf: {secret: %q}}", secret, previous, secret))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Pipeline: pipeline, Metrics: telemetry.NewMetrics()})
+	h := srv.Handler()
+	post := func(source, key string, at time.Time) int {
+		code, _ := do(t, h, http.MethodPost, "/api/v1/webhooks/"+source, body,
+			map[string]string{"Content-Type": "application/json", ingest.SignatureHeader: ingest.Sign([]byte(key), at, body)})
+		return code
+	}
+	if post("crowdstrike", previous, time.Now()) != 202 || post("crowdstrike", secret, time.Now().Add(-time.Second)) != 202 {
+		t.Fatal("deliveries before the reload were refused")
+	}
+
+	changes, err := srv.ReloadSources(parse(fmt.Sprintf("sources: {crowdstrike: {secret: %q}, edr: {format: crowdstrike, secret: %q}}", secret, secret)))
+	if err != nil || !slices.Equal(changes.Rekeyed, []string{"crowdstrike"}) {
+		t.Fatalf("reload: %+v, %v", changes, err)
+	}
+	if code := post("crowdstrike", previous, time.Now().Add(-2*time.Second)); code != http.StatusUnauthorized {
+		t.Fatalf("the previous secret after the rotation ended: %d", code)
+	}
+	if code := post("ocsf", secret, time.Now()); code != http.StatusNotFound {
+		t.Fatalf("the removed source: %d", code)
+	}
+	var list server.SourceList
+	code, _, raw := get(h, "/api/v1/sources")
+	if err := json.Unmarshal([]byte(raw), &list); err != nil || code != 200 || len(list.Sources) != 2 || list.UnknownSource != 1 {
+		t.Fatalf("sources: %d %s", code, raw)
+	}
+	cs, edr := list.Sources[0], list.Sources[1]
+	if cs.Name != "crowdstrike" || cs.Accepted != 1 || cs.Duplicates != 1 || cs.Refused["invalid_signature"] != 1 ||
+		cs.PreviousSecret || cs.PreviousSecretUsed != 0 || cs.PreviousSecretLastAt != nil {
+		t.Fatalf("crowdstrike after the reload: %+v", cs)
+	}
+	if edr.Name != "edr" || edr.Format != "crowdstrike" || edr.Accepted != 0 || edr.Refused == nil {
+		t.Fatalf("the added source: %+v", edr)
+	}
+	_, _, text := get(h, "/api/v1/metrics")
+	if strings.Contains(text, "previous_secret_total") || strings.Contains(text, `source="ocsf"`) ||
+		!strings.Contains(text, `rampart_webhook_deliveries_total{source="edr",outcome="accepted"} 0`+"\n") {
+		t.Fatalf("metrics after the reload:\n%s", text)
+	}
 }
 
 func TestSourcesCountDeliveries(t *testing.T) {

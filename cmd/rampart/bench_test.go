@@ -71,7 +71,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	viaRampart := func(id string) error {
 		body := bytes.ReplaceAll(template, []byte(ransomHost), []byte(id))
-		status, _ := post(b, d.URL, d.Sources, "crowdstrike", body, time.Now())
+		status, _ := post(b, d.URL, d.Sources(), "crowdstrike", body, time.Now())
 		if status != http.StatusAccepted {
 			return fmt.Errorf("webhook: HTTP %d", status)
 		}

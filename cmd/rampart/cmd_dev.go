@@ -57,7 +57,7 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 					if hup.ends(log) {
 						break serve
 					}
-					_ = d.ReloadReferenceData(ctx) // it logs the outcome; a bad file keeps the lists as they were
+					_ = d.Reload(ctx) // it logs the outcome; a bad file keeps what it feeds as it was
 				}
 			}
 			d.Stop(context.Background())

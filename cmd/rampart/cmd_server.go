@@ -73,11 +73,11 @@ func newServerCmd() *cobra.Command {
 					break serve
 				case err = <-errc:
 					break serve
-				case <-hup.C: // a reload meant for the workers beside it must not end it
+				case <-hup.C:
 					if hup.ends(log) {
 						break serve
 					}
-					log.Info("hang-up: a server has nothing to reload (webhook sources are read at start: restart it to change them)")
+					_, _ = app.ReloadSources(srv, cfg.SourcesFile, log) // it logs the outcome; a bad file keeps the sources as they were
 				}
 			}
 			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -45,7 +45,7 @@ func TestEndToEndStoreOutage(t *testing.T) {
 		lock.Close()
 	}
 
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	// The run gives up its first round of retries and asks for the outage wait (the
 	// only version marker before detect's record): from here on it waits on timers.
 	waitFor(t, "the run to wait for the store", 4*time.Minute, func() bool {

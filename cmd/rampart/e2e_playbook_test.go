@@ -43,7 +43,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	send := func(file string) ingest.Accepted {
 		t.Helper()
 		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[strings.HasPrefix(file, "crowdstrike")]
-		return accepted(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)))
+		return accepted(t, d.URL, d.Sources(), source, readFile(t, filepath.Join(examples, "alerts", file)))
 	}
 	settled := func(acc ingest.Accepted, status string) server.AlertDetail {
 		t.Helper()
@@ -331,7 +331,7 @@ steps:
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = playbookDir(t, map[string]string{"secret-probe.yaml": src})
 	d := startDev(t, cfg, &logs)
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	a := awaitAlert(t, d.URL, acc.AlertID, "the playbook run to finish", waitTimeout, func(a server.AlertDetail) bool {
 		return len(a.Playbooks) == 1 && a.Playbooks[0].Run.Status == "completed"
 	})
@@ -384,7 +384,7 @@ steps:
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = dir
 	d := startDev(t, cfg)
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 	// Waiting for its approval, the run has decided nothing final.
 	code, out := runCLI(t, "playbook", "replay", "triage", "--version", "1", "--alerts", acc.AlertID, "--all", "--url", d.URL)
@@ -423,7 +423,7 @@ steps:
 	}
 	// Noise the closer took, triage's trigger matching too: replayed, triage is
 	// still not reached.
-	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
+	pup := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
 	awaitAlert(t, d.URL, pup.AlertID, "the closer to close the noise", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "no_action" && len(a.Playbooks) == 1 && a.Playbooks[0].Playbook == "closer"
 	})
@@ -477,7 +477,7 @@ steps:
 	cfg := devConfig(t, 2*time.Second)
 	cfg.PlaybooksDir = playbookDir(t, map[string]string{"bounded.yaml": bounded})
 	d := startDev(t, cfg)
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
 	a := awaitAlert(t, d.URL, acc.AlertID, "the bounded run to end", waitTimeout, func(a server.AlertDetail) bool {
@@ -543,7 +543,7 @@ steps:
 	ctx := context.Background()
 
 	// A timed revert stopped in Temporal will not run, and its step says so.
-	isolated := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
+	isolated := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
 	a := awaitAlert(t, d.URL, isolated.AlertID, "the revert to be scheduled", waitTimeout, func(a server.AlertDetail) bool {
 		return hasStep(a, "isolate.revert", "pending")
 	})
@@ -563,8 +563,8 @@ steps:
 		t.Fatalf("host %+v, alert %s", h, a.Status)
 	}
 
-	terminated := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
-	cancelled := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, examples+"/alerts/ocsf-dc-credential-dumping.json"))
+	terminated := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
+	cancelled := accepted(t, d.URL, d.Sources(), "ocsf", readFile(t, examples+"/alerts/ocsf-dc-credential-dumping.json"))
 	approvals := map[string]server.ApprovalView{}
 	for _, acc := range []ingest.Accepted{terminated, cancelled} {
 		approvals[acc.AlertID] = waitApproval(t, d.URL, acc.AlertID)
@@ -639,7 +639,7 @@ func TestEndToEndResetRunCarriesOn(t *testing.T) {
 	cfg.ReconcileEvery = 100 * time.Millisecond
 	logs := &syncBuffer{}
 	d := startDev(t, cfg, logs)
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 
 	// Both the alert's run and its playbook's run are reset, each to its last task.
@@ -714,7 +714,7 @@ func lastTask(tasks []int64) int64  { return tasks[len(tasks)-1] }
 func TestEndToEndResetDoesNotContainTwice(t *testing.T) {
 	d := startDev(t, devConfig(t, 2*time.Second))
 	ctx := context.Background()
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	awaitAlert(t, d.URL, acc.AlertID, "the host to be contained", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "contained"
 	})

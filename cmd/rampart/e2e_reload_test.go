@@ -17,13 +17,15 @@ import (
 	"github.com/rampart-soar/rampart/server/ingest"
 )
 
-// TestHangUpReloadsTheReferenceFiles runs `rampart dev` without a terminal, as a
+// TestHangUpReloadsTheFiles runs `rampart dev` without a terminal, as a
 // supervisor would, on an inventory without the ransomware's host and an IOC list
 // without its hash: the detection is left alone. With both added to the files and
 // a SIGHUP sent, the same detection's next alert contains the host, with no
-// restart (the simulator learned the new host too). A file with a mistake on the
-// next hang-up changes nothing and the process carries on.
-func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
+// restart (the simulator learned the new host too). The same hang-up reloads the
+// sources file: the crowdstrike secret rotated (the old one still accepted, and
+// counted, as previous_secret), ocsf removed, a source added. Files with a
+// mistake on the next hang-up change nothing and the process carries on.
+func TestHangUpReloadsTheFiles(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
@@ -40,14 +42,15 @@ func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 		"dedup_window: 1s\nretention: 24h\n")
 	assets := write("assets.yaml", "assets: [{hostname: eng-ws-0077, device_id: 3c9e7b1a5d2f4c68b0e1a2d3c4b5f6e7}]\n")
 	iocs := write("iocs.csv", "type,value\nipv4,198.51.100.1\n")
+	sourcesFile := write("sources.yaml", string(readFile(t, examples+"/sources.yaml")))
 	listen, simListen := freeAddr(t), freeAddr(t)
 	baseURL := "http://" + listen
 	args := []string{"dev", "--data-dir", filepath.Join(dir, "data"), "--listen", listen,
 		"--temporal-port", strconv.Itoa(freePort(t)), "--config", config, "--crowdstrike-sim-listen", simListen,
-		"--sources", examples + "/sources.yaml", "--assets", assets, "--iocs", iocs, "--playbooks", ""}
+		"--sources", sourcesFile, "--assets", assets, "--iocs", iocs, "--playbooks", ""}
 	child := startChild(t, dir, "dev", args, []string{childEnv + "=1"})
 	waitReady(t, baseURL)
-	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	sources, err := ingest.LoadSources(sourcesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +63,9 @@ func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 
 	write("assets.yaml", string(readFile(t, examples+"/assets.yaml")))
 	write("iocs.csv", string(readFile(t, examples+"/iocs.csv")))
+	const rotated = "rotated-crowdstrike-secret-0123456789"
+	write("sources.yaml", "sources:\n  crowdstrike: {secret: "+rotated+", previous_secret: "+sources["crowdstrike"].Secret()+"}\n"+
+		"  falcon-eu: {format: crowdstrike, secret: falcon-eu-secret-0123456789}\n")
 	hangUp(t, child)
 	log := filepath.Join(dir, "dev.log")
 	waitFor(t, "the IOC list to be reloaded", waitTimeout, func() bool {
@@ -73,8 +79,16 @@ func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 		!strings.Contains(got, fmt.Sprintf(`msg="IOC list loaded" iocs=%d removed=1`, len(listed))) { // 198.51.100.1 went
 		t.Fatalf("the reload's log lines are missing:\n%s", got)
 	}
+	waitFor(t, "the sources to be reloaded", waitTimeout, func() bool {
+		return strings.Contains(string(readFile(t, log)),
+			`msg="webhook sources reloaded" sources=2 added=[falcon-eu] removed=[ocsf] changed=[] new_secrets=[crowdstrike]`)
+	})
+	reloaded, err := ingest.LoadSources(sourcesFile)
+	if err != nil || reloaded["crowdstrike"].Secret() != rotated {
+		t.Fatalf("the rotated file: %v", err)
+	}
 
-	second := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
+	second := accepted(t, baseURL, reloaded, "crowdstrike", readFile(t, ransomware))
 	if second.AlertID == first.AlertID || second.Duplicate {
 		t.Fatalf("the second alert folded into the first: %+v", second)
 	}
@@ -93,11 +107,27 @@ func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 	if !strings.Contains(string(hosts), `"fin-ws-0142"`) || !strings.Contains(string(hosts), `"contained"`) {
 		t.Fatalf("the simulator's hosts: %s", hosts)
 	}
+	// The tool still signing with the old secret is let in, and counted, until
+	// it moves; the removed source is gone, the added one takes alerts.
+	pup := readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json"))
+	accepted(t, baseURL, sources, "crowdstrike", pup)
+	accepted(t, baseURL, reloaded, "falcon-eu", pup)
+	if status, _ := post(t, baseURL, sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")), time.Now()); status != http.StatusNotFound {
+		t.Fatalf("the removed source answered %d", status)
+	}
+	var srcs server.SourceList
+	if code := getJSON(t, baseURL+"/api/v1/sources", &srcs); code != http.StatusOK || len(srcs.Sources) != 2 ||
+		srcs.Sources[0].Name != "crowdstrike" || !srcs.Sources[0].PreviousSecret || srcs.Sources[0].PreviousSecretUsed != 1 ||
+		srcs.Sources[0].Accepted+srcs.Sources[0].Duplicates != 3 || srcs.Sources[1].Name != "falcon-eu" || srcs.UnknownSource != 1 {
+		t.Fatalf("sources after the reload: %d %+v", code, srcs)
+	}
 
 	write("iocs.csv", "type,value\nmd5,8f14e45f\n")
+	write("sources.yaml", "sources:\n  crowdstrike: {secret: short}\n")
 	hangUp(t, child)
-	waitFor(t, "the bad file to be refused", waitTimeout, func() bool {
-		return strings.Contains(string(readFile(t, log)), "reference data not reloaded")
+	waitFor(t, "the bad files to be refused", waitTimeout, func() bool {
+		got := string(readFile(t, log))
+		return strings.Contains(got, "reference data not reloaded") && strings.Contains(got, "webhook sources not reloaded")
 	})
 	select {
 	case <-child.done:
@@ -105,6 +135,11 @@ func TestHangUpReloadsTheReferenceFiles(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	waitReady(t, baseURL)
+	// The sources as they were (signed a moment back: the same body signed in
+	// the same second as before would be a replay).
+	if status, _ := post(t, baseURL, reloaded, "falcon-eu", pup, time.Now().Add(-2*time.Second)); status != http.StatusAccepted {
+		t.Fatalf("after a refused reload, the source added before answered %d", status)
+	}
 }
 
 func hangUp(t *testing.T, c *childProc) {

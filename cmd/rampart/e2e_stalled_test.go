@@ -63,9 +63,9 @@ steps:
 	}
 	d.Worker = &app.Worker{Worker: bad} // stopped at the end with the rest
 
-	pup := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
-	spray := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, examples+"/alerts/ocsf-password-spray.json"))
+	pup := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, examples+"/alerts/crowdstrike-pup.json"))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
+	spray := accepted(t, d.URL, d.Sources(), "ocsf", readFile(t, examples+"/alerts/ocsf-password-spray.json"))
 	awaitAlert(t, d.URL, pup.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool { return a.Stalled })
 	a := awaitAlert(t, d.URL, acc.AlertID, "its playbook run reported stalled", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Stalled

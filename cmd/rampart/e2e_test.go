@@ -238,7 +238,7 @@ func TestEndToEndContainment(t *testing.T) {
 	var logs syncBuffer
 	cfg := devConfig(t, 3*time.Second)
 	d := startDev(t, cfg, &logs)
-	status, acc := post(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware), time.Now())
+	status, acc := post(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware), time.Now())
 	if status != http.StatusAccepted || acc.Duplicate || acc.AlertID == "" {
 		t.Fatalf("webhook answered %d %+v", status, acc)
 	}
@@ -314,7 +314,7 @@ func TestEndToEndContainment(t *testing.T) {
 		"ocsf-password-spray.json":        "contain_when did not match",
 	} {
 		source := map[bool]string{true: "crowdstrike", false: "ocsf"}[file[:3] == "cro"]
-		acc := accepted(t, d.URL, d.Sources, source, readFile(t, filepath.Join(examples, "alerts", file)))
+		acc := accepted(t, d.URL, d.Sources(), source, readFile(t, filepath.Join(examples, "alerts", file)))
 		a := awaitAlert(t, d.URL, acc.AlertID, file+" to be decided", waitTimeout, func(a server.AlertDetail) bool {
 			return a.Status == "no_action"
 		})
@@ -360,7 +360,7 @@ func isolateInput(t *testing.T, d *app.Dev, workflowID string) workflows.Contain
 func configuredSecrets(t *testing.T, d *app.Dev) []string {
 	t.Helper()
 	secrets := []string{d.Config.CrowdStrike.ClientSecret.Reveal()}
-	for _, src := range d.Sources {
+	for _, src := range d.Sources() {
 		secrets = append(secrets, src.Secret())
 	}
 	keyFile, err := os.ReadFile(filepath.Join(d.Config.DataDir, app.PayloadKeyFileName))
@@ -436,7 +436,7 @@ func TestEndToEndEDRFailures(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 	}
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	detail := awaitAlert(t, d.URL, acc.AlertID, "the alert to be contained despite the faults", waitTimeout, func(detail server.AlertDetail) bool {
 		return detail.Status == "contained"
 	})
@@ -467,7 +467,7 @@ func TestEndToEndEDRFailures(t *testing.T) {
 		return a.Run != nil && a.Run.ClosedAt != nil
 	})
 	d.Simulator.InjectFault(crowdstrike.Fault{Status: http.StatusForbidden, Path: "/devices/entities/devices-actions/v2"})
-	again := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	again := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	refused := awaitAlert(t, d.URL, again.AlertID, "the refused alert to fail", waitTimeout, func(a server.AlertDetail) bool {
 		return a.Status == "failed"
 	})
@@ -483,7 +483,7 @@ func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 	body := readFile(t, ransomware)
 	const dups = 50
 	start := time.Now()
-	status, first := post(t, d.URL, d.Sources, "crowdstrike", body, start)
+	status, first := post(t, d.URL, d.Sources(), "crowdstrike", body, start)
 	if status != http.StatusAccepted {
 		t.Fatalf("first delivery: %d", status)
 	}
@@ -494,7 +494,7 @@ func TestEndToEndDuplicatesFoldIntoOneWorkflow(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// A sender re-signs each delivery; identical signatures would be replays.
-			status, acc := post(t, d.URL, d.Sources, "crowdstrike", body, start.Add(-time.Duration(i+1)*time.Second))
+			status, acc := post(t, d.URL, d.Sources(), "crowdstrike", body, start.Add(-time.Duration(i+1)*time.Second))
 			if status != http.StatusAccepted {
 				t.Errorf("duplicate %d: HTTP %d", i, status)
 			}
@@ -843,17 +843,27 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	const token = "prod-shape-api-token-0123456789abcdef"
 	api := &http.Client{Transport: bearer(token), Timeout: 30 * time.Second}
 	listen := freeAddr(t)
-	serverProc := startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", examples + "/sources.yaml"},
-		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token))
+	sourcesFile := filepath.Join(dir, "sources.yaml") // a copy, to be spoiled below
+	if err := os.WriteFile(sourcesFile, readFile(t, examples+"/sources.yaml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Its crowdstrike secret is a mounted file, as a Docker or Kubernetes secret.
+	sources, err := ingest.LoadSources(examples + "/sources.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "crowdstrike.secret")
+	if err := os.WriteFile(secretFile, []byte(sources["crowdstrike"].Secret()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serverProc := startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", sourcesFile},
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token,
+			ingest.SecretEnv("crowdstrike")+ingest.SecretFileEnvSuffix+"="+secretFile))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
 
 	// No worker yet: the alert is accepted, and the API says so rather than 404,
 	// and that it waits for a worker.
-	sources, err := ingest.LoadSources(examples + "/sources.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	acc := accepted(t, baseURL, sources, "crowdstrike", readFile(t, ransomware))
 	anonymous, err := http.Get(baseURL + "/api/v1/alerts/" + acc.AlertID)
 	if err != nil {
@@ -915,7 +925,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		t.Fatalf("contain calls = %d", n)
 	}
 	// A hang-up reloads the worker's files; one with a mistake is refused, and the
-	// worker carries on (TestHangUpReloadsTheReferenceFiles follows a good reload).
+	// worker carries on (TestHangUpReloadsTheFiles follows a good reload).
 	if err := os.WriteFile(iocs, []byte("type,value\nsha256,4be1f82c\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -923,12 +933,19 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	waitFor(t, "the worker to refuse the spoiled IOC list", waitTimeout, func() bool {
 		return strings.Contains(string(readFile(t, filepath.Join(dir, "worker.log"))), "reference data not reloaded")
 	})
-	// The server, which has nothing to reload, is not ended by a hang-up either.
+	// The server reloads its sources file on one: this one, spoiled, is
+	// refused, and the server carries on with the sources it had.
+	if err := os.WriteFile(sourcesFile, []byte("sources:\n  crowdstrike: {format: falcon, secret: a-secret-0123456789}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	hangUp(t, serverProc)
+	waitFor(t, "the server to refuse the spoiled sources file", waitTimeout, func() bool {
+		return strings.Contains(string(readFile(t, filepath.Join(dir, "server.log"))), "webhook sources not reloaded")
+	})
 	select {
 	case <-serverProc.done:
 		t.Fatal("a hang-up ended the server")
-	case <-time.After(300 * time.Millisecond):
+	default:
 	}
 	// A Prometheus scraping the server, with a token, reads the alert it took, the
 	// worker polling and nothing stalled or waiting; without one it is refused.
@@ -998,6 +1015,30 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		if bytes.Contains(stored, []byte(plain)) {
 			t.Errorf("workflow history stores %q in clear", plain)
 		}
+	}
+
+	// The secret rotated in its mount, the sources file mended and a hang-up
+	// sent, the server takes the new secret and refuses the old one.
+	if err := os.WriteFile(secretFile, []byte("rotated-in-the-mount-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sourcesFile, readFile(t, examples+"/sources.yaml"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hangUp(t, serverProc)
+	rotated, err := ingest.ParseSources(readFile(t, sourcesFile), func(k string) (string, bool) {
+		return "rotated-in-the-mount-0123456789", k == ingest.SecretEnv("crowdstrike")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pupBody := readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json"))
+	waitFor(t, "the server to take the rotated secret", waitTimeout, func() bool {
+		status, _ := post(t, baseURL, rotated, "crowdstrike", pupBody, time.Now())
+		return status == http.StatusAccepted
+	})
+	if status, _ := post(t, baseURL, sources, "crowdstrike", pupBody, time.Now().Add(-time.Second)); status != http.StatusUnauthorized {
+		t.Fatalf("the secret rotated out: %d", status)
 	}
 
 	// A server whose database does not answer starts all the same: its webhooks

@@ -46,9 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // hangUps delivers each SIGHUP on C until stop is called. Run from a terminal
 // (stdin one), a hang-up means that terminal went away and the process stops as
-// on Ctrl-C; run without one (under a supervisor, in a container), dev and
-// worker reload their inventory and IOC files on one, as daemons do, and a
-// server carries on.
+// on Ctrl-C; run without one (under a supervisor, in a container), it reloads
+// files as daemons do: dev and worker the inventory and IOC files, dev and
+// server the webhook sources file.
 type hangUps struct {
 	C            <-chan os.Signal
 	fromTerminal bool

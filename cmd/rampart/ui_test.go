@@ -39,7 +39,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	// The analyst has the inbox open before the alert arrives: it shows up by itself.
 	browser.navigate(t, d.URL+"/#approvals")
 	browser.waitText(t, "#approvals-empty", "Nothing is waiting for a decision.")
-	acc := accepted(t, d.URL, d.Sources, "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")))
+	acc := accepted(t, d.URL, d.Sources(), "ocsf", readFile(t, filepath.Join(examples, "alerts", "ocsf-dc-credential-dumping.json")))
 	pending := waitApproval(t, d.URL, acc.AlertID)
 	browser.waitText(t, "#nav-approvals", "Approvals (1)")
 	row := fmt.Sprintf(`[id="approval-%s"]`, pending.ID)
@@ -183,7 +183,7 @@ func TestUIApprovesAnAction(t *testing.T) {
 	// about the domain controller's host name, it shows that one alone.
 	browser.navigate(t, d.URL+"/")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")
-	accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
+	accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, filepath.Join(examples, "alerts", "crowdstrike-pup.json")))
 	browser.waitText(t, "#alerts tr:nth-child(2) td:nth-child(3)", "Credential dumping from LSASS")
 	browser.typeText(t, `#filters input[name="entity"]`, "DC-01\ue007")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(3)", "Credential dumping from LSASS")
@@ -211,7 +211,7 @@ type webDriver struct {
 func TestUISaysWhenItCannotRefresh(t *testing.T) {
 	browser := startBrowser(t)
 	d := startDev(t, devConfig(t, time.Second))
-	acc := accepted(t, d.URL, d.Sources, "crowdstrike", readFile(t, ransomware))
+	acc := accepted(t, d.URL, d.Sources(), "crowdstrike", readFile(t, ransomware))
 	awaitAlert(t, d.URL, acc.AlertID, "the alert to be recorded", waitTimeout, func(a server.AlertDetail) bool { return a.Status == "contained" })
 	browser.navigate(t, d.URL+"/")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(6)", "contained")

@@ -12,7 +12,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/xeipuuv/gojsonschema"
@@ -72,32 +74,34 @@ type Options struct {
 
 // Pipeline accepts webhook deliveries. It is safe for concurrent use.
 type Pipeline struct {
-	sources     map[string]*Source
-	schemas     map[string]*gojsonschema.Schema // by format
+	// sources is swapped whole by ReplaceSources, so a delivery sees one set
+	// from its first check to its start.
+	sources     atomic.Pointer[sourceSet]
+	schemas     map[string]*gojsonschema.Schema // by format: every format, so a reload needs no compile
 	starter     Starter
 	limits      Limits
 	dedupWindow time.Duration
 	replays     *replayCache
-	limiters    map[string]*rate.Limiter // by source; none for a source without a rate limit
 	now         func() time.Time
+}
+
+// sourceSet is the configured sources with their rate limiters.
+type sourceSet struct {
+	byName   map[string]*Source
+	limiters map[string]*rate.Limiter // by source; none for a source without a rate limit
 }
 
 // NewPipeline compiles every format's schema once.
 func NewPipeline(opts Options) (*Pipeline, error) {
-	if len(opts.Sources) == 0 {
-		return nil, errors.New("ingest: no sources")
-	}
 	if opts.Starter == nil {
 		return nil, errors.New("ingest: no starter")
 	}
 	p := &Pipeline{
-		sources:     opts.Sources,
 		schemas:     map[string]*gojsonschema.Schema{},
 		starter:     opts.Starter,
 		limits:      opts.Limits,
 		dedupWindow: opts.DedupWindow,
 		replays:     newReplayCache(SignatureWindow, 100_000),
-		limiters:    map[string]*rate.Limiter{},
 		now:         opts.Now,
 	}
 	if p.limits.MaxBody <= 0 {
@@ -109,27 +113,88 @@ func NewPipeline(opts Options) (*Pipeline, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	for _, src := range p.sources {
-		if rl := src.RateLimit; rl.PerSecond > 0 {
-			p.limiters[src.Name] = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
+	for _, format := range schemas.Sources() {
+		if _, ok := normalizers[format]; !ok {
+			return nil, fmt.Errorf("ingest: no normalizer for format %q", format)
 		}
-		if _, done := p.schemas[src.Format]; done {
-			continue
-		}
-		if _, ok := normalizers[src.Format]; !ok {
-			return nil, fmt.Errorf("ingest: no normalizer for format %q", src.Format)
-		}
-		raw, err := schemas.SourceSchema(src.Format)
+		raw, err := schemas.SourceSchema(format)
 		if err != nil {
 			return nil, err
 		}
 		s, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(raw))
 		if err != nil {
-			return nil, fmt.Errorf("ingest: compile %s schema: %w", src.Format, err)
+			return nil, fmt.Errorf("ingest: compile %s schema: %w", format, err)
 		}
-		p.schemas[src.Format] = s
+		p.schemas[format] = s
+	}
+	if _, err := p.ReplaceSources(opts.Sources); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// SourceChanges names the sources a ReplaceSources added, removed or changed,
+// and those whose secrets changed (a rotation begun or finished). Names only:
+// never a secret.
+type SourceChanges struct {
+	Added, Removed, Changed, Rekeyed []string
+}
+
+// Empty says nothing changed.
+func (c SourceChanges) Empty() bool {
+	return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Rekeyed) == 0
+}
+
+// ReplaceSources makes sources the pipeline's sources, for a reload of the
+// sources file: deliveries already past their source lookup finish with the set
+// they began with. A source whose rate limit is unchanged keeps its limiter, so
+// a reload does not hand a flooding tool a fresh burst. On an error nothing
+// changes.
+func (p *Pipeline) ReplaceSources(sources map[string]*Source) (SourceChanges, error) {
+	if len(sources) == 0 {
+		return SourceChanges{}, errors.New("ingest: no sources")
+	}
+	next := &sourceSet{byName: sources, limiters: map[string]*rate.Limiter{}}
+	prev := p.sources.Load()
+	if prev == nil {
+		prev = &sourceSet{}
+	}
+	var changes SourceChanges
+	for name, src := range sources {
+		if name != src.Name {
+			return SourceChanges{}, fmt.Errorf("ingest: source %q is named %q", name, src.Name)
+		}
+		if _, ok := p.schemas[src.Format]; !ok {
+			return SourceChanges{}, fmt.Errorf("ingest: source %s: no format %q", name, src.Format)
+		}
+		old, known := prev.byName[name]
+		switch {
+		case !known:
+			changes.Added = append(changes.Added, name)
+		case old.Format != src.Format || old.Auth != src.Auth || old.RateLimit != src.RateLimit:
+			changes.Changed = append(changes.Changed, name)
+		}
+		if known && !slices.EqualFunc(old.secrets, src.secrets, bytes.Equal) {
+			changes.Rekeyed = append(changes.Rekeyed, name)
+		}
+		if rl := src.RateLimit; rl.PerSecond > 0 {
+			if lim := prev.limiters[name]; lim != nil && known && old.RateLimit == rl {
+				next.limiters[name] = lim
+			} else {
+				next.limiters[name] = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
+			}
+		}
+	}
+	for name := range prev.byName {
+		if _, kept := sources[name]; !kept {
+			changes.Removed = append(changes.Removed, name)
+		}
+	}
+	for _, names := range [][]string{changes.Added, changes.Removed, changes.Changed, changes.Rekeyed} {
+		slices.Sort(names)
+	}
+	p.sources.Store(next)
+	return changes, nil
 }
 
 // Delivery is one webhook request as the pipeline sees it.
@@ -145,7 +210,8 @@ type Delivery struct {
 // its AlertWorkflow. A refused delivery returns an *Error; a Temporal failure
 // returns an *Error with status 503, and the sender should retry.
 func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
-	src, ok := p.sources[d.Source]
+	set := p.sources.Load()
+	src, ok := set.byName[d.Source]
 	if !ok {
 		return Accepted{}, &Error{Status: http.StatusNotFound, Code: "unknown_source", Message: fmt.Sprintf("no webhook source named %q", d.Source)}
 	}
@@ -182,7 +248,7 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	// Only an authenticated delivery spends the source's rate: nobody else can
 	// crowd it out. A refused one may be sent again as it is.
 	var accepted Accepted
-	err = p.admit(src, now)
+	err = admit(set.limiters[src.Name], src, now)
 	if err == nil {
 		accepted, err = p.accept(ctx, src, body, now, replayKey)
 	}
@@ -193,9 +259,9 @@ func (p *Pipeline) Accept(ctx context.Context, d Delivery) (Accepted, error) {
 	return accepted, err
 }
 
-// admit spends one delivery of the source's rate limit, or says when to retry.
-func (p *Pipeline) admit(src *Source, now time.Time) error {
-	lim := p.limiters[src.Name]
+// admit spends one delivery of the source's rate limit, or says when to retry;
+// lim is nil for a source without one.
+func admit(lim *rate.Limiter, src *Source, now time.Time) error {
 	if lim == nil {
 		return nil
 	}

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -535,11 +537,170 @@ sources:
 	}
 }
 
+// TestSecretsFromFiles reads a source's secrets from the files the _FILE
+// variables name, anew at every load: a mounted secret rotated in place is
+// what the next reload uses.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	current, previous := filepath.Join(dir, "current"), filepath.Join(dir, "previous")
+	write := func(path, value string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{
+		"RAMPART_WEBHOOK_SECRET_OCSF_FILE":          current,
+		"RAMPART_WEBHOOK_SECRET_OCSF_PREVIOUS_FILE": previous,
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	const doc = `sources: {ocsf: {secret: "in-the-sources-file-0123"}, crowdstrike: {secret: "crowdstrike-secret-0123"}}`
+	load := func() map[string]*Source {
+		t.Helper()
+		sources, err := ParseSources([]byte(doc), lookup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sources
+	}
+	write(current, "mounted-secret-0123456789\n")
+	write(previous, "mounted-previous-0123456789\r\n")
+	sources := load()
+	if got := sources["ocsf"].secrets; len(got) != 2 || string(got[0]) != "mounted-secret-0123456789" || string(got[1]) != "mounted-previous-0123456789" {
+		t.Fatalf("secrets from the files: %q", got)
+	}
+	if sources["crowdstrike"].Secret() != "crowdstrike-secret-0123" {
+		t.Fatal("a source without variables lost its secret from the sources file")
+	}
+	write(current, "rotated-in-place-0123456789")
+	delete(env, "RAMPART_WEBHOOK_SECRET_OCSF_PREVIOUS_FILE")
+	if got := load()["ocsf"].secrets; len(got) != 1 || string(got[0]) != "rotated-in-place-0123456789" {
+		t.Fatalf("secrets after the file changed: %q", got)
+	}
+
+	env["RAMPART_WEBHOOK_SECRET_OCSF"] = "from-the-variable-0123456789"
+	if _, err := ParseSources([]byte(doc), lookup); err == nil || !strings.Contains(err.Error(), "set RAMPART_WEBHOOK_SECRET_OCSF or RAMPART_WEBHOOK_SECRET_OCSF_FILE, not both") {
+		t.Fatalf("both set: %v", err)
+	}
+	delete(env, "RAMPART_WEBHOOK_SECRET_OCSF")
+	env["RAMPART_WEBHOOK_SECRET_OCSF_FILE"] = filepath.Join(dir, "missing")
+	if _, err := ParseSources([]byte(doc), lookup); err == nil || !strings.Contains(err.Error(), "RAMPART_WEBHOOK_SECRET_OCSF_FILE: open") {
+		t.Fatalf("a missing file: %v", err)
+	}
+
+	for doc, want := range map[string]string{
+		`sources: {a-b: {format: ocsf, secret: "0123456789abcdef"}, a_b: {format: ocsf, secret: "0123456789abcdef"}}`:   "a-b and a_b would share the variable RAMPART_WEBHOOK_SECRET_A_B",
+		`sources: {ocsf: {secret: "0123456789abcdef"}, ocsf_previous: {format: ocsf, secret: "0123456789abcdef"}}`:      "ocsf_previous would take ocsf's _PREVIOUS variable",
+		`sources: {ocsf: {secret: "0123456789abcdef"}, ocsf-previous-file: {format: ocsf, secret: "0123456789abcdef"}}`: "ocsf-previous-file would take ocsf's _PREVIOUS_FILE variable",
+	} {
+		if _, err := ParseSources([]byte(doc), func(string) (string, bool) { return "", false }); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// TestReplaceSources reloads the sources under a running pipeline: a rotation
+// begun, a source added and one removed, a rate limit kept (its bucket with it)
+// and one changed (a new bucket); a set with a mistake changes nothing.
+func TestReplaceSources(t *testing.T) {
+	const oldSecret, newSecret = "old-secret-0123456789abcdef", "new-secret-0123456789abcdef"
+	parse := func(doc string) map[string]*Source {
+		t.Helper()
+		s, err := ParseSources([]byte(doc), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	p, err := NewPipeline(Options{Starter: &fakeStarter{}, Now: func() time.Time { return now }, Sources: parse(`
+sources:
+  ocsf: {secret: ` + oldSecret + `, rate_limit: {per_second: 0.001, burst: 1}}
+  crowdstrike: {secret: ` + hmacSecret + `, rate_limit: {per_second: 0.001, burst: 1}}
+  retired: {format: ocsf, secret: ` + hmacSecret + `}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocsf, falcon := example(t, "ocsf-dc-credential-dumping.json"), example(t, "crowdstrike-ransomware.json")
+	at := now
+	send := func(source, secret string, body []byte) (Accepted, error) {
+		at = at.Add(time.Second) // each signature new, so none is a replay
+		d := signed(source, body, at)
+		d.Header.Set(SignatureHeader, Sign([]byte(secret), at, body))
+		return p.Accept(context.Background(), d)
+	}
+	// Each bucket spent before the reload.
+	if _, err := send("ocsf", oldSecret, ocsf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send("crowdstrike", hmacSecret, falcon); err != nil {
+		t.Fatal(err)
+	}
+
+	changes, err := p.ReplaceSources(parse(`
+sources:
+  ocsf: {secret: ` + newSecret + `, previous_secret: ` + oldSecret + `, rate_limit: {per_second: 0.001, burst: 1}}
+  crowdstrike: {secret: ` + hmacSecret + `, rate_limit: {per_second: 0.001, burst: 2}}
+  falcon-eu: {auth: bearer, format: crowdstrike, secret: ` + bearerSecret + `}
+`))
+	want := SourceChanges{Added: []string{"falcon-eu"}, Removed: []string{"retired"}, Changed: []string{"crowdstrike"}, Rekeyed: []string{"ocsf"}}
+	if err != nil || !reflect.DeepEqual(changes, want) {
+		t.Fatalf("changes %+v, %v; want %+v", changes, err, want)
+	}
+	var names []string
+	for _, info := range p.Sources() {
+		names = append(names, info.Name)
+	}
+	if !slices.Equal(names, []string{"crowdstrike", "falcon-eu", "ocsf"}) || !p.Sources()[2].PreviousSecret {
+		t.Fatalf("sources after the reload: %+v", p.Sources())
+	}
+	// ocsf kept its rate limit and its spent bucket, whichever secret signs.
+	_, err = send("ocsf", newSecret, ocsf)
+	wantError(t, err, http.StatusTooManyRequests, "rate_limited")
+	_, err = send("ocsf", "not-the-secret-0123456789", ocsf)
+	wantError(t, err, http.StatusUnauthorized, "invalid_signature")
+	// crowdstrike's limit changed: a new bucket.
+	if _, err := send("crowdstrike", hmacSecret, falcon); err != nil {
+		t.Fatalf("crowdstrike under its new limit: %v", err)
+	}
+	_, err = send("retired", hmacSecret, ocsf)
+	wantError(t, err, http.StatusNotFound, "unknown_source")
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("Authorization", "Bearer "+bearerSecret)
+	if _, err := p.Accept(context.Background(), Delivery{Source: "falcon-eu", Header: h, Body: bytes.NewReader(falcon), ContentLength: -1}); err != nil {
+		t.Fatalf("the added source: %v", err)
+	}
+
+	// No sources, or a source whose name and key differ: refused, nothing changes.
+	if _, err := p.ReplaceSources(nil); err == nil {
+		t.Fatal("an empty set was taken")
+	}
+	bad := parse(`sources: {ocsf: {secret: ` + hmacSecret + `}}`)
+	bad["other"] = bad["ocsf"]
+	if _, err := p.ReplaceSources(bad); err == nil || !strings.Contains(err.Error(), `"other" is named "ocsf"`) {
+		t.Fatalf("a mismatched set: %v", err)
+	}
+	if len(p.Sources()) != 3 {
+		t.Fatalf("a refused reload changed the sources: %+v", p.Sources())
+	}
+	// A rotation finished: the old secret is refused from now on.
+	changes, err = p.ReplaceSources(parse(`sources: {ocsf: {secret: ` + newSecret + `}}`))
+	if err != nil || !slices.Equal(changes.Rekeyed, []string{"ocsf"}) || !slices.Equal(changes.Changed, []string{"ocsf"}) {
+		t.Fatalf("rotation finished: %+v, %v", changes, err)
+	}
+	_, err = send("ocsf", oldSecret, ocsf)
+	wantError(t, err, http.StatusUnauthorized, "invalid_signature")
+	if acc, err := send("ocsf", newSecret, ocsf); err != nil || acc.PreviousSecret {
+		t.Fatalf("the new secret: %+v, %v", acc, err)
+	}
+}
+
 // normalized returns the alert a delivery normalizes to.
 func normalized(t *testing.T, source string, body []byte) schemas.Alert {
 	t.Helper()
 	p := newTestPipeline(t, &fakeStarter{})
-	a, err := p.Normalize(p.sources[source], body)
+	a, err := p.Normalize(p.sources.Load().byName[source], body)
 	if err != nil {
 		t.Fatalf("normalize %s: %v", source, err)
 	}

@@ -39,10 +39,14 @@ const (
 const SignatureHeader = "X-Rampart-Signature"
 
 // SecretEnvPrefix + the upper-cased source name overrides a source's secret;
-// with PreviousSecretEnvSuffix after it, its previous secret.
+// with PreviousSecretEnvSuffix after it, its previous secret. Either with
+// SecretFileEnvSuffix after it names a file holding the value instead (a
+// mounted Docker or Kubernetes secret): it is read at every load of the
+// sources, so a secret rotated in the file takes effect on a reload.
 const (
 	SecretEnvPrefix         = "RAMPART_WEBHOOK_SECRET_"
 	PreviousSecretEnvSuffix = "_PREVIOUS"
+	SecretFileEnvSuffix     = "_FILE"
 )
 
 // Source is a configured webhook source.
@@ -115,13 +119,15 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	if err := distinctSecretEnvs(names); err != nil {
+		return nil, err
+	}
 	for _, name := range names {
 		cfg := f.Sources[name]
 		if !sourceName.MatchString(name) {
 			return nil, fmt.Errorf("sources: %q is not a valid source name (lower-case letters, digits, - and _)", name)
 		}
 		s := &Source{Name: name, Format: cfg.Format, Auth: strings.ToLower(cfg.Auth)}
-		secret := cfg.Secret
 		if s.Format == "" {
 			s.Format = name
 		}
@@ -134,15 +140,16 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		if s.Auth != AuthHMAC && s.Auth != AuthBearer {
 			return nil, fmt.Errorf("sources: %s: auth must be hmac or bearer, not %q", name, cfg.Auth)
 		}
-		if v, ok := lookupEnv(SecretEnv(name)); ok {
-			secret = v
+		secret, err := secretFrom(SecretEnv(name), cfg.Secret, lookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("sources: %s: %w", name, err)
 		}
 		if len(secret) < 16 {
 			return nil, fmt.Errorf("sources: %s: secret must be at least 16 bytes (set it in the file or %s)", name, SecretEnv(name))
 		}
-		previous := cfg.Previous
-		if v, ok := lookupEnv(SecretEnv(name) + PreviousSecretEnvSuffix); ok {
-			previous = v
+		previous, err := secretFrom(SecretEnv(name)+PreviousSecretEnvSuffix, cfg.Previous, lookupEnv)
+		if err != nil {
+			return nil, fmt.Errorf("sources: %s: %w", name, err)
 		}
 		switch {
 		case previous == "":
@@ -167,6 +174,49 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		out[name] = s
 	}
 	return out, nil
+}
+
+// secretFrom resolves one of a source's secrets: the variable env, else the
+// file env_FILE names, else the sources file's value. Errors never carry a
+// secret.
+func secretFrom(env, inSourcesFile string, lookupEnv func(string) (string, bool)) (string, error) {
+	value, set := lookupEnv(env)
+	path, fileSet := lookupEnv(env + SecretFileEnvSuffix)
+	switch {
+	case set && fileSet:
+		return "", fmt.Errorf("set %s or %s, not both", env, env+SecretFileEnvSuffix)
+	case set:
+		return value, nil
+	case fileSet:
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", env+SecretFileEnvSuffix, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil // as written by echo or an editor
+	}
+	return inSourcesFile, nil
+}
+
+// distinctSecretEnvs refuses source names whose secret variables would be
+// taken for one another's: a-b and a_b share one, and the secret of a source
+// named x_previous would be the previous secret of x.
+func distinctSecretEnvs(names []string) error {
+	byEnv := map[string]string{}
+	for _, name := range names {
+		env := SecretEnv(name)
+		if other, taken := byEnv[env]; taken {
+			return fmt.Errorf("sources: %s and %s would share the variable %s: rename one", other, name, env)
+		}
+		byEnv[env] = name
+	}
+	for _, name := range names {
+		for _, suffix := range []string{PreviousSecretEnvSuffix, SecretFileEnvSuffix, PreviousSecretEnvSuffix + SecretFileEnvSuffix} {
+			if other, taken := byEnv[SecretEnv(name)+suffix]; taken {
+				return fmt.Errorf("sources: %s would take %s's %s variable for its own secret: rename it", other, name, suffix)
+			}
+		}
+	}
+	return nil
 }
 
 // SecretEnv is the environment variable that overrides a source's secret.
@@ -273,8 +323,9 @@ type SourceInfo struct {
 
 // Sources lists the pipeline's sources by name.
 func (p *Pipeline) Sources() []SourceInfo {
-	out := make([]SourceInfo, 0, len(p.sources))
-	for _, s := range p.sources {
+	set := p.sources.Load()
+	out := make([]SourceInfo, 0, len(set.byName))
+	for _, s := range set.byName {
 		info := SourceInfo{Name: s.Name, Format: s.Format, Auth: s.Auth, PreviousSecret: len(s.secrets) > 1}
 		if s.RateLimit.PerSecond > 0 {
 			rl := s.RateLimit

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,11 +50,20 @@ type Dev struct {
 	Worker    *Worker
 	HTTP      *server.Server
 	URL       string
-	Sources   map[string]*ingest.Source
 
 	serveErr       chan error
 	stopReconciler func()
 	log            *slog.Logger
+
+	mu      sync.Mutex
+	sources map[string]*ingest.Source // as last loaded, for Sources
+}
+
+// Sources returns the webhook sources as last loaded, with their secrets.
+func (d *Dev) Sources() map[string]*ingest.Source {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sources
 }
 
 // StartDev starts everything and returns once the HTTP server is listening. On
@@ -87,7 +97,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.NewMetrics()
 	}
-	d := &Dev{Config: cfg, Sources: sources, log: log, serveErr: make(chan error, 1)}
+	d := &Dev{Config: cfg, sources: sources, log: log, serveErr: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			d.Stop(context.Background())
@@ -157,7 +167,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	}()
 	d.stopReconciler = StartReconciler(d.Client, d.Store, &d.Config, log)
 
-	if d.HTTP, err = NewHTTPServer(&d.Config, d.Client, d.Store, d.Sources, log); err != nil {
+	if d.HTTP, err = NewHTTPServer(&d.Config, d.Client, d.Store, sources, log); err != nil {
 		return nil, err
 	}
 	addr, err := d.HTTP.Listen(cfg.Listen)
@@ -195,16 +205,22 @@ func (d *Dev) startSimulator(opts DevOptions, assets []store.Asset) error {
 	return nil
 }
 
-// ReloadReferenceData reloads the inventory and IOC files (see the function of
-// that name); the simulator learns the inventory's new hosts, and keeps the state
-// of those it knew.
-func (d *Dev) ReloadReferenceData(ctx context.Context) error {
-	r, err := ReloadReferenceData(ctx, d.Store, d.Config.AssetsFile, d.Config.IOCsFile, d.log)
-	if err != nil || d.Simulator == nil {
-		return err
+// Reload reloads the inventory and IOC files and the sources file (see
+// ReloadReferenceData and ReloadSources; each logs its outcome, and a bad file
+// leaves what it feeds as it was). The simulator learns the inventory's new
+// hosts, and keeps the state of those it knew.
+func (d *Dev) Reload(ctx context.Context) error {
+	r, refErr := ReloadReferenceData(ctx, d.Store, d.Config.AssetsFile, d.Config.IOCsFile, d.log)
+	if refErr == nil && d.Simulator != nil {
+		d.addSimulatedHosts(r.Assets)
 	}
-	d.addSimulatedHosts(r.Assets)
-	return nil
+	sources, srcErr := ReloadSources(d.HTTP, d.Config.SourcesFile, d.log)
+	if srcErr == nil {
+		d.mu.Lock()
+		d.sources = sources
+		d.mu.Unlock()
+	}
+	return errors.Join(refErr, srcErr)
 }
 
 // addSimulatedHosts gives the simulator the inventory's hosts it does not know

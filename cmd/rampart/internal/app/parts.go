@@ -401,6 +401,25 @@ func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsF
 	return r, nil
 }
 
+// ReloadSources reads the sources file again and, when it reads cleanly, makes
+// its sources the server's webhook sources (SIGHUP does this in dev and server,
+// so a secret is rotated without a restart and without refusing a delivery).
+// RAMPART_WEBHOOK_SECRET_* still override the file, with the values the process
+// started with. A mistake in the file is logged and changes nothing.
+func ReloadSources(srv *server.Server, file string, log *slog.Logger) (map[string]*ingest.Source, error) {
+	sources, err := ingest.LoadSources(file)
+	if err == nil {
+		var changes ingest.SourceChanges
+		if changes, err = srv.ReloadSources(sources); err == nil {
+			log.Info("webhook sources reloaded", "sources", len(sources), "added", changes.Added, "removed", changes.Removed,
+				"changed", changes.Changed, "new_secrets", changes.Rekeyed)
+			return sources, nil
+		}
+	}
+	log.Error("webhook sources not reloaded: the sources loaded before stay in force", "error", err)
+	return nil, err
+}
+
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
 // problem stops the boot with the diagnostics.
 func ApplyPlaybookDir(ctx context.Context, st *store.Store, dir string, log *slog.Logger) error {
