@@ -48,7 +48,8 @@ func newAlertSendCmd() *cobra.Command {
 		Short: "Sign and post an alert payload to a webhook source",
 		Long: `send posts FILE (one JSON payload in the source's format; - reads stdin) to
 /api/v1/webhooks/SOURCE. Without --secret it signs with the secret the server uses:
-RAMPART_WEBHOOK_SECRET_<SOURCE> if set, else the source's entry in the sources file.
+RAMPART_WEBHOOK_SECRET_<SOURCE> (or the file its _FILE variant names) if set, else the
+source's entry in the sources file.
 To send many alerts, see replay.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

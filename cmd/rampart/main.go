@@ -146,7 +146,7 @@ func (f *configFlags) edr(cmd *cobra.Command) {
 }
 
 func (f *configFlags) sources(cmd *cobra.Command, def string) {
-	cmd.Flags().StringVar(&f.cfg.SourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", def), "webhook sources YAML (env RAMPART_SOURCES_FILE; secrets overridable with RAMPART_WEBHOOK_SECRET_<SOURCE>)")
+	cmd.Flags().StringVar(&f.cfg.SourcesFile, "sources", app.Env("RAMPART_SOURCES_FILE", def), "webhook sources YAML (env RAMPART_SOURCES_FILE; secrets overridable with RAMPART_WEBHOOK_SECRET_<SOURCE>[_FILE]; re-read on a hang-up by dev and server)")
 }
 
 // load finishes the config: policy file, then secrets from the environment.

@@ -405,7 +405,8 @@ func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsF
 // its sources the server's webhook sources (SIGHUP does this in dev and server,
 // so a secret is rotated without a restart and without refusing a delivery).
 // RAMPART_WEBHOOK_SECRET_* still override the file, with the values the process
-// started with. A mistake in the file is logged and changes nothing.
+// started with; the files their _FILE variants name are read again. A mistake
+// in any of them is logged and changes nothing.
 func ReloadSources(srv *server.Server, file string, log *slog.Logger) (map[string]*ingest.Source, error) {
 	sources, err := ingest.LoadSources(file)
 	if err == nil {
