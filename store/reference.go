@@ -281,11 +281,20 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 		}
 		ioc.Value = ip
 	case IOCDomain:
+		// A feed's wildcard says what a domain indicator means here anyway: the
+		// domain and every name under it.
+		ioc.Value = strings.TrimSuffix(strings.TrimPrefix(ioc.Value, "*."), ".")
 		if _, isIP := schemas.CanonicalIP(ioc.Value); isIP {
 			return bad("an IP address, not a domain")
 		}
-		if strings.ContainsAny(ioc.Value, "/:@ \t") {
+		if strings.ContainsAny(ioc.Value, "/:@ \t*") {
 			return bad("not a domain name (a URL belongs under type url)")
+		}
+		if strings.HasPrefix(ioc.Value, ".") || strings.Contains(ioc.Value, "..") {
+			return bad("not a domain name (an empty label)")
+		}
+		if !strings.Contains(ioc.Value, ".") {
+			return bad("a top-level or one-label name: it would match every name under it")
 		}
 	case IOCURL:
 		u, err := url.Parse(ioc.Value)
@@ -294,6 +303,44 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 		}
 	}
 	return ioc, nil
+}
+
+// iocCandidates lists the values the entities may hit on the IOC list, each
+// with the entity kinds it stands for.
+func iocCandidates(entities []schemas.Entity) (values []string, kinds map[string]map[string]bool) {
+	kinds = map[string]map[string]bool{}
+	add := func(value, kind string) {
+		if kinds[value] == nil {
+			kinds[value] = map[string]bool{}
+			values = append(values, value)
+		}
+		kinds[value][kind] = true
+	}
+	// A domain and its parents down to two labels: a list naming a top-level
+	// domain is refused on load (NormalizeIOC).
+	addDomain := func(d string) {
+		for d = strings.TrimSuffix(d, "."); strings.Contains(d, "."); d = d[strings.IndexByte(d, '.')+1:] {
+			add(d, schemas.EntityDomain)
+		}
+	}
+	for _, e := range entities {
+		add(e.Value, e.Kind)
+		switch e.Kind {
+		case schemas.EntityDomain:
+			addDomain(e.Value)
+		case schemas.EntityURL:
+			u, err := url.Parse(e.Value)
+			if err != nil || u.Hostname() == "" {
+				continue
+			}
+			if ip, isIP := schemas.CanonicalIP(u.Hostname()); isIP {
+				add(ip, schemas.EntityIP)
+			} else {
+				addDomain(u.Hostname())
+			}
+		}
+	}
+	return values, kinds
 }
 
 // UpsertIOCs inserts or updates indicators by (type, value).
@@ -332,18 +379,13 @@ func indicators() referenceList[IOC, iocKey] {
 	}
 }
 
-// MatchIOCs returns the indicators on the list that equal one of the entities, of a
-// type that fits the entity's kind (a hash never matches an IP).
+// MatchIOCs returns the indicators on the list that one of the entities hits, of
+// a type that fits the entity's kind (a hash never matches an IP): an indicator
+// equal to the entity; a domain indicator hit by that domain or any name under
+// it (evil.example by cdn.evil.example), in a domain entity or a URL's host; an
+// IP indicator by a URL whose host is that address.
 func (s *Store) MatchIOCs(ctx context.Context, entities []schemas.Entity) ([]IOC, error) {
-	values := make([]string, 0, len(entities))
-	want := map[string]map[string]bool{} // value → entity kinds
-	for _, e := range entities {
-		if want[e.Value] == nil {
-			want[e.Value] = map[string]bool{}
-			values = append(values, e.Value)
-		}
-		want[e.Value][e.Kind] = true
-	}
+	values, want := iocCandidates(entities)
 	if len(values) == 0 {
 		return nil, nil
 	}

@@ -444,6 +444,27 @@ func TestReplaceReferenceData(t *testing.T) {
 		if hits := match(); len(hits) != 3 || hits[1].Source != "feed2" || hits[1].Confidence != 70 {
 			t.Fatalf("hits after the first load = %+v", hits)
 		}
+		// A domain indicator is hit by the names under it, in a domain or a URL;
+		// an IP indicator by a URL to the address. A name that merely ends the
+		// same way, or a parent of the listed domain, is no hit.
+		for _, c := range []struct {
+			entity schemas.Entity
+			hit    string
+		}{
+			{schemas.Entity{Kind: schemas.EntityDomain, Value: "cdn.login.evil.example."}, "evil.example"},
+			{schemas.Entity{Kind: schemas.EntityURL, Value: "https://files.evil.example:8443/payload.bin?x=1"}, "evil.example"},
+			{schemas.Entity{Kind: schemas.EntityURL, Value: "http://203.0.113.66/c2"}, "203.0.113.66"},
+			{schemas.Entity{Kind: schemas.EntityDomain, Value: "notevil.example"}, ""},
+			{schemas.Entity{Kind: schemas.EntityDomain, Value: "example"}, ""},
+			{schemas.Entity{Kind: schemas.EntityURL, Value: "https://example/evil.example"}, ""},
+			{schemas.Entity{Kind: schemas.EntityHostname, Value: "www.evil.example"}, ""}, // a hostname is no domain hit
+			{schemas.Entity{Kind: schemas.EntityURL, Value: "not a url %zz"}, ""},
+		} {
+			hits, err := st.MatchIOCs(ctx, []schemas.Entity{c.entity})
+			if err != nil || (c.hit == "") != (len(hits) == 0) || len(hits) > 1 || (len(hits) == 1 && hits[0].Value != c.hit) {
+				t.Errorf("%+v: hits %+v, %v; want %q", c.entity, hits, err, c.hit)
+			}
+		}
 		// The hash was a false positive: taken off the list, it stops matching.
 		removed, err := st.ReplaceIOCs(ctx, []store.IOC{list[2], list[3]})
 		if err != nil || removed != 1 {
@@ -998,6 +1019,7 @@ func TestNormalizeIOC(t *testing.T) {
 		{"ipv4", "10.20.4.142", "10.20.4.142"}, // a private address may be an indicator: an internal relay's
 		{"ipv6", "2001:0DB8::0042", "2001:db8::42"},
 		{"domain", "Login-Verify.Example", "login-verify.example"},
+		{"domain", "*.evil.example.", "evil.example"}, // a feed's wildcard: what a domain means here anyway
 		{"url", "HTTPS://login-verify.example/a?b=1", "https://login-verify.example/a?b=1"},
 	} {
 		ioc, err := store.NormalizeIOC(store.IOC{Type: c.typ, Value: c.value})
@@ -1015,6 +1037,10 @@ func TestNormalizeIOC(t *testing.T) {
 		{"ipv6", "10.0.0.1", "other family"},
 		{"domain", "http://evil.example/x", "a URL belongs under type url"},
 		{"domain", "203.0.113.5", "an IP address"},
+		{"domain", "example", "would match every name under it"},
+		{"domain", "*.com", "would match every name under it"},
+		{"domain", "evil..example", "an empty label"},
+		{"domain", "*evil.example", "not a domain name"},
 		{"url", "evil.example/x", "a scheme and a host"},
 		{"md5", "D41D8CD98F00B204E9800998ECF8427E", "every empty file"},
 		{"sha1", "da39a3ee5e6b4b0d3255bfef95601890afd80709", "every empty file"},
