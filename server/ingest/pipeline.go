@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,7 @@ type Pipeline struct {
 	// sources is swapped whole by ReplaceSources, so a delivery sees one set
 	// from its first check to its start.
 	sources     atomic.Pointer[sourceSet]
+	replacing   sync.Mutex                      // one ReplaceSources at a time
 	schemas     map[string]*gojsonschema.Schema // by format: every format, so a reload needs no compile
 	starter     Starter
 	limits      Limits
@@ -140,11 +142,6 @@ type SourceChanges struct {
 	Added, Removed, Changed, Rekeyed []string
 }
 
-// Empty says nothing changed.
-func (c SourceChanges) Empty() bool {
-	return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Rekeyed) == 0
-}
-
 // ReplaceSources makes sources the pipeline's sources, for a reload of the
 // sources file: deliveries already past their source lookup finish with the set
 // they began with. A source whose rate limit is unchanged keeps its limiter, so
@@ -154,6 +151,8 @@ func (p *Pipeline) ReplaceSources(sources map[string]*Source) (SourceChanges, er
 	if len(sources) == 0 {
 		return SourceChanges{}, errors.New("ingest: no sources")
 	}
+	p.replacing.Lock()
+	defer p.replacing.Unlock()
 	next := &sourceSet{byName: sources, limiters: map[string]*rate.Limiter{}}
 	prev := p.sources.Load()
 	if prev == nil {
