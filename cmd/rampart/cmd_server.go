@@ -77,7 +77,7 @@ func newServerCmd() *cobra.Command {
 					if hup.ends(log) {
 						break serve
 					}
-					_, _ = app.ReloadSources(srv, cfg.SourcesFile, log) // it logs the outcome; a bad file keeps the sources as they were
+					_, _ = app.ReloadSources(srv, cfg.SourcesFile, cfg.Metrics, log) // it logs the outcome; a bad file keeps the sources as they were
 				}
 			}
 			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -119,7 +119,7 @@ func newWorkerCmd() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			if err := reference.Load(ctx, st, log); err != nil {
+			if err := reference.Load(ctx, st, cfg.Metrics, log); err != nil {
 				return err
 			}
 			reg, err := app.NewIntegrations(cfg)
@@ -166,7 +166,7 @@ func newWorkerCmd() *cobra.Command {
 					if hup.ends(log) {
 						break serve
 					}
-					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, log) // it logs the outcome
+					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, cfg.Metrics, log) // it logs the outcome
 				}
 			}
 			ops.stop()

@@ -965,6 +965,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		"rampart_stalled_runs 0\n",
 		"rampart_approvals_pending 0\n",
 		"rampart_approvals_oldest_pending_age_seconds 0\n",
+		`rampart_last_reload_successful{files="sources"} 0` + "\n", // the spoiled file
 	} {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(metrics), want) {
 			t.Fatalf("metrics: %d, want %q in\n%s", resp.StatusCode, want, metrics)
@@ -1006,6 +1007,9 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		}
 		return true
 	})
+	if !strings.Contains(string(metrics), `rampart_last_reload_successful{files="reference_data"} 0`+"\n") {
+		t.Fatalf("the worker's metrics do not say its reload failed:\n%s", metrics)
+	}
 	// The alerting rules shipped in examples/prometheus name what these export.
 	checkAlertRules(t, serverMetrics, string(metrics))
 
@@ -1039,6 +1043,15 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	})
 	if status, _ := post(t, baseURL, sources, "crowdstrike", pupBody, time.Now().Add(-time.Second)); status != http.StatusUnauthorized {
 		t.Fatalf("the secret rotated out: %d", status)
+	}
+	resp, err = api.Get(baseURL + "/api/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `rampart_last_reload_successful{files="sources"} 1`+"\n") {
+		t.Fatalf("the server's metrics do not say its reload succeeded:\n%s", metrics)
 	}
 
 	// A server whose database does not answer starts all the same: its webhooks

@@ -25,6 +25,7 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
 	"github.com/rampart-soar/rampart/workflows"
@@ -243,13 +244,19 @@ func TestLoadReplacesTheListsGiven(t *testing.T) {
 	}
 	var logged bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
+	metrics := telemetry.NewMetrics()
+	lastLoad := func() string {
+		var e telemetry.Exposition
+		metrics.Write(&e)
+		return e.String()
+	}
 	load := func(assets, iocs string) {
 		t.Helper()
 		ref, err := ReadReferenceData(assets, iocs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ref.Load(ctx, st, log); err != nil {
+		if err := ref.Load(ctx, st, metrics, log); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -282,15 +289,25 @@ func TestLoadReplacesTheListsGiven(t *testing.T) {
 	// A reload (SIGHUP) of a file with a mistake changes neither list, even when
 	// the other file is good.
 	good := write("a2.yaml", "assets: [{hostname: ws-3}]\n")
-	if _, err := ReloadReferenceData(ctx, st, good, write("i.csv", "type,value\nipv4,10.0.0.0/8\n"), log); err == nil ||
+	if !strings.Contains(lastLoad(), `rampart_last_reload_successful{files="reference_data"} 1`+"\n") ||
+		!strings.Contains(lastLoad(), `rampart_last_reload_success_timestamp_seconds{files="reference_data"} `) {
+		t.Fatalf("the loads are not reported:\n%s", lastLoad())
+	}
+	if _, err := ReloadReferenceData(ctx, st, good, write("i.csv", "type,value\nipv4,10.0.0.0/8\n"), metrics, log); err == nil ||
 		!strings.Contains(logged.String(), "reference data not reloaded") {
 		t.Fatalf("a bad list reloaded: %v; log:\n%s", err, logged.String())
+	}
+	if !strings.Contains(lastLoad(), `rampart_last_reload_successful{files="reference_data"} 0`+"\n") {
+		t.Fatalf("the refused reload is not reported:\n%s", lastLoad())
 	}
 	if _, err := st.FindAsset(ctx, "", "ws-3", ""); !errors.Is(err, store.ErrNotFound) || hits() != 1 {
 		t.Fatalf("a refused reload changed the lists: ws-3 %v; %d hits", err, hits())
 	}
-	if _, err := ReloadReferenceData(ctx, st, good, "", log); err != nil {
+	if _, err := ReloadReferenceData(ctx, st, good, "", metrics, log); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(lastLoad(), `rampart_last_reload_successful{files="reference_data"} 1`+"\n") {
+		t.Fatalf("the good reload is not reported:\n%s", lastLoad())
 	}
 	if _, err := st.FindAsset(ctx, "", "ws-3", ""); err != nil || hits() != 1 {
 		t.Fatalf("after a good reload: ws-3 %v; %d hits", err, hits())

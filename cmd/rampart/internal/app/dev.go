@@ -130,7 +130,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if d.Store, err = OpenStore(ctx, dsn, true); err != nil {
 		return nil, err
 	}
-	if err := reference.Load(ctx, d.Store, log); err != nil {
+	if err := reference.Load(ctx, d.Store, cfg.Metrics, log); err != nil {
 		return nil, err
 	}
 	if err := ApplyPlaybookDir(ctx, d.Store, cfg.PlaybooksDir, log); err != nil {
@@ -210,11 +210,11 @@ func (d *Dev) startSimulator(opts DevOptions, assets []store.Asset) error {
 // leaves what it feeds as it was). The simulator learns the inventory's new
 // hosts, and keeps the state of those it knew.
 func (d *Dev) Reload(ctx context.Context) error {
-	r, refErr := ReloadReferenceData(ctx, d.Store, d.Config.AssetsFile, d.Config.IOCsFile, d.log)
+	r, refErr := ReloadReferenceData(ctx, d.Store, d.Config.AssetsFile, d.Config.IOCsFile, d.Config.Metrics, d.log)
 	if refErr == nil && d.Simulator != nil {
 		d.addSimulatedHosts(r.Assets)
 	}
-	sources, srcErr := ReloadSources(d.HTTP, d.Config.SourcesFile, d.log)
+	sources, srcErr := ReloadSources(d.HTTP, d.Config.SourcesFile, d.Config.Metrics, d.log)
 	if srcErr == nil {
 		d.mu.Lock()
 		d.sources = sources

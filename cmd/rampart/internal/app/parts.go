@@ -27,6 +27,7 @@ import (
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/triage"
 )
@@ -140,6 +141,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	if err != nil {
 		return nil, err
 	}
+	ReportLoad(cfg.Metrics, FilesSources, nil)
 	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
 		Pipeline:  pipeline,
@@ -360,8 +362,12 @@ func ReadReferenceData(assetsFile, iocsFile string) (ReferenceData, error) {
 // Load makes the store's inventory and IOC list those read, each only when its
 // file was given: a host or an indicator taken off its file is taken out of the
 // store too (a false-positive indicator left behind would go on driving
-// containment). The log says how many were loaded and removed.
-func (r ReferenceData) Load(ctx context.Context, st *store.Store, log *slog.Logger) error {
+// containment). The log says how many were loaded and removed, and m (when not
+// nil) whether the load succeeded.
+func (r ReferenceData) Load(ctx context.Context, st *store.Store, m *telemetry.Metrics, log *slog.Logger) (err error) {
+	if r.assetsGiven || r.iocsGiven {
+		defer func() { ReportLoad(m, FilesReferenceData, err) }()
+	}
 	if r.assetsGiven {
 		removed, err := st.ReplaceAssets(ctx, r.Assets)
 		if err != nil {
@@ -379,22 +385,52 @@ func (r ReferenceData) Load(ctx context.Context, st *store.Store, log *slog.Logg
 	return nil
 }
 
+// What a process loads from files, as MetricLastLoadSuccessful labels it.
+const (
+	FilesSources       = "sources"        // the webhook sources (dev, server)
+	FilesReferenceData = "reference_data" // the inventory and IOC list (dev, worker)
+)
+
+// MetricLastLoadSuccessful is 1 when the last load of a kind of files (at
+// start, then at each hang-up) succeeded and 0 when it failed, the process
+// running on what it loaded before; MetricLastLoadSuccessAt is when one last
+// succeeded. Prometheus reports its own config reloads the same way.
+const (
+	MetricLastLoadSuccessful = "rampart_last_reload_successful"
+	MetricLastLoadSuccessAt  = "rampart_last_reload_success_timestamp_seconds"
+)
+
+// ReportLoad records a load of files on m (nothing when m is nil).
+func ReportLoad(m *telemetry.Metrics, files string, err error) {
+	if m == nil {
+		return
+	}
+	h := m.Handler().WithTags(map[string]string{"files": files})
+	if err != nil {
+		h.Gauge(MetricLastLoadSuccessful).Update(0)
+		return
+	}
+	h.Gauge(MetricLastLoadSuccessful).Update(1)
+	h.Gauge(MetricLastLoadSuccessAt).Update(float64(time.Now().Unix()))
+}
+
 // ReloadReferenceData reads the inventory and IOC files again and, when both read
 // cleanly, makes the store's lists theirs (SIGHUP does this in dev and worker, so
 // an indicator added in the middle of an incident matches the next alert without
 // a restart). A mistake in either file is logged and changes nothing: the lists
 // loaded before stay in force. Each list is replaced in a transaction of its own.
-func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string, log *slog.Logger) (ReferenceData, error) {
+func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsFile string, m *telemetry.Metrics, log *slog.Logger) (ReferenceData, error) {
 	if assetsFile == "" && iocsFile == "" {
 		log.Warn("reference data not reloaded: no --assets or --iocs file was given")
 		return ReferenceData{}, nil
 	}
 	r, err := ReadReferenceData(assetsFile, iocsFile)
 	if err != nil {
+		ReportLoad(m, FilesReferenceData, err)
 		log.Error("reference data not reloaded: the lists loaded before stay in force", "error", err)
 		return ReferenceData{}, err
 	}
-	if err := r.Load(ctx, st, log); err != nil { // the store failed: a list logged as loaded just before was
+	if err := r.Load(ctx, st, m, log); err != nil { // the store failed: a list logged as loaded just before was
 		log.Error("reference data reload failed in the store: a list not logged as loaded is as it was", "error", err)
 		return ReferenceData{}, err
 	}
@@ -407,18 +443,20 @@ func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsF
 // RAMPART_WEBHOOK_SECRET_* still override the file, with the values the process
 // started with; the files their _FILE variants name are read again. A mistake
 // in any of them is logged and changes nothing.
-func ReloadSources(srv *server.Server, file string, log *slog.Logger) (map[string]*ingest.Source, error) {
+func ReloadSources(srv *server.Server, file string, m *telemetry.Metrics, log *slog.Logger) (map[string]*ingest.Source, error) {
 	sources, err := ingest.LoadSources(file)
+	var changes ingest.SourceChanges
 	if err == nil {
-		var changes ingest.SourceChanges
-		if changes, err = srv.ReloadSources(sources); err == nil {
-			log.Info("webhook sources reloaded", "sources", len(sources), "added", changes.Added, "removed", changes.Removed,
-				"changed", changes.Changed, "new_secrets", changes.Rekeyed)
-			return sources, nil
-		}
+		changes, err = srv.ReloadSources(sources)
 	}
-	log.Error("webhook sources not reloaded: the sources loaded before stay in force", "error", err)
-	return nil, err
+	ReportLoad(m, FilesSources, err)
+	if err != nil {
+		log.Error("webhook sources not reloaded: the sources loaded before stay in force", "error", err)
+		return nil, err
+	}
+	log.Info("webhook sources reloaded", "sources", len(sources), "added", changes.Added, "removed", changes.Removed,
+		"changed", changes.Changed, "new_secrets", changes.Rekeyed)
+	return sources, nil
 }
 
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
