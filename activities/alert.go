@@ -206,7 +206,7 @@ func (a *Activities) Finish(ctx context.Context, in workflows.FinishInput) error
 			}
 		}
 		if !in.Closed { // the close repeats the outcome recorded when the stages ended
-			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome), Summary: outcomeSummary(in)}); err != nil {
+			if err := tx.UpdateAlert(ctx, in.Ref.AlertID, store.AlertUpdate{Status: alertStatus(in.Outcome), Summary: outcomeSummary(in), OutcomeAt: &at}); err != nil {
 				return err
 			}
 		}

@@ -40,6 +40,8 @@ type AlertSummary struct {
 	ReceivedAt     time.Time `json:"received_at"`
 	LastSeenAt     time.Time `json:"last_seen_at"`
 	DuplicateCount int       `json:"duplicate_count"`
+	// Timings say how fast the alert moved; absent until there is something to time.
+	Timings *AlertTimings `json:"timings,omitempty"`
 	// Stalled says a run of the alert cannot progress (GET /api/v1/stalled).
 	Stalled bool `json:"stalled,omitempty"`
 }
@@ -75,8 +77,6 @@ type AlertDetail struct {
 	// decide, decided ones with who and why.
 	Approvals []ApprovalView `json:"approvals"`
 	Temporal  TemporalRef    `json:"temporal"`
-	// Timings say how fast the alert moved; absent until there is something to time.
-	Timings *AlertTimings `json:"timings,omitempty"`
 	// StalledRuns are the alert's runs Temporal reports cannot progress.
 	StalledRuns []StalledRun `json:"stalled_runs,omitempty"`
 }
@@ -94,19 +94,24 @@ type AlertTimings struct {
 	Summary         string `json:"summary"`
 }
 
-// alertTimings times a recorded alert and its run (nil before the run is recorded).
+// alertTimings times a recorded alert by its outcome's time or, for an alert
+// recorded before alerts kept one, its run's completion (r nil: none known).
 func alertTimings(a *store.Alert, r *store.Run) *AlertTimings {
 	var t AlertTimings
 	var said []string
-	if r != nil && r.CompletedAt != nil && !r.CompletedAt.Before(a.ReceivedAt) {
-		took := r.CompletedAt.Sub(a.ReceivedAt)
+	outcomeAt := a.OutcomeAt
+	if outcomeAt == nil && r != nil {
+		outcomeAt = r.CompletedAt
+	}
+	if outcomeAt != nil && !outcomeAt.Before(a.ReceivedAt) {
+		took := outcomeAt.Sub(a.ReceivedAt)
 		t.TimeToOutcomeMS = new(took.Milliseconds())
-		said = append(said, fmt.Sprintf("%s %s after receipt", strings.ReplaceAll(a.Status, "_", " "), spokenDuration(took)))
+		said = append(said, fmt.Sprintf("%s %s after receipt", strings.ReplaceAll(a.Status, "_", " "), SpokenDuration(took)))
 	}
 	if !a.EventTime.IsZero() && !a.EventTime.After(a.ReceivedAt) {
 		late := a.ReceivedAt.Sub(a.EventTime)
 		t.ReportDelayMS = new(late.Milliseconds())
-		said = append(said, fmt.Sprintf("reported %s after the event", spokenDuration(late)))
+		said = append(said, fmt.Sprintf("reported %s after the event", SpokenDuration(late)))
 	}
 	if len(said) == 0 {
 		return nil
@@ -115,9 +120,9 @@ func alertTimings(a *store.Alert, r *store.Run) *AlertTimings {
 	return &t
 }
 
-// spokenDuration says d the way a person would, as precisely as matters at its
+// SpokenDuration says d the way a person would, as precisely as matters at its
 // size: 850 ms, 2.4 s, 3 min 5 s, 2 h 10 min, 6 days 4 h.
-func spokenDuration(d time.Duration) string {
+func SpokenDuration(d time.Duration) string {
 	switch {
 	case d < time.Second:
 		return fmt.Sprintf("%d ms", d.Milliseconds())
@@ -508,7 +513,7 @@ func summary(a *store.Alert) AlertSummary {
 		ID: a.ID, WorkflowID: a.WorkflowID, Source: a.Source, Title: a.Title, FindingUID: a.FindingUID,
 		Rule: a.RuleUID, SeverityID: a.SeverityID, Severity: a.Severity, Confidence: a.Confidence,
 		Status: a.Status, Summary: a.Summary, Fingerprint: a.Fingerprint, EventTime: a.EventTime, ReceivedAt: a.ReceivedAt,
-		LastSeenAt: a.LastSeenAt, DuplicateCount: a.DuplicateCount,
+		LastSeenAt: a.LastSeenAt, DuplicateCount: a.DuplicateCount, Timings: alertTimings(a, nil),
 	}
 }
 

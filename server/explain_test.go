@@ -55,8 +55,8 @@ func TestSpokenDuration(t *testing.T) {
 		47*time.Hour + 59*time.Minute:     "47 h 59 min",
 		6*24*time.Hour + 4*time.Hour + 30: "6 days 4 h",
 	} {
-		if got := spokenDuration(d); got != want {
-			t.Errorf("spokenDuration(%v) = %q, want %q", d, got, want)
+		if got := SpokenDuration(d); got != want {
+			t.Errorf("SpokenDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -263,6 +263,22 @@ func TestAlertsAPI(t *testing.T) {
 	if timings["time_to_outcome_ms"] != float64(2500) || timings["summary"] != "contained 2.5 s after receipt · reported 1 min 0 s after the event" {
 		t.Fatalf("timings at the outcome = %v", out["timings"])
 	}
+	// That was an alert recorded before alerts kept their outcome's time; one
+	// that keeps it is timed by it, in the list too.
+	outcome = outcome.Add(500 * time.Millisecond)
+	if err := st.UpdateAlert(ctx, "alert-1", store.AlertUpdate{OutcomeAt: &outcome}); err != nil {
+		t.Fatal(err)
+	}
+	_, out = do(t, h, http.MethodGet, "/api/v1/alerts/alert-1", nil, nil)
+	_, list := do(t, h, http.MethodGet, "/api/v1/alerts?status=contained", nil, nil)
+	if alerts, _ = list["alerts"].([]any); len(alerts) != 1 {
+		t.Fatalf("contained alerts = %v", list)
+	}
+	for _, got := range []any{out["timings"], alerts[0].(map[string]any)["timings"]} {
+		if timings, _ = got.(map[string]any); timings["time_to_outcome_ms"] != float64(3000) {
+			t.Fatalf("timings by the alert's outcome = %v", got)
+		}
+	}
 }
 
 func TestHealthAndReadiness(t *testing.T) {

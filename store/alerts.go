@@ -56,6 +56,7 @@ type AlertUpdate struct {
 	Summary        string
 	EnrichmentJSON string
 	DecisionJSON   string
+	OutcomeAt      *time.Time
 }
 
 // UpdateAlert sets the non-empty fields of u.
@@ -72,6 +73,9 @@ func (s *Store) UpdateAlert(ctx context.Context, id string, u AlertUpdate) error
 	}
 	if u.DecisionJSON != "" {
 		fields["decision_json"] = u.DecisionJSON
+	}
+	if u.OutcomeAt != nil {
+		fields["outcome_at"] = u.OutcomeAt.UTC()
 	}
 	if len(fields) == 0 {
 		return nil

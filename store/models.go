@@ -49,6 +49,9 @@ type Alert struct {
 	ReceivedAt     time.Time `gorm:"not null;index"`
 	DuplicateCount int       `gorm:"not null;default:0"`
 	LastSeenAt     time.Time `gorm:"not null"`
+	// OutcomeAt is when the alert's outcome (contained, responded, no_action,
+	// failed) was recorded, by the run's clock; nil while it is processing.
+	OutcomeAt *time.Time
 	// JSON documents, kept as text so SQLite and PostgreSQL store them alike.
 	AlertJSON      string `gorm:"type:text;not null"`
 	RawJSON        string `gorm:"type:text"`

@@ -35,7 +35,9 @@ func TestRecordAlertIsIdempotent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := st.UpdateAlert(ctx, "r1", store.AlertUpdate{Status: store.AlertContained, Summary: "contained: contain_when matched", DecisionJSON: `{"contain":true}`}); err != nil {
+		outcomeAt := t0.Add(1500 * time.Millisecond).In(time.FixedZone("UTC+2", 2*3600))
+		if err := st.UpdateAlert(ctx, "r1", store.AlertUpdate{Status: store.AlertContained, Summary: "contained: contain_when matched", DecisionJSON: `{"contain":true}`,
+			OutcomeAt: &outcomeAt}); err != nil {
 			t.Fatal(err)
 		}
 		// A late replay of the first write must not undo the later status.
@@ -46,8 +48,9 @@ func TestRecordAlertIsIdempotent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Alert.Status != store.AlertContained || d.Alert.DecisionJSON != `{"contain":true}` || d.Alert.Summary != "contained: contain_when matched" {
-			t.Fatalf("status/decision overwritten: %+v", d.Alert)
+		if d.Alert.Status != store.AlertContained || d.Alert.DecisionJSON != `{"contain":true}` || d.Alert.Summary != "contained: contain_when matched" ||
+			d.Alert.OutcomeAt == nil || d.Alert.OutcomeAt.Sub(d.Alert.ReceivedAt) != 1500*time.Millisecond {
+			t.Fatalf("status/decision/outcome time overwritten: %+v", d.Alert)
 		}
 		if d.Run == nil || d.Run.WorkflowID != "alert/fp-r1" {
 			t.Fatalf("run not recorded: %+v", d.Run)

@@ -124,10 +124,14 @@ func TestAlertListAndShow(t *testing.T) {
 		EventTime: at, ReceivedAt: at, LastSeenAt: at, AlertJSON: `{"user":{"name":"ravi.patel"}}`}, []schemas.Entity{{Kind: schemas.EntityUser, Value: "ravi.patel"}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	outcome := at.Add(1234 * time.Millisecond)
+	if err := st.UpdateAlert(context.Background(), "a-1", store.AlertUpdate{OutcomeAt: &outcome}); err != nil {
+		t.Fatal(err)
+	}
 	url := apiServer(t, st)
 	code, out := runCLI(t, "alert", "list", "--url", url)
-	if code != 0 || !strings.Contains(out, "a-1") || !strings.Contains(out, "Password spray against SSO") || !strings.Contains(out, "no_action") ||
-		!regexp.MustCompile(`ocsf\s+ravi\.patel\s+Password spray`).MatchString(out) { // no host: the user
+	if code != 0 || !strings.Contains(out, "a-1") || !strings.Contains(out, "Password spray against SSO") ||
+		!regexp.MustCompile(`no_action\s+1\.2 s\s+0\s+ocsf\s+ravi\.patel\s+Password spray`).MatchString(out) { // took 1.2 s; no host: the user
 		t.Fatalf("list: exit %d: %s", code, out)
 	}
 	if code, out = runCLI(t, "alert", "list", "--entity", "Ravi.Patel", "--url", url); code != 0 || !strings.Contains(out, "a-1") {

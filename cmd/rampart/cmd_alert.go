@@ -157,14 +157,15 @@ func newAlertListCmd() *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tDUPS\tSOURCE\tHOST\tTITLE\tWHY")
+			fmt.Fprintln(tw, "ID\tRECEIVED\tSEVERITY\tSTATUS\tTOOK\tDUPS\tSOURCE\tHOST\tTITLE\tWHY")
 			for _, a := range page.Alerts {
 				status := a.Status
 				if a.Stalled {
 					status += " (stalled)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
-					a.Severity, status, a.DuplicateCount, a.Source, cmp.Or(a.Hostname, a.User, "-"), a.Title, workflows.Clip(a.Summary, 72))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", a.ID, a.ReceivedAt.Local().Format(time.DateTime),
+					a.Severity, status, timeToOutcome(a), a.DuplicateCount, a.Source, cmp.Or(a.Hostname, a.User, "-"), a.Title,
+					workflows.Clip(a.Summary, 72))
 			}
 			return tw.Flush()
 		},
@@ -176,6 +177,15 @@ func newAlertListCmd() *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many (1-200)")
 	urlFlag(cmd, &base)
 	return cmd
+}
+
+// timeToOutcome says how long an alert took from the webhook to its outcome,
+// "-" while it has none.
+func timeToOutcome(a server.AlertSummary) string {
+	if a.Timings == nil || a.Timings.TimeToOutcomeMS == nil {
+		return "-"
+	}
+	return server.SpokenDuration(time.Duration(*a.Timings.TimeToOutcomeMS) * time.Millisecond)
 }
 
 func newAlertStateCmd() *cobra.Command {

@@ -253,6 +253,14 @@ func TestEndToEndContainment(t *testing.T) {
 		detail.Temporal.WorkflowID != acc.WorkflowID || detail.Temporal.RunID != acc.AlertID {
 		t.Fatalf("alert = %+v run %+v", detail.AlertSummary, detail.Run)
 	}
+	// The alert's outcome is timed as its run completed, in the list as in the
+	// detail: from the webhook to contained.
+	var list server.AlertList
+	if code := getJSON(t, d.URL+"/api/v1/alerts", &list); code != http.StatusOK || len(list.Alerts) != 1 || list.Alerts[0].Timings == nil ||
+		detail.Timings == nil || list.Alerts[0].Timings.Summary != detail.Timings.Summary ||
+		*detail.Timings.TimeToOutcomeMS != detail.Run.CompletedAt.Sub(detail.ReceivedAt).Milliseconds() {
+		t.Fatalf("timings: listed %+v, detail %+v, run %+v", list.Alerts, detail.Timings, detail.Run)
+	}
 	// In one process the webhook's start hands the run's first task straight to the
 	// worker (eager start) instead of through the task queue.
 	started := history(t, d.Client, acc.WorkflowID)[0].GetWorkflowExecutionStartedEventAttributes()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,6 +216,10 @@ func TestUISaysWhenItCannotRefresh(t *testing.T) {
 	awaitAlert(t, d.URL, acc.AlertID, "the alert to be recorded", waitTimeout, func(a server.AlertDetail) bool { return a.Status == "contained" })
 	browser.navigate(t, d.URL+"/")
 	browser.waitText(t, "#alerts tr:nth-child(1) td:nth-child(6)", "contained")
+	// How long it took, from the webhook to contained, as the API's summary says it.
+	if got := browser.text(t, "#alerts tr:nth-child(1) td:nth-child(7)"); !regexp.MustCompile(`^(\d+ ms|\d+\.\d s)$`).MatchString(got) {
+		t.Fatalf("the alert took %q", got)
+	}
 	if err := d.Store.Close(); err != nil {
 		t.Fatal(err)
 	}

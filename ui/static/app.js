@@ -63,6 +63,7 @@ async function loadAlerts(append, stillWanted) {
       text("td", [a.hostname, a.user].filter(Boolean).join(" · "), "subject"),
       text("td", a.source),
       text("td", a.stalled ? a.status + " (stalled)" : a.status, a.stalled ? "status-stalled" : "status-" + a.status),
+      text("td", a.timings && a.timings.time_to_outcome_ms != null ? spoken(a.timings.time_to_outcome_ms) : "", "took"),
       text("td", a.summary || "", "why"),
       text("td", a.duplicate_count),
     );
@@ -72,6 +73,17 @@ async function loadAlerts(append, stillWanted) {
   cursor = page.next_cursor || "";
   $("#more").hidden = !cursor;
   pages = append ? pages + 1 : 1;
+}
+
+// spoken says a duration in milliseconds as the API's summaries do: 850 ms,
+// 2.4 s, 3 min 5 s, 2 h 10 min, 6 days 4 h.
+function spoken(ms) {
+  const s = Math.floor(ms / 1000), min = Math.floor(s / 60), h = Math.floor(min / 60);
+  if (ms < 1000) return `${ms} ms`;
+  if (s < 60) return `${(ms / 1000).toFixed(1)} s`;
+  if (min < 60) return `${min} min ${s % 60} s`;
+  if (h < 48) return `${h} h ${min % 60} min`;
+  return `${Math.floor(h / 24)} days ${h % 24} h`;
 }
 
 // rowTable is a table under the column headings, with one row per item, its
