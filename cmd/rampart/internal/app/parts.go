@@ -141,7 +141,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 	if err != nil {
 		return nil, err
 	}
-	ReportLoad(cfg.Metrics, FilesSources, nil)
+	ReportReload(cfg.Metrics, FilesSources, nil)
 	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
 		Pipeline:  pipeline,
@@ -366,7 +366,7 @@ func ReadReferenceData(assetsFile, iocsFile string) (ReferenceData, error) {
 // nil) whether the load succeeded.
 func (r ReferenceData) Load(ctx context.Context, st *store.Store, m *telemetry.Metrics, log *slog.Logger) (err error) {
 	if r.assetsGiven || r.iocsGiven {
-		defer func() { ReportLoad(m, FilesReferenceData, err) }()
+		defer func() { ReportReload(m, FilesReferenceData, err) }()
 	}
 	if r.assetsGiven {
 		removed, err := st.ReplaceAssets(ctx, r.Assets)
@@ -385,33 +385,34 @@ func (r ReferenceData) Load(ctx context.Context, st *store.Store, m *telemetry.M
 	return nil
 }
 
-// What a process loads from files, as MetricLastLoadSuccessful labels it.
+// What a process loads from files, as MetricLastReloadSuccessful labels it.
 const (
 	FilesSources       = "sources"        // the webhook sources (dev, server)
 	FilesReferenceData = "reference_data" // the inventory and IOC list (dev, worker)
 )
 
-// MetricLastLoadSuccessful is 1 when the last load of a kind of files (at
+// MetricLastReloadSuccessful is 1 when the last load of a kind of files (at
 // start, then at each hang-up) succeeded and 0 when it failed, the process
-// running on what it loaded before; MetricLastLoadSuccessAt is when one last
+// running on what it loaded before; MetricLastReloadSuccessAt is when one last
 // succeeded. Prometheus reports its own config reloads the same way.
 const (
-	MetricLastLoadSuccessful = "rampart_last_reload_successful"
-	MetricLastLoadSuccessAt  = "rampart_last_reload_success_timestamp_seconds"
+	MetricLastReloadSuccessful = "rampart_last_reload_successful"
+	MetricLastReloadSuccessAt  = "rampart_last_reload_success_timestamp_seconds"
 )
 
-// ReportLoad records a load of files on m (nothing when m is nil).
-func ReportLoad(m *telemetry.Metrics, files string, err error) {
+// ReportReload records a load of files, at start or on a hang-up, on m
+// (nothing when m is nil).
+func ReportReload(m *telemetry.Metrics, files string, err error) {
 	if m == nil {
 		return
 	}
 	h := m.Handler().WithTags(map[string]string{"files": files})
 	if err != nil {
-		h.Gauge(MetricLastLoadSuccessful).Update(0)
+		h.Gauge(MetricLastReloadSuccessful).Update(0)
 		return
 	}
-	h.Gauge(MetricLastLoadSuccessful).Update(1)
-	h.Gauge(MetricLastLoadSuccessAt).Update(float64(time.Now().Unix()))
+	h.Gauge(MetricLastReloadSuccessful).Update(1)
+	h.Gauge(MetricLastReloadSuccessAt).Update(float64(time.Now().Unix()))
 }
 
 // ReloadReferenceData reads the inventory and IOC files again and, when both read
@@ -426,7 +427,7 @@ func ReloadReferenceData(ctx context.Context, st *store.Store, assetsFile, iocsF
 	}
 	r, err := ReadReferenceData(assetsFile, iocsFile)
 	if err != nil {
-		ReportLoad(m, FilesReferenceData, err)
+		ReportReload(m, FilesReferenceData, err)
 		log.Error("reference data not reloaded: the lists loaded before stay in force", "error", err)
 		return ReferenceData{}, err
 	}
@@ -449,7 +450,7 @@ func ReloadSources(srv *server.Server, file string, m *telemetry.Metrics, log *s
 	if err == nil {
 		changes, err = srv.ReloadSources(sources)
 	}
-	ReportLoad(m, FilesSources, err)
+	ReportReload(m, FilesSources, err)
 	if err != nil {
 		log.Error("webhook sources not reloaded: the sources loaded before stay in force", "error", err)
 		return nil, err
