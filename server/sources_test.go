@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -140,6 +141,67 @@ func TestReloadSourcesKeepsTheCounts(t *testing.T) {
 	if strings.Contains(text, "previous_secret_total") || strings.Contains(text, `source="ocsf"`) ||
 		!strings.Contains(text, `rampart_webhook_deliveries_total{source="edr",outcome="accepted"} 0`+"\n") {
 		t.Fatalf("metrics after the reload:\n%s", text)
+	}
+}
+
+// TestReloadSourcesUnderDeliveries reloads the sources over and over while
+// deliveries signed with a secret every version accepts keep coming: none is
+// refused, and every one is counted (run with -race, it also finds the two
+// sharing no memory unguarded).
+func TestReloadSourcesUnderDeliveries(t *testing.T) {
+	body, err := os.ReadFile("../examples/alerts/crowdstrike-ransomware.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := make([]map[string]*ingest.Source, 2)
+	for i, doc := range []string{
+		fmt.Sprintf("sources: {crowdstrike: {secret: %q}}", secret),
+		fmt.Sprintf("sources: {crowdstrike: {secret: %q, previous_secret: %q}, ocsf: {secret: %q}}", "rotated-secret-0123456789", secret, secret),
+	} {
+		if versions[i], err = ingest.ParseSources([]byte(doc), func(string) (string, bool) { return "", false }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipeline, err := ingest.NewPipeline(ingest.Options{Starter: &foldingStarter{seen: map[string]bool{}}, Sources: versions[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Pipeline: pipeline, Metrics: telemetry.NewMetrics()})
+	h := srv.Handler()
+	const senders, each = 4, 50
+	var wg sync.WaitGroup
+	refused := make(chan string, senders*each)
+	base := time.Now()
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				at := base.Add(-time.Duration(g*each+i) * time.Second) // each signature its own
+				req := httptest.NewRequest(http.MethodPost, "/api/v1/webhooks/crowdstrike", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set(ingest.SignatureHeader, ingest.Sign([]byte(secret), at, body))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusAccepted {
+					refused <- fmt.Sprint(rec.Code, rec.Body.String())
+				}
+			}
+		})
+	}
+	for i := range 40 {
+		if _, err := srv.ReloadSources(versions[(i+1)%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	close(refused)
+	for r := range refused {
+		t.Errorf("refused during a reload: %s", r)
+	}
+	var list server.SourceList
+	_, _, raw := get(h, "/api/v1/sources")
+	if err := json.Unmarshal([]byte(raw), &list); err != nil || list.Sources[0].Name != "crowdstrike" ||
+		list.Sources[0].Accepted+list.Sources[0].Duplicates != senders*each {
+		t.Fatalf("counted %s, want %d deliveries", raw, senders*each)
 	}
 }
 
