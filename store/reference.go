@@ -301,6 +301,7 @@ func NormalizeIOC(ioc IOC) (IOC, error) {
 		if err != nil || u.Scheme == "" || u.Host == "" {
 			return bad("not a URL with a scheme and a host")
 		}
+		ioc.Value = canonicalURL(u)
 	}
 	return ioc, nil
 }
@@ -333,6 +334,7 @@ func iocCandidates(entities []schemas.Entity) (values []string, kinds map[string
 			if err != nil || u.Hostname() == "" {
 				continue
 			}
+			add(canonicalURL(u), schemas.EntityURL)
 			if ip, isIP := schemas.CanonicalIP(u.Hostname()); isIP {
 				add(ip, schemas.EntityIP)
 			} else {
@@ -341,6 +343,24 @@ func iocCandidates(entities []schemas.Entity) (values []string, kinds map[string
 		}
 	}
 	return values, kinds
+}
+
+// canonicalURL writes a URL as URL indicators are kept, so that one written
+// another way still matches: no default port, no fragment, "/" for an empty
+// path. (Case is already folded, as for every indicator.)
+func canonicalURL(u *url.URL) string {
+	c := *u
+	if port := c.Port(); (port == "80" && c.Scheme == "http") || (port == "443" && c.Scheme == "https") {
+		c.Host = c.Hostname()
+		if strings.Contains(c.Host, ":") { // IPv6
+			c.Host = "[" + c.Host + "]"
+		}
+	}
+	c.Fragment, c.RawFragment = "", ""
+	if c.Path == "" && c.Opaque == "" {
+		c.Path = "/"
+	}
+	return c.String()
 }
 
 // UpsertIOCs inserts or updates indicators by (type, value).

@@ -419,6 +419,34 @@ func TestAssetsAndIOCs(t *testing.T) {
 	})
 }
 
+// TestURLIndicatorsMatchHoweverWritten: a URL indicator is hit by the same URL
+// written with a default port, a fragment or without the root path.
+func TestURLIndicatorsMatchHoweverWritten(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		if _, err := st.ReplaceIOCs(ctx, []store.IOC{
+			{Type: "url", Value: "http://dl.example/payload.bin", Source: "feed"},
+			{Type: "url", Value: "https://c2.example:443", Source: "feed"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for url, hit := range map[string]bool{
+			"HTTP://dl.example:80/payload.bin#top": true,
+			"http://dl.example/payload.bin":        true,
+			"https://c2.example/":                  true,
+			"https://c2.example":                   true,
+			"http://dl.example/payload.bin?x=1":    false,
+			"https://dl.example/payload.bin":       false,
+			"http://dl.example:8080/payload.bin":   false,
+		} {
+			hits, err := st.MatchIOCs(ctx, []schemas.Entity{{Kind: schemas.EntityURL, Value: schemas.EntityValue(url)}})
+			if err != nil || (len(hits) > 0) != hit || len(hits) > 1 || (hit && hits[0].Type != "url") {
+				t.Errorf("%s: hits %+v, %v; want a hit: %v", url, hits, err, hit)
+			}
+		}
+	})
+}
+
 func TestReplaceReferenceData(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -1024,6 +1052,9 @@ func TestNormalizeIOC(t *testing.T) {
 		{"domain", "Login-Verify.Example", "login-verify.example"},
 		{"domain", "*.evil.example.", "evil.example"}, // a feed's wildcard: what a domain means here anyway
 		{"url", "HTTPS://login-verify.example/a?b=1", "https://login-verify.example/a?b=1"},
+		{"url", "http://evil.example:80#top", "http://evil.example/"},
+		{"url", "https://[2001:DB8::1]:443/x", "https://[2001:db8::1]/x"},
+		{"url", "https://evil.example:8443", "https://evil.example:8443/"},
 	} {
 		ioc, err := store.NormalizeIOC(store.IOC{Type: c.typ, Value: c.value})
 		if err != nil || ioc.Value != c.want || ioc.Type != strings.ToLower(c.typ) {
