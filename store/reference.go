@@ -351,10 +351,7 @@ func iocCandidates(entities []schemas.Entity) (values []string, kinds map[string
 func canonicalURL(u *url.URL) string {
 	c := *u
 	if port := c.Port(); (port == "80" && c.Scheme == "http") || (port == "443" && c.Scheme == "https") {
-		c.Host = c.Hostname()
-		if strings.Contains(c.Host, ":") { // IPv6
-			c.Host = "[" + c.Host + "]"
-		}
+		c.Host = strings.TrimSuffix(c.Host, ":"+port) // an IPv6 host keeps its brackets
 	}
 	c.Fragment, c.RawFragment = "", ""
 	if c.Path == "" && c.Opaque == "" {
