@@ -177,7 +177,7 @@ func (p *Pipeline) ReplaceSources(sources map[string]*Source) (SourceChanges, er
 			changes.Rekeyed = append(changes.Rekeyed, name)
 		}
 		if rl := src.RateLimit; rl.PerSecond > 0 {
-			if lim := prev.limiters[name]; lim != nil && known && old.RateLimit == rl {
+			if lim := prev.limiters[name]; lim != nil && old.RateLimit == rl { // a limiter only for a source it had
 				next.limiters[name] = lim
 			} else {
 				next.limiters[name] = rate.NewLimiter(rate.Limit(rl.PerSecond), max(rl.Burst, 1))
