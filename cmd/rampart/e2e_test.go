@@ -855,17 +855,23 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if err := os.WriteFile(sourcesFile, readFile(t, examples+"/sources.yaml"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Its crowdstrike secret is a mounted file, as a Docker or Kubernetes secret.
+	// Its API token and its crowdstrike webhook secret are mounted files, as
+	// Docker or Kubernetes secrets are; the worker's CrowdStrike secret too.
+	mounted := func(name, value string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(value+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	sources, err := ingest.LoadSources(examples + "/sources.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	secretFile := filepath.Join(dir, "crowdstrike.secret")
-	if err := os.WriteFile(secretFile, []byte(sources["crowdstrike"].Secret()+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secretFile := mounted("crowdstrike.secret", sources["crowdstrike"].Secret())
 	serverProc := startChild(t, dir, "server", []string{"server", "--listen", listen, "--sources", sourcesFile},
-		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS="+token,
+		append(env, "RAMPART_PAYLOAD_KEY="+codec.EncodeKey(key), app.APITokenEnvPrefix+"OPS"+ingest.SecretFileEnvSuffix+"="+mounted("api.token", token),
 			ingest.SecretEnv("crowdstrike")+ingest.SecretFileEnvSuffix+"="+secretFile))
 	baseURL := "http://" + listen
 	waitReady(t, baseURL)
@@ -915,7 +921,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	workerArgs := []string{"worker", "--assets", examples + "/assets.yaml", "--iocs", iocs,
 		"--crowdstrike-url", sim.URL(), "--crowdstrike-client-id", "prod-shape"}
-	workerEnv := append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET=prod-shape-secret-0123456789")
+	workerEnv := append(env, "RAMPART_CROWDSTRIKE_CLIENT_SECRET_FILE="+mounted("crowdstrike-api.secret", "prod-shape-secret-0123456789"))
 	// Without a payload key a worker refuses to start, rather than write history
 	// its peers cannot read.
 	refusesToStart(t, dir, "keyless-worker", workerArgs, workerEnv, "RAMPART_PAYLOAD_KEY")
@@ -1031,9 +1037,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 
 	// The secret rotated in its mount, the sources file mended and a hang-up
 	// sent, the server takes the new secret and refuses the old one.
-	if err := os.WriteFile(secretFile, []byte("rotated-in-the-mount-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	mounted("crowdstrike.secret", "rotated-in-the-mount-0123456789")
 	if err := os.WriteFile(sourcesFile, readFile(t, examples+"/sources.yaml"), 0o600); err != nil {
 		t.Fatal(err)
 	}

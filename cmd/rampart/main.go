@@ -21,6 +21,7 @@ import (
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations"
+	"github.com/rampart-soar/rampart/server/ingest"
 )
 
 func main() {
@@ -142,7 +143,7 @@ func (f *configFlags) reference(cmd *cobra.Command, defAssets, defIOCs string) {
 func (f *configFlags) edr(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cfg.CrowdStrike.BaseURL, "crowdstrike-url", app.Env("RAMPART_CROWDSTRIKE_URL", ""), "CrowdStrike API base URL (env RAMPART_CROWDSTRIKE_URL)")
-	fl.StringVar(&f.cfg.CrowdStrike.ClientID, "crowdstrike-client-id", app.Env("RAMPART_CROWDSTRIKE_CLIENT_ID", ""), "CrowdStrike API client id (env RAMPART_CROWDSTRIKE_CLIENT_ID; the secret only from RAMPART_CROWDSTRIKE_CLIENT_SECRET)")
+	fl.StringVar(&f.cfg.CrowdStrike.ClientID, "crowdstrike-client-id", app.Env("RAMPART_CROWDSTRIKE_CLIENT_ID", ""), "CrowdStrike API client id (env RAMPART_CROWDSTRIKE_CLIENT_ID; the secret only from RAMPART_CROWDSTRIKE_CLIENT_SECRET, or the file RAMPART_CROWDSTRIKE_CLIENT_SECRET_FILE names)")
 }
 
 func (f *configFlags) sources(cmd *cobra.Command, def string) {
@@ -154,12 +155,19 @@ func (f *configFlags) load() (*app.Config, error) {
 	if err := f.cfg.LoadPolicy(f.configFile); err != nil {
 		return nil, err
 	}
-	if v := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_SECRET"); v != "" {
-		f.cfg.CrowdStrike.ClientSecret = integrations.NewSecret(v)
+	env := os.Environ()
+	secret, err := ingest.SecretFromEnv("RAMPART_CROWDSTRIKE_CLIENT_SECRET", "", app.EnvLookup(env))
+	if err != nil {
+		return nil, err
+	}
+	if secret != "" {
+		f.cfg.CrowdStrike.ClientSecret = integrations.NewSecret(secret)
 	}
 	if v := os.Getenv("RAMPART_PAYLOAD_KEY"); v != "" {
 		f.cfg.PayloadKeys = integrations.NewSecret(v)
 	}
-	f.cfg.APITokens = app.APITokensFromEnv(os.Environ())
+	if f.cfg.APITokens, err = app.APITokensFromEnv(env); err != nil {
+		return nil, err
+	}
 	return &f.cfg, f.cfg.Validate()
 }

@@ -140,14 +140,14 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 		if s.Auth != AuthHMAC && s.Auth != AuthBearer {
 			return nil, fmt.Errorf("sources: %s: auth must be hmac or bearer, not %q", name, cfg.Auth)
 		}
-		secret, err := secretFrom(SecretEnv(name), cfg.Secret, lookupEnv)
+		secret, err := SecretFromEnv(SecretEnv(name), cfg.Secret, lookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("sources: %s: %w", name, err)
 		}
 		if len(secret) < 16 {
 			return nil, fmt.Errorf("sources: %s: secret must be at least 16 bytes (set it in the file or %s)", name, SecretEnv(name))
 		}
-		previous, err := secretFrom(SecretEnv(name)+PreviousSecretEnvSuffix, cfg.Previous, lookupEnv)
+		previous, err := SecretFromEnv(SecretEnv(name)+PreviousSecretEnvSuffix, cfg.Previous, lookupEnv)
 		if err != nil {
 			return nil, fmt.Errorf("sources: %s: %w", name, err)
 		}
@@ -176,10 +176,10 @@ func ParseSources(data []byte, lookupEnv func(string) (string, bool)) (map[strin
 	return out, nil
 }
 
-// secretFrom resolves one of a source's secrets: the variable env, else the
-// file env_FILE names, else the sources file's value. Errors never carry a
-// secret.
-func secretFrom(env, inSourcesFile string, lookupEnv func(string) (string, bool)) (string, error) {
+// SecretFromEnv resolves a secret: the variable env, else the file the
+// variable env_FILE names (Docker's convention for mounted secrets), else
+// fallback. Errors never carry a secret.
+func SecretFromEnv(env, fallback string, lookupEnv func(string) (string, bool)) (string, error) {
 	value, set := lookupEnv(env)
 	path, fileSet := lookupEnv(env + SecretFileEnvSuffix)
 	switch {
@@ -194,7 +194,7 @@ func secretFrom(env, inSourcesFile string, lookupEnv func(string) (string, bool)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil // as written by echo or an editor
 	}
-	return inSourcesFile, nil
+	return fallback, nil
 }
 
 // distinctSecretEnvs refuses source names whose secret variables would be

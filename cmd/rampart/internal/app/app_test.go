@@ -438,15 +438,30 @@ func TestLoadPayloadKeys(t *testing.T) {
 }
 
 func TestAPIAuth(t *testing.T) {
-	tokens := APITokensFromEnv([]string{
+	// A token may come from a file a _FILE variable names, a mounted secret.
+	tokenFile := filepath.Join(t.TempDir(), "ci.token")
+	if err := os.WriteFile(tokenFile, []byte("ci-token-0123456789abcdef0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := APITokensFromEnv([]string{
 		"RAMPART_API_TOKEN_ANA=ana-token-0123456789abcdef0123456789",
 		"RAMPART_API_TOKEN_TIER2_BO=bo-token-0123456789abcdef0123456789ab",
 		"RAMPART_API_TOKEN_EMPTY=",
 		"RAMPART_API_TOKEN=the-cli-side-not-a-holder-0123456789",
+		"RAMPART_API_TOKEN_CI_FILE=" + tokenFile,
 		"HOME=/root",
 	})
-	if len(tokens) != 2 || tokens["ana"].Reveal() == "" || tokens["tier2_bo"].Reveal() == "" {
-		t.Fatalf("tokens from the environment: %v", tokens)
+	if err != nil || len(tokens) != 3 || tokens["ana"].Reveal() == "" || tokens["tier2_bo"].Reveal() == "" ||
+		tokens["ci"].Reveal() != "ci-token-0123456789abcdef0123456789" || tokens["ci_file"].Reveal() != "" {
+		t.Fatalf("tokens from the environment: %v, %v", tokens, err)
+	}
+	for _, environ := range [][]string{
+		{"RAMPART_API_TOKEN_CI=ci-token-0123456789abcdef0123456789", "RAMPART_API_TOKEN_CI_FILE=" + tokenFile},
+		{"RAMPART_API_TOKEN_CI_FILE=" + tokenFile + ".missing"},
+	} {
+		if got, err := APITokensFromEnv(environ); err == nil || strings.Contains(err.Error(), "ci-token") {
+			t.Errorf("%q: %v, %v; want an error without the token", environ, got, err)
+		}
 	}
 	for _, c := range []struct {
 		listen string

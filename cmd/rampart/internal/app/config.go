@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/policy"
 	"github.com/rampart-soar/rampart/server"
+	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -180,17 +182,41 @@ func (c *Config) LoadPayloadKeys(dev bool) error {
 // name, lower-cased, names the holder.
 const APITokenEnvPrefix = "RAMPART_API_TOKEN_"
 
-// APITokensFromEnv reads RAMPART_API_TOKEN_<NAME>=<token> variables.
-func APITokensFromEnv(environ []string) map[string]integrations.Secret {
+// APITokensFromEnv reads RAMPART_API_TOKEN_<NAME>=<token> variables, and
+// RAMPART_API_TOKEN_<NAME>_FILE=<path> ones naming a file that holds the token
+// (a mounted secret: the path itself is never taken for a token).
+func APITokensFromEnv(environ []string) (map[string]integrations.Secret, error) {
+	lookup := EnvLookup(environ)
 	tokens := map[string]integrations.Secret{}
 	for _, kv := range environ {
-		name, value, _ := strings.Cut(kv, "=")
+		name, _, _ := strings.Cut(kv, "=")
 		holder, ok := strings.CutPrefix(name, APITokenEnvPrefix)
-		if ok && value != "" {
-			tokens[strings.ToLower(holder)] = integrations.NewSecret(value)
+		holder = strings.TrimSuffix(holder, ingest.SecretFileEnvSuffix)
+		if !ok || holder == "" {
+			continue
+		}
+		token, err := ingest.SecretFromEnv(APITokenEnvPrefix+holder, "", lookup)
+		if err != nil {
+			return nil, err
+		}
+		if token != "" {
+			tokens[strings.ToLower(holder)] = integrations.NewSecret(token)
 		}
 	}
-	return tokens
+	return tokens, nil
+}
+
+// EnvLookup looks variables up in environ (os.Environ's form), a variable set
+// empty counting as unset.
+func EnvLookup(environ []string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		for _, kv := range slices.Backward(environ) { // the last setting wins, as in a process's environment
+			if k, v, _ := strings.Cut(kv, "="); k == name {
+				return v, v != ""
+			}
+		}
+		return "", false
+	}
 }
 
 // APIAuth builds the API's token check, and refuses an open API on an address
