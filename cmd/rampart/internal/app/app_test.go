@@ -449,6 +449,7 @@ func TestAPIAuth(t *testing.T) {
 		"RAMPART_API_TOKEN_EMPTY=",
 		"RAMPART_API_TOKEN=the-cli-side-not-a-holder-0123456789",
 		"RAMPART_API_TOKEN_CI_FILE=" + tokenFile,
+		"RAMPART_API_TOKEN_FILE=" + tokenFile,
 		"HOME=/root",
 	})
 	if err != nil || len(tokens) != 3 || tokens["ana"].Reveal() == "" || tokens["tier2_bo"].Reveal() == "" ||

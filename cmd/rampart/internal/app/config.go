@@ -192,7 +192,7 @@ func APITokensFromEnv(environ []string) (map[string]integrations.Secret, error) 
 		name, _, _ := strings.Cut(kv, "=")
 		holder, ok := strings.CutPrefix(name, APITokenEnvPrefix)
 		holder = strings.TrimSuffix(holder, ingest.SecretFileEnvSuffix)
-		if !ok || holder == "" {
+		if !ok || holder == "" || holder == "FILE" { // RAMPART_API_TOKEN_FILE reads as the CLI's token file: a path is no token
 			continue
 		}
 		token, err := ingest.SecretFromEnv(APITokenEnvPrefix+holder, "", lookup)
