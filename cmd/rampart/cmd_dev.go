@@ -45,20 +45,10 @@ sources. Restarting with the same --data-dir resumes every in-flight workflow.`,
 				return err
 			}
 			printBanner(cmd.OutOrStdout(), d)
-		serve:
-			for {
-				select {
-				case <-ctx.Done():
-					log.Info("shutting down")
-					break serve
-				case err = <-d.Done():
-					break serve
-				case <-hup.C:
-					if hup.ends(log) {
-						break serve
-					}
-					_ = d.Reload(ctx) // it logs the outcome; a bad file keeps what it feeds as it was
-				}
+			// A bad file on a reload keeps what it feeds as it was.
+			err = hup.serve(ctx, log, func() { _ = d.Reload(ctx) }, d.Done(), nil)
+			if ctx.Err() != nil {
+				log.Info("shutting down")
 			}
 			d.Stop(context.Background())
 			return err

@@ -66,20 +66,8 @@ func newServerCmd() *cobra.Command {
 				"api", apiAccess(*cfg))
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve() }()
-		serve:
-			for {
-				select {
-				case <-ctx.Done():
-					break serve
-				case err = <-errc:
-					break serve
-				case <-hup.C:
-					if hup.ends(log) {
-						break serve
-					}
-					_, _ = app.ReloadSources(srv, cfg.SourcesFile, cfg.Metrics, log) // it logs the outcome; a bad file keeps the sources as they were
-				}
-			}
+			// A bad sources file on a reload keeps the sources as they were.
+			err = hup.serve(ctx, log, func() { _, _ = app.ReloadSources(srv, cfg.SourcesFile, cfg.Metrics, log) }, errc, nil)
 			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
@@ -153,22 +141,8 @@ func newWorkerCmd() *cobra.Command {
 				"metrics", cfg.MetricsListen)
 			// A worker Temporal stopped for good exits non-zero, for its
 			// supervisor to restart it or page someone.
-		serve:
-			for {
-				select {
-				case <-ctx.Done():
-					break serve
-				case err = <-ops.done:
-					break serve
-				case err = <-w.Fatal:
-					break serve
-				case <-hup.C:
-					if hup.ends(log) {
-						break serve
-					}
-					_, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, cfg.Metrics, log) // it logs the outcome
-				}
-			}
+			err = hup.serve(ctx, log, func() { _, _ = app.ReloadReferenceData(ctx, st, cfg.AssetsFile, cfg.IOCsFile, cfg.Metrics, log) },
+				ops.done, w.Fatal)
 			ops.stop()
 			return err
 		},

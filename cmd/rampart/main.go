@@ -45,13 +45,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// hangUps delivers each SIGHUP on C until stop is called. Run from a terminal
+// hangUps catches each SIGHUP until stop is called. Run from a terminal
 // (stdin one), a hang-up means that terminal went away and the process stops as
 // on Ctrl-C; run without one (under a supervisor, in a container), it reloads
 // files as daemons do: dev and worker the inventory and IOC files, dev and
 // server the webhook sources file.
 type hangUps struct {
-	C            <-chan os.Signal
+	c            <-chan os.Signal
 	fromTerminal bool
 	stop         func()
 }
@@ -59,16 +59,29 @@ type hangUps struct {
 func watchHangUps() hangUps {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
-	return hangUps{C: ch, fromTerminal: isTerminal(os.Stdin), stop: func() { signal.Stop(ch) }}
+	return hangUps{c: ch, fromTerminal: isTerminal(os.Stdin), stop: func() { signal.Stop(ch) }}
 }
 
-// ends reports whether the hang-up just received ends the process, and logs so
-// when it does.
-func (h hangUps) ends(log *slog.Logger) bool {
-	if h.fromTerminal {
-		log.Info("hang-up: the terminal went away; shutting down")
+// serve waits until ctx ends (nil), done or fatal delivers an error (that
+// error; a nil channel never does), or a hang-up from the terminal ends the
+// process (nil); every other hang-up calls reload, which logs its outcome.
+func (h hangUps) serve(ctx context.Context, log *slog.Logger, reload func(), done, fatal <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			return err
+		case err := <-fatal:
+			return err
+		case <-h.c:
+			if h.fromTerminal {
+				log.Info("hang-up: the terminal went away; shutting down")
+				return nil
+			}
+			reload()
+		}
 	}
-	return h.fromTerminal
 }
 
 // exitError carries a specific exit code.
