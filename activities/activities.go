@@ -41,7 +41,7 @@ type Activities struct {
 	Attack  *triage.Attack
 	// PollInterval is how often containment is re-checked (default 1 s).
 	PollInterval time.Duration
-	// Secrets resolves secrets.<name> in playbook actions (default EnvSecrets).
+	// Secrets resolves secrets.<name> in playbook actions; without it none is configured.
 	Secrets Secrets
 	Logger  *slog.Logger
 
@@ -138,6 +138,9 @@ func classify(err error) error {
 	}
 	var apiErr *integrations.APIError
 	if !errors.As(err, &apiErr) {
+		if errors.Is(err, integrations.ErrNotFound) { // the vendor answered, and does not know it: asking again will not help
+			return temporal.NewApplicationErrorWithOptions(err.Error(), workflows.ErrTypeHTTP4xx, temporal.ApplicationErrorOptions{NonRetryable: true})
+		}
 		return err // network, timeout, decoding: retry with backoff
 	}
 	switch {

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,13 +21,14 @@ import (
 // is stored once as a blob and referenced.
 const MaxInlineOutput = 128 << 10
 
-// Secrets resolves a secret by name; ok is false when it is not configured.
-type Secrets func(name string) (value string, ok bool)
+// Secrets resolves a secret by name at the moment an action needs it: its value,
+// "" when it is not configured, or the error of reading where it is kept (which
+// never carries a secret).
+type Secrets func(name string) (string, error)
 
-// EnvSecrets reads secrets from RAMPART_SECRET_<NAME> (upper-cased).
-func EnvSecrets(name string) (string, bool) {
-	return os.LookupEnv("RAMPART_SECRET_" + strings.ToUpper(name))
-}
+// SecretEnvPrefix + the upper-cased name is where a worker's operator sets
+// secrets.<name>: the variable itself, or with _FILE after it, a file holding it.
+const SecretEnvPrefix = "RAMPART_SECRET_"
 
 // operation runs one integration operation with rendered inputs.
 type operation func(ctx context.Context, in workflows.ActionInput, inputs map[string]any) (map[string]any, error)
@@ -85,14 +86,15 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 	if !ok {
 		return workflows.ActionOutput{}, a.unimplemented(name)
 	}
-	resolved, err := a.resolveSecrets(inputs)
+	resolved, used, err := a.resolveSecrets(inputs)
 	if err != nil {
 		return workflows.ActionOutput{}, err
 	}
 	out, err := run(ctx, in, resolved)
 	if err != nil {
-		return workflows.ActionOutput{}, err
+		return workflows.ActionOutput{}, used.scrubError(err)
 	}
+	out, _ = used.scrub(out).(map[string]any)
 	return workflows.ActionOutput{Output: playbook.Conform(out, op.Output), SideEffect: op.SideEffect}, nil
 }
 
@@ -244,21 +246,100 @@ func (a *Activities) outputText(ctx context.Context, tx *store.Store, output any
 	return jsonText(map[string]any{"$ref": ref, "size": len(text)}), nil
 }
 
-// resolveSecrets swaps secret placeholders for their values, in a copy.
-func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, error) {
-	secrets := a.Secrets
-	if secrets == nil {
-		secrets = EnvSecrets
-	}
-	var missing error
+// resolveSecrets swaps secret placeholders for their values, in a copy, and says
+// which values it put in.
+func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, usedSecrets, error) {
+	var failed error
+	var used usedSecrets
 	out := workflows.ReplaceSecrets(v, func(name string) string {
-		value, ok := secrets(name)
-		if !ok && missing == nil {
-			missing = configError("secret %q is not configured (set RAMPART_SECRET_%s)", name, strings.ToUpper(name))
+		if failed != nil {
+			return ""
+		}
+		var value string
+		var err error
+		if a.Secrets != nil {
+			value, err = a.Secrets(name)
+		}
+		env := SecretEnvPrefix + strings.ToUpper(name)
+		switch {
+		case err != nil:
+			failed = configError("secret %q: %v", name, err)
+		case value == "":
+			failed = configError("secret %q is not configured (set %s, or %s_FILE to a file holding it, on the worker)", name, env, env)
+		default:
+			used = append(used, usedSecret{name, value})
 		}
 		return value
 	})
-	return out.(map[string]any), missing
+	return out.(map[string]any), used, failed
+}
+
+// usedSecrets are the secret values an action's inputs carried. A vendor may echo
+// an input back, in its answer or its error ("device <id> not found"), and both go
+// to workflow history and the store: there each value shows as [secret name].
+type usedSecrets []usedSecret
+
+type usedSecret struct{ name, value string }
+
+func (u usedSecrets) replacer() *strings.Replacer {
+	longestFirst := slices.Clone(u) // one secret inside another is replaced as the longer one
+	slices.SortFunc(longestFirst, func(a, b usedSecret) int { return len(b.value) - len(a.value) })
+	pairs := make([]string, 0, 2*len(u))
+	for _, s := range longestFirst {
+		pairs = append(pairs, s.value, "[secret "+s.name+"]")
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// scrub returns v, a decoded JSON value, with the secrets' values replaced.
+func (u usedSecrets) scrub(v any) any {
+	if len(u) == 0 {
+		return v
+	}
+	r := u.replacer()
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			return r.Replace(v)
+		case map[string]any:
+			out := make(map[string]any, len(v))
+			for k, e := range v {
+				out[r.Replace(k)] = walk(e)
+			}
+			return out
+		case []any:
+			out := make([]any, len(v))
+			for i, e := range v {
+				out[i] = walk(e)
+			}
+			return out
+		}
+		return v
+	}
+	return walk(v)
+}
+
+// scrubError returns err, or when its message holds a secret, an error of the
+// same type and retry behaviour whose message does not (and no cause that does).
+func (u usedSecrets) scrubError(err error) error {
+	if len(u) == 0 {
+		return err
+	}
+	r := u.replacer()
+	holds := func(err error) bool { return err != nil && r.Replace(err.Error()) != err.Error() }
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		if holds(err) {
+			return errors.New(r.Replace(err.Error()))
+		}
+		return err
+	}
+	if !holds(err) {
+		return err
+	}
+	return temporal.NewApplicationErrorWithOptions(r.Replace(appErr.Message()), appErr.Type(), temporal.ApplicationErrorOptions{
+		NonRetryable: appErr.NonRetryable(), NextRetryDelay: appErr.NextRetryDelay(), Category: appErr.Category()})
 }
 
 // redact shows secret placeholders as [secret name] in what the store keeps.

@@ -112,24 +112,37 @@ func TestUnconfiguredOperationIsAFinalError(t *testing.T) {
 func TestSecretsAreResolvedInsideTheActivityOnly(t *testing.T) {
 	f := newFixture(t)
 	var seen string
-	f.acts.Secrets = func(name string) (string, bool) {
-		if name == "token" {
-			return "s3cr3t-value", true
+	f.acts.Secrets = func(name string) (string, error) {
+		switch name {
+		case "token":
+			return "s3cr3t-value", nil
+		case "unreadable":
+			return "", errors.New("RAMPART_SECRET_UNREADABLE_FILE: permission denied")
 		}
-		return "", false
+		return "", nil
 	}
 	// A secret in an input reaches the operation...
 	f.acts.EDR = &recordingEDR{EDR: f.acts.EDR, onGet: func(id string) { seen = id }}
 	ph := workflows.SecretPlaceholder("token")
-	if _, err := f.action(t, workflows.ActionInput{Step: "get", Operation: "edr.get_host", Inputs: map[string]any{"host_id": hostID + ph}}); err == nil {
-		t.Fatal("expected the vendor to refuse the odd id")
-	}
+	_, err := f.action(t, workflows.ActionInput{Step: "get", Operation: "edr.get_host", Inputs: map[string]any{"host_id": hostID + ph}})
 	if seen != hostID+"s3cr3t-value" {
 		t.Fatalf("the operation saw %q", seen)
 	}
+	// ...and the vendor's answer, which names the device it does not know, comes
+	// back with the secret's name in place of its value, as a final error...
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || strings.Contains(err.Error(), "s3cr3t") ||
+		!strings.Contains(err.Error(), "crowdstrike: device "+hostID+"[secret token]: not found at vendor") {
+		t.Fatalf("err = %v", err)
+	}
 	// ...a missing one is a configuration error...
-	_, err := f.action(t, workflows.ActionInput{Step: "get2", Operation: "edr.get_host", Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("absent")}})
-	if err == nil || !strings.Contains(err.Error(), "RAMPART_SECRET_ABSENT") {
+	_, err = f.action(t, workflows.ActionInput{Step: "get2", Operation: "edr.get_host", Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("absent")}})
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || !strings.Contains(err.Error(), "set RAMPART_SECRET_ABSENT, or RAMPART_SECRET_ABSENT_FILE") {
+		t.Fatalf("err = %v", err)
+	}
+	// ...as is one that cannot be read...
+	_, err = f.action(t, workflows.ActionInput{Step: "get3", Operation: "edr.get_host", Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("unreadable")}})
+	if !errors.As(err, &appErr) || !appErr.NonRetryable() || !strings.Contains(err.Error(), `secret "unreadable": RAMPART_SECRET_UNREADABLE_FILE: permission denied`) {
 		t.Fatalf("err = %v", err)
 	}
 	// ...and the store keeps only a redacted mention.
@@ -222,6 +235,23 @@ func stepsOf(t *testing.T, f *fixture, runID string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestSecretsEchoedByTheVendorAreScrubbed: whatever an operation answers with a
+// secret's value in it reaches history and the store with its name instead.
+func TestSecretsEchoedByTheVendorAreScrubbed(t *testing.T) {
+	f := newFixture(t)
+	f.acts.Secrets = func(name string) (string, error) { return hostID, nil } // the simulator's device id, which it echoes
+	out, err := f.action(t, workflows.ActionInput{Step: "get", Operation: "edr.get_host",
+		Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("device")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := json.Marshal(out.Output)
+	if strings.Contains(string(text), hostID) || !strings.Contains(string(text), `"[secret device]"`) || !strings.Contains(string(text), "fin-ws-0142") {
+		t.Fatalf("output = %s", text)
+	}
+
 }
 
 type recordingEDR struct {

@@ -58,6 +58,11 @@ func Check(pb *Playbook, opts CheckOptions) []Problem {
 			c.add("inputs."+name+".default", fmt.Sprintf("the default is %s but the input is declared %s", typeName(literalType(in.Default)), in.Type))
 		}
 	}
+	for i, name := range pb.Secrets {
+		if strings.HasSuffix(name, "_file") { // the worker reads secret <name> from the file RAMPART_SECRET_<NAME>_FILE names
+			c.add(fmt.Sprintf("secrets.%d", i), fmt.Sprintf("secret %q: a name may not end in _file, which the worker reads as the file that holds secret %s", name, strings.TrimSuffix(name, "_file")))
+		}
+	}
 	c.checkSteps("steps", pb.Steps, base)
 	c.checkSteps("on_failure", pb.OnFailure, base)
 	for name, v := range sorted(pb.Outputs) {

@@ -301,7 +301,21 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 1 || !strings.Contains(out, "HTTP 401") {
 		t.Fatalf("without a token: exit %d: %s", code, out)
 	}
+	// A mounted file may hold the token; the variable and the file both set is a mistake.
+	tokenFile := filepath.Join(t.TempDir(), "cli.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(apiTokenEnv+"_FILE", tokenFile)
+	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") {
+		t.Fatalf("with a token file: exit %d: %s", code, out)
+	}
 	t.Setenv(apiTokenEnv, token)
+	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 1 || !strings.Contains(out, "set RAMPART_API_TOKEN or RAMPART_API_TOKEN_FILE, not both") ||
+		strings.Contains(out, token) {
+		t.Fatalf("with a token and a token file: exit %d: %s", code, out)
+	}
+	t.Setenv(apiTokenEnv+"_FILE", "")
 	if code, out := runCLI(t, "approvals", "list", "--url", url); code != 0 || !strings.Contains(out, "ap-0") ||
 		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") || !strings.Contains(out, "role:tier2, ana") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)

@@ -212,15 +212,23 @@ func getJSONCmd(use, short, suffix string) *cobra.Command {
 }
 
 // apiTokenEnv holds the token the CLI presents to a server that requires one
-// (the server's RAMPART_API_TOKEN_<NAME>).
+// (the server's RAMPART_API_TOKEN_<NAME>); apiTokenEnv_FILE may name a file
+// holding it instead.
 const apiTokenEnv = "RAMPART_API_TOKEN"
+
+// apiToken is the token the CLI presents, "" for none.
+func apiToken() (string, error) {
+	return ingest.SecretFromEnv(apiTokenEnv, "", app.EnvLookup(os.Environ()))
+}
 
 // authorize adds the API token, when there is one, to an API request. Webhook
 // deliveries carry their source's signature or token instead.
-func authorize(req *http.Request) {
-	if token := os.Getenv(apiTokenEnv); token != "" {
+func authorize(req *http.Request) error {
+	token, err := apiToken()
+	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return err
 }
 
 func do(req *http.Request) ([]byte, int, error) {

@@ -143,7 +143,7 @@ func actorFlags(cmd *cobra.Command, by, reason *string, does string) {
 // actorName is the --by to send: none with an API token unless given, since the
 // server then names the token's holder.
 func actorName(cmd *cobra.Command, by string) string {
-	if os.Getenv(apiTokenEnv) != "" && !cmd.Flags().Changed("by") {
+	if token, _ := apiToken(); token != "" && !cmd.Flags().Changed("by") { // a token that cannot be read fails the request itself
 		return ""
 	}
 	return by

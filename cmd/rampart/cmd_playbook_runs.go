@@ -58,7 +58,9 @@ compare.`,
 			}
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/x-ndjson")
-			authorize(req)
+			if err := authorize(req); err != nil {
+				return err
+			}
 			resp, err := replayClient.Do(req)
 			if err != nil {
 				return fmt.Errorf("is rampart running at %s? %w", req.URL.Host, err)

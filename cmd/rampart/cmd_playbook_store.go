@@ -248,7 +248,9 @@ func call(cmd *cobra.Command, method, base, path, contentType string, body []byt
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	authorize(req)
+	if err := authorize(req); err != nil {
+		return err
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
+	"github.com/rampart-soar/rampart/server/ingest"
 )
 
 func newSimCmd() *cobra.Command {
@@ -21,12 +22,17 @@ func newSimCmd() *cobra.Command {
 		Long: `sim-crowdstrike serves the Falcon endpoints Rampart calls (OAuth2 token,
 devices-actions v2, devices v2) with one device per inventory asset that has a
 device_id. Clients authenticate with RAMPART_CROWDSTRIKE_CLIENT_ID and
-RAMPART_CROWDSTRIKE_CLIENT_SECRET. GET /_sim/hosts and /_sim/audit show its state.`,
+RAMPART_CROWDSTRIKE_CLIENT_SECRET (or a file RAMPART_CROWDSTRIKE_CLIENT_SECRET_FILE
+names). GET /_sim/hosts and /_sim/audit show its state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, secret := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_ID"), os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_SECRET")
+			id := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_ID")
+			secret, err := ingest.SecretFromEnv("RAMPART_CROWDSTRIKE_CLIENT_SECRET", "", app.EnvLookup(os.Environ()))
+			if err != nil {
+				return err
+			}
 			if id == "" || secret == "" {
-				return errors.New("set RAMPART_CROWDSTRIKE_CLIENT_ID and RAMPART_CROWDSTRIKE_CLIENT_SECRET")
+				return errors.New("set RAMPART_CROWDSTRIKE_CLIENT_ID and RAMPART_CROWDSTRIKE_CLIENT_SECRET (or RAMPART_CROWDSTRIKE_CLIENT_SECRET_FILE)")
 			}
 			sim := crowdstrike.NewSimulator(crowdstrike.SimOptions{ClientID: id, ClientSecret: secret, ContainDelay: containDelay})
 			inventory, err := app.LoadAssets(assets)

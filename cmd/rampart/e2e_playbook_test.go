@@ -307,12 +307,17 @@ func decodeAnswer(t *testing.T, url string, resp *http.Response, err error, into
 	return resp.StatusCode
 }
 
-// TestEndToEndPlaybookSecrets runs a playbook that reads a configured secret into
-// a variable and an action's inputs: the workflow history and the store hold the
-// placeholder and the redaction, never the value.
+// TestEndToEndPlaybookSecrets runs a playbook that reads a configured secret, from
+// the file a _FILE variable names, into a variable and actions' inputs: the
+// workflow history and the store hold the placeholder and the redaction, never
+// the value, even where the vendor's answer echoes it.
 func TestEndToEndPlaybookSecrets(t *testing.T) {
 	const token = "s3cr3t-soc-token-5f2c9a"
-	t.Setenv("RAMPART_SECRET_SOC_TOKEN", token)
+	tokenFile := filepath.Join(t.TempDir(), "soc.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("RAMPART_SECRET_SOC_TOKEN_FILE", tokenFile)
 	src := `name: secret-probe
 trigger: {when: "true"}
 secrets: [soc_token]
@@ -322,6 +327,10 @@ steps:
   - id: host
     uses: edr.get_host
     with: {host_id: "${{ alert.device.id }}"}
+  - id: echo
+    uses: edr.get_host
+    with: {host_id: "${{ secrets.soc_token }}"}
+    on_error: continue
   - id: tell
     uses: chat.post_message
     with: {channel: "#soc", text: "${{ vars.auth }} for ${{ steps.host.output.hostname }}"}
@@ -335,14 +344,17 @@ steps:
 	a := awaitAlert(t, d.URL, acc.AlertID, "the playbook run to finish", waitTimeout, func(a server.AlertDetail) bool {
 		return len(a.Playbooks) == 1 && a.Playbooks[0].Run.Status == "completed"
 	})
-	var tell server.StepView
+	steps := map[string]server.StepView{}
 	for _, s := range a.Playbooks[0].Steps {
-		if s.Name == "tell" {
-			tell = s
-		}
+		steps[s.Name] = s
 	}
-	if !bytes.Contains(tell.Input, []byte("Bearer [secret soc_token] for fin-ws-0142")) {
+	if tell := steps["tell"]; !bytes.Contains(tell.Input, []byte("Bearer [secret soc_token] for fin-ws-0142")) {
 		t.Fatalf("the step's recorded input = %s", tell.Input)
+	}
+	// The secret was read from its file and sent: the simulator answered that it
+	// knows no such device, naming it, and the step's error names the secret instead.
+	if echo := steps["echo"]; echo.Status != "failed" || !strings.Contains(echo.Error, "crowdstrike: device [secret soc_token]: not found at vendor") {
+		t.Fatalf("echo step: %s: %s", echo.Status, echo.Error)
 	}
 	history := historyPayloads(t, d, a.Playbooks[0].WorkflowID)
 	if !bytes.Contains(history, []byte("rampart-secret:soc_token")) {

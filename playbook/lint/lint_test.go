@@ -98,6 +98,7 @@ func TestDiagnosticsArePositioned(t *testing.T) {
 		{"timeout on a step that takes no time", "  - id: bump\n", "  - id: bump\n    timeout: 5m\n", `37:14: timeout applies to action, wait, parallel, foreach and call steps`},
 		{"wait until without timeout", "      timeout: 10m\n", "", `40:5: wait until needs a timeout`},
 		{"undeclared secret", "comment: \"rampart ${{ run.id }}\"", "comment: \"rampart ${{ secrets.token }}\"", `23:37: comment: secrets.token is not declared under secrets (it has api_token)`},
+		{"secret named like a file", "secrets: [api_token]", "secrets: [api_token_file]", `7:11: secret "api_token_file": a name may not end in _file`},
 		{"revert without inverse", "uses: edr.isolate_host", "uses: idp.revoke_sessions", `22:7: idp.revoke_sessions has no input "host_id"`},
 		{"unterminated interpolation", "hash: ${{ alert.file.sha256 }}", "hash: ${{ alert.file.sha256", `12:13: hash: unterminated ${{`},
 		{"missing trigger", "trigger:\n  when: alert.severity_id >= 4\n", "", `1:1: trigger is required`},

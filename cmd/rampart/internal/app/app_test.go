@@ -437,6 +437,33 @@ func TestLoadPayloadKeys(t *testing.T) {
 	}
 }
 
+func TestPlaybookSecrets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "vt.key")
+	if err := os.WriteFile(file, []byte("vt-key-one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets := PlaybookSecrets([]string{"RAMPART_SECRET_API_TOKEN=token-from-env", "RAMPART_SECRET_VT_KEY_FILE=" + file,
+		"RAMPART_SECRET_EMPTY=", "RAMPART_SECRET_BOTH=x", "RAMPART_SECRET_BOTH_FILE=" + file, "RAMPART_SECRET_GONE_FILE=" + file + ".missing"})
+	check := func(name, want, wantErr string) {
+		t.Helper()
+		got, err := secrets(name)
+		if got != want || (err == nil) != (wantErr == "") || (err != nil && (!strings.Contains(err.Error(), wantErr) || strings.Contains(err.Error(), "vt-key"))) {
+			t.Errorf("secrets(%q) = %q, %v; want %q, %q", name, got, err, want, wantErr)
+		}
+	}
+	check("api_token", "token-from-env", "")
+	check("vt_key", "vt-key-one", "")
+	check("empty", "", "")
+	check("unset", "", "")
+	check("both", "", "set RAMPART_SECRET_BOTH or RAMPART_SECRET_BOTH_FILE, not both")
+	check("gone", "", "RAMPART_SECRET_GONE_FILE: open")
+	// The file is read at each use: a rotated secret is used from the next action on.
+	if err := os.WriteFile(file, []byte("vt-key-two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("vt_key", "vt-key-two", "")
+}
+
 func TestAPIAuth(t *testing.T) {
 	// A token may come from a file a _FILE variable names, a mounted secret.
 	tokenFile := filepath.Join(t.TempDir(), "ci.token")

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rampart-soar/rampart/activities"
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/codec"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/policy"
@@ -204,6 +205,17 @@ func APITokensFromEnv(environ []string) (map[string]integrations.Secret, error) 
 		}
 	}
 	return tokens, nil
+}
+
+// PlaybookSecrets resolves the secrets.<name> of playbook actions from
+// RAMPART_SECRET_<NAME>, or from the file RAMPART_SECRET_<NAME>_FILE names,
+// read at each action, so a secret rotated in its file is used from the next
+// action on without a restart.
+func PlaybookSecrets(environ []string) activities.Secrets {
+	lookup := EnvLookup(environ)
+	return func(name string) (string, error) {
+		return ingest.SecretFromEnv(activities.SecretEnvPrefix+strings.ToUpper(name), "", lookup)
+	}
 }
 
 // EnvLookup looks variables up in environ (os.Environ's form), a variable set

@@ -118,7 +118,8 @@ func NewActivities(cfg *Config, st *store.Store, reg *integrations.Registry, log
 	if err != nil {
 		return nil, fmt.Errorf("%w: set --crowdstrike-url, RAMPART_CROWDSTRIKE_CLIENT_ID and RAMPART_CROWDSTRIKE_CLIENT_SECRET", err)
 	}
-	return &activities.Activities{Store: st, EDR: activities.MeterEDR(edr), Decider: rule, Attack: triage.NewAttack(), Logger: log}, nil
+	return &activities.Activities{Store: st, EDR: activities.MeterEDR(edr), Decider: rule, Attack: triage.NewAttack(),
+		Secrets: PlaybookSecrets(os.Environ()), Logger: log}, nil
 }
 
 // NewHTTPServer builds the HTTP server: webhooks into Temporal, reads from the store.
