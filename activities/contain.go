@@ -51,6 +51,8 @@ type hostAction struct {
 	// claimed: the caller claimed the action under key in its own transaction and
 	// this run is the first to act on it (ContainInput.Claimed).
 	claimed bool
+	// secrets are those the inputs carried, shown by name in the action's record.
+	secrets usedSecrets
 	onClaim func(tx *store.Store) error
 	onDone  func(tx *store.Store, out workflows.ContainOutput) error
 }
@@ -96,7 +98,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 		failure := classify(err)
 		// A final answer (a 4xx) ends the action; anything else stays pending
 		// for the retry.
-		u := store.ActionUpdate{Error: err.Error()}
+		u := store.ActionUpdate{Error: h.secrets.text(err.Error())}
 		var appErr *temporal.ApplicationError
 		if errors.As(failure, &appErr) && appErr.NonRetryable() {
 			u.Status = store.StatusFailed
@@ -121,7 +123,7 @@ func (a *Activities) hostAction(ctx context.Context, h hostAction) (workflows.Co
 func (h hostAction) claim(ctx context.Context, tx *store.Store, integration string) (action store.Action, created bool, err error) {
 	action, created, err = tx.ClaimAction(ctx, &store.Action{
 		IdempotencyKey: h.key, AlertID: h.alertID, RunID: h.runID, WorkflowID: h.workflowID, Step: h.step,
-		Integration: integration, Operation: h.operation, Target: h.deviceID,
+		Integration: integration, Operation: h.operation, Target: h.secrets.text(h.deviceID),
 	})
 	if err != nil || action.Status == store.StatusSucceeded || h.onClaim == nil {
 		return action, created, err

@@ -30,15 +30,16 @@ type Secrets func(name string) (string, error)
 // secrets.<name>: the variable itself, or with _FILE after it, a file holding it.
 const SecretEnvPrefix = "RAMPART_SECRET_"
 
-// operation runs one integration operation with rendered inputs.
-type operation func(ctx context.Context, in workflows.ActionInput, inputs map[string]any) (map[string]any, error)
+// operation runs one integration operation with rendered inputs, secrets
+// resolved; what it records in the store shows the used secrets by name.
+type operation func(ctx context.Context, in workflows.ActionInput, inputs map[string]any, used usedSecrets) (map[string]any, error)
 
 // operations are the integration operations this worker can run. An operation in
 // the catalogue but not here has no implementation configured.
 func (a *Activities) operations() map[string]operation {
 	ops := map[string]operation{}
 	if a.EDR != nil {
-		ops["edr.get_host"] = func(ctx context.Context, _ workflows.ActionInput, inputs map[string]any) (map[string]any, error) {
+		ops["edr.get_host"] = func(ctx context.Context, _ workflows.ActionInput, inputs map[string]any, _ usedSecrets) (map[string]any, error) {
 			h, err := a.EDR.GetHost(ctx, str(inputs["host_id"]))
 			if err != nil {
 				return nil, classify(err)
@@ -46,10 +47,10 @@ func (a *Activities) operations() map[string]operation {
 			return toMap(h)
 		}
 		host := func(op string) operation {
-			return func(ctx context.Context, in workflows.ActionInput, inputs map[string]any) (map[string]any, error) {
+			return func(ctx context.Context, in workflows.ActionInput, inputs map[string]any, used usedSecrets) (map[string]any, error) {
 				out, err := a.hostAction(ctx, hostAction{
 					operation: op, key: in.IdempotencyKey, deviceID: str(inputs["host_id"]), step: in.Step,
-					alertID: in.Ref.AlertID, runID: in.Ref.RunID, workflowID: in.Ref.WorkflowID,
+					alertID: in.Ref.AlertID, runID: in.Ref.RunID, workflowID: in.Ref.WorkflowID, secrets: used,
 				})
 				if err != nil {
 					return nil, err
@@ -76,8 +77,13 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 		return workflows.ActionOutput{}, configError("%v", err)
 	}
 	name := op.Name
-	if err := a.guard(ctx, in, op, inputs); err != nil {
-		return workflows.ActionOutput{}, err
+	resolved, used, unresolved := a.resolveSecrets(inputs)
+	guarded := resolved // the guardrail judges the host the vendor would be asked about, however it was written
+	if unresolved != nil {
+		guarded = inputs // nothing will be asked, but a dry run still says what the guardrail would refuse
+	}
+	if err := a.guard(ctx, in, op, guarded); err != nil {
+		return workflows.ActionOutput{}, used.scrubError(err)
 	}
 	if in.DryRun && op.SideEffect != integrations.SideEffectRead {
 		return a.simulate(ctx, in, op, inputs)
@@ -86,11 +92,10 @@ func (a *Activities) PlaybookAction(ctx context.Context, in workflows.ActionInpu
 	if !ok {
 		return workflows.ActionOutput{}, a.unimplemented(name)
 	}
-	resolved, used, err := a.resolveSecrets(inputs)
-	if err != nil {
-		return workflows.ActionOutput{}, err
+	if unresolved != nil {
+		return workflows.ActionOutput{}, unresolved
 	}
-	out, err := run(ctx, in, resolved)
+	out, err := run(ctx, in, resolved, used)
 	if err != nil {
 		return workflows.ActionOutput{}, used.scrubError(err)
 	}
@@ -289,6 +294,14 @@ func (u usedSecrets) replacer() *strings.Replacer {
 		pairs = append(pairs, s.value, "[secret "+s.name+"]")
 	}
 	return strings.NewReplacer(pairs...)
+}
+
+// text returns s with the secrets' values replaced.
+func (u usedSecrets) text(s string) string {
+	if len(u) == 0 {
+		return s
+	}
+	return u.replacer().Replace(s)
 }
 
 // scrub returns v, a decoded JSON value, with the secrets' values replaced.

@@ -251,6 +251,19 @@ func TestSecretsEchoedByTheVendorAreScrubbed(t *testing.T) {
 	if strings.Contains(string(text), hostID) || !strings.Contains(string(text), `"[secret device]"`) || !strings.Contains(string(text), "fin-ws-0142") {
 		t.Fatalf("output = %s", text)
 	}
+	// An action's record in the store names the secret too: its target, and the
+	// error of a vendor that knows no such device.
+	const unknown = "ffffffffffffffffffffffffffffffff"
+	f.acts.Secrets = func(name string) (string, error) { return unknown, nil }
+	_, err = f.action(t, workflows.ActionInput{Step: "isolate", Operation: "edr.isolate_host",
+		Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("device")}})
+	if err == nil || strings.Contains(err.Error(), unknown) {
+		t.Fatalf("err = %v", err)
+	}
+	a, err := f.store.GetAction(context.Background(), "playbook/x/pb-run-1/isolate")
+	if err != nil || a.Target != "[secret device]" || a.Error == "" || strings.Contains(a.Error, unknown) || a.Status != store.StatusFailed {
+		t.Fatalf("action = %+v, %v", a, err)
+	}
 
 }
 
@@ -277,6 +290,14 @@ func TestProtectedAssetsAreNeverContainedWithoutApproval(t *testing.T) {
 			!strings.Contains(err.Error(), "protected asset") {
 			t.Fatalf("dry run %v: err = %v", dryRun, err)
 		}
+	}
+	// A host named through a secret is judged as the host it is, and the refusal
+	// names the secret, not its value.
+	f.acts.Secrets = func(name string) (string, error) { return hostID, nil }
+	_, err := f.action(t, workflows.ActionInput{Step: "isolate-secret", Operation: "edr.isolate_host",
+		Inputs: map[string]any{"host_id": workflows.SecretPlaceholder("device")}})
+	if !strings.Contains(err.Error(), "guardrail: fin-ws-0142 ([secret device]) is a protected asset") || strings.Contains(err.Error(), hostID) {
+		t.Fatalf("secret host: err = %v", err)
 	}
 	if n := f.sim.ContainCalls(hostID); n != 0 {
 		t.Fatalf("the guardrail let %d calls through", n)
