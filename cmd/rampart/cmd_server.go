@@ -89,7 +89,13 @@ func newWorkerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Run a Temporal worker: the alert workflow and its activities, against an external Temporal and database",
-		Args:  cobra.NoArgs,
+		Long: `worker runs the alert and playbook workflows and their activities: the store's
+writes and the integrations' calls. It needs the Temporal address and namespace, the
+database DSN, the payload keys, the EDR's credentials
+(RAMPART_CROWDSTRIKE_CLIENT_SECRET[_FILE]) and the secrets the playbooks declare:
+secrets.<name> is RAMPART_SECRET_<NAME>, or the file RAMPART_SECRET_<NAME>_FILE names,
+read at each action. A hang-up re-reads the asset inventory and the IOC list.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := f.loadProcess(cmd)
 			if err != nil {
