@@ -91,6 +91,52 @@ func (t *APITokens) Identify(token string) (string, bool) {
 	return name, name != ""
 }
 
+// TokenChanges says what replacing the API tokens changed, by holder.
+type TokenChanges struct {
+	Added, Removed []string
+	// Rekeyed holders have a new token: their old one is refused from now on.
+	Rekeyed []string
+}
+
+// ReplaceTokens puts next in force from the next request on. It refuses to take
+// every token away: a reload (of an emptied or half-written token file, say) never
+// opens a guarded API; only a restart without tokens does.
+func (s *Server) ReplaceTokens(next *APITokens) (TokenChanges, error) {
+	s.tokensMu.Lock()
+	defer s.tokensMu.Unlock()
+	prev := s.tokens.Load()
+	if prev.Len() > 0 && next.Len() == 0 {
+		return TokenChanges{}, errors.New("no API token would be left: the API stays guarded by the tokens it has (restart without tokens to open it)")
+	}
+	was, is := prev.byName(), next.byName()
+	var changes TokenChanges
+	for _, name := range slices.Sorted(maps.Keys(is)) {
+		if old, ok := was[name]; !ok {
+			changes.Added = append(changes.Added, name)
+		} else if old != is[name] {
+			changes.Rekeyed = append(changes.Rekeyed, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(was)) {
+		if _, ok := is[name]; !ok {
+			changes.Removed = append(changes.Removed, name)
+		}
+	}
+	s.tokens.Store(next)
+	return changes, nil
+}
+
+func (t *APITokens) byName() map[string][sha256.Size]byte {
+	out := map[string][sha256.Size]byte{}
+	if t == nil {
+		return out
+	}
+	for _, k := range t.tokens {
+		out[k.name] = k.digest
+	}
+	return out
+}
+
 // identityKey is where authenticate leaves the caller's name in the echo context.
 const identityKey = "rampart.identity"
 
@@ -113,7 +159,8 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !guarded(c) {
 			return next(c)
 		}
-		if s.opts.Tokens.Len() == 0 {
+		tokens := s.tokens.Load()
+		if tokens.Len() == 0 {
 			if err := localAndSameOrigin(c.Request()); err != nil {
 				return err
 			}
@@ -122,7 +169,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, token, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		name, ok := "", false
 		if strings.EqualFold(scheme, "Bearer") {
-			name, ok = s.opts.Tokens.Identify(strings.TrimSpace(token))
+			name, ok = tokens.Identify(strings.TrimSpace(token))
 		}
 		if !ok {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="rampart"`)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -187,5 +188,54 @@ func TestOpenAPIAnswersThisMachineAndItsOwnPagesOnly(t *testing.T) {
 	header := map[string]string{"Host": "rampart.soc.example", "Origin": "https://rampart.soc.example", "Authorization": "Bearer " + anaToken}
 	if code, out := do(t, guarded, http.MethodGet, "/api/v1/alerts", nil, header); code != 200 {
 		t.Fatalf("with a token under another name: %d %v", code, out)
+	}
+}
+
+// TestReplaceTokens rotates the API tokens of a running server: a new holder's
+// token works at once, a rekeyed holder's old token does not, and a replacement
+// that would leave no token is refused, the API staying guarded.
+func TestReplaceTokens(t *testing.T) {
+	tokens := func(byName map[string]string) *server.APITokens {
+		t.Helper()
+		tk, err := server.NewAPITokens(byName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	st := storetest.SQLite(t)
+	srv := server.New(server.Options{Alerts: st, Tokens: tokens(map[string]string{"ana": anaToken, "cy": "cy-token-0123456789abcdef0123456789ab"})})
+	h := srv.Handler()
+	status := func(token string) int {
+		t.Helper()
+		code, _ := do(t, h, http.MethodGet, "/api/v1/alerts", nil, map[string]string{"Authorization": "Bearer " + token})
+		return code
+	}
+	if status(anaToken) != 200 || status(boToken) != 401 {
+		t.Fatal("before the replacement")
+	}
+	const anaRotated = "ana-rotated-0123456789abcdef0123456789"
+	changes, err := srv.ReplaceTokens(tokens(map[string]string{"ana": anaRotated, "bo": boToken}))
+	want := server.TokenChanges{Added: []string{"bo"}, Removed: []string{"cy"}, Rekeyed: []string{"ana"}}
+	if err != nil || !reflect.DeepEqual(changes, want) {
+		t.Fatalf("changes = %+v, %v; want %+v", changes, err, want)
+	}
+	if status(anaToken) != 401 || status(anaRotated) != 200 || status(boToken) != 200 || status("cy-token-0123456789abcdef0123456789ab") != 401 {
+		t.Fatal("after the replacement")
+	}
+	if _, err := srv.ReplaceTokens(tokens(nil)); err == nil || !strings.Contains(err.Error(), "no API token would be left") {
+		t.Fatalf("emptying: %v", err)
+	}
+	if status(anaRotated) != 200 || status("") != 401 {
+		t.Fatal("an emptying replacement opened the API or dropped its tokens")
+	}
+
+	// An open API may be given tokens, and is then guarded.
+	open := server.New(server.Options{Alerts: st})
+	if changes, err := open.ReplaceTokens(tokens(map[string]string{"ana": anaToken})); err != nil || !reflect.DeepEqual(changes.Added, []string{"ana"}) {
+		t.Fatalf("guarding an open API: %+v, %v", changes, err)
+	}
+	if code, _ := do(t, open.Handler(), http.MethodGet, "/api/v1/alerts", nil, nil); code != 401 {
+		t.Fatalf("without a token after guarding: %d", code)
 	}
 }

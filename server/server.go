@@ -14,6 +14,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -54,8 +56,8 @@ type Options struct {
 	// Replayer runs shadow replays; Runs starts playbook runs on demand.
 	Replayer Replayer
 	Runs     PlaybookStarter
-	// Tokens authenticate API callers; with none the API is open. Webhooks
-	// authenticate per source instead, and health checks are open.
+	// Tokens authenticate API callers (until ReplaceTokens); with none the API
+	// is open. Webhooks authenticate per source instead, and health checks are open.
 	Tokens *APITokens
 	// Codec serves Temporal's remote codec protocol under /api/v1/codec; none
 	// answers 404.
@@ -78,6 +80,9 @@ type Server struct {
 	listen net.Listener
 	// deliveries counts the webhook deliveries per source.
 	deliveries *deliveries
+	// tokens are the API tokens in force (Options.Tokens until ReplaceTokens).
+	tokens   atomic.Pointer[APITokens]
+	tokensMu sync.Mutex // one replacement at a time
 }
 
 // New builds the routes.
@@ -88,6 +93,7 @@ func New(opts Options) *Server {
 		sources = opts.Pipeline.Sources()
 	}
 	s.deliveries = newDeliveries(sources, time.Now())
+	s.tokens.Store(opts.Tokens)
 	e := s.echo
 	e.Use(s.authenticate)
 	api := e.Group("/api/v1")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -25,7 +26,12 @@ func newServerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the HTTP side: webhook ingress, API and UI, against an external Temporal and database",
-		Args:  cobra.NoArgs,
+		Long: `server runs the webhook ingress, the API and the web UI. It needs the Temporal
+address and namespace, the database DSN, the payload keys, the sources file with
+its secrets (RAMPART_WEBHOOK_SECRET_<SOURCE>[_FILE]) and, to listen beyond
+loopback, API tokens (RAMPART_API_TOKEN_<NAME>[_FILE]). A hang-up re-reads the
+sources file and the webhook secrets' and API tokens' files.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, log, err := f.loadProcess(cmd)
 			if err != nil {
@@ -67,7 +73,10 @@ func newServerCmd() *cobra.Command {
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve() }()
 			// A bad sources file on a reload keeps the sources as they were.
-			err = hup.serve(ctx, log, func() { _, _ = app.ReloadSources(srv, cfg.SourcesFile, cfg.Metrics, log) }, errc, nil)
+			err = hup.serve(ctx, log, func() {
+				_, _ = app.ReloadSources(srv, cfg.SourcesFile, cfg.Metrics, log)
+				_ = app.ReloadAPITokens(srv, cfg.Listen, os.Environ(), cfg.Metrics, log)
+			}, errc, nil)
 			shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)

@@ -79,9 +79,10 @@ func TestHangUpReloadsTheFiles(t *testing.T) {
 		!strings.Contains(got, fmt.Sprintf(`msg="IOC list loaded" iocs=%d removed=1`, len(listed))) { // 198.51.100.1 went
 		t.Fatalf("the reload's log lines are missing:\n%s", got)
 	}
-	waitFor(t, "the sources to be reloaded", waitTimeout, func() bool {
-		return strings.Contains(string(readFile(t, log)),
-			`msg="webhook sources reloaded" sources=2 added=[falcon-eu] removed=[ocsf] changed=[] new_secrets=[crowdstrike]`)
+	waitFor(t, "the sources and the API tokens to be reloaded", waitTimeout, func() bool {
+		got := string(readFile(t, log))
+		return strings.Contains(got, `msg="webhook sources reloaded" sources=2 added=[falcon-eu] removed=[ocsf] changed=[] new_secrets=[crowdstrike]`) &&
+			strings.Contains(got, `msg="API tokens reloaded" holders=0 added=[] removed=[] new_tokens=[]`) // none here: the API stays open to this machine
 	})
 	reloaded, err := ingest.LoadSources(sourcesFile)
 	if err != nil || reloaded["crowdstrike"].Secret() != rotated {

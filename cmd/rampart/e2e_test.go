@@ -1035,9 +1035,12 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 		}
 	}
 
-	// The secret rotated in its mount, the sources file mended and a hang-up
-	// sent, the server takes the new secret and refuses the old one.
+	// The webhook secret and the API token rotated in their mounts, the sources
+	// file mended and a hang-up sent, the server takes the new secret and token
+	// and refuses the old ones.
 	mounted("crowdstrike.secret", "rotated-in-the-mount-0123456789")
+	const rotatedToken = "prod-shape-api-token-rotated-0123456789"
+	mounted("api.token", rotatedToken)
 	if err := os.WriteFile(sourcesFile, readFile(t, examples+"/sources.yaml"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -1056,14 +1059,30 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	if status, _ := post(t, baseURL, sources, "crowdstrike", pupBody, time.Now().Add(-time.Second)); status != http.StatusUnauthorized {
 		t.Fatalf("the secret rotated out: %d", status)
 	}
-	resp, err = api.Get(baseURL + "/api/v1/metrics")
+	rotatedAPI := &http.Client{Transport: bearer(rotatedToken), Timeout: 30 * time.Second}
+	apiStatus := func(c *http.Client) int {
+		t.Helper()
+		resp, err := c.Get(baseURL + "/api/v1/alerts?limit=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor(t, "the server to take the rotated API token", waitTimeout, func() bool { return apiStatus(rotatedAPI) == http.StatusOK })
+	if status := apiStatus(api); status != http.StatusUnauthorized {
+		t.Fatalf("the API token rotated out: %d", status)
+	}
+	resp, err = rotatedAPI.Get(baseURL + "/api/v1/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(metrics), `rampart_last_reload_successful{files="sources"} 1`+"\n") {
-		t.Fatalf("the server's metrics do not say its reload succeeded:\n%s", metrics)
+	for _, files := range []string{app.FilesSources, app.FilesAPITokens} {
+		if !strings.Contains(string(metrics), `rampart_last_reload_successful{files="`+files+`"} 1`+"\n") {
+			t.Fatalf("the server's metrics do not say its reload of %s succeeded:\n%s", files, metrics)
+		}
 	}
 
 	// A server whose database does not answer starts all the same: its webhooks
@@ -1105,7 +1124,7 @@ func TestServerAndWorkerProcesses(t *testing.T) {
 	}
 	// The alert it took is the worker's like any other.
 	waitFor(t, "the alert taken without the database to be decided", waitTimeout, func() bool {
-		a, ok := getAlertWith(t, api, baseURL, pup.AlertID)
+		a, ok := getAlertWith(t, rotatedAPI, baseURL, pup.AlertID)
 		return ok && a.Status == "no_action"
 	})
 }

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/embedded"
 	"github.com/rampart-soar/rampart/integrations"
 	"github.com/rampart-soar/rampart/schemas"
+	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/telemetry"
 	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/store/storetest"
@@ -462,6 +465,69 @@ func TestPlaybookSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("vt_key", "vt-key-two", "")
+}
+
+// TestReloadAPITokens rotates, revokes and spoils token files under a server:
+// each reload does what the files say, except leave the API without a token.
+func TestReloadAPITokens(t *testing.T) {
+	dir := t.TempDir()
+	mount := func(name, token string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const ana, bo, anaRotated = "ana-token-0123456789abcdef0123456789", "bo-token-0123456789abcdef0123456789ab", "ana-rotated-0123456789abcdef012345678"
+	environ := []string{"RAMPART_API_TOKEN_ANA_FILE=" + mount("ana", ana), "RAMPART_API_TOKEN_BO_FILE=" + mount("bo", bo)}
+	cfg := &Config{Listen: "127.0.0.1:8080"}
+	var err error
+	if cfg.APITokens, err = APITokensFromEnv(environ); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := cfg.APIAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{Alerts: storetest.SQLite(t), Tokens: tokens})
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	allowed := func(token string) bool {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/alerts", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		return rec.Code == http.StatusOK
+	}
+
+	mount("ana", anaRotated)
+	mount("bo", "")
+	if err := ReloadAPITokens(srv, cfg.Listen, environ, nil, log); err != nil {
+		t.Fatal(err)
+	}
+	if allowed(ana) || !allowed(anaRotated) || allowed(bo) {
+		t.Fatal("after rotating ana's token and emptying bo's file")
+	}
+	if !strings.Contains(logs.String(), `msg="API tokens reloaded" holders=1 added=[] removed=[bo] new_tokens=[ana]`) {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+	for name, env := range map[string][]string{
+		"no token left":  {"RAMPART_API_TOKEN_ANA_FILE=" + mount("ana", "")},
+		"a missing file": {"RAMPART_API_TOKEN_ANA_FILE=" + filepath.Join(dir, "gone")},
+		"a weak token":   {"RAMPART_API_TOKEN_ANA_FILE=" + mount("ana", "short")},
+	} {
+		if err := ReloadAPITokens(srv, cfg.Listen, env, nil, log); err == nil {
+			t.Errorf("%s: reloaded", name)
+		}
+		if !allowed(anaRotated) || allowed("") {
+			t.Fatalf("%s: the tokens in force changed", name)
+		}
+	}
+	if strings.Contains(logs.String(), "token-0123") || strings.Contains(logs.String(), "rotated-0123") || !strings.Contains(logs.String(), "API tokens not reloaded") {
+		t.Fatalf("log:\n%s", logs.String())
+	}
 }
 
 func TestAPIAuth(t *testing.T) {

@@ -233,17 +233,19 @@ func EnvLookup(environ []string) func(string) (string, bool) {
 
 // APIAuth builds the API's token check, and refuses an open API on an address
 // others can reach.
-func (c *Config) APIAuth() (*server.APITokens, error) {
-	plain := make(map[string]string, len(c.APITokens))
-	for name, token := range c.APITokens {
+func (c *Config) APIAuth() (*server.APITokens, error) { return apiAuth(c.APITokens, c.Listen) }
+
+func apiAuth(byName map[string]integrations.Secret, listen string) (*server.APITokens, error) {
+	plain := make(map[string]string, len(byName))
+	for name, token := range byName {
 		plain[name] = token.Reveal()
 	}
 	tokens, err := server.NewAPITokens(plain)
 	if err != nil {
 		return nil, err
 	}
-	if tokens.Len() == 0 && !server.IsLoopback(c.Listen) {
-		return nil, fmt.Errorf("refusing to serve an open API on %s: set %s<NAME> to a token (make one with `rampart keygen`), or listen on 127.0.0.1", c.Listen, APITokenEnvPrefix)
+	if tokens.Len() == 0 && !server.IsLoopback(listen) {
+		return nil, fmt.Errorf("refusing to serve an open API on %s: set %s<NAME> to a token (make one with `rampart keygen`), or listen on 127.0.0.1", listen, APITokenEnvPrefix)
 	}
 	return tokens, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -220,7 +221,8 @@ func (d *Dev) Reload(ctx context.Context) error {
 		d.sources = sources
 		d.mu.Unlock()
 	}
-	return errors.Join(refErr, srcErr)
+	tokenErr := ReloadAPITokens(d.HTTP, d.Config.Listen, os.Environ(), d.Config.Metrics, d.log)
+	return errors.Join(refErr, srcErr, tokenErr)
 }
 
 // addSimulatedHosts gives the simulator the inventory's hosts it does not know

@@ -143,6 +143,7 @@ func NewHTTPServer(cfg *Config, c client.Client, st *store.Store, sources map[st
 		return nil, err
 	}
 	ReportReload(cfg.Metrics, FilesSources, nil)
+	ReportReload(cfg.Metrics, FilesAPITokens, nil)
 	control := &server.TemporalControl{Client: c, Failures: cfg.Payloads.FailureConverter(), TaskQueue: cfg.TaskQueue}
 	return server.New(server.Options{
 		Pipeline:  pipeline,
@@ -390,6 +391,7 @@ func (r ReferenceData) Load(ctx context.Context, st *store.Store, m *telemetry.M
 const (
 	FilesSources       = "sources"        // the webhook sources (dev, server)
 	FilesReferenceData = "reference_data" // the inventory and IOC list (dev, worker)
+	FilesAPITokens     = "api_tokens"     // the API tokens' files (dev, server)
 )
 
 // MetricLastReloadSuccessful is 1 when the last load of a kind of files (at
@@ -459,6 +461,31 @@ func ReloadSources(srv *server.Server, file string, m *telemetry.Metrics, log *s
 	log.Info("webhook sources reloaded", "sources", len(sources), "added", changes.Added, "removed", changes.Removed,
 		"changed", changes.Changed, "new_secrets", changes.Rekeyed)
 	return sources, nil
+}
+
+// ReloadAPITokens reads the API tokens again and puts them in force on srv
+// (SIGHUP does this in dev and server, so a token is rotated or revoked without a
+// restart). RAMPART_API_TOKEN_<NAME> variables keep the values the process
+// started with; the files their _FILE variants name are read again. A mistake,
+// or a change that would leave no token, is logged and changes nothing.
+func ReloadAPITokens(srv *server.Server, listen string, environ []string, m *telemetry.Metrics, log *slog.Logger) error {
+	byName, err := APITokensFromEnv(environ)
+	var tokens *server.APITokens
+	if err == nil {
+		tokens, err = apiAuth(byName, listen)
+	}
+	var changes server.TokenChanges
+	if err == nil {
+		changes, err = srv.ReplaceTokens(tokens)
+	}
+	ReportReload(m, FilesAPITokens, err)
+	if err != nil {
+		log.Error("API tokens not reloaded: the tokens loaded before stay in force", "error", err)
+		return err
+	}
+	log.Info("API tokens reloaded", "holders", tokens.Len(), "added", changes.Added, "removed", changes.Removed,
+		"new_tokens", changes.Rekeyed)
+	return nil
 }
 
 // ApplyPlaybookDir applies every playbook in dir (none when dir is empty); any
