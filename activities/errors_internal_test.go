@@ -17,7 +17,7 @@ import (
 // value, a longer secret before one it contains, and an error keeps its type and
 // retry behaviour without a cause that could still hold the value.
 func TestScrubbingSecrets(t *testing.T) {
-	used := usedSecrets{{"short", "abc"}, {"long", "abcdef"}}
+	used := hideSecrets([]usedSecret{{"short", "abc"}, {"long", "abcdef"}})
 	got := used.scrub(map[string]any{"abcdef": []any{"abcdef abc", 3, map[string]any{"k": "xabcx"}}, "n": nil})
 	want := map[string]any{"[secret long]": []any{"[secret long] [secret short]", 3, map[string]any{"k": "x[secret short]x"}}, "n": nil}
 	if !reflect.DeepEqual(got, want) {

@@ -255,7 +255,7 @@ func (a *Activities) outputText(ctx context.Context, tx *store.Store, output any
 // which values it put in.
 func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, usedSecrets, error) {
 	var failed error
-	var used usedSecrets
+	var used []usedSecret
 	out := workflows.ReplaceSecrets(v, func(name string) string {
 		if failed != nil {
 			return ""
@@ -276,82 +276,73 @@ func (a *Activities) resolveSecrets(v map[string]any) (map[string]any, usedSecre
 		}
 		return value
 	})
-	return out.(map[string]any), used, failed
+	return out.(map[string]any), hideSecrets(used), failed
 }
 
-// usedSecrets are the secret values an action's inputs carried. A vendor may echo
-// an input back, in its answer or its error ("device <id> not found"), and both go
-// to workflow history and the store: there each value shows as [secret name].
-type usedSecrets []usedSecret
+// usedSecrets hides the secret values an action's inputs carried. A vendor may
+// echo an input back, in its answer or its error ("device <id> not found"), and
+// both go to workflow history and the store: there each value shows as
+// [secret name]. The zero value hides nothing.
+type usedSecrets struct{ r *strings.Replacer }
 
 type usedSecret struct{ name, value string }
 
-func (u usedSecrets) replacer() *strings.Replacer {
-	longestFirst := slices.Clone(u) // one secret inside another is replaced as the longer one
-	slices.SortFunc(longestFirst, func(a, b usedSecret) int { return len(b.value) - len(a.value) })
-	pairs := make([]string, 0, 2*len(u))
-	for _, s := range longestFirst {
+func hideSecrets(secrets []usedSecret) usedSecrets {
+	if len(secrets) == 0 {
+		return usedSecrets{}
+	}
+	// One secret inside another is replaced as the longer one.
+	slices.SortFunc(secrets, func(a, b usedSecret) int { return len(b.value) - len(a.value) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
 		pairs = append(pairs, s.value, "[secret "+s.name+"]")
 	}
-	return strings.NewReplacer(pairs...)
+	return usedSecrets{strings.NewReplacer(pairs...)}
 }
 
 // text returns s with the secrets' values replaced.
 func (u usedSecrets) text(s string) string {
-	if len(u) == 0 {
+	if u.r == nil {
 		return s
 	}
-	return u.replacer().Replace(s)
+	return u.r.Replace(s)
 }
 
 // scrub returns v, a decoded JSON value, with the secrets' values replaced.
 func (u usedSecrets) scrub(v any) any {
-	if len(u) == 0 {
+	if u.r == nil {
 		return v
 	}
-	r := u.replacer()
-	var walk func(any) any
-	walk = func(v any) any {
-		switch v := v.(type) {
-		case string:
-			return r.Replace(v)
-		case map[string]any:
-			out := make(map[string]any, len(v))
-			for k, e := range v {
-				out[r.Replace(k)] = walk(e)
-			}
-			return out
-		case []any:
-			out := make([]any, len(v))
-			for i, e := range v {
-				out[i] = walk(e)
-			}
-			return out
+	switch v := v.(type) {
+	case string:
+		return u.text(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[u.text(k)] = u.scrub(e)
 		}
-		return v
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = u.scrub(e)
+		}
+		return out
 	}
-	return walk(v)
+	return v
 }
 
-// scrubError returns err, or when its message holds a secret, an error of the
-// same type and retry behaviour whose message does not (and no cause that does).
+// scrubError returns err, or when its text holds a secret, an error of the same
+// type and retry behaviour whose message does not (and no cause that does).
 func (u usedSecrets) scrubError(err error) error {
-	if len(u) == 0 {
+	if msg := err.Error(); u.text(msg) == msg {
 		return err
 	}
-	r := u.replacer()
-	holds := func(err error) bool { return err != nil && r.Replace(err.Error()) != err.Error() }
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) {
-		if holds(err) {
-			return errors.New(r.Replace(err.Error()))
-		}
-		return err
+		return errors.New(u.text(err.Error()))
 	}
-	if !holds(err) {
-		return err
-	}
-	return temporal.NewApplicationErrorWithOptions(r.Replace(appErr.Message()), appErr.Type(), temporal.ApplicationErrorOptions{
+	return temporal.NewApplicationErrorWithOptions(u.text(appErr.Message()), appErr.Type(), temporal.ApplicationErrorOptions{
 		NonRetryable: appErr.NonRetryable(), NextRetryDelay: appErr.NextRetryDelay(), Category: appErr.Category()})
 }
 

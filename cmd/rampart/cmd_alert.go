@@ -218,7 +218,7 @@ const apiTokenEnv = "RAMPART_API_TOKEN"
 
 // apiToken is the token the CLI presents, "" for none.
 func apiToken() (string, error) {
-	return ingest.SecretFromEnv(apiTokenEnv, "", app.EnvLookup(os.Environ()))
+	return app.EnvSecret(apiTokenEnv)
 }
 
 // authorize adds the API token, when there is one, to an API request. Webhook

@@ -10,7 +10,6 @@ import (
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations/crowdstrike"
-	"github.com/rampart-soar/rampart/server/ingest"
 )
 
 func newSimCmd() *cobra.Command {
@@ -27,7 +26,7 @@ names). GET /_sim/hosts and /_sim/audit show its state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			id := os.Getenv("RAMPART_CROWDSTRIKE_CLIENT_ID")
-			secret, err := ingest.SecretFromEnv("RAMPART_CROWDSTRIKE_CLIENT_SECRET", "", app.EnvLookup(os.Environ()))
+			secret, err := app.EnvSecret("RAMPART_CROWDSTRIKE_CLIENT_SECRET")
 			if err != nil {
 				return err
 			}

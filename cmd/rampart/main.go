@@ -21,7 +21,6 @@ import (
 
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/integrations"
-	"github.com/rampart-soar/rampart/server/ingest"
 )
 
 func main() {
@@ -168,8 +167,7 @@ func (f *configFlags) load() (*app.Config, error) {
 	if err := f.cfg.LoadPolicy(f.configFile); err != nil {
 		return nil, err
 	}
-	env := os.Environ()
-	secret, err := ingest.SecretFromEnv("RAMPART_CROWDSTRIKE_CLIENT_SECRET", "", app.EnvLookup(env))
+	secret, err := app.EnvSecret("RAMPART_CROWDSTRIKE_CLIENT_SECRET")
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +177,7 @@ func (f *configFlags) load() (*app.Config, error) {
 	if v := os.Getenv("RAMPART_PAYLOAD_KEY"); v != "" {
 		f.cfg.PayloadKeys = integrations.NewSecret(v)
 	}
-	if f.cfg.APITokens, err = app.APITokensFromEnv(env); err != nil {
+	if f.cfg.APITokens, err = app.APITokensFromEnv(os.Environ()); err != nil {
 		return nil, err
 	}
 	return &f.cfg, f.cfg.Validate()

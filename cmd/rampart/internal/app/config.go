@@ -218,6 +218,12 @@ func PlaybookSecrets(environ []string) activities.Secrets {
 	}
 }
 
+// EnvSecret reads a secret from this process's variable name, or from the file
+// the variable name_FILE names; "" when neither is set.
+func EnvSecret(name string) (string, error) {
+	return ingest.SecretFromEnv(name, "", EnvLookup(os.Environ()))
+}
+
 // EnvLookup looks variables up in environ (os.Environ's form), a variable set
 // empty counting as unset.
 func EnvLookup(environ []string) func(string) (string, bool) {
