@@ -47,10 +47,10 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, row+" td:nth-child(5)"); got != "edr.isolate_host" {
 		t.Fatalf("the inbox shows action %q", got)
 	}
-	if got := browser.text(t, row+" td:nth-child(6)"); !strings.Contains(got, dcHost) {
+	// The inputs, one to a line, name the host by its device id; the alert cell by name.
+	if got := browser.text(t, row+" td:nth-child(6)"); !strings.Contains(got, "host_id: "+dcHost) {
 		t.Fatalf("the inbox shows inputs %q", got)
 	}
-	// The inputs name the host by its device id; the alert cell by name.
 	if got := browser.text(t, row+" td:nth-child(3)"); got != "dc-01 · svc-backup · Credential dumping from LSASS Critical" {
 		t.Fatalf("the inbox shows alert %q", got)
 	}

@@ -119,7 +119,7 @@ function stepTable(steps, whose) {
     if (s.input != null) data.append(jsonDetails("input", s.input));
     if (s.output != null) data.append(jsonDetails("output", s.output));
     return [text("td", s.name), text("td", s.status, "status-" + s.status),
-      text("td", s.duration_ms != null ? s.duration_ms + " ms" : ""), text("td", [s.error, s.note].filter(Boolean).join(" — ")), data];
+      text("td", s.duration_ms != null ? spoken(s.duration_ms) : "", "took"), text("td", [s.error, s.note].filter(Boolean).join(" — ")), data];
   });
   table.tBodies[0].querySelectorAll("tr").forEach((tr, i) => { tr.dataset.step = steps[i].name; });
   table.className = "steps";
@@ -310,6 +310,19 @@ function decideCell(a) {
   return cell;
 }
 
+// inputsCell shows an action's inputs one to a line, as the analyst reads them
+// before deciding: the name, then the value (as JSON when it is not text).
+function inputsCell(inputs) {
+  const cell = document.createElement("td");
+  cell.className = "inputs";
+  for (const [name, value] of Object.entries(inputs || {})) {
+    const line = document.createElement("div");
+    line.append(text("span", name + ": ", "input-name"), typeof value === "string" ? value : JSON.stringify(value));
+    cell.append(line);
+  }
+  return cell;
+}
+
 // approvalTable lists an alert's approvals: what each asked to do, and its
 // buttons or its outcome.
 function approvalTable(approvals) {
@@ -317,7 +330,7 @@ function approvalTable(approvals) {
     text("td", new Date(a.requested_at).toLocaleString()),
     text("td", `${a.playbook} · ${a.step}`),
     text("td", a.operation),
-    text("td", JSON.stringify(a.inputs)),
+    inputsCell(a.inputs),
     decideCell(a),
   ], (a) => "alert-approval-" + a.id);
   table.id = "alert-approvals";
@@ -445,7 +458,7 @@ async function loadApprovals(stillWanted) {
       alertCell,
       text("td", `${a.playbook} · ${a.step}`),
       text("td", a.operation),
-      text("td", JSON.stringify(a.inputs)),
+      inputsCell(a.inputs),
       text("td", (a.approvers || []).join(", ")),
       decideCell(a),
     );
