@@ -61,6 +61,10 @@ func TestUIApprovesAnAction(t *testing.T) {
 	if got := browser.text(t, row+" td:nth-child(3)"); got != "edr.isolate_host" {
 		t.Fatalf("the alert's page shows action %q", got)
 	}
+	// The playbook run in flight says where it is, as the run itself answers.
+	browser.waitTextThat(t, "#detail div.live", "say the run is at the approval", func(got string) bool {
+		return strings.HasPrefix(got, "Now at isolate_with_approval · ")
+	})
 	// While the alert waits, its page refreshes itself; what the analyst picked in
 	// the run form stays picked.
 	browser.click(t, `#run-playbook option[value="phishing-report"]`)

@@ -212,7 +212,9 @@ async function showAlert(id, stillWanted) {
     const heading = text("h3", `Playbook ${p.playbook} v${p.version}${mode}: ${p.result ? p.result.status : p.run.status}`);
     // The first run of a playbook is #playbook-<name>; later ones add their run id.
     heading.id = "playbook-" + p.playbook + (view.querySelector(`[id="playbook-${p.playbook}"]`) ? "-" + p.run_id : "");
-    view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"), stepTable(p.steps, heading.id));
+    view.append(heading, text("p", (p.result && p.result.message) || p.run.error || "", "why"));
+    if (inFlight(p)) view.append(liveBox(p));
+    view.append(stepTable(p.steps, heading.id));
   }
   if (d.actions.length) view.append(text("h3", "Actions"), actionTable(d.actions));
   if (d.run) view.append(text("h3", "Run a playbook"), runForm(d.id, picked));
@@ -223,6 +225,60 @@ async function showAlert(id, stillWanted) {
   }
   for (const box of view.querySelectorAll("details")) if (unfolded.has(detailsKey(box))) box.open = true;
   show("detail");
+  if ((d.playbooks || []).some(inFlight)) askLive(d);
+}
+
+// Where an alert's playbook runs in flight are now, as they last answered (GET
+// /api/v1/alerts/{id}/state). The page shows the last answer at once, and the next
+// when it comes: a run that takes its time to answer (no worker polls, say)
+// holds nothing else up.
+let live = { alert: "", playbooks: [] };
+let askingLive = false;
+
+const inFlight = (p) => !p.result && p.run.status === "running";
+const runKey = (p) => p.workflow_id + "/" + (p.run_id || "");
+
+// liveBox is a playbook run's live line: where it is and what its variables hold.
+function liveBox(p) {
+  const box = document.createElement("div");
+  box.className = "live";
+  box.dataset.run = runKey(p);
+  fillLive(box);
+  return box;
+}
+
+function fillLive(box) {
+  const answer = live.alert === shownAlert.id ? live.playbooks.find((v) => runKey(v) === box.dataset.run) : null;
+  const open = box.querySelector("details[open]") !== null;
+  if (!answer) {
+    box.replaceChildren(text("span", "Asking the run where it is…"));
+  } else if (!answer.state) {
+    box.replaceChildren(text("span", "Where it is could not be asked: " + (answer.error || "no answer")));
+  } else {
+    const s = answer.state;
+    const at = s.position && s.position.length ? "Now at " + s.position.join(", ") : "Between steps";
+    box.replaceChildren(text("span", [at, `${s.steps} step(s) started`, s.waiting].filter(Boolean).join(" · ")));
+    if (s.vars && Object.keys(s.vars).length) box.append(jsonDetails("variables", s.vars));
+  }
+  const vars = box.querySelector("details");
+  if (vars) vars.open = open;
+}
+
+async function askLive(d) {
+  if (askingLive) return;
+  askingLive = true;
+  try {
+    let playbooks;
+    try {
+      playbooks = (await api(`/api/v1/alerts/${encodeURIComponent(d.id)}/state`)).playbooks;
+    } catch (e) {
+      playbooks = d.playbooks.map((p) => ({ workflow_id: p.workflow_id, run_id: p.run_id, error: e.message }));
+    }
+    live = { alert: d.id, playbooks };
+    if (shownAlert && shownAlert.id === d.id) for (const box of $("#detail").querySelectorAll("div.live")) fillLive(box);
+  } finally {
+    askingLive = false;
+  }
 }
 
 // stallLine says what is wrong with a stalled run, and since when.
