@@ -144,6 +144,10 @@ func printAlert(w io.Writer, d *server.AlertDetail) {
 			mode = " (" + p.Note + ")"
 		}
 		fmt.Fprintf(w, "\nPlaybook %s v%d%s: %s%s\n", p.Playbook, p.Version, mode, status, prefixed(" — ", message))
+		if result.Status == "" && p.Run.Status == store.StatusRunning {
+			// The steps below are those that ended; the run itself says where it is.
+			fmt.Fprintf(w, "  where it is now: rampart alert state %s\n", d.ID)
+		}
 		printSteps(w, p.Steps)
 	}
 	if len(d.Actions) > 0 {

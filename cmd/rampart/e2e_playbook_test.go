@@ -152,6 +152,10 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		!slices.Contains(live.Playbooks[0].State.Position, "isolate_with_approval") || len(live.Playbooks[0].State.Approvals) != 1 {
 		t.Fatalf("live state while waiting for the approval: %s", out)
 	}
+	if code, out := runCLI(t, "alert", "show", dc.AlertID, "--url", d.URL); code != 0 ||
+		!strings.Contains(out, "Playbook malware-isolate-host v1: running\n  where it is now: rampart alert state "+dc.AlertID+"\n") {
+		t.Fatalf("alert show while waiting for the approval: exit %d:\n%s", code, out)
+	}
 	// The run's validator refuses a decision bound to other arguments.
 	control := &server.TemporalControl{Client: d.Client}
 	err := control.DecideApproval(context.Background(), pending.WorkflowID, pending.RunID,
