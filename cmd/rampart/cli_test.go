@@ -392,3 +392,32 @@ func TestHealthcheckAsksReadyz(t *testing.T) {
 		t.Fatalf("no answer: exit %d: %s", code, out)
 	}
 }
+
+// TestPrintAlertState: `alert state` says, for a reader, what the runs answered,
+// and which could not answer.
+func TestPrintAlertState(t *testing.T) {
+	until := time.Date(2026, 12, 8, 5, 0, 0, 0, time.UTC)
+	v := server.AlertStateView{AlertID: "a-1", WorkflowID: "alert/f1", RunID: "a-1",
+		State: workflows.AlertState{Stage: workflows.StageContain, Outcome: "processing", Duplicates: 2, DedupUntil: until,
+			Waiting: "the store is unreachable since 04:55: waiting 1m0s before trying again",
+			Action:  &workflows.ContainOutput{Integration: "crowdstrike", Operation: "isolate_host", Target: "h-1", Status: "contained"}},
+		Playbooks: []server.PlaybookStateView{
+			{Playbook: "malware", WorkflowID: "playbook/a-1/malware", RunID: "r-1", State: &workflows.PlaybookState{
+				Playbook: "malware", Version: 3, Position: []string{"left", "right"}, Steps: 7,
+				Vars: map[string]any{"b": []any{"x"}, "a": 1}}},
+			{Playbook: "phish", WorkflowID: "playbook/a-1/phish", Error: "no worker answered"},
+		}}
+	var out bytes.Buffer
+	printAlertState(&out, &v)
+	got := out.String()
+	for _, want := range []string{"Alert a-1\n", "  stage       contain · processing\n",
+		"  waiting     the store is unreachable since 04:55: waiting 1m0s before trying again\n",
+		"  action      crowdstrike.isolate_host h-1 · vendor contained\n",
+		"  duplicates  2, the window closes at " + until.Local().Format(time.DateTime) + "\n",
+		"\nPlaybook malware v3: running\n", "  at        left, right\n", "  steps     7 started\n",
+		"  vars.a    1\n  vars.b    [\"x\"]\n", "\nPlaybook phish: not answered: no worker answered\n"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("no %q in:\n%s", want, got)
+		}
+	}
+}

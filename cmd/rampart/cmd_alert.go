@@ -24,6 +24,7 @@ import (
 	"github.com/rampart-soar/rampart/cmd/rampart/internal/app"
 	"github.com/rampart-soar/rampart/server"
 	"github.com/rampart-soar/rampart/server/ingest"
+	"github.com/rampart-soar/rampart/store"
 	"github.com/rampart-soar/rampart/workflows"
 )
 
@@ -189,26 +190,64 @@ func timeToOutcome(a server.AlertSummary) string {
 }
 
 func newAlertStateCmd() *cobra.Command {
-	return getJSONCmd("state ID", "Ask an alert's run and its playbook runs where they are now: stage, position, variables, pending approvals", "/state")
+	return readCmd("state ID", "alert's state", "/api/v1/alerts/", "/state",
+		"Ask an alert's run and its playbook runs where they are now: stage, position, variables, pending approvals",
+		`state asks the alert's run and each of its playbook runs, through Temporal, where
+they are now: the alert's stage and outcome so far, and each playbook run's position,
+the steps it has started, the approvals it waits for and its variables. A worker
+answers, so it works while the database is down. --json prints the API's answer as it is.`,
+		printAlertState)
 }
 
-// getJSONCmd prints, indented, what GET /api/v1/alerts/{ID}<suffix> answers.
-func getJSONCmd(use, short, suffix string) *cobra.Command {
-	var base string
-	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var detail json.RawMessage
-			if err := call(cmd, http.MethodGet, base, "/api/v1/alerts/"+url.PathEscape(args[0])+suffix, "", nil, &detail); err != nil {
-				return err
-			}
-			return printIndented(cmd.OutOrStdout(), detail)
-		},
+// printAlertState writes where an alert's run and its playbook runs are, as
+// they answered.
+func printAlertState(w io.Writer, v *server.AlertStateView) {
+	s := v.State
+	tw, field := fieldWriter(w)
+	fmt.Fprintln(tw, "Alert "+v.AlertID)
+	field("stage", "%s · %s", s.Stage, s.Outcome)
+	if s.Waiting != "" {
+		field("waiting", "%s", s.Waiting)
 	}
-	urlFlag(cmd, &base)
-	return cmd
+	if s.Error != "" {
+		field("error", "%s", s.Error)
+	}
+	if s.Decision != nil {
+		field("decision", "%s", s.Decision.Reason)
+	}
+	if a := s.Action; a != nil {
+		field("action", "%s.%s %s%s", a.Integration, a.Operation, a.Target, prefixed(" · vendor ", joinNonEmpty(" ", a.Status, a.VendorActionID)))
+	}
+	field("duplicates", "%d, the window closes at %s", s.Duplicates, s.DedupUntil.Local().Format(time.DateTime))
+	field("workflow", "%s (run %s)", v.WorkflowID, v.RunID)
+	_ = tw.Flush()
+	for _, p := range v.Playbooks {
+		if p.State == nil {
+			fmt.Fprintf(w, "\nPlaybook %s: not answered: %s\n", p.Playbook, p.Error)
+			continue
+		}
+		st := p.State
+		fmt.Fprintf(w, "\nPlaybook %s v%d: %s\n", st.Playbook, st.Version, cmp.Or(st.Status, store.StatusRunning))
+		tw, field := fieldWriter(w)
+		field("at", "%s", orDash(strings.Join(st.Position, ", ")))
+		field("steps", "%d started", st.Steps)
+		if st.Waiting != "" {
+			field("waiting", "%s", st.Waiting)
+		}
+		for _, a := range st.Approvals {
+			until := ""
+			if !a.Deadline.IsZero() {
+				until = " until " + a.Deadline.Local().Format(time.DateTime)
+			}
+			field("approval", "%s %s (step %s): %s%s", a.ID, a.Operation, a.Step, a.Status, until)
+		}
+		for _, name := range slices.Sorted(maps.Keys(st.Vars)) {
+			value, _ := json.Marshal(st.Vars[name])
+			field("vars."+name, "%s", value)
+		}
+		field("workflow", "%s (run %s)", p.WorkflowID, p.RunID)
+		_ = tw.Flush()
+	}
 }
 
 // apiTokenEnv holds the token the CLI presents to a server that requires one

@@ -32,16 +32,22 @@ each playbook run, the actions taken and the approvals asked for. --json prints 
 // showCmd is a `show ID` command: it GETs prefix+ID and prints the answer for a
 // reader with print, or as the API gave it with --json.
 func showCmd[T any](what, prefix, short, long string, print func(io.Writer, *T)) *cobra.Command {
+	return readCmd("show ID", what, prefix, "", short, long, print)
+}
+
+// readCmd is a command of one argument, an ID: it GETs prefix+ID+suffix and prints
+// the answer for a reader with print, or as the API gave it with --json.
+func readCmd[T any](use, what, prefix, suffix, short, long string, print func(io.Writer, *T)) *cobra.Command {
 	var base string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "show ID",
+		Use:   use,
 		Short: short,
 		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var raw json.RawMessage
-			if err := call(cmd, http.MethodGet, base, prefix+url.PathEscape(args[0]), "", nil, &raw); err != nil {
+			if err := call(cmd, http.MethodGet, base, prefix+url.PathEscape(args[0])+suffix, "", nil, &raw); err != nil {
 				return err
 			}
 			if asJSON {

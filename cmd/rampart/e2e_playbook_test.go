@@ -143,14 +143,27 @@ func TestEndToEndPlaybooks(t *testing.T) {
 		t.Fatalf("while waiting, the steps so far are recorded: %+v", a.Playbooks)
 	}
 	// The runs say where they are: the playbook at its approval step.
-	code, out = runCLI(t, "alert", "state", dc.AlertID, "--url", d.URL)
+	code, out = runCLI(t, "alert", "state", dc.AlertID, "--json", "--url", d.URL)
 	var live server.AlertStateView
 	if err := json.Unmarshal([]byte(out), &live); code != 0 || err != nil {
-		t.Fatalf("alert state: exit %d, %v: %s", code, err, out)
+		t.Fatalf("alert state --json: exit %d, %v: %s", code, err, out)
 	}
 	if live.State.Stage != workflows.StageContain || len(live.Playbooks) != 1 || live.Playbooks[0].State == nil ||
 		!slices.Contains(live.Playbooks[0].State.Position, "isolate_with_approval") || len(live.Playbooks[0].State.Approvals) != 1 {
 		t.Fatalf("live state while waiting for the approval: %s", out)
+	}
+	// For a reader: each line a name and its value (compared with the columns' padding squeezed).
+	code, out = runCLI(t, "alert", "state", dc.AlertID, "--url", d.URL)
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	for _, want := range []string{"Alert " + dc.AlertID, "stage contain · processing", "Playbook malware-isolate-host v1: running",
+		"at isolate_with_approval", "approval " + pending.ID + " edr.isolate_host (step isolate_with_approval): pending until " +
+			pending.Deadline.Local().Format(time.DateTime), `vars.verdict "not isolated: no IOC hit, and threat intelligence was not available`} {
+		if code != 0 || !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Fatalf("alert state: exit %d, no line %q in:\n%s", code, want, out)
+		}
 	}
 	if code, out := runCLI(t, "alert", "show", dc.AlertID, "--url", d.URL); code != 0 ||
 		!strings.Contains(out, "Playbook malware-isolate-host v1: running\n  where it is now: rampart alert state "+dc.AlertID+"\n") {
