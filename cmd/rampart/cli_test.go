@@ -278,7 +278,7 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 	at := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 	for _, id := range []string{"ap-0", "ap-1"} {
 		if err := st.SaveApproval(context.Background(), &store.Approval{ID: id, AlertID: "a-1", WorkflowID: "playbook/a-1/malware",
-			RunID: "run-1", Playbook: "malware", Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{}`,
+			RunID: "run-1", Playbook: "malware", Step: "isolate", Operation: "edr.isolate_host", InputsJSON: `{"host_id":"h-1","comment":"<dc-01> & co"}`,
 			ApproversJSON: `["role:tier2","ana"]`, Status: store.ApprovalPending, RequestedAt: at}); err != nil {
 			t.Fatal(err)
 		}
@@ -320,9 +320,11 @@ func TestCLISendsTheAPIToken(t *testing.T) {
 		!strings.Contains(out, "dc-01 · Critical · Credential dumping from LSASS") || !strings.Contains(out, "role:tier2, ana") {
 		t.Fatalf("list with a token: exit %d: %s", code, out)
 	}
+	// The inputs one to a line, each exactly as the action would get it.
 	code, out := runCLI(t, "approvals", "show", "ap-0", "--url", url)
-	for _, want := range []string{"edr.isolate_host on dc-01 · Critical · Credential dumping from LSASS", "status     pending", "inputs     {}",
-		"step       isolate (playbook malware)", "approvers  role:tier2, ana"} {
+	for _, want := range []string{"edr.isolate_host on dc-01 · Critical · Credential dumping from LSASS\n", "\n  status          pending\n",
+		"\n  inputs.comment  \"<dc-01> & co\"\n  inputs.host_id  \"h-1\"\n",
+		"\n  step            isolate (playbook malware)\n", "\n  approvers       role:tier2, ana\n"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Fatalf("approvals show: exit %d, want %q in:\n%s", code, want, out)
 		}

@@ -241,12 +241,21 @@ func printAlertState(w io.Writer, v *server.AlertStateView) {
 			}
 			field("approval", "%s %s (step %s): %s%s", a.ID, a.Operation, a.Step, a.Status, until)
 		}
-		for _, name := range slices.Sorted(maps.Keys(st.Vars)) {
-			value, _ := json.Marshal(st.Vars[name])
-			field("vars."+name, "%s", value)
-		}
+		namedValues(field, "vars.", st.Vars)
 		field("workflow", "%s (run %s)", p.WorkflowID, p.RunID)
 		_ = tw.Flush()
+	}
+}
+
+// namedValues writes a field a key, in key order, named prefix+key, its value as
+// JSON: a reader sees exactly what a step was given or holds.
+func namedValues(field func(name, format string, args ...any), prefix string, values map[string]any) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		var value bytes.Buffer
+		enc := json.NewEncoder(&value)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(values[name])
+		field(prefix+name, "%s", bytes.TrimSuffix(value.Bytes(), []byte("\n")))
 	}
 }
 

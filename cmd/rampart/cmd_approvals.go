@@ -89,7 +89,11 @@ func printApproval(w io.Writer, a *server.ApprovalView) {
 		field("alert", "%s (%s)", a.AlertID, a.Alert.Status)
 	}
 	field("step", "%s (playbook %s)", a.Step, a.Playbook)
-	field("inputs", "%s", compactJSON(a.Inputs))
+	if inputs := map[string]any{}; json.Unmarshal(a.Inputs, &inputs) == nil && len(inputs) > 0 {
+		namedValues(field, "inputs.", inputs)
+	} else {
+		field("inputs", "%s", compactJSON(a.Inputs))
+	}
 	field("args hash", "%s", a.ArgsHash)
 	if approvers := approverList(a.Approvers); approvers != "" {
 		field("approvers", "%s", approvers)
