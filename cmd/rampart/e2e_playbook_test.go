@@ -160,7 +160,7 @@ func TestEndToEndPlaybooks(t *testing.T) {
 	}
 	for _, want := range []string{"Alert " + dc.AlertID, "stage contain · processing", "Playbook malware-isolate-host v1: running",
 		"at isolate_with_approval", "approval " + pending.ID + " edr.isolate_host (step isolate_with_approval): pending until " +
-			pending.Deadline.Local().Format(time.DateTime), `vars.verdict "not isolated: no IOC hit, and threat intelligence was not available`} {
+			pending.Deadline.Local().Format(time.DateTime), `vars.verdict "to isolate: the file is on the IOC list"`} {
 		if code != 0 || !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, want) }) {
 			t.Fatalf("alert state: exit %d, no line %q in:\n%s", code, want, out)
 		}
