@@ -146,7 +146,7 @@ func RunFile(path string, filter *regexp.Regexp) ([]Result, error) {
 	if pbFile == "" {
 		pbFile = strings.TrimSuffix(filepath.Base(path), Suffix) + ".yaml"
 	}
-	pinned, callees, err := load(filepath.Join(dir, pbFile))
+	pinned, callees, err := load(beside(dir, pbFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -242,12 +242,21 @@ func (c *Case) input(dir string, pinned workflows.PinnedPlaybook, callees map[st
 	}, nil
 }
 
+// beside is the path a test file names: relative to the test file's folder dir,
+// unless absolute.
+func beside(dir, path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
 func (c *Case) alert(dir string) (schemas.Alert, error) {
 	switch {
 	case c.AlertFile != "" && c.Alert != nil:
 		return schemas.Alert{}, errors.New("give alert or alert_file, not both")
 	case c.AlertFile != "":
-		body, err := os.ReadFile(filepath.Join(dir, c.AlertFile))
+		body, err := os.ReadFile(beside(dir, c.AlertFile))
 		if err != nil {
 			return schemas.Alert{}, err
 		}

@@ -126,32 +126,42 @@ func (e *Expect) stepLines(steps []workflows.StepRecord) (want, got []string) {
 	return want, got
 }
 
+// compareActions diffs the expected actions against the calls made. A call that
+// meets an expectation, in order, shows as that expectation's line, so that only
+// what differs stands out; any other call shows all its inputs and its step.
 func compareActions(want []ExpectedAction, calls []Call) string {
-	var w, g []string
+	w := make([]string, len(want))
 	for i, a := range want {
-		w = append(w, callLine(a.Uses, a.With))
-		if i >= len(calls) {
-			continue
-		}
-		c := calls[i]
-		line := callLine(c.Operation, subset(c.Inputs, a.With))
-		if a.Uses != c.Operation || !matches(a.With, c.Inputs) {
-			line = callLine(c.Operation, c.Inputs)
-		}
-		if a.Step != "" && a.Step != c.Step {
-			line += " at step " + c.Step
+		w[i] = callLine(a.Uses, a.With)
+		if a.Step != "" {
 			w[i] += " at step " + a.Step
 		}
-		if a.Simulated != nil && *a.Simulated != c.Simulated {
-			line += fmt.Sprintf(" (simulated: %v)", c.Simulated)
+		if a.Simulated != nil {
 			w[i] += fmt.Sprintf(" (simulated: %v)", *a.Simulated)
+		}
+	}
+	g := make([]string, 0, len(calls))
+	next := 0
+	for _, c := range calls {
+		line := callLine(c.Operation, c.Inputs) + " at step " + c.Step
+		if c.Simulated {
+			line += " (simulated: true)"
+		}
+		for i := next; i < len(want); i++ {
+			if meets(want[i], c) {
+				line, next = w[i], i+1
+				break
+			}
 		}
 		g = append(g, line)
 	}
-	for _, c := range calls[min(len(want), len(calls)):] {
-		g = append(g, callLine(c.Operation, c.Inputs))
-	}
 	return diffLines(w, g)
+}
+
+// meets reports whether call c is the action a expects.
+func meets(a ExpectedAction, c Call) bool {
+	return c.Operation == a.Uses && matches(a.With, c.Inputs) && (a.Step == "" || a.Step == c.Step) &&
+		(a.Simulated == nil || *a.Simulated == c.Simulated)
 }
 
 // matchOrder reorders the calls to follow the expectations where a call matches
@@ -161,7 +171,7 @@ func matchOrder(want []ExpectedAction, calls []Call) []Call {
 	var out []Call
 	for _, a := range want {
 		for i, c := range left {
-			if c.Operation == a.Uses && matches(a.With, c.Inputs) && (a.Step == "" || a.Step == c.Step) {
+			if meets(a, c) {
 				out = append(out, c)
 				left = append(left[:i], left[i+1:]...)
 				break
@@ -188,34 +198,39 @@ func matches(want, got map[string]any) bool {
 	return true
 }
 
-func subset(m map[string]any, keys map[string]any) map[string]any {
-	out := map[string]any{}
-	for k := range keys {
-		if v, ok := m[k]; ok {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// diffLines shows two lists line by line: equal lines indented, differing ones
-// as - want / + got. Empty when they are equal.
+// diffLines is a line diff of want against got, as diff gives one: the lines
+// both have indented, what only want has as "- ", what only got has as "+ ", in
+// order along their longest common run of lines. Empty when they are equal.
 func diffLines(want, got []string) string {
-	if reflect.DeepEqual(want, got) || (len(want) == 0 && len(got) == 0) {
+	if slices.Equal(want, got) {
 		return ""
 	}
+	// common[i][j] is how long the longest common subsequence of want[i:] and got[j:] is.
+	common := make([][]int, len(want)+1)
+	for i := range common {
+		common[i] = make([]int, len(got)+1)
+	}
+	for i := len(want) - 1; i >= 0; i-- {
+		for j := len(got) - 1; j >= 0; j-- {
+			if want[i] == got[j] {
+				common[i][j] = common[i+1][j+1] + 1
+			} else {
+				common[i][j] = max(common[i+1][j], common[i][j+1])
+			}
+		}
+	}
 	var b strings.Builder
-	for i := 0; i < max(len(want), len(got)); i++ {
+	for i, j := 0, 0; i < len(want) || j < len(got); {
 		switch {
-		case i < len(want) && i < len(got) && want[i] == got[i]:
+		case i < len(want) && j < len(got) && want[i] == got[j]:
 			fmt.Fprintf(&b, "      %s\n", want[i])
+			i, j = i+1, j+1
+		case j == len(got) || i < len(want) && common[i+1][j] >= common[i][j+1]:
+			fmt.Fprintf(&b, "    - %s\n", want[i])
+			i++
 		default:
-			if i < len(want) {
-				fmt.Fprintf(&b, "    - %s\n", want[i])
-			}
-			if i < len(got) {
-				fmt.Fprintf(&b, "    + %s\n", got[i])
-			}
+			fmt.Fprintf(&b, "    + %s\n", got[j])
+			j++
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
