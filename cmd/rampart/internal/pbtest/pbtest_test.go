@@ -148,3 +148,29 @@ tests:
 		t.Errorf("bad decision: %v", results[1].Err)
 	}
 }
+
+// TestAbsolutePaths: a test file may name its playbook and alert files by
+// absolute path (a relative one is relative to its folder, as the examples' are).
+func TestAbsolutePaths(t *testing.T) {
+	alert, err := os.ReadFile("../../../../examples/alerts/ocsf-password-spray.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := write(t, map[string]string{"probe.yaml": probe, "alert.json": string(alert)})
+	dir := write(t, map[string]string{"mine.test.yaml": `
+playbook: ` + filepath.Join(elsewhere, "probe.yaml") + `
+tests:
+  - name: absolute
+    alert_file: ` + filepath.Join(elsewhere, "alert.json") + `
+    format: ocsf
+    mocks:
+      ti.lookup_ip: {output: {abuse_confidence: 10}}
+    expect:
+      steps: [look, {gate: skipped}]
+      actions: [{uses: ti.lookup_ip}]
+`})
+	results, err := pbtest.RunFile(filepath.Join(dir, "mine.test.yaml"), nil)
+	if err != nil || len(results) != 1 || !results[0].OK() {
+		t.Fatalf("%v: %+v", err, results)
+	}
+}
