@@ -25,6 +25,8 @@ func (p Problem) String() string { return p.Path + ": " + p.Message }
 type CheckOptions struct {
 	// Operations is the integration catalogue; nil skips operation checks.
 	Operations Operations
+	// OperationNames are the catalogue's names, to suggest one for a misspelt `uses`.
+	OperationNames []string
 	// Playbooks finds a playbook `call` names; nil skips those checks.
 	Playbooks func(name string) (*Playbook, bool)
 }
@@ -235,7 +237,11 @@ func (c *checker) checkAction(path string, s *Step, sc scope, siblings []string)
 	if c.opts.Operations != nil {
 		op, known = c.opts.Operations(s.Uses)
 		if !known {
-			c.add(path+".uses", fmt.Sprintf("unknown integration operation %q", s.Uses))
+			msg := fmt.Sprintf("unknown integration operation %q", s.Uses)
+			if best := closest(s.Uses, c.opts.OperationNames); best != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", best)
+			}
+			c.add(path+".uses", msg)
 		}
 	}
 	report := c.addErr

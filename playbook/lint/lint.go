@@ -58,6 +58,15 @@ func Operations(name string) (playbook.Operation, bool) {
 	return playbook.Operation{Input: op.Input, Output: op.Output, SideEffect: op.SideEffect, Inverse: op.Inverse}, true
 }
 
+// operationNames are the catalogue's operation names, sorted.
+var operationNames = sync.OnceValue(func() []string {
+	var names []string
+	for _, op := range integrations.Operations() {
+		names = append(names, op.Name)
+	}
+	return names
+})
+
 var schema = sync.OnceValues(func() (*gojsonschema.Schema, error) {
 	return gojsonschema.NewSchema(gojsonschema.NewBytesLoader(schemas.PlaybookSchema()))
 })
@@ -94,7 +103,7 @@ func Source(file string, data []byte, playbooks func(string) (*playbook.Playbook
 		return r
 	}
 	r.Playbook = &pb
-	for _, p := range playbook.Check(&pb, playbook.CheckOptions{Operations: Operations, Playbooks: playbooks}) {
+	for _, p := range playbook.Check(&pb, playbook.CheckOptions{Operations: Operations, OperationNames: operationNames(), Playbooks: playbooks}) {
 		r.Problems = append(r.Problems, doc.diagnostic(file, p))
 	}
 	sortDiagnostics(r.Problems)

@@ -81,7 +81,7 @@ func TestDiagnosticsArePositioned(t *testing.T) {
 		{"unknown step id", "steps.ti.output.malicious", "steps.tx.output.malicious", `16:21: when: no step with id "tx" (did you mean ti?)`},
 		{"unknown output field", "steps.ti.output.malicious", "steps.ti.output.malicios", `16:31: when: steps.ti.output has no field "malicios" (did you mean malicious?)`},
 		{"non-boolean condition", "steps.ti.output.malicious >= 3", "steps.ti.output.malicious", `16:15: when: must be a boolean, but this expression is an integer`},
-		{"unknown operation", "uses: edr.isolate_host", "uses: edr.isolate_hots", `20:11: unknown integration operation "edr.isolate_hots"`},
+		{"unknown operation", "uses: edr.isolate_host", "uses: edr.isolate_hots", `20:11: unknown integration operation "edr.isolate_hots" (did you mean edr.isolate_host?)`},
 		{"unknown input", "comment: \"rampart", "remark: \"rampart", `23:7: edr.isolate_host has no input "remark" (it takes comment, host_id)`},
 		{"missing required input", "      host_id: ${{ alert.device.id }}\n", "", `21:5: edr.isolate_host needs input "host_id"`},
 		{"input type", "host_id: ${{ alert.device.id }}", "host_id: ${{ alert.severity_id }}", `22:16: edr.isolate_host.host_id is string, but this value is an integer`},
