@@ -108,7 +108,7 @@ func exprError(err error, src string, offset int, env reflect.Type) *ExprError {
 	if !errors.As(err, &fe) {
 		return &ExprError{Offset: offset, Line: 1, Message: err.Error()}
 	}
-	msg := fe.Message
+	msg := strings.TrimSpace(fe.Message)
 	if m := noField.FindStringSubmatch(msg); m != nil {
 		msg = unknownField(src, m[1], env)
 	}

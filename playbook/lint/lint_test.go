@@ -85,6 +85,7 @@ func TestDiagnosticsArePositioned(t *testing.T) {
 		{"unknown input", "comment: \"rampart", "remark: \"rampart", `23:7: edr.isolate_host has no input "remark" (it takes comment, host_id)`},
 		{"missing required input", "      host_id: ${{ alert.device.id }}\n", "", `21:5: edr.isolate_host needs input "host_id"`},
 		{"input type", "host_id: ${{ alert.device.id }}", "host_id: ${{ alert.severity_id }}", `22:16: edr.isolate_host.host_id is string, but this value is an integer`},
+		{"function argument type", "alert.severity_id >= 4", `lower(alert.severity_id) == "x"`, `3:21: when: cannot use int as argument (type string) to call lower`},
 		{"bad goto", "goto: isolate", "goto: isolat", `17:15: goto "isolat": no such step (did you mean isolate?)`},
 		{"goto into another block", "goto: isolate", "goto: block", `17:15: goto "block": that step is in another block`},
 		{"duplicate id", "  - id: bump", "  - id: isolate", `36:9: step id "isolate" is used twice`},
@@ -115,6 +116,9 @@ func TestDiagnosticsArePositioned(t *testing.T) {
 			var got []string
 			for _, p := range r.Problems {
 				got = append(got, strings.TrimPrefix(p.String(), "pb.yaml:"))
+				if strings.TrimSpace(p.Message) != p.Message {
+					t.Errorf("message with space around it: %q", p.Message)
+				}
 			}
 			for _, g := range got {
 				if strings.HasPrefix(g, c.want) || (strings.Contains(c.want, ": ") && strings.HasPrefix(g, strings.SplitN(c.want, ": ", 2)[0]) && strings.Contains(g, strings.SplitN(c.want, ": ", 2)[1])) {
