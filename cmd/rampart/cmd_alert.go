@@ -247,7 +247,7 @@ func printAlertState(w io.Writer, v *server.AlertStateView) {
 	}
 }
 
-// namedValues writes a field a key, in key order, named prefix+key, its value as
+// namedValues writes one field per key, in key order, named prefix+key, its value as
 // JSON: a reader sees exactly what a step was given or holds.
 func namedValues(field func(name, format string, args ...any), prefix string, values map[string]any) {
 	for _, name := range slices.Sorted(maps.Keys(values)) {
