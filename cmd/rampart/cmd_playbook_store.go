@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/linediff"
 	"github.com/rampart-soar/rampart/playbook/lint"
 	"github.com/rampart-soar/rampart/server"
 )
@@ -287,19 +288,19 @@ const diffContext = 3
 // "@@ -line,count +line,count @@", removed lines before added ones, three lines of
 // context. Empty when they are the same.
 func unifiedDiff(nameA, nameB, a, b string) string {
-	edits := editScript(splitLines(a), splitLines(b))
+	edits := linediff.Script(splitLines(a), splitLines(b))
 	// Before edit k, beforeA[k] lines of a and beforeB[k] lines of b have passed.
 	beforeA, beforeB := make([]int, len(edits)+1), make([]int, len(edits)+1)
 	var changes []int
 	for k, e := range edits {
 		beforeA[k+1], beforeB[k+1] = beforeA[k], beforeB[k]
-		if e.op != '+' {
+		if e.Op != '+' {
 			beforeA[k+1]++
 		}
-		if e.op != '-' {
+		if e.Op != '-' {
 			beforeB[k+1]++
 		}
-		if e.op != ' ' {
+		if e.Op != ' ' {
 			changes = append(changes, k)
 		}
 	}
@@ -317,8 +318,8 @@ func unifiedDiff(nameA, nameB, a, b string) string {
 		fmt.Fprintf(&out, "@@ -%s +%s @@\n",
 			hunkRange(beforeA[from], beforeA[to]-beforeA[from]), hunkRange(beforeB[from], beforeB[to]-beforeB[from]))
 		for _, e := range edits[from:to] {
-			out.WriteByte(e.op)
-			out.WriteString(e.text)
+			out.WriteByte(e.Op)
+			out.WriteString(e.Text)
 			out.WriteByte('\n')
 		}
 		first = last + 1
@@ -344,42 +345,4 @@ func splitLines(s string) []string {
 		return nil
 	}
 	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-}
-
-type edit struct {
-	op   byte // ' ' kept, '-' removed, '+' added
-	text string
-}
-
-// editScript is a shortest edit from a to b, by the longest common subsequence.
-func editScript(a, b []string) []edit {
-	lcs := make([][]int, len(a)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(b)+1)
-	}
-	for i := len(a) - 1; i >= 0; i-- {
-		for j := len(b) - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	var edits []edit
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case i < len(a) && j < len(b) && a[i] == b[j]:
-			edits = append(edits, edit{' ', a[i]})
-			i, j = i+1, j+1
-		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
-			edits = append(edits, edit{'-', a[i]})
-			i++
-		default:
-			edits = append(edits, edit{'+', b[j]})
-			j++
-		}
-	}
-	return edits
 }

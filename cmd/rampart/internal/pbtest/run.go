@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rampart-soar/rampart/cmd/rampart/internal/linediff"
 	"github.com/rampart-soar/rampart/server/ingest"
 	"github.com/rampart-soar/rampart/workflows"
 )
@@ -199,38 +200,18 @@ func matches(want, got map[string]any) bool {
 }
 
 // diffLines is a line diff of want against got, as diff gives one: the lines
-// both have indented, what only want has as "- ", what only got has as "+ ", in
-// order along their longest common run of lines. Empty when they are equal.
+// both have indented, what only want has as "- ", what only got has as "+ ".
+// Empty when they are equal.
 func diffLines(want, got []string) string {
 	if slices.Equal(want, got) {
 		return ""
 	}
-	// common[i][j] is how long the longest common subsequence of want[i:] and got[j:] is.
-	common := make([][]int, len(want)+1)
-	for i := range common {
-		common[i] = make([]int, len(got)+1)
-	}
-	for i := len(want) - 1; i >= 0; i-- {
-		for j := len(got) - 1; j >= 0; j-- {
-			if want[i] == got[j] {
-				common[i][j] = common[i+1][j+1] + 1
-			} else {
-				common[i][j] = max(common[i+1][j], common[i][j+1])
-			}
-		}
-	}
 	var b strings.Builder
-	for i, j := 0, 0; i < len(want) || j < len(got); {
-		switch {
-		case i < len(want) && j < len(got) && want[i] == got[j]:
-			fmt.Fprintf(&b, "      %s\n", want[i])
-			i, j = i+1, j+1
-		case j == len(got) || i < len(want) && common[i+1][j] >= common[i][j+1]:
-			fmt.Fprintf(&b, "    - %s\n", want[i])
-			i++
-		default:
-			fmt.Fprintf(&b, "    + %s\n", got[j])
-			j++
+	for _, e := range linediff.Script(want, got) {
+		if e.Op == ' ' {
+			fmt.Fprintf(&b, "      %s\n", e.Text)
+		} else {
+			fmt.Fprintf(&b, "    %c %s\n", e.Op, e.Text)
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
