@@ -240,34 +240,42 @@ type AlertDetail struct {
 // GetAlert returns an alert with its run, steps (in stage order), actions,
 // playbook runs and approvals.
 func (s *Store) GetAlert(ctx context.Context, id string) (*AlertDetail, error) {
-	db := s.db.WithContext(ctx)
 	d := &AlertDetail{}
-	if err := db.Where("id = ?", id).Take(&d.Alert).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil, ErrNotFound
+	// One snapshot: the alert, its run and its steps read while an activity records
+	// the outcome would otherwise show a run completed beside an alert in progress.
+	err := s.readConsistently(ctx, func(tx *Store) error {
+		db := tx.db.WithContext(ctx)
+		if err := db.Where("id = ?", id).Take(&d.Alert).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return fmt.Errorf("store: get alert: %w", err)
 		}
-		return nil, fmt.Errorf("store: get alert: %w", err)
-	}
-	var run Run
-	switch err := db.Where("id = ?", id).Take(&run).Error; {
-	case err == nil:
-		d.Run = &run
-	case !errors.Is(err, gorm.ErrRecordNotFound):
-		return nil, fmt.Errorf("store: get run: %w", err)
-	}
-	steps, err := s.RunSteps(ctx, id)
+		var run Run
+		switch err := db.Where("id = ?", id).Take(&run).Error; {
+		case err == nil:
+			d.Run = &run
+		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return fmt.Errorf("store: get run: %w", err)
+		}
+		steps, err := tx.RunSteps(ctx, id)
+		if err != nil {
+			return err
+		}
+		d.Steps = steps
+		if err := db.Where("alert_id = ?", id).Order("id").Find(&d.Actions).Error; err != nil {
+			return fmt.Errorf("store: get actions: %w", err)
+		}
+		if d.Playbooks, err = tx.AlertPlaybookRuns(ctx, id); err != nil {
+			return err
+		}
+		if err := db.Where("alert_id = ?", id).Order("requested_at, id").Find(&d.Approvals).Error; err != nil {
+			return fmt.Errorf("store: get approvals: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	d.Steps = steps
-	if err := db.Where("alert_id = ?", id).Order("id").Find(&d.Actions).Error; err != nil {
-		return nil, fmt.Errorf("store: get actions: %w", err)
-	}
-	if d.Playbooks, err = s.AlertPlaybookRuns(ctx, id); err != nil {
-		return nil, err
-	}
-	if err := db.Where("alert_id = ?", id).Order("requested_at, id").Find(&d.Approvals).Error; err != nil {
-		return nil, fmt.Errorf("store: get approvals: %w", err)
 	}
 	return d, nil
 }

@@ -144,10 +144,10 @@ func (p *stmtPool) QueryRowContext(ctx context.Context, query string, args ...an
 }
 
 // BeginTx starts a transaction whose statements come from the same cache, once it
-// is this transaction's turn to write.
+// is this transaction's turn to write; a read-only one does not wait for a turn.
 func (p *stmtPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
 	release := func() {}
-	if p.writer != nil {
+	if p.writer != nil && (opts == nil || !opts.ReadOnly) {
 		select {
 		case p.writer <- struct{}{}:
 			release = func() { <-p.writer }

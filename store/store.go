@@ -11,6 +11,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -173,9 +174,23 @@ func (s *Store) Close() error {
 // InTx runs fn with a Store bound to one transaction: the writes of one activity
 // commit together or not at all, and cost one commit instead of several.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
-	return s.atomically(ctx, func(tx *gorm.DB) error {
-		return fn(&Store{db: tx, dialect: s.dialect, inTx: true, stmts: s.stmts, dsn: s.dsn})
-	})
+	return s.atomically(ctx, func(tx *gorm.DB) error { return fn(s.boundTo(tx)) })
+}
+
+// boundTo is this Store working in transaction tx.
+func (s *Store) boundTo(tx *gorm.DB) *Store {
+	return &Store{db: tx, dialect: s.dialect, inTx: true, stmts: s.stmts, dsn: s.dsn}
+}
+
+// readConsistently runs fn's reads on one snapshot of the database: a read-only
+// transaction, repeatable read on PostgreSQL (a deferred one on SQLite, whose
+// snapshot is taken at its first read). It takes no writer's turn.
+func (s *Store) readConsistently(ctx context.Context, fn func(tx *Store) error) error {
+	if s.inTx {
+		return fn(s)
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return fn(s.boundTo(tx)) },
+		&sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 }
 
 // atomically runs fn in a transaction, or in the caller's when there is one: a

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/rampart-soar/rampart/schemas"
 	"github.com/rampart-soar/rampart/store"
@@ -1091,4 +1094,47 @@ func TestNormalizeIOC(t *testing.T) {
 			t.Errorf("%s %q: error %v, want one saying %q", c.typ, c.value, err, c.why)
 		}
 	}
+}
+
+// TestAlertDetailIsOneSnapshot: the reads behind an alert's detail see the
+// database at one moment. The outcome is recorded (alert and run in one
+// transaction) just after the alert's row is read; the detail must not show the
+// run completed beside the alert still in progress.
+func TestAlertDetailIsOneSnapshot(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		run := &store.Run{ID: "s1", WorkflowID: "alert/fp-s1", WorkflowType: "AlertWorkflow", AlertID: "s1", Status: store.StatusRunning, StartedAt: t0}
+		if err := st.RecordAlert(ctx, alertRow("s1", t0, 4, store.AlertProcessing), nil, run); err != nil {
+			t.Fatal(err)
+		}
+		done := t0.Add(time.Second)
+		finish := func() error {
+			return st.InTx(ctx, func(tx *store.Store) error {
+				if err := tx.UpdateAlert(ctx, "s1", store.AlertUpdate{Status: store.AlertNoAction, Summary: "nothing matched", OutcomeAt: &done}); err != nil {
+					return err
+				}
+				return tx.UpdateRun(ctx, "s1", store.RunUpdate{Status: store.StatusCompleted, CompletedAt: &done})
+			})
+		}
+		var finished atomic.Bool
+		var finishErr error
+		err := st.GormDB().Callback().Query().After("gorm:query").Register("test:finish-after-alert-read", func(db *gorm.DB) {
+			if db.Statement.Table == "alerts" && finished.CompareAndSwap(false, true) {
+				finishErr = finish()
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := st.GetAlert(ctx, "s1")
+		if err != nil || finishErr != nil || !finished.Load() {
+			t.Fatalf("detail: %v; the finish between its reads: %v (ran: %v)", err, finishErr, finished.Load())
+		}
+		if d.Alert.Status != store.AlertProcessing || d.Run == nil || d.Run.CompletedAt != nil {
+			t.Fatalf("one read saw the outcome and another did not: alert %s, run %+v", d.Alert.Status, d.Run)
+		}
+		if d, err = st.GetAlert(ctx, "s1"); err != nil || d.Alert.Status != store.AlertNoAction || d.Run.CompletedAt == nil {
+			t.Fatalf("after the finish: %v %+v", err, d)
+		}
+	})
 }
