@@ -295,7 +295,7 @@ func hideSecrets(secrets []usedSecret) usedSecrets {
 	slices.SortFunc(secrets, func(a, b usedSecret) int { return len(b.value) - len(a.value) })
 	pairs := make([]string, 0, 2*len(secrets))
 	for _, s := range secrets {
-		pairs = append(pairs, s.value, "[secret "+s.name+"]")
+		pairs = append(pairs, s.value, workflows.SecretShown(s.name))
 	}
 	return usedSecrets{strings.NewReplacer(pairs...)}
 }
@@ -313,23 +313,7 @@ func (u usedSecrets) scrub(v any) any {
 	if u.r == nil {
 		return v
 	}
-	switch v := v.(type) {
-	case string:
-		return u.text(v)
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[u.text(k)] = u.scrub(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = u.scrub(e)
-		}
-		return out
-	}
-	return v
+	return workflows.MapStrings(v, u.text)
 }
 
 // scrubError returns err, or when its text holds a secret, an error of the same

@@ -11,32 +11,41 @@ const secretOpen = "\x00rampart-secret:"
 // ReplaceSecrets returns v with every secret placeholder in its strings replaced
 // by with(name), copying maps and lists; v itself is not changed.
 func ReplaceSecrets(v any, with func(name string) string) any {
-	switch v := v.(type) {
-	case string:
-		return replaceInString(v, with)
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = ReplaceSecrets(e, with)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = ReplaceSecrets(e, with)
-		}
-		return out
-	}
-	return v
+	return MapStrings(v, func(s string) string { return replaceInString(s, with) })
 }
 
-// RedactSecrets shows secret placeholders as [secret name]: how the store, the
+// RedactSecrets shows secret placeholders as SecretShown does: how the store, the
 // API and test output show a secret.
 func RedactSecrets(v any) any {
 	if v == nil {
 		return nil
 	}
-	return ReplaceSecrets(v, func(name string) string { return "[secret " + name + "]" })
+	return ReplaceSecrets(v, SecretShown)
+}
+
+// SecretShown is how secrets.<name> shows wherever its value may not: [secret name].
+func SecretShown(name string) string { return "[secret " + name + "]" }
+
+// MapStrings returns v, a decoded JSON value, with f applied to each of its
+// strings, map keys included, copying maps and lists; v itself is not changed.
+func MapStrings(v any, f func(string) string) any {
+	switch v := v.(type) {
+	case string:
+		return f(v)
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[f(k)] = MapStrings(e, f)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = MapStrings(e, f)
+		}
+		return out
+	}
+	return v
 }
 
 func replaceInString(s string, with func(string) string) string {
